@@ -1,0 +1,15 @@
+//! One module per subcommand.
+
+pub mod demo;
+pub mod runs;
+pub mod serve;
+pub mod validate;
+
+use crate::exit::ExitCode;
+
+/// `sandbar schema`: the JSON Schema of the scenario format.
+pub fn schema() -> anyhow::Result<ExitCode> {
+    let text = serde_json::to_string_pretty(&sandbar_scenario::json_schema())?;
+    println!("{text}");
+    Ok(ExitCode::Success)
+}

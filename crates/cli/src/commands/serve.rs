@@ -1,0 +1,118 @@
+//! `sandbar serve SCENARIO`: loads the scenario, opens the store and serves
+//! MCP over Streamable HTTP (default) or stdio until interrupted.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use sandbar_engine::Engine;
+use sandbar_mcp::{serve_http, serve_stdio, HttpOptions, Shared};
+use sandbar_redact::SharedRedactor;
+use sandbar_store::{Store, StoreOptions};
+
+use crate::exit::ExitCode;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The scenario file to serve.
+    #[arg(value_name = "SCENARIO")]
+    scenario: PathBuf,
+    /// Address for Streamable HTTP; the endpoint is http://ADDR/mcp. Port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:7332", value_name = "ADDR")]
+    listen: String,
+    /// Serve one client over stdin/stdout instead of HTTP.
+    #[arg(long, conflicts_with = "listen")]
+    stdio: bool,
+    /// Seed for every run (overrides the scenario's).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Serve HTTP without sessions: every request stands alone and requests
+    /// share the run named by their X-Sandbar-Run header.
+    #[arg(long)]
+    stateless: bool,
+    /// Also accept this Host header (needed when listening beyond loopback). Repeatable.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    allow_hosts: Vec<String>,
+    /// Also accept this browser Origin (scheme://host[:port|:*]). Repeatable.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origins: Vec<String>,
+    /// Largest HTTP request body accepted, in bytes.
+    #[arg(long, default_value_t = 4 * 1024 * 1024, value_name = "BYTES")]
+    max_body: usize,
+}
+
+pub async fn run(args: ServeArgs, data: &Path, redactor: SharedRedactor) -> anyhow::Result<ExitCode> {
+    let scenario = match sandbar_scenario::load_path(&args.scenario) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("{}", e.detailed());
+            return Ok(ExitCode::Failure);
+        }
+    };
+    let store = Store::open(data, redactor.clone(), StoreOptions::default())
+        .await
+        .with_context(|| format!("cannot open the store in {}", data.display()))?;
+    let engine = Engine::new(scenario, store.clone(), &redactor)?;
+    let shared = Shared::new(engine, if args.stdio { "stdio" } else { "http" }, args.seed);
+
+    if args.stdio {
+        tracing::info!("serving {} over stdio", args.scenario.display());
+        serve_stdio(shared).await?;
+        store.close().await?;
+        return Ok(ExitCode::Success);
+    }
+
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    let mut options = HttpOptions::default();
+    options.allowed_hosts.extend(args.allow_hosts);
+    options.allowed_origins.extend(args.allow_origins);
+    options.max_body_bytes = args.max_body;
+    options.stateless = args.stateless;
+    if !address.ip().is_loopback() && options.allowed_hosts.len() == HttpOptions::default().allowed_hosts.len() {
+        eprintln!("sandbar: listening on {address}, but only loopback Host headers are accepted; add --allow-host NAME for the names clients use");
+    }
+    println!("listening on http://{address}/mcp");
+    eprintln!(
+        "sandbar: serving {} ({}) at http://{address}/mcp, recording to {}; no authentication (local single-user mode)",
+        args.scenario.display(),
+        shared.engine().scenario().name,
+        data.display()
+    );
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        signal.cancel();
+    });
+    serve_http(listener, shared, options, shutdown).await?;
+    store.close().await?;
+    Ok(ExitCode::Success)
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,68 @@
+//! `sandbar validate FILE...`: loads each file through the same path
+//! `serve` uses and reports every problem.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde_json::json;
+
+use sandbar_scenario::{load_path, LoadError};
+
+use crate::exit::ExitCode;
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Scenario files to check.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Print a JSON report instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    let mut all_valid = true;
+    let mut report = Vec::new();
+    for file in &args.files {
+        match load_path(file) {
+            Ok(scenario) => {
+                if !args.json {
+                    println!(
+                        "{}: ok ({} tools, {} resources, {} resource templates, {} prompts, {} tables)",
+                        file.display(),
+                        scenario.tools.len(),
+                        scenario.resources.len(),
+                        scenario.resource_templates.len(),
+                        scenario.prompts.len(),
+                        scenario.tables.len()
+                    );
+                }
+                report.push(json!({"file": file.display().to_string(), "valid": true, "problems": []}));
+            }
+            Err(error) => {
+                all_valid = false;
+                if !args.json {
+                    println!("{}", error.detailed());
+                }
+                report.push(json!({"file": file.display().to_string(), "valid": false, "problems": problems(&error)}));
+            }
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(if all_valid { ExitCode::Success } else { ExitCode::Failure })
+}
+
+fn problems(error: &LoadError) -> Vec<serde_json::Value> {
+    match error {
+        LoadError::Syntax { line, column, message, .. } => {
+            vec![json!({"line": line, "column": column, "place": null, "message": message})]
+        }
+        LoadError::Invalid { problems, .. } => problems
+            .iter()
+            .map(|p| json!({"line": p.line, "column": p.column, "place": p.place, "message": p.message}))
+            .collect(),
+        other => vec![json!({"line": null, "column": null, "place": null, "message": other.to_string()})],
+    }
+}

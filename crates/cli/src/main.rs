@@ -1,0 +1,97 @@
+//! The `sandbar` binary: argument parsing, wiring and exit codes. Every
+//! capability lives in a library crate; this file only connects them.
+
+#![forbid(unsafe_code)]
+#![allow(clippy::print_stdout)] // Printing results is what a command-line tool is for.
+
+mod commands;
+mod exit;
+mod logging;
+mod timeline;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::exit::ExitCode;
+
+/// Sandbar: a sandbox environment for AI agents.
+///
+/// Serve a scenario's tools, resources and prompts over MCP, record every
+/// call (redacted) in an embedded store, and inspect the recorded runs.
+#[derive(Debug, Parser)]
+#[command(name = "sandbar", version, about, long_about = None, after_help = exit::HELP)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct Global {
+    /// Where runs are stored (a SQLite file is created inside).
+    #[arg(long, global = true, env = "SANDBAR_DATA", default_value = ".sandbar")]
+    data: PathBuf,
+    /// Log filter for messages on stderr, e.g. `info` or `sandbar=debug`.
+    #[arg(long, global = true, env = "SANDBAR_LOG", default_value = "warn")]
+    log: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check scenario files; report every problem with file, line and column.
+    ///
+    /// Exit status: 0 when every file is valid, 1 when one is not.
+    Validate(commands::validate::ValidateArgs),
+    /// Print the JSON Schema of the scenario format.
+    Schema,
+    /// Serve a scenario to MCP clients over Streamable HTTP or stdio.
+    ///
+    /// Over HTTP the endpoint is http://ADDR/mcp. Every MCP session is a run,
+    /// recorded in the data directory; stateless requests share a run named
+    /// by their X-Sandbar-Run header.
+    Serve(commands::serve::ServeArgs),
+    /// List, show and export recorded runs.
+    #[command(subcommand)]
+    Runs(commands::runs::RunsCommand),
+    /// Show Sandbar working: serve a scenario, drive a short scripted MCP
+    /// session through it as a client would, and print the recorded timeline.
+    Demo(commands::demo::DemoArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { ExitCode::Usage } else { ExitCode::Success };
+            let _ = e.print();
+            return code.into();
+        }
+    };
+    let redactor = sandbar_redact::SharedRedactor::new(sandbar_redact::Redactor::new());
+    logging::init(&cli.global.log, redactor.clone());
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sandbar: cannot start the async runtime: {e}");
+            return ExitCode::Failure.into();
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Validate(args) => commands::validate::run(args),
+            Command::Schema => commands::schema(),
+            Command::Serve(args) => commands::serve::run(args, &cli.global.data, redactor).await,
+            Command::Runs(cmd) => commands::runs::run(cmd, &cli.global.data, redactor).await,
+            Command::Demo(args) => commands::demo::run(args, &cli.global.data, redactor).await,
+        }
+    });
+    match result {
+        Ok(code) => code.into(),
+        Err(e) => {
+            eprintln!("sandbar: {e:#}");
+            ExitCode::Failure.into()
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Human-readable views of runs: the `runs list` table and the `runs show`
+//! timeline.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use sandbar_store::{Direction, EventKind, EventRecord, RunRecord};
+
+/// Longest excerpt of a payload shown on one timeline line.
+const EXCERPT: usize = 120;
+
+/// The `runs list` table.
+pub fn run_table(runs: &[RunRecord]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<30} {:<20} {:<11} {:>6}  {:<9} STARTED", "RUN", "SCENARIO", "STATUS", "EVENTS", "TRANSPORT");
+    for r in runs {
+        let _ = writeln!(
+            out,
+            "{:<30} {:<20} {:<11} {:>6}  {:<9} {}",
+            r.id,
+            truncate(&r.scenario_name, 20),
+            r.status.to_string(),
+            r.event_count,
+            r.transport,
+            r.started_at.format("%Y-%m-%d %H:%M:%S")
+        );
+    }
+    out
+}
+
+/// The `runs show` timeline.
+pub fn render(run: &RunRecord, events: &[EventRecord]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "run {} · scenario {} ({}) · seed {} · {} · {}",
+        run.id,
+        run.scenario_name,
+        &run.scenario_hash[..run.scenario_hash.len().min(12)],
+        run.seed,
+        run.transport,
+        run.status
+    );
+    let _ = writeln!(
+        out,
+        "started {} · virtual clock from {} · {} events\n",
+        run.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        run.clock_start.format("%Y-%m-%dT%H:%M:%SZ"),
+        events.len()
+    );
+    for e in events {
+        let arrow = match (e.direction, e.kind) {
+            (_, EventKind::Fault) => "!",
+            (Direction::ToServer, _) => "→",
+            (Direction::ToClient, _) => "←",
+            (Direction::Internal, _) => "·",
+        };
+        let method = e.method.as_deref().unwrap_or("-");
+        let _ = writeln!(
+            out,
+            "{:>4}  {}  {}  {:<26} {}",
+            e.seq,
+            e.virtual_time.format("%H:%M:%S%.3f"),
+            arrow,
+            method,
+            summary(e)
+        );
+    }
+    out
+}
+
+fn summary(e: &EventRecord) -> String {
+    let p = &e.payload;
+    let text = match (e.kind, e.method.as_deref()) {
+        (EventKind::Request, Some("tools/call")) => format!(
+            "{} {}",
+            p.get("name").and_then(Value::as_str).unwrap_or("?"),
+            p.get("arguments").map(compact).unwrap_or_default()
+        ),
+        (EventKind::Request, Some("initialize")) => format!(
+            "client {} {} · protocol {}",
+            p.pointer("/clientInfo/name").and_then(Value::as_str).unwrap_or("?"),
+            p.pointer("/clientInfo/version").and_then(Value::as_str).unwrap_or(""),
+            p.get("protocolVersion").and_then(Value::as_str).unwrap_or("?")
+        ),
+        (EventKind::Response, Some("tools/call")) => {
+            let result = p.get("result").unwrap_or(p);
+            let is_error = result.get("isError").and_then(Value::as_bool).unwrap_or(false);
+            let body = result
+                .get("structuredContent")
+                .map(compact)
+                .or_else(|| result.pointer("/content/0/text").and_then(Value::as_str).map(str::to_owned))
+                .unwrap_or_else(|| compact(result));
+            format!("{} {}", if is_error { "tool error:" } else { "ok:" }, body)
+        }
+        (EventKind::Response, Some("initialize")) => format!(
+            "ok · protocol {}",
+            p.pointer("/result/protocolVersion").and_then(Value::as_str).unwrap_or("?")
+        ),
+        (EventKind::Response, _) => match p.get("result") {
+            Some(r) if r.as_object().is_some_and(|m| m.is_empty()) => "ok".to_owned(),
+            Some(r) => format!("ok: {}", compact(r)),
+            None => compact(p),
+        },
+        (EventKind::Error, _) => format!(
+            "error {}: {}",
+            p.pointer("/error/code").map(compact).unwrap_or_default(),
+            p.pointer("/error/message").and_then(Value::as_str).or(p.get("message").and_then(Value::as_str)).unwrap_or("")
+        ),
+        (EventKind::Fault, _) => format!(
+            "fault on {} call {}: {}{}",
+            p.get("tool").and_then(Value::as_str).unwrap_or("?"),
+            p.get("call").map(compact).unwrap_or_default(),
+            p.get("action").and_then(Value::as_str).unwrap_or("?"),
+            p.get("latency_ms").and_then(Value::as_u64).map(|ms| format!(" after {ms}ms")).unwrap_or_default()
+        ),
+        _ => compact(p),
+    };
+    truncate(&text, EXCERPT)
+}
+
+fn compact(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
+    }
+    let cut: String = s.chars().take(max.saturating_sub(1)).collect();
+    format!("{cut}…")
+}

@@ -1,0 +1,31 @@
+//! Sandbar's engine: the one pipeline every call walks, whatever front it
+//! came through.
+//!
+//! A front turns a protocol message into a [`Call`], hands it to
+//! [`Run::handle`], and turns the [`Outcome`] back into a protocol message.
+//! Everything in between — the virtual clock, routing to the stub, faults,
+//! the stateful twin, templates, and recording every event through the
+//! redacting store — lives here.
+//!
+//! Architecture invariants: the engine opens no socket; every event goes to
+//! the store (which redacts it) and nowhere else; an outcome is returned
+//! only after its events are durable.
+
+#![forbid(unsafe_code)]
+
+mod call;
+mod client;
+mod listing;
+mod matcher;
+mod render;
+mod rng;
+mod run;
+mod stub;
+mod twin;
+
+pub use call::{Call, CompletionRef, Method, Outcome, ProtocolError};
+pub use client::{Client, ClientError, DetachedClient};
+pub use render::RenderError;
+pub use rng::Stream;
+pub use run::{format_time, Engine, EngineError, Run, RunOptions, DEFAULT_TENANT};
+pub use twin::{Changes, Table, Twin};

@@ -1,0 +1,253 @@
+//! Renders a scenario's templates.
+//!
+//! Every template is compiled once, when the engine takes the scenario in.
+//! A render sees a context built per call: the arguments, the twin's tables
+//! (as lazy objects, so a template that reads one row of a large table does
+//! not convert the whole table), the virtual clock, the secrets, answers
+//! from earlier steps, and a `random` object that draws from the call's
+//! deterministic stream.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use minijinja::value::{Enumerator, Object, ObjectRepr, Serde, Value as JValue};
+use minijinja::{Environment, Error as JError, ErrorKind, State};
+use serde_json::Value;
+
+use sandbar_scenario::templates::{base_environment, MAX_TEMPLATE_OUTPUT};
+use sandbar_scenario::{key_text, TemplateId, TemplateKind, TemplateSet, TextTemplate, ValueTemplate};
+
+use crate::rng::Stream;
+use crate::twin::{Table, Twin};
+
+/// A template that failed to render, with where it lives in the scenario.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("template {place} failed: {message}")]
+pub struct RenderError {
+    pub place: String,
+    pub message: String,
+}
+
+/// The compiled templates of one scenario.
+pub struct Renderer {
+    env: Environment<'static>,
+    names: Vec<String>,
+    places: Vec<String>,
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renderer").field("templates", &self.names.len()).finish()
+    }
+}
+
+impl Renderer {
+    /// Compiles every template of the set.
+    pub fn new(set: &TemplateSet) -> Result<Renderer, RenderError> {
+        let mut env = base_environment();
+        let mut names = Vec::with_capacity(set.entries.len());
+        let mut places = Vec::with_capacity(set.entries.len());
+        for (i, entry) in set.entries.iter().enumerate() {
+            let name = format!("{}#{i}", entry.name);
+            env.add_template_owned(name.clone(), entry.source.clone()).map_err(|e| RenderError {
+                place: entry.name.clone(),
+                message: e.to_string(),
+            })?;
+            debug_assert!(entry.kind == TemplateKind::Text || entry.source.starts_with("{{"));
+            names.push(name);
+            places.push(entry.name.clone());
+        }
+        Ok(Renderer { env, names, places })
+    }
+
+    fn render(&self, id: TemplateId, ctx: &JValue) -> Result<String, RenderError> {
+        let i = id.0 as usize;
+        let err = |message: String| RenderError { place: self.places[i].clone(), message };
+        let template = self.env.get_template(&self.names[i]).map_err(|e| err(e.to_string()))?;
+        let out = template.render(ctx).map_err(|e| err(describe(&e)))?;
+        if out.len() > MAX_TEMPLATE_OUTPUT {
+            return Err(err(format!("output of {} bytes is over the {MAX_TEMPLATE_OUTPUT}-byte limit", out.len())));
+        }
+        Ok(out)
+    }
+
+    /// Renders text.
+    pub fn text(&self, template: &TextTemplate, ctx: &JValue) -> Result<String, RenderError> {
+        match template {
+            TextTemplate::Literal(s) => Ok(s.to_string()),
+            TextTemplate::Template(id) => self.render(*id, ctx),
+        }
+    }
+
+    /// Renders a value; expressions keep their type.
+    pub fn value(&self, template: &ValueTemplate, ctx: &JValue) -> Result<Value, RenderError> {
+        Ok(match template {
+            ValueTemplate::Literal(v) => v.clone(),
+            ValueTemplate::Text(id) => Value::String(self.render(*id, ctx)?),
+            ValueTemplate::Expression(id) => {
+                let json = self.render(*id, ctx)?;
+                serde_json::from_str(&json).map_err(|e| RenderError {
+                    place: self.places[id.0 as usize].clone(),
+                    message: format!("the expression did not give a JSON value: {e}"),
+                })?
+            }
+            ValueTemplate::Array(items) => {
+                Value::Array(items.iter().map(|i| self.value(i, ctx)).collect::<Result<_, _>>()?)
+            }
+            ValueTemplate::Object(entries) => Value::Object(
+                entries.iter().map(|(k, v)| Ok((k.clone(), self.value(v, ctx)?))).collect::<Result<_, RenderError>>()?,
+            ),
+        })
+    }
+}
+
+fn describe(error: &JError) -> String {
+    let mut text = error.kind().to_string();
+    if let Some(detail) = error.detail() {
+        text.push_str(": ");
+        text.push_str(detail);
+    }
+    if let Some(line) = error.line() {
+        text.push_str(&format!(" (template line {line})"));
+    }
+    text
+}
+
+/// What a render can see. Built once per call and extended by steps.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    entries: BTreeMap<String, JValue>,
+    answers: BTreeMap<String, Value>,
+}
+
+impl Scope {
+    /// The names every template sees.
+    pub fn new(
+        twin: &Twin,
+        now: &str,
+        seed: u64,
+        secrets: &BTreeMap<String, String>,
+        random: Stream,
+    ) -> Scope {
+        let mut entries = BTreeMap::new();
+        let mut data = BTreeMap::new();
+        for (name, table) in twin.tables() {
+            let object = JValue::from_object(TableObject(table.clone()));
+            data.insert(name.clone(), object.clone());
+            entries.insert(name.clone(), object);
+        }
+        entries.insert("data".to_owned(), JValue::from_object(data));
+        entries.insert("now".to_owned(), JValue::from(now));
+        entries.insert("run".to_owned(), JValue::from_object(BTreeMap::from([("seed".to_owned(), JValue::from(seed))])));
+        entries.insert("secrets".to_owned(), JValue::from(Serde(secrets)));
+        entries.insert("random".to_owned(), JValue::from_object(RandomObject(Mutex::new(random))));
+        entries.insert("answers".to_owned(), JValue::from_object(BTreeMap::<String, JValue>::new()));
+        Scope { entries, answers: BTreeMap::new() }
+    }
+
+    /// Sets a name to a JSON value.
+    pub fn set(&mut self, name: &str, value: &Value) {
+        self.entries.insert(name.to_owned(), JValue::from(Serde(value)));
+    }
+
+    /// Keeps a step's answer under `answers.NAME`.
+    pub fn add_answer(&mut self, name: &str, answer: &Value) {
+        self.answers.insert(name.to_owned(), answer.clone());
+        let all = Value::Object(self.answers.clone().into_iter().collect());
+        self.set("answers", &all);
+    }
+
+    /// Replaces the table objects after the twin changed.
+    pub fn refresh_tables(&mut self, twin: &Twin) {
+        let mut data = BTreeMap::new();
+        for (name, table) in twin.tables() {
+            let object = JValue::from_object(TableObject(table.clone()));
+            data.insert(name.clone(), object.clone());
+            self.entries.insert(name.clone(), object);
+        }
+        self.entries.insert("data".to_owned(), JValue::from_object(data));
+    }
+
+    /// The context value for a render.
+    pub fn context(&self) -> JValue {
+        JValue::from_object(self.entries.clone())
+    }
+}
+
+/// A table as templates see it: `orders[key]` finds a row by its key,
+/// `orders[0]` by position, `for o in orders` iterates, `orders | length`
+/// counts, and `orders | tojson` serializes every row.
+#[derive(Debug)]
+struct TableObject(Table);
+
+impl Object for TableObject {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &JValue) -> Option<JValue> {
+        if let Some(text) = key.as_str() {
+            return self.0.get(text).map(|row| JValue::from(Serde(&**row)));
+        }
+        if let Ok(index) = usize::try_from(key.clone()) {
+            return self.0.rows().get(index).map(|row| JValue::from(Serde(&**row)));
+        }
+        // Numeric keys look a row up by key text, so `orders[5]` works on
+        // integer ids when there is no sixth row by position.
+        let text = key_text(&serde_json::to_value(key).ok()?);
+        self.0.get(&text).map(|row| JValue::from(Serde(&**row)))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Seq(self.0.rows().len())
+    }
+}
+
+/// Seeded randomness for templates: `random.int(1, 6)`, `random.float()`,
+/// `random.uuid()`, `random.choice(list)`, `random.hex(8)`,
+/// `random.digits(6)`.
+#[derive(Debug)]
+struct RandomObject(Mutex<Stream>);
+
+impl Object for RandomObject {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[JValue]) -> Result<JValue, JError> {
+        let mut stream = self.0.lock().map_err(|_| JError::new(ErrorKind::InvalidOperation, "random source poisoned"))?;
+        let int_arg = |i: usize, default: i64| -> Result<i64, JError> {
+            match args.get(i) {
+                None => Ok(default),
+                Some(v) => i64::try_from(v.clone())
+                    .map_err(|_| JError::new(ErrorKind::InvalidOperation, format!("random.{method} takes integers"))),
+            }
+        };
+        match method {
+            "int" => {
+                let low = int_arg(0, 0)?;
+                let high = int_arg(1, 100)?;
+                Ok(JValue::from(stream.int_in(low, high)))
+            }
+            "float" => Ok(JValue::from(stream.next_f64())),
+            "uuid" => Ok(JValue::from(stream.uuid())),
+            "choice" => {
+                let list = args.first().ok_or_else(|| JError::new(ErrorKind::MissingArgument, "random.choice needs a list"))?;
+                let len = list.len().ok_or_else(|| JError::new(ErrorKind::InvalidOperation, "random.choice needs a list"))?;
+                if len == 0 {
+                    return Ok(JValue::UNDEFINED);
+                }
+                let i = stream.int_in(0, len as i64 - 1);
+                list.get_item(&JValue::from(i))
+            }
+            "hex" | "digits" => {
+                let n = int_arg(0, 8)?.clamp(0, 256) as usize;
+                let alphabet: &[u8] = if method == "hex" { b"0123456789abcdef" } else { b"0123456789" };
+                let s: String =
+                    (0..n).map(|_| alphabet[stream.int_in(0, alphabet.len() as i64 - 1) as usize] as char).collect();
+                Ok(JValue::from(s))
+            }
+            _ => Err(JError::new(ErrorKind::UnknownMethod, format!("random has no method `{method}` (int, float, uuid, choice, hex, digits)"))),
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! The MCP front's handler: translates each MCP request into a [`Call`],
+//! hands it to the run's pipeline, and translates the [`Outcome`] back.
+//! No behaviour lives here; anything a call does is decided by the engine.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use async_trait::async_trait;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CancelledNotificationParam, CompleteRequestParams, CompleteResult,
+    ErrorCode, GetPromptRequestParams, GetPromptResponse, Implementation, InitializeRequestParams, InitializeResult,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig, ServerNotification,
+    ServerRequest, SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams,
+};
+use rmcp::service::{NotificationContext, Peer, RequestContext, RoleServer};
+use rmcp::{ErrorData as McpError, ServerHandler};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+use sandbar_engine::{Call, Client, ClientError, CompletionRef, Engine, Method, Outcome, Run, RunOptions};
+use sandbar_scenario::LogLevel;
+use sandbar_store::RunStatus;
+
+/// The header that names the shared run a stateless request belongs to.
+pub const RUN_HEADER: &str = "x-sandbar-run";
+
+/// What every handler of one server shares.
+#[derive(Debug)]
+pub struct Shared {
+    engine: Arc<Engine>,
+    transport: &'static str,
+    /// Overrides the scenario's seed for every run.
+    seed: Option<u64>,
+    /// Runs of stateless requests, by the name in [`RUN_HEADER`].
+    stateless_runs: tokio::sync::Mutex<HashMap<String, Arc<Run>>>,
+    /// Every run this server started, so shutdown can end them all.
+    live_runs: Mutex<Vec<Weak<Run>>>,
+}
+
+impl Shared {
+    pub fn new(engine: Arc<Engine>, transport: &'static str, seed: Option<u64>) -> Arc<Shared> {
+        Arc::new(Shared {
+            engine,
+            transport,
+            seed,
+            stateless_runs: tokio::sync::Mutex::new(HashMap::new()),
+            live_runs: Mutex::new(Vec::new()),
+        })
+    }
+
+    async fn start_run(&self, label: Option<&str>) -> Result<Arc<Run>, McpError> {
+        let mut options = RunOptions::new(self.transport);
+        options.seed = self.seed;
+        if let Some(label) = label {
+            options.labels = json!({"stateless_run": label});
+        }
+        let run = self
+            .engine
+            .start_run(options)
+            .await
+            .map_err(|e| McpError::internal_error(format!("sandbar could not start a run: {e}"), None))?;
+        let mut live = self.live_runs.lock().unwrap_or_else(|p| p.into_inner());
+        live.retain(|w| w.strong_count() > 0);
+        live.push(Arc::downgrade(&run));
+        Ok(run)
+    }
+
+    async fn stateless_run(&self, name: &str) -> Result<Arc<Run>, McpError> {
+        let mut runs = self.stateless_runs.lock().await;
+        if let Some(run) = runs.get(name) {
+            return Ok(run.clone());
+        }
+        let run = self.start_run(Some(name)).await?;
+        runs.insert(name.to_owned(), run.clone());
+        Ok(run)
+    }
+
+    /// Ends every run still open; used at shutdown.
+    pub async fn finish_all(&self) {
+        let runs: Vec<Arc<Run>> = {
+            let live = self.live_runs.lock().unwrap_or_else(|p| p.into_inner());
+            live.iter().filter_map(Weak::upgrade).collect()
+        };
+        for run in runs {
+            if let Err(e) = run.finish(RunStatus::Completed).await {
+                tracing::warn!(run = run.id(), "could not end run: {e}");
+            }
+        }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+}
+
+/// One MCP handler. A session (stdio, or Streamable HTTP with
+/// `Mcp-Session-Id`) gets one handler and one run; a stateless request gets
+/// a fresh handler that joins the shared run named by its `X-Sandbar-Run`
+/// header (`default` when absent).
+pub struct SandbarServer {
+    shared: Arc<Shared>,
+    run: OnceCell<Arc<Run>>,
+    /// Whether this handler's run is its own (ended when the handler goes).
+    owns_run: std::sync::atomic::AtomicBool,
+}
+
+impl SandbarServer {
+    pub fn new(shared: Arc<Shared>) -> SandbarServer {
+        SandbarServer { shared, run: OnceCell::new(), owns_run: std::sync::atomic::AtomicBool::new(false) }
+    }
+
+    async fn session_run(&self) -> Result<Arc<Run>, McpError> {
+        self.run
+            .get_or_try_init(|| async {
+                let run = self.shared.start_run(None).await?;
+                self.owns_run.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok::<_, McpError>(run)
+            })
+            .await
+            .cloned()
+    }
+
+    async fn run_for(&self, context: &RequestContext<RoleServer>) -> Result<Arc<Run>, McpError> {
+        if let Some(run) = self.run.get() {
+            return Ok(run.clone());
+        }
+        // No `initialize` reached this handler: the request is stateless.
+        let name = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.headers.get(RUN_HEADER))
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128)
+            .unwrap_or("default")
+            .to_owned();
+        let run = self.shared.stateless_run(&name).await?;
+        Ok(self.run.get_or_init(|| async { run }).await.clone())
+    }
+
+    async fn dispatch<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        context: RequestContext<RoleServer>,
+    ) -> Result<T, McpError> {
+        let run = self.run_for(&context).await?;
+        let call = Call {
+            method,
+            request_id: Some(request_id_text(&context)),
+            progress_token: context.meta.get_progress_token().and_then(|t| serde_json::to_value(t).ok()),
+            cancel: context.ct.clone(),
+        };
+        let client = PeerClient { peer: context.peer.clone() };
+        into_result(run.handle(call, &client).await)
+    }
+}
+
+impl Drop for SandbarServer {
+    fn drop(&mut self) {
+        if !self.owns_run.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        if let (Some(run), Ok(handle)) = (self.run.get().cloned(), tokio::runtime::Handle::try_current()) {
+            handle.spawn(async move {
+                if let Err(e) = run.finish(RunStatus::Completed).await {
+                    tracing::warn!(run = run.id(), "could not end run: {e}");
+                }
+            });
+        }
+    }
+}
+
+fn request_id_text(context: &RequestContext<RoleServer>) -> String {
+    match serde_json::to_value(&context.id) {
+        Ok(Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Turns an outcome into the SDK's result type, or a JSON-RPC error.
+fn into_result<T: DeserializeOwned>(outcome: Outcome) -> Result<T, McpError> {
+    match outcome {
+        Outcome::Result(value) => serde_json::from_value(value)
+            .map_err(|e| McpError::internal_error(format!("sandbar produced a malformed result: {e}"), None)),
+        Outcome::Error(e) => Err(McpError::new(ErrorCode(e.code), e.message, e.data)),
+    }
+}
+
+impl ServerHandler for SandbarServer {
+    fn get_info(&self) -> ServerConfig {
+        let scenario = self.shared.engine.scenario();
+        let mut capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .enable_prompts()
+            .enable_logging()
+            .enable_completions()
+            .build();
+        if let Some(tools) = capabilities.tools.as_mut() {
+            tools.list_changed = Some(false);
+        }
+        let mut info = ServerConfig::new(capabilities);
+        let version = scenario.server.version.clone().unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned());
+        info.server_info = Implementation::new(scenario.server.name.clone(), version);
+        info.instructions = scenario.server.instructions.clone();
+        info
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, McpError> {
+        context.peer.set_peer_info(request.clone());
+        let result = self.negotiate_initialize(&request);
+        let run = self.session_run().await?;
+        let outcome = match &result {
+            Ok(r) => Outcome::Result(serde_json::to_value(r).unwrap_or_default()),
+            Err(e) => Outcome::Error(sandbar_engine::ProtocolError {
+                code: e.code.0,
+                message: e.message.to_string(),
+                data: e.data.clone(),
+            }),
+        };
+        let params = serde_json::to_value(&request).unwrap_or_default();
+        if let Outcome::Error(e) = run.record_exchange("initialize", Some(request_id_text(&context)), params, outcome).await
+            && result.is_ok()
+        {
+            return Err(McpError::internal_error(e.message, None));
+        }
+        result
+    }
+
+    async fn ping(&self, context: RequestContext<RoleServer>) -> Result<(), McpError> {
+        self.dispatch::<Value>(Method::Ping, context).await.map(|_| ())
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        self.dispatch(Method::ListTools, context).await
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let method = Method::CallTool { name: request.name.into_owned(), arguments: request.arguments };
+        self.dispatch::<rmcp::model::CallToolResult>(method, context).await.map(CallToolResponse::from)
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        self.dispatch(Method::ListResources, context).await
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        self.dispatch(Method::ListResourceTemplates, context).await
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        self.dispatch::<rmcp::model::ReadResourceResult>(Method::ReadResource { uri: request.uri }, context)
+            .await
+            .map(ReadResourceResponse::from)
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        self.dispatch(Method::ListPrompts, context).await
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        let method = Method::GetPrompt { name: request.name, arguments: request.arguments.unwrap_or_default() };
+        self.dispatch::<rmcp::model::GetPromptResult>(method, context).await.map(GetPromptResponse::from)
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        // Read the reference through its JSON shape, which the specification
+        // fixes, rather than through the SDK's enum layout.
+        let params = serde_json::to_value(&request).unwrap_or_default();
+        let text = |pointer: &str| params.pointer(pointer).and_then(Value::as_str).map(str::to_owned);
+        let reference = match text("/ref/type").as_deref() {
+            Some("ref/prompt") => CompletionRef::Prompt(text("/ref/name").unwrap_or_default()),
+            Some("ref/resource") => CompletionRef::ResourceTemplate(text("/ref/uri").unwrap_or_default()),
+            other => {
+                return Err(McpError::invalid_params(format!("unknown completion reference type {other:?}"), None));
+            }
+        };
+        let method = Method::Complete {
+            reference,
+            argument: text("/argument/name").unwrap_or_default(),
+            value: text("/argument/value").unwrap_or_default(),
+        };
+        self.dispatch(method, context).await
+    }
+
+    async fn set_level(&self, request: SetLevelRequestParams, context: RequestContext<RoleServer>) -> Result<(), McpError> {
+        let name = serde_json::to_value(request.level).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let level = LogLevel::parse(&name).ok_or_else(|| McpError::invalid_params(format!("unknown log level {name}"), None))?;
+        self.dispatch::<Value>(Method::SetLogLevel(level), context).await.map(|_| ())
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(&self, request: SubscribeRequestParams, context: RequestContext<RoleServer>) -> Result<(), McpError> {
+        self.dispatch::<Value>(Method::Subscribe { uri: request.uri }, context).await.map(|_| ())
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(&self, request: UnsubscribeRequestParams, context: RequestContext<RoleServer>) -> Result<(), McpError> {
+        self.dispatch::<Value>(Method::Unsubscribe { uri: request.uri }, context).await.map(|_| ())
+    }
+
+    async fn on_initialized(&self, _context: NotificationContext<RoleServer>) {
+        if let Some(run) = self.run.get() {
+            run.record_client_notification("notifications/initialized", json!({}));
+        }
+    }
+
+    async fn on_cancelled(&self, notification: CancelledNotificationParam, _context: NotificationContext<RoleServer>) {
+        if let Some(run) = self.run.get() {
+            run.record_client_notification("notifications/cancelled", serde_json::to_value(notification).unwrap_or_default());
+        }
+    }
+
+    async fn on_roots_list_changed(&self, _context: NotificationContext<RoleServer>) {
+        if let Some(run) = self.run.get() {
+            run.record_client_notification("notifications/roots/list_changed", json!({}));
+        }
+    }
+}
+
+/// The engine's way back to the client, over the SDK's peer. Messages come
+/// in MCP's JSON shape and are parsed into the SDK's types here.
+struct PeerClient {
+    peer: Peer<RoleServer>,
+}
+
+#[async_trait]
+impl Client for PeerClient {
+    async fn notify(&self, method: &str, params: Value) -> Result<(), ClientError> {
+        let notification: ServerNotification = serde_json::from_value(json!({"method": method, "params": params}))
+            .map_err(|e| ClientError::Transport(format!("malformed {method} notification: {e}")))?;
+        self.peer.send_notification(notification).await.map_err(|e| ClientError::Transport(e.to_string()))
+    }
+
+    async fn request(&self, method: &str, params: Value) -> Result<Value, ClientError> {
+        let request: ServerRequest = serde_json::from_value(json!({"method": method, "params": params}))
+            .map_err(|e| ClientError::Transport(format!("malformed {method} request: {e}")))?;
+        match self.peer.send_request(request).await {
+            Ok(result) => serde_json::to_value(result).map_err(|e| ClientError::Transport(e.to_string())),
+            Err(rmcp::service::ServiceError::McpError(e)) => {
+                Err(ClientError::Rejected { code: e.code.0, message: e.message.to_string() })
+            }
+            Err(e) => Err(ClientError::Transport(e.to_string())),
+        }
+    }
+
+    fn supports(&self, capability: &str) -> bool {
+        let Some(info) = self.peer.peer_info() else { return false };
+        let capabilities = serde_json::to_value(&info.capabilities).unwrap_or_default();
+        capabilities.get(capability).is_some_and(|v| !v.is_null())
+    }
+}

@@ -1,0 +1,53 @@
+//! The Redactor: the one gate that every Sandbar sink (event store, cassettes,
+//! tracing logs, exports) writes through, so that no secret reaches any sink.
+//!
+//! Two kinds of things are redacted:
+//!
+//! - **Known secrets**: values Sandbar itself holds (vault secrets, scenario
+//!   credentials), registered by name with [`RedactorBuilder::secret`] or
+//!   [`SharedRedactor::add_secrets`]. They are matched exactly, together with
+//!   the encodings they commonly travel in (base64 including fragments inside
+//!   larger blobs, URL encoding, JSON and Rust-debug escaping, HTML entities,
+//!   hex), and replaced by `[REDACTED:secret:NAME]`.
+//! - **Credentials found by rules**: a data table of credential shapes (cloud
+//!   keys, service tokens, private key blocks, JWTs, authorization headers,
+//!   passwords in URLs and assignments), each replaced by `[REDACTED:KIND]`.
+//!   Where a rule matches `key = value`, only the value is replaced.
+//!
+//! Redaction is deterministic and idempotent: a placeholder never matches a
+//! rule, and `redact(redact(x)) == redact(x)`. Every scan is linear in the
+//! input: see `rules.rs` for how the keyword prefilter and the anchored
+//! searches keep it so.
+//!
+//! Architecture invariant: this crate does no I/O of its own; the only writer
+//! it touches is the one a caller hands to [`RedactingMakeWriter`].
+
+#![forbid(unsafe_code)]
+
+mod encodings;
+mod error;
+mod redactor;
+mod rules;
+mod scan;
+mod shared;
+mod writer;
+
+pub use error::RedactError;
+pub use redactor::{Finding, Redactor, RedactorBuilder};
+pub use shared::SharedRedactor;
+pub use writer::{RedactingMakeWriter, RedactingWriter};
+
+#[cfg(test)]
+mod encodings_tests;
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod redactor_tests;
+#[cfg(test)]
+mod rules_tests;
+#[cfg(test)]
+mod shared_tests;
+#[cfg(test)]
+mod test_support;
+#[cfg(test)]
+mod writer_tests;

@@ -1,0 +1,458 @@
+//! The `Redactor` and its builder: holds the known secrets and the rule set,
+//! and turns the spans a scan finds into placeholders.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use aho_corasick::AhoCorasick;
+use serde_json::Value;
+
+use crate::encodings;
+use crate::error::RedactError;
+use crate::rules::{self, PLACEHOLDER_PREFIX, RuleSet};
+use crate::scan::{self, Label, Scanner, Span};
+
+/// The shortest secret value accepted, in bytes.
+pub(crate) const MIN_SECRET_LEN: usize = 4;
+
+/// The most pattern bytes (all encodings of all secrets) one redactor holds.
+/// It keeps the exact-match automaton far inside its size limits, so that
+/// building it cannot fail.
+const MAX_PATTERN_BYTES: usize = 256 * 1024 * 1024;
+
+/// How many times a text is rescanned after a replacement. Replacing a span
+/// can make text next to it match where it did not before (`xghp_...` is not
+/// a token, `[REDACTED:secret:a]ghp_...` is); rescanning until nothing new
+/// is found is what makes `redact(redact(x)) == redact(x)` hold. Each pass
+/// replaces at least one byte that was not yet in a placeholder, so the loop
+/// ends; real inputs need one extra pass at most.
+const MAX_PASSES: usize = 16;
+
+/// Redacts known secrets and credentials from text and JSON.
+///
+/// Immutable and cheap to clone (an `Arc` inside); `Send + Sync`.
+#[derive(Clone)]
+pub struct Redactor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    rules: Arc<RuleSet>,
+    default_patterns: bool,
+    secrets: Vec<KnownSecret>,
+    matcher: Option<AhoCorasick>,
+    owner: Vec<usize>,
+    placeholders: HashSet<Vec<u8>>,
+    max_placeholder: usize,
+}
+
+/// A registered secret with its encodings (raw first).
+#[derive(Clone)]
+struct KnownSecret {
+    name: String,
+    value: String,
+    variants: Vec<Vec<u8>>,
+}
+
+/// One thing found in a text: a byte range and what it is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Finding {
+    /// As in the placeholder: `github_token`, `password`, `secret:NAME`.
+    pub kind: String,
+    /// Byte offset where the replaced text starts.
+    pub start: usize,
+    /// Byte offset where the replaced text ends (exclusive).
+    pub end: usize,
+}
+
+impl Redactor {
+    /// The default credential patterns and no known secrets.
+    pub fn new() -> Redactor {
+        Redactor::builder().build()
+    }
+
+    /// Starts a redactor with the default patterns and no known secrets.
+    pub fn builder() -> RedactorBuilder {
+        RedactorBuilder {
+            default_patterns: true,
+            secrets: Vec::new(),
+            pattern_bytes: 0,
+        }
+    }
+
+    /// Replaces every secret and credential in `input` by its placeholder.
+    /// Returns `Cow::Borrowed` when nothing was found, without allocating.
+    pub fn redact_str<'a>(&self, input: &'a str) -> Cow<'a, str> {
+        match self.resolve(input) {
+            Some((_, redacted)) => Cow::Owned(redacted),
+            None => Cow::Borrowed(input),
+        }
+    }
+
+    /// Redacts every string in place, object keys included. A number whose
+    /// digits contain a secret becomes a string holding its redacted digits.
+    /// Keys that become equal after redaction are kept apart with a ` (2)`,
+    /// ` (3)`... suffix rather than overwriting each other.
+    pub fn redact_json(&self, value: &mut Value) {
+        // An explicit stack rather than recursion: a JSON value built in
+        // memory can be nested deeper than the thread's stack allows.
+        let mut stack: Vec<&mut Value> = vec![value];
+        while let Some(value) = stack.pop() {
+            match value {
+                Value::String(text) => {
+                    if let Cow::Owned(redacted) = self.redact_str(text) {
+                        *text = redacted;
+                    }
+                }
+                Value::Number(number) => {
+                    let digits = number.to_string();
+                    if let Cow::Owned(redacted) = self.redact_str(&digits) {
+                        *value = Value::String(redacted);
+                    }
+                }
+                Value::Array(items) => stack.extend(items.iter_mut()),
+                Value::Object(map) => {
+                    self.redact_keys(map);
+                    stack.extend(map.values_mut());
+                }
+                Value::Null | Value::Bool(_) => {}
+            }
+        }
+    }
+
+    /// What was found, in order and non-overlapping: the same spans that
+    /// [`Redactor::redact_str`] replaces.
+    pub fn find(&self, input: &str) -> Vec<Finding> {
+        match self.resolve(input) {
+            Some((spans, _)) => spans
+                .into_iter()
+                .map(|span| Finding {
+                    kind: self.kind(span.label),
+                    start: span.start,
+                    end: span.end,
+                })
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Number of registered known secrets (for diagnostics).
+    pub fn secret_count(&self) -> usize {
+        self.inner.secrets.len()
+    }
+
+    /// A builder holding this redactor's patterns and secrets, to add more.
+    pub(crate) fn to_builder(&self) -> RedactorBuilder {
+        let inner = &self.inner;
+        RedactorBuilder {
+            default_patterns: inner.default_patterns,
+            pattern_bytes: inner
+                .secrets
+                .iter()
+                .map(|s| s.variants.iter().map(Vec::len).sum::<usize>())
+                .sum(),
+            secrets: inner.secrets.clone(),
+        }
+    }
+
+    fn scanner(&self) -> Scanner<'_> {
+        let inner = &*self.inner;
+        Scanner {
+            rules: &inner.rules,
+            secrets: inner.matcher.as_ref(),
+            secret_owner: &inner.owner,
+            placeholders: &inner.placeholders,
+            max_placeholder: inner.max_placeholder,
+        }
+    }
+
+    /// Scans `input` and rescans the redacted text until nothing new turns
+    /// up (see [`MAX_PASSES`]). Returns the spans in `input`'s coordinates and
+    /// the redacted text, or `None` when nothing was found.
+    fn resolve(&self, input: &str) -> Option<(Vec<Span>, String)> {
+        let scanner = self.scanner();
+        let mut found = scanner.scan(input);
+        if found.is_empty() {
+            return None;
+        }
+        let mut redacted = self.render(input, &found);
+        for _ in 1..MAX_PASSES {
+            let again = scanner.scan(&redacted);
+            if again.is_empty() {
+                break;
+            }
+            let mapped = self.map_back(&again, &found);
+            found.extend(mapped);
+            found = scan::resolve(found);
+            redacted = self.render(input, &found);
+        }
+        Some((found, redacted))
+    }
+
+    /// Maps spans found in the rendering of `found` back to the original
+    /// text. The scanner never matches inside a placeholder it produced, so a
+    /// span lies between placeholders; should one still reach into a
+    /// placeholder, it is widened to the whole original span behind it.
+    fn map_back(&self, spans: &[Span], found: &[Span]) -> Vec<Span> {
+        // For each placeholder: where it sits in the rendering, and the shift
+        // (rendered minus original offset) of the text just before it.
+        struct Placed {
+            rendered_start: usize,
+            rendered_end: usize,
+            shift_before: isize,
+            original: Span,
+        }
+        let mut layout = Vec::with_capacity(found.len());
+        let mut shift: isize = 0;
+        for span in found {
+            let rendered_start = span.start.saturating_add_signed(shift);
+            let placeholder = self.placeholder_len(span.label);
+            layout.push(Placed {
+                rendered_start,
+                rendered_end: rendered_start + placeholder,
+                shift_before: shift,
+                original: *span,
+            });
+            shift += placeholder as isize - (span.end - span.start) as isize;
+        }
+        let to_original = |pos: usize, is_end: bool| -> usize {
+            let i = layout.partition_point(|p| p.rendered_end <= pos);
+            match layout.get(i) {
+                // Inside a placeholder: widen to the original span behind it.
+                Some(p) if pos > p.rendered_start => {
+                    if is_end {
+                        p.original.end
+                    } else {
+                        p.original.start
+                    }
+                }
+                Some(p) => pos.saturating_add_signed(-p.shift_before),
+                None => pos.saturating_add_signed(-shift),
+            }
+        };
+        spans
+            .iter()
+            .map(|span| Span {
+                start: to_original(span.start, false),
+                end: to_original(span.end, true),
+                label: span.label,
+            })
+            .filter(|span| span.end > span.start)
+            .collect()
+    }
+
+    /// `input` with every span replaced by its placeholder.
+    fn render(&self, input: &str, spans: &[Span]) -> String {
+        let mut out = String::with_capacity(input.len() + spans.len() * 16);
+        let mut last = 0;
+        for span in spans {
+            out.push_str(input.get(last..span.start).unwrap_or_default());
+            self.push_placeholder(&mut out, span.label);
+            last = span.end;
+        }
+        out.push_str(input.get(last..).unwrap_or_default());
+        out
+    }
+
+    fn push_placeholder(&self, out: &mut String, label: Label) {
+        out.push_str(PLACEHOLDER_PREFIX);
+        out.push_str(&self.kind(label));
+        out.push(']');
+    }
+
+    fn placeholder_len(&self, label: Label) -> usize {
+        PLACEHOLDER_PREFIX.len() + self.kind(label).len() + 1
+    }
+
+    /// The kind shown in a placeholder and a [`Finding`].
+    fn kind(&self, label: Label) -> String {
+        match label {
+            Label::Secret(i) => match self.inner.secrets.get(i) {
+                Some(secret) => format!("secret:{}", secret.name),
+                None => "secret".to_owned(),
+            },
+            Label::Rule(i) => match self.inner.rules.rules.get(i) {
+                Some(rule) => rule.rule.kind.to_owned(),
+                None => "credential".to_owned(),
+            },
+        }
+    }
+
+    fn redact_keys(&self, map: &mut serde_json::Map<String, Value>) {
+        if !map
+            .keys()
+            .any(|key| matches!(self.redact_str(key), Cow::Owned(_)))
+        {
+            return;
+        }
+        let old = std::mem::take(map);
+        for (key, value) in old {
+            let key = self.redact_str(&key).into_owned();
+            let mut unique = key.clone();
+            let mut n = 2;
+            while map.contains_key(&unique) {
+                unique = format!("{key} ({n})");
+                n += 1;
+            }
+            map.insert(unique, value);
+        }
+    }
+}
+
+impl Default for Redactor {
+    fn default() -> Self {
+        Redactor::new()
+    }
+}
+
+impl fmt::Debug for Redactor {
+    // Never prints a secret value: only counts and names.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redactor")
+            .field("rules", &self.inner.rules.rules.len())
+            .field(
+                "secrets",
+                &self
+                    .inner
+                    .secrets
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// Configures a [`Redactor`].
+pub struct RedactorBuilder {
+    default_patterns: bool,
+    secrets: Vec<KnownSecret>,
+    pattern_bytes: usize,
+}
+
+impl RedactorBuilder {
+    /// Leaves the credential rules out: only registered secrets are redacted.
+    pub fn without_default_patterns(mut self) -> Self {
+        self.default_patterns = false;
+        self
+    }
+
+    /// Registers a value that must never appear in any sink, under a name
+    /// used in its placeholder (`[REDACTED:secret:NAME]`).
+    ///
+    /// Fails on a value shorter than 4 bytes or made only of whitespace
+    /// (redacting it would shred unrelated text), and on a name that is empty
+    /// or not made of `[A-Za-z0-9_.-]`. Registering the same name and value
+    /// twice is harmless.
+    pub fn secret(mut self, name: &str, value: &str) -> Result<Self, RedactError> {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        {
+            return Err(RedactError::InvalidSecretName {
+                name: name.to_owned(),
+            });
+        }
+        if value.len() < MIN_SECRET_LEN {
+            return Err(RedactError::SecretTooShort {
+                name: name.to_owned(),
+                len: value.len(),
+                min: MIN_SECRET_LEN,
+            });
+        }
+        if value.chars().all(char::is_whitespace) {
+            return Err(RedactError::SecretBlank {
+                name: name.to_owned(),
+            });
+        }
+        if self
+            .secrets
+            .iter()
+            .any(|s| s.name == name && s.value == value)
+        {
+            return Ok(self);
+        }
+        let variants = encodings::variants(value);
+        let bytes: usize = variants.iter().map(Vec::len).sum();
+        if self.pattern_bytes + bytes > MAX_PATTERN_BYTES {
+            return Err(RedactError::TooManySecrets {
+                name: name.to_owned(),
+                limit: MAX_PATTERN_BYTES,
+            });
+        }
+        self.pattern_bytes += bytes;
+        self.secrets.push(KnownSecret {
+            name: name.to_owned(),
+            value: value.to_owned(),
+            variants,
+        });
+        Ok(self)
+    }
+
+    /// Builds the redactor: compiles the exact-match automaton over every
+    /// encoding of every secret.
+    pub fn build(self) -> Redactor {
+        let rules = if self.default_patterns {
+            rules::default_rules()
+        } else {
+            rules::no_rules()
+        };
+        let mut patterns: Vec<&[u8]> = Vec::new();
+        let mut owner = Vec::new();
+        for (index, secret) in self.secrets.iter().enumerate() {
+            for variant in &secret.variants {
+                patterns.push(variant);
+                owner.push(index);
+            }
+        }
+        let matcher = if patterns.is_empty() {
+            None
+        } else {
+            // The pattern total is capped by `secret` far below the
+            // automaton's limits, so building it cannot fail.
+            Some(
+                AhoCorasick::new(&patterns)
+                    .expect("secret patterns stay within the automaton's limits"),
+            )
+        };
+        let mut placeholders: HashSet<Vec<u8>> = rules
+            .kinds()
+            .map(|kind| kind.as_bytes().to_vec())
+            .collect();
+        for secret in &self.secrets {
+            placeholders.insert(format!("secret:{}", secret.name).into_bytes());
+        }
+        let max_placeholder = placeholders.iter().map(Vec::len).max().unwrap_or(0);
+        Redactor {
+            inner: Arc::new(Inner {
+                rules,
+                default_patterns: self.default_patterns,
+                secrets: self.secrets,
+                matcher,
+                owner,
+                placeholders,
+                max_placeholder,
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for RedactorBuilder {
+    // Never prints a secret value: only names.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedactorBuilder")
+            .field("default_patterns", &self.default_patterns)
+            .field(
+                "secrets",
+                &self
+                    .secrets
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}

@@ -1,0 +1,385 @@
+//! One scan of a text: collects every candidate span (known secrets and rule
+//! matches), then turns them into the sorted, non-overlapping spans that get
+//! replaced, each one safe to cut at (char boundaries, whole JSON escapes,
+//! never inside a placeholder).
+
+use std::collections::HashSet;
+use std::ops::Range;
+
+use aho_corasick::AhoCorasick;
+use regex_automata::util::primitives::NonMaxUsize;
+use regex_automata::{Anchored, Input};
+
+use crate::rules::{Hit, MAX_GROUPS, PLACEHOLDER_PREFIX, RuleSet};
+
+/// What a span is, which decides its placeholder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Label {
+    /// A registered secret, by index in the redactor's list.
+    Secret(usize),
+    /// A rule match, by index in the rule set.
+    Rule(usize),
+}
+
+/// A byte range of the scanned text and what it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub start: usize,
+    pub end: usize,
+    pub label: Label,
+}
+
+impl Span {
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+}
+
+/// Everything one scan needs, borrowed from a redactor.
+pub(crate) struct Scanner<'r> {
+    pub rules: &'r RuleSet,
+    /// All encodings of all known secrets, or `None` when there is none.
+    pub secrets: Option<&'r AhoCorasick>,
+    /// For each pattern of `secrets`, the index of the secret it encodes.
+    pub secret_owner: &'r [usize],
+    /// The text between `[REDACTED:` and `]` of every placeholder this
+    /// redactor can produce.
+    pub placeholders: &'r HashSet<Vec<u8>>,
+    /// The longest entry of `placeholders`.
+    pub max_placeholder: usize,
+}
+
+impl Scanner<'_> {
+    /// Returns the spans to replace in `text`: sorted, non-overlapping, on
+    /// char boundaries, and outside every placeholder the text already holds.
+    /// Allocates nothing when nothing is found.
+    pub(crate) fn scan(&self, text: &str) -> Vec<Span> {
+        let hay = text.as_bytes();
+        let mut candidates = Vec::new();
+        let mut protected = Vec::new();
+        if let Some(secrets) = self.secrets {
+            for m in secrets.find_overlapping_iter(hay) {
+                let owner = self.secret_owner.get(m.pattern().as_usize()).copied();
+                if let Some(owner) = owner {
+                    candidates.push(Span {
+                        start: m.start(),
+                        end: m.end(),
+                        label: Label::Secret(owner),
+                    });
+                }
+            }
+        }
+        self.find_rule_matches(hay, &mut candidates, &mut protected);
+        if candidates.is_empty() {
+            return candidates;
+        }
+        let pieces = clip(candidates, &protected);
+        let resolved = resolve(pieces);
+        let adjusted = resolved
+            .into_iter()
+            .map(|span| {
+                let safe = cut_safe(text, span);
+                if overlaps_any(&safe, &protected) {
+                    span
+                } else {
+                    safe
+                }
+            })
+            .collect();
+        resolve(adjusted)
+    }
+
+    /// Runs the keyword prefilter, and every rule of every keyword occurrence
+    /// anchored at it (see `rules.rs` for why this is complete and linear).
+    /// Also records the placeholders already in the text.
+    fn find_rule_matches(&self, hay: &[u8], out: &mut Vec<Span>, protected: &mut Vec<Range<usize>>) {
+        let set = self.rules;
+        // Per rule, the last match it accepted (keyword start, match end); a
+        // later occurrence inside it is not tried again. Sized on the first
+        // accepted match so that a clean text allocates nothing.
+        let mut accepted: Vec<(usize, usize)> = Vec::new();
+        for m in set.keywords.find_overlapping_iter(hay) {
+            let pattern = m.pattern().as_usize();
+            let at = m.start();
+            if pattern == set.marker {
+                if let Some(end) = self.placeholder_end(hay, at) {
+                    protected.push(at..end);
+                }
+                continue;
+            }
+            if protected.last().is_some_and(|p| p.contains(&at)) {
+                continue;
+            }
+            let Some(rule_ids) = set.keyword_rules.get(pattern) else {
+                continue;
+            };
+            for &id in rule_ids {
+                let Some(compiled) = set.rules.get(id) else {
+                    continue;
+                };
+                let rule = compiled.rule;
+                if let Some(excluded) = rule.not_after {
+                    if at > 0 && excluded(hay[at - 1]) {
+                        continue;
+                    }
+                }
+                if let Some(&(start, end)) = accepted.get(id) {
+                    if start <= at && at < end {
+                        continue;
+                    }
+                }
+                count_attempt();
+                let input = Input::new(hay).range(at..).anchored(Anchored::Yes);
+                let mut slots: [Option<NonMaxUsize>; 2 * MAX_GROUPS] = [None; 2 * MAX_GROUPS];
+                let slots = &mut slots[..compiled.slots.min(2 * MAX_GROUPS)];
+                if compiled.regex.search_slots(&input, slots).is_none() {
+                    continue;
+                }
+                let Some(hit) = hit_from_slots(hay, slots) else {
+                    continue;
+                };
+                if let Some(validator) = rule.validator {
+                    if !validator(&hit) {
+                        continue;
+                    }
+                }
+                let end = match rule.extend {
+                    Some(extend) => match extend(&hit) {
+                        Some(end) => end.max(hit.end),
+                        None => continue,
+                    },
+                    None => hit.end,
+                };
+                if accepted.is_empty() {
+                    accepted.resize(set.rules.len(), (0, 0));
+                }
+                if let Some(slot) = accepted.get_mut(id) {
+                    *slot = (at, end.max(hit.match_end));
+                }
+                out.push(Span {
+                    start: hit.start,
+                    end,
+                    label: Label::Rule(id),
+                });
+            }
+        }
+    }
+
+    /// If a placeholder this redactor produces starts at `at`, where it ends.
+    fn placeholder_end(&self, hay: &[u8], at: usize) -> Option<usize> {
+        let prefix = PLACEHOLDER_PREFIX.as_bytes();
+        if !hay.get(at..)?.starts_with(prefix) {
+            return None;
+        }
+        let inner_start = at + prefix.len();
+        let limit = hay.len().min(inner_start + self.max_placeholder + 1);
+        let window = hay.get(inner_start..limit)?;
+        let close = window.iter().position(|&b| b == b']')?;
+        self.placeholders
+            .contains(&window[..close])
+            .then_some(inner_start + close + 1)
+    }
+}
+
+/// Reads a match out of the capture slots: the part to replace is the first
+/// capture group that took part in the match, or the whole match.
+fn hit_from_slots<'h>(hay: &'h [u8], slots: &[Option<NonMaxUsize>]) -> Option<Hit<'h>> {
+    let match_start = slots.first().copied().flatten()?.get();
+    let match_end = slots.get(1).copied().flatten()?.get();
+    let mut hit = Hit {
+        hay,
+        match_end,
+        start: match_start,
+        end: match_end,
+        group: 0,
+    };
+    for group in 1..slots.len() / 2 {
+        if let (Some(start), Some(end)) = (slots[2 * group], slots[2 * group + 1]) {
+            hit.start = start.get();
+            hit.end = end.get();
+            hit.group = group;
+            break;
+        }
+    }
+    (hit.end > hit.start).then_some(hit)
+}
+
+/// Removes from each candidate the parts that lie inside a placeholder, so
+/// that a placeholder is never cut or nested. `protected` is sorted and its
+/// ranges do not overlap (a placeholder cannot contain `[` or `]`).
+fn clip(candidates: Vec<Span>, protected: &[Range<usize>]) -> Vec<Span> {
+    if protected.is_empty() {
+        return candidates;
+    }
+    let mut out = Vec::with_capacity(candidates.len());
+    for span in candidates {
+        let mut start = span.start;
+        let mut i = protected.partition_point(|p| p.end <= start);
+        while start < span.end {
+            match protected.get(i) {
+                Some(p) if p.start < span.end => {
+                    if p.start > start {
+                        out.push(Span {
+                            start,
+                            end: p.start,
+                            ..span
+                        });
+                    }
+                    start = start.max(p.end);
+                    i += 1;
+                }
+                _ => {
+                    out.push(Span { start, ..span });
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+fn overlaps_any(span: &Span, protected: &[Range<usize>]) -> bool {
+    let i = protected.partition_point(|p| p.end <= span.start);
+    protected.get(i).is_some_and(|p| p.start < span.end)
+}
+
+/// Merges overlapping spans into one each, named after the best of them:
+/// the longest, then a known secret over a rule, then the earlier rule or
+/// secret. Spans that only touch stay separate.
+pub(crate) fn resolve(mut spans: Vec<Span>) -> Vec<Span> {
+    if spans.len() <= 1 {
+        return spans;
+    }
+    spans.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+    let mut out: Vec<Span> = Vec::with_capacity(spans.len());
+    let mut iter = spans.into_iter();
+    let Some(mut current) = iter.next() else {
+        return out;
+    };
+    let mut best = current;
+    for span in iter {
+        if span.start < current.end {
+            current.end = current.end.max(span.end);
+            if better(&span, &best) {
+                best = span;
+            }
+        } else {
+            current.label = best.label;
+            out.push(current);
+            current = span;
+            best = span;
+        }
+    }
+    current.label = best.label;
+    out.push(current);
+    out
+}
+
+fn better(a: &Span, b: &Span) -> bool {
+    let rank = |s: &Span| match s.label {
+        Label::Secret(i) => (0usize, i),
+        Label::Rule(i) => (1usize, i),
+    };
+    match a.len().cmp(&b.len()) {
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Equal => (rank(a), a.start) < (rank(b), b.start),
+    }
+}
+
+/// Widens a span so that cutting it out cannot break the text around it:
+/// its ends move onto char boundaries, and outward over any JSON escape
+/// (`\"`, `\\`, `\n`, `\u00e9`, a `\ud83d\ude00` surrogate pair) they would
+/// otherwise split. A placeholder contains no backslash or quote, so a JSON
+/// document stays valid JSON after redaction.
+fn cut_safe(text: &str, mut span: Span) -> Span {
+    let hay = text.as_bytes();
+    // Start: if the first byte is escaped, take the backslash too; if the
+    // start falls inside a `\uXXXX`, start at its backslash.
+    if escaped_at(hay, span.start) {
+        span.start -= 1;
+    } else {
+        for back in 2..=5 {
+            let Some(b) = span.start.checked_sub(back) else {
+                break;
+            };
+            if hay[b] == b'\\' && !escaped_at(hay, b) {
+                if unicode_escape(hay, b).is_some() {
+                    span.start = b;
+                }
+                break;
+            }
+        }
+    }
+    // A low surrogate whose high half sits just before the span.
+    if let Some(low) = unicode_escape(hay, span.start) {
+        if (0xdc00..0xe000).contains(&low) && span.start >= 6 {
+            let b = span.start - 6;
+            if unicode_escape(hay, b).is_some_and(|h| (0xd800..0xdc00).contains(&h)) && !escaped_at(hay, b) {
+                span.start = b;
+            }
+        }
+    }
+    // End: the nearest unescaped backslash within the last five bytes starts
+    // an escape that must end inside the span.
+    for back in 1..=5 {
+        let Some(b) = span.end.checked_sub(back) else {
+            break;
+        };
+        if b < span.start {
+            break;
+        }
+        if hay[b] == b'\\' && !escaped_at(hay, b) {
+            let len = if unicode_escape(hay, b).is_some() { 6 } else { 2 };
+            span.end = span.end.max((b + len).min(hay.len()));
+            break;
+        }
+    }
+    // A high surrogate at the end whose low half follows.
+    if span.end >= 6 {
+        let b = span.end - 6;
+        if b >= span.start
+            && unicode_escape(hay, b).is_some_and(|h| (0xd800..0xdc00).contains(&h))
+            && unicode_escape(hay, span.end).is_some_and(|l| (0xdc00..0xe000).contains(&l))
+        {
+            span.end += 6;
+        }
+    }
+    while span.start > 0 && !text.is_char_boundary(span.start) {
+        span.start -= 1;
+    }
+    while span.end < hay.len() && !text.is_char_boundary(span.end) {
+        span.end += 1;
+    }
+    span
+}
+
+/// Whether the byte at `pos` is escaped: an odd number of backslashes
+/// directly precede it.
+fn escaped_at(hay: &[u8], pos: usize) -> bool {
+    let before = hay.get(..pos).unwrap_or_default();
+    before.iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1
+}
+
+/// If `\uXXXX` starts at `at`, its code unit.
+fn unicode_escape(hay: &[u8], at: usize) -> Option<u32> {
+    let seq = hay.get(at..at.checked_add(6)?)?;
+    if seq[0] != b'\\' || seq[1] != b'u' {
+        return None;
+    }
+    seq[2..].iter().try_fold(0u32, |acc, &b| {
+        let digit = char::from(b).to_digit(16)?;
+        Some(acc * 16 + digit)
+    })
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Anchored regex attempts made on this thread (test-only work counter).
+    pub(crate) static ATTEMPTS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+fn count_attempt() {
+    #[cfg(test)]
+    ATTEMPTS.with(|c| c.set(c.get() + 1));
+}

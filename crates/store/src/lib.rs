@@ -1,0 +1,460 @@
+//! Sandbar's event store: runs and the events that happened in them.
+//!
+//! The embedded backend is one SQLite file, `<dir>/sandbar.db`, in WAL mode.
+//! Appends never wait for the disk: they are queued to a single writer task
+//! that redacts each event and writes batches in one transaction each. A
+//! caller that needs durability waits on the ticket `append` returned.
+//! Reads go through a separate pool of read-only connections, so they never
+//! block the writer. See README.md for the schema and the durability
+//! guarantee.
+//!
+//! Architecture invariant: nothing reaches the database file without passing
+//! the `SharedRedactor` given to `Store::open`.
+
+#![forbid(unsafe_code)]
+
+mod error;
+mod instance;
+mod model;
+mod reads;
+mod recovery;
+// Stands in for `sandbar_redact` until that crate lands; public only so the
+// tests can build a redactor through the same path.
+#[doc(hidden)]
+pub mod redact_shim;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, SqlitePool};
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use error::StoreError;
+pub use model::{
+    Direction, EventKind, EventRecord, NewEvent, NewRun, ParseEnumError, RunRecord, RunStatus,
+};
+pub use redact_shim::SharedRedactor;
+pub use schema::SCHEMA_VERSION;
+
+use instance::InstanceLock;
+use writer::{Command, FailureLog, PreparedRun, Writer};
+
+/// The database file's name inside the data directory.
+pub const DB_FILE: &str = "sandbar.db";
+
+/// How long a connection waits for another one's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Read connections; reads are occasional (the CLI, the UI) and each SQLite
+/// connection costs a thread, so a few are plenty.
+const READ_CONNECTIONS: u32 = 4;
+
+/// How hard a commit pushes data to the disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SyncMode {
+    /// `synchronous=NORMAL`: a committed transaction survives the process
+    /// being killed, but the last transactions before a power loss or an OS
+    /// crash may be lost (the file stays consistent).
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: every commit is flushed to the disk before it is
+    /// acknowledged, so it also survives a power loss. Much slower per commit.
+    Full,
+}
+
+/// How to open a store.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    pub sync: SyncMode,
+    /// The most events written in one transaction.
+    pub batch_max: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            sync: SyncMode::Normal,
+            batch_max: 512,
+        }
+    }
+}
+
+/// Identifies an appended event; tickets increase in append order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ticket(pub u64);
+
+/// A handle on an open store. Cheap to clone; every clone shares one writer.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .field("issued", &self.inner.issued.load(Ordering::Relaxed))
+            .field("processed", &*self.inner.processed.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    path: PathBuf,
+    /// The queue to the writer, behind the lock that makes ticket order and
+    /// queue order the same.
+    queue: Mutex<Queue>,
+    /// The last ticket handed out.
+    issued: AtomicU64,
+    /// The highest ticket the writer has processed (committed or failed).
+    processed: watch::Receiver<u64>,
+    failures: Arc<FailureLog>,
+    reads: SqlitePool,
+    redactor: SharedRedactor,
+    instance: InstanceLock,
+}
+
+struct Queue {
+    next: u64,
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+impl Store {
+    /// Creates the directory if needed, opens `<dir>/sandbar.db` in WAL mode,
+    /// applies migrations, marks runs left `active` by a process that died
+    /// as `interrupted`, and starts the writer task. Needs a tokio runtime.
+    pub async fn open(
+        dir: &Path,
+        redactor: SharedRedactor,
+        options: StoreOptions,
+    ) -> Result<Store, StoreError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StoreError::InvalidInput {
+                what: "runtime",
+                reason: "Store::open must be called inside a tokio runtime".to_owned(),
+            });
+        }
+        let not_writable = |source| StoreError::DirNotWritable {
+            dir: dir.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(not_writable)?;
+        // Taking the instance lock also proves the directory is writable,
+        // with a clearer message than SQLite would give.
+        let instance = InstanceLock::acquire(dir).map_err(not_writable)?;
+        match Store::open_locked(dir, redactor, options, instance).await {
+            Ok(store) => Ok(store),
+            Err((e, instance)) => {
+                instance.remove();
+                Err(e)
+            }
+        }
+    }
+
+    /// The rest of `open`, once this instance holds its lock; on failure the
+    /// lock is handed back so that its file can be removed.
+    async fn open_locked(
+        dir: &Path,
+        redactor: SharedRedactor,
+        options: StoreOptions,
+        instance: InstanceLock,
+    ) -> Result<Store, (StoreError, InstanceLock)> {
+        let path = dir.join(DB_FILE);
+        let open_failed = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+
+        let base = SqliteConnectOptions::new()
+            .filename(&path)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true)
+            // Failures are reported through the store's own errors and logs;
+            // sqlx's per-statement logging would cost time on every batch.
+            .disable_statement_logging();
+        let prepared = async {
+            let mut conn = base
+                .clone()
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(match options.sync {
+                    SyncMode::Normal => SqliteSynchronous::Normal,
+                    SyncMode::Full => SqliteSynchronous::Full,
+                })
+                .connect()
+                .await
+                .map_err(open_failed)?;
+            schema::migrate(&mut conn, &path).await?;
+            recovery::interrupt_dead_owners(&mut conn, dir).await?;
+            instance::remove_dead(dir);
+            let reads = SqlitePoolOptions::new()
+                .max_connections(READ_CONNECTIONS)
+                .min_connections(0)
+                .connect_with(base.read_only(true))
+                .await
+                .map_err(open_failed)?;
+            Ok((conn, reads))
+        };
+        let (conn, reads) = match prepared.await {
+            Ok(ready) => ready,
+            Err(e) => return Err((e, instance)),
+        };
+
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (processed_tx, processed) = watch::channel(0);
+        let failures = Arc::new(FailureLog::default());
+        let writer = Writer {
+            conn,
+            rx,
+            processed: processed_tx,
+            failures: Arc::clone(&failures),
+            redactor: redactor.clone(),
+            batch_max: options.batch_max.max(1),
+            owner: instance.id().to_owned(),
+        };
+        tokio::spawn(writer.run());
+
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path,
+                queue: Mutex::new(Queue { next: 0, tx }),
+                issued: AtomicU64::new(0),
+                processed,
+                failures,
+                reads,
+                redactor,
+                instance,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Creates the tenant `id` if it does not exist yet (`default` always
+    /// does). Durable when it returns.
+    pub async fn ensure_tenant(&self, id: &str, name: &str) -> Result<(), StoreError> {
+        self.check_key("tenant id", id)?;
+        let name = self.inner.redactor.redact_str(name);
+        self.call(|reply| Command::EnsureTenant {
+            id: id.to_owned(),
+            name,
+            reply,
+        })
+        .await
+    }
+
+    /// Records a new, active run. Durable when it returns. Text fields pass
+    /// the redactor too; ids that redaction would alter are refused.
+    pub async fn create_run(&self, run: &NewRun) -> Result<(), StoreError> {
+        self.check_key("run id", &run.id)?;
+        self.check_key("tenant id", &run.tenant)?;
+        let mut labels = match &run.labels {
+            serde_json::Value::Null => serde_json::Value::Object(Default::default()),
+            labels @ serde_json::Value::Object(_) => labels.clone(),
+            other => {
+                return Err(StoreError::InvalidInput {
+                    what: "labels",
+                    reason: format!("expected a JSON object, got {}", json_type(other)),
+                });
+            }
+        };
+        let redactor = &self.inner.redactor;
+        redactor.redact_json(&mut labels);
+        let run = PreparedRun {
+            id: run.id.clone(),
+            tenant: run.tenant.clone(),
+            scenario_name: redactor.redact_str(&run.scenario_name),
+            scenario_hash: redactor.redact_str(&run.scenario_hash),
+            seed: run.seed.to_string(),
+            clock_start: model::db_time(&run.clock_start),
+            started_at: model::db_time(&run.started_at),
+            transport: redactor.redact_str(&run.transport),
+            labels: labels.to_string(),
+        };
+        self.call(|reply| Command::CreateRun { run, reply }).await
+    }
+
+    /// Enqueues an event without waiting: the request path never waits on
+    /// disk I/O. Events are written in the order they are appended.
+    ///
+    /// The writer task redacts the payload and every text field before
+    /// writing; nothing raw reaches the file. Wait on the ticket with
+    /// `durable` to know the event is on disk.
+    pub fn append(&self, event: NewEvent) -> Ticket {
+        let mut queue = self
+            .inner
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        queue.next += 1;
+        let ticket = queue.next;
+        // A send fails only once the writer has stopped; `durable` then
+        // reports the store as closed, so the failure is not lost.
+        let _ = queue.tx.send(Command::Event { ticket, event });
+        self.inner.issued.store(ticket, Ordering::Release);
+        Ticket(ticket)
+    }
+
+    /// Resolves once the event with that ticket, and every event appended
+    /// before it, has been processed, and returns `Ok` only if that event was
+    /// committed. An earlier event's failure goes to its own waiter (and to
+    /// the log), not to this one.
+    pub async fn durable(&self, ticket: Ticket) -> Result<(), StoreError> {
+        // Ticket 0 is never issued: it stands for "nothing appended yet".
+        if ticket.0 == 0 {
+            return Ok(());
+        }
+        if ticket.0 > self.inner.issued.load(Ordering::Acquire) {
+            return Err(StoreError::UnknownTicket { ticket });
+        }
+        self.wait_processed(ticket.0).await?;
+        match self.inner.failures.lookup(ticket.0) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for every event appended so far. Fails if any event that was
+    /// still pending when `flush` was called could not be written.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let pending_after = *self.inner.processed.borrow();
+        let last = self.inner.issued.load(Ordering::Acquire);
+        self.wait_processed(last).await?;
+        match self.inner.failures.failures_in(pending_after, last) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    async fn wait_processed(&self, ticket: u64) -> Result<(), StoreError> {
+        let mut processed = self.inner.processed.clone();
+        processed
+            .wait_for(|&mark| mark >= ticket)
+            .await
+            .map(|_| ())
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// Ends a run. Queued behind the events appended before it, so when it
+    /// returns those events have been processed too.
+    pub async fn end_run(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        ended_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if status == RunStatus::Active {
+            return Err(StoreError::InvalidInput {
+                what: "run status",
+                reason: "a run cannot end as active".to_owned(),
+            });
+        }
+        let ended_at = model::db_time(&ended_at);
+        self.call(|reply| Command::EndRun {
+            run_id: run_id.to_owned(),
+            status,
+            ended_at,
+            reply,
+        })
+        .await
+    }
+
+    /// The tenant's runs, newest first, with their event counts.
+    pub async fn list_runs(
+        &self,
+        tenant: &str,
+        limit: Option<usize>,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        reads::list_runs(&self.inner.reads, tenant, limit).await
+    }
+
+    /// The run with exactly this id, or else the one run whose id starts with
+    /// this prefix of at least 4 characters. `Ok(None)` if there is none;
+    /// `StoreError::AmbiguousRun` if the prefix matches several.
+    pub async fn find_run(
+        &self,
+        tenant: &str,
+        id_or_prefix: &str,
+    ) -> Result<Option<RunRecord>, StoreError> {
+        reads::find_run(&self.inner.reads, tenant, id_or_prefix).await
+    }
+
+    /// A run's events, ordered by seq.
+    pub async fn events(&self, run_id: &str) -> Result<Vec<EventRecord>, StoreError> {
+        reads::events(&self.inner.reads, run_id).await
+    }
+
+    /// Flushes and stops the writer, leaving the file clean (WAL
+    /// checkpointed). Runs of this store still active are marked
+    /// interrupted. Every clone of this handle is closed with it.
+    ///
+    /// The file is closed even when the flush reports failed events; that
+    /// error is returned afterwards.
+    pub async fn close(self) -> Result<(), StoreError> {
+        let flushed = self.flush().await;
+        self.inner.reads.close().await;
+        let closed = self.call(|reply| Command::Shutdown { reply }).await;
+        self.inner.instance.remove();
+        flushed.and(closed)
+    }
+
+    /// Sends a command to the writer and waits for its answer.
+    async fn call<F>(&self, command: F) -> Result<(), StoreError>
+    where
+        F: FnOnce(oneshot::Sender<Result<(), StoreError>>) -> Command,
+    {
+        let (reply, answer) = oneshot::channel();
+        {
+            let queue = self
+                .inner
+                .queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            queue
+                .tx
+                .send(command(reply))
+                .map_err(|_| StoreError::Closed)?;
+        }
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Ids are keys: redaction must not change them, or the row would be
+    /// filed under another key. An id the redactor would alter is refused,
+    /// which also keeps the secret it carries out of the file.
+    fn check_key(&self, what: &'static str, id: &str) -> Result<(), StoreError> {
+        if id.is_empty() {
+            return Err(StoreError::InvalidInput {
+                what,
+                reason: "it is empty".to_owned(),
+            });
+        }
+        if self.inner.redactor.redact_str(id) != id {
+            return Err(StoreError::InvalidInput {
+                what,
+                reason: "it contains text the redactor masks, and ids must not carry secrets"
+                    .to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn json_type(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}

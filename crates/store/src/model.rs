@@ -1,0 +1,336 @@
+//! The records the store keeps: runs and their events, the enums stored as
+//! lowercase text, and the timestamp formats used on disk and in JSON output.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// A run about to start: what `Store::create_run` writes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewRun {
+    pub id: String,
+    pub tenant: String,
+    pub scenario_name: String,
+    pub scenario_hash: String,
+    pub seed: u64,
+    pub clock_start: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    /// `"stdio"` or `"http"`.
+    pub transport: String,
+    /// A free-form JSON object (`null` is stored as `{}`).
+    pub labels: serde_json::Value,
+}
+
+/// A stored run, with its outcome and how many events it holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub tenant: String,
+    pub scenario_name: String,
+    pub scenario_hash: String,
+    pub seed: u64,
+    #[serde(serialize_with = "serialize_millis")]
+    pub clock_start: DateTime<Utc>,
+    #[serde(serialize_with = "serialize_millis")]
+    pub started_at: DateTime<Utc>,
+    pub transport: String,
+    pub labels: serde_json::Value,
+    pub status: RunStatus,
+    #[serde(serialize_with = "serialize_millis_opt")]
+    pub ended_at: Option<DateTime<Utc>>,
+    pub event_count: u64,
+}
+
+/// Where a run stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Still being written by a live store instance.
+    Active,
+    Completed,
+    /// Its writer stopped (a crash, a kill, or a close) before the run ended.
+    Interrupted,
+    Failed,
+}
+
+/// What kind of thing an event records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    Request,
+    Response,
+    Notification,
+    Fault,
+    Error,
+    Lifecycle,
+}
+
+/// Which way an event travelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    ToServer,
+    ToClient,
+    Internal,
+}
+
+/// An event to append. `seq` is assigned by the caller, one counter per run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    pub run_id: String,
+    pub tenant: String,
+    pub seq: u64,
+    pub kind: EventKind,
+    pub direction: Direction,
+    pub method: Option<String>,
+    pub request_id: Option<String>,
+    pub virtual_time: DateTime<Utc>,
+    pub wall_time: DateTime<Utc>,
+    pub payload: serde_json::Value,
+}
+
+/// A stored event, as redacted when it was written.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub run_id: String,
+    pub tenant: String,
+    pub seq: u64,
+    pub kind: EventKind,
+    pub direction: Direction,
+    pub method: Option<String>,
+    pub request_id: Option<String>,
+    #[serde(serialize_with = "serialize_millis")]
+    pub virtual_time: DateTime<Utc>,
+    #[serde(serialize_with = "serialize_millis")]
+    pub wall_time: DateTime<Utc>,
+    pub payload: serde_json::Value,
+}
+
+/// The text of an enum value that is not one of its variants.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} is not a valid {what} (expected one of: {})", .expected.join(", "))]
+pub struct ParseEnumError {
+    what: &'static str,
+    value: String,
+    expected: &'static [&'static str],
+}
+
+/// Implements `as_str`, `Display` and `FromStr` over one table of
+/// variant/text pairs so that the three can never disagree.
+macro_rules! text_enum {
+    ($ty:ident, $what:literal, $($variant:ident => $text:literal),+ $(,)?) => {
+        impl $ty {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+
+            /// The text stored in the database and printed to users.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $text),+
+                }
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = ParseEnumError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($ty::$variant),)+
+                    _ => Err(ParseEnumError {
+                        what: $what,
+                        value: s.to_owned(),
+                        expected: &[$($text),+],
+                    }),
+                }
+            }
+        }
+    };
+}
+
+text_enum!(RunStatus, "run status",
+    Active => "active",
+    Completed => "completed",
+    Interrupted => "interrupted",
+    Failed => "failed",
+);
+
+text_enum!(EventKind, "event kind",
+    Request => "request",
+    Response => "response",
+    Notification => "notification",
+    Fault => "fault",
+    Error => "error",
+    Lifecycle => "lifecycle",
+);
+
+text_enum!(Direction, "event direction",
+    ToServer => "to_server",
+    ToClient => "to_client",
+    Internal => "internal",
+);
+
+/// Serializes a time as RFC 3339 in UTC with millisecond precision and `Z`,
+/// the form promised by `--json` output.
+fn serialize_millis<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+fn serialize_millis_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => serialize_millis(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// Writes a time in the on-disk form: RFC 3339 in UTC with exactly nine
+/// fractional digits and `Z`.
+///
+/// The width is fixed so that text order is time order, which lets SQL sort
+/// and compare the column as plain text; nanoseconds are kept so that a time
+/// read back equals the time written. This is hand-rolled rather than going
+/// through `to_rfc3339_opts` because it runs twice per event on the writer's
+/// hot path and can reuse one buffer instead of allocating.
+pub(crate) fn write_db_time(buf: &mut String, t: &DateTime<Utc>) {
+    use std::fmt::Write;
+
+    // chrono encodes a leap second as a nanosecond count past one billion.
+    let (second, nanos) = match t.nanosecond() {
+        n if n >= 1_000_000_000 => (60, n - 1_000_000_000),
+        n => (t.second(), n),
+    };
+    let year = t.year();
+    if (0..=9999).contains(&year) {
+        // Writing to a String cannot fail.
+        let _ = write!(
+            buf,
+            "{year:04}-{:02}-{:02}T{:02}:{:02}:{second:02}.{nanos:09}Z",
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+        );
+    } else {
+        // Years outside 0000–9999 need a sign in RFC 3339; they do not sort
+        // as text, but they round-trip, which is all such a value can expect.
+        buf.push_str(&t.to_rfc3339_opts(SecondsFormat::Nanos, true));
+    }
+}
+
+/// The on-disk form of a time, as a new string.
+pub(crate) fn db_time(t: &DateTime<Utc>) -> String {
+    let mut s = String::with_capacity(30);
+    write_db_time(&mut s, t);
+    s
+}
+
+/// Parses a time written by `write_db_time`.
+pub(crate) fn parse_db_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+// Tests fail by panicking; unwrapping is how they say so.
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn enums_round_trip_through_their_text() {
+        for s in RunStatus::ALL {
+            assert_eq!(s.to_string().parse::<RunStatus>(), Ok(*s));
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::json!(s.as_str())
+            );
+        }
+        for k in EventKind::ALL {
+            assert_eq!(k.to_string().parse::<EventKind>(), Ok(*k));
+            assert_eq!(
+                serde_json::to_value(k).unwrap(),
+                serde_json::json!(k.as_str())
+            );
+        }
+        for d in Direction::ALL {
+            assert_eq!(d.to_string().parse::<Direction>(), Ok(*d));
+            assert_eq!(
+                serde_json::to_value(d).unwrap(),
+                serde_json::json!(d.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn all_lists_variants_in_discriminant_order() {
+        // The writer indexes per-variant tables with `variant as usize`.
+        for (i, k) in EventKind::ALL.iter().enumerate() {
+            assert_eq!(*k as usize, i);
+        }
+        for (i, d) in Direction::ALL.iter().enumerate() {
+            assert_eq!(*d as usize, i);
+        }
+    }
+
+    #[test]
+    fn enum_parse_errors_name_the_choices() {
+        let err = "Done".parse::<RunStatus>().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "\"Done\" is not a valid run status (expected one of: active, completed, interrupted, failed)"
+        );
+        assert!("ToServer".parse::<Direction>().is_err());
+    }
+
+    #[test]
+    fn db_times_are_fixed_width_and_round_trip() {
+        let check = |t: DateTime<Utc>, expect: &str| {
+            let s = db_time(&t);
+            assert_eq!(s, expect);
+            assert_eq!(parse_db_time(&s), Some(t));
+        };
+        check(
+            Utc.with_ymd_and_hms(2026, 1, 15, 9, 0, 0).unwrap(),
+            "2026-01-15T09:00:00.000000000Z",
+        );
+        check(
+            Utc.timestamp_opt(1_700_000_000, 123_456_789).unwrap(),
+            "2023-11-14T22:13:20.123456789Z",
+        );
+        check(
+            Utc.with_ymd_and_hms(1, 2, 3, 4, 5, 6).unwrap(),
+            "0001-02-03T04:05:06.000000000Z",
+        );
+    }
+
+    #[test]
+    fn event_records_serialize_in_field_order_with_millisecond_times() {
+        let t = Utc.timestamp_opt(1_700_000_000, 123_456_789).unwrap();
+        let record = EventRecord {
+            run_id: "r1".into(),
+            tenant: "default".into(),
+            seq: 3,
+            kind: EventKind::Request,
+            direction: Direction::ToServer,
+            method: Some("tools/call".into()),
+            request_id: None,
+            virtual_time: t,
+            wall_time: t,
+            payload: serde_json::json!({"a": 1}),
+        };
+        assert_eq!(
+            serde_json::to_string(&record).unwrap(),
+            r#"{"run_id":"r1","tenant":"default","seq":3,"kind":"request","direction":"to_server","method":"tools/call","request_id":null,"virtual_time":"2023-11-14T22:13:20.123Z","wall_time":"2023-11-14T22:13:20.123Z","payload":{"a":1}}"#
+        );
+    }
+}

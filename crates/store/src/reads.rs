@@ -1,0 +1,172 @@
+//! Queries over the read pool: listing and finding runs, reading events.
+//! Rows are validated as they are decoded; a value this code could not have
+//! written is reported as `StoreError::Corrupt` rather than guessed at.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqlitePool};
+
+use crate::StoreError;
+use crate::model::{EventRecord, RunRecord, parse_db_time};
+
+/// The columns of a run, with its event count. The count is a correlated
+/// subquery over the events' primary key rather than a counter kept in
+/// `runs`, so writing an event never has to touch its run's row.
+macro_rules! select_runs {
+    ($($rest:literal),*) => {
+        concat!(
+            "SELECT r.id, r.tenant_id, r.scenario_name, r.scenario_hash, r.seed, r.clock_start,
+                    r.started_at, r.transport, r.labels, r.status, r.ended_at,
+                    (SELECT COUNT(*) FROM events e WHERE e.run_id = r.id) AS event_count
+             FROM runs r ",
+            $($rest),*
+        )
+    };
+}
+
+/// How many ambiguous matches an error names.
+const AMBIGUOUS_SHOWN: usize = 5;
+
+/// The shortest prefix `find_run` accepts.
+const MIN_PREFIX_CHARS: usize = 4;
+
+pub async fn list_runs(
+    pool: &SqlitePool,
+    tenant: &str,
+    limit: Option<usize>,
+) -> Result<Vec<RunRecord>, StoreError> {
+    // One statement for both cases: a limit of i64::MAX means none, in SQLite
+    // and PostgreSQL alike.
+    let limit = limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
+    let rows = sqlx::query(select_runs!(
+        "WHERE r.tenant_id = ? ORDER BY r.started_at DESC, r.id DESC LIMIT ?"
+    ))
+    .bind(tenant)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::db("listing runs"))?;
+    rows.iter().map(run_from_row).collect()
+}
+
+pub async fn find_run(
+    pool: &SqlitePool,
+    tenant: &str,
+    id_or_prefix: &str,
+) -> Result<Option<RunRecord>, StoreError> {
+    let exact = sqlx::query(select_runs!("WHERE r.tenant_id = ? AND r.id = ?"))
+        .bind(tenant)
+        .bind(id_or_prefix)
+        .fetch_optional(pool)
+        .await
+        .map_err(StoreError::db("finding a run"))?;
+    if let Some(row) = exact {
+        return run_from_row(&row).map(Some);
+    }
+    let chars = id_or_prefix.chars().count();
+    if chars < MIN_PREFIX_CHARS {
+        return Ok(None);
+    }
+    // `substr` rather than `LIKE`: LIKE is case-insensitive in SQLite and
+    // would need its wildcards escaped.
+    let rows = sqlx::query(select_runs!(
+        "WHERE r.tenant_id = ? AND substr(r.id, 1, ?) = ? ORDER BY r.id LIMIT ?"
+    ))
+    .bind(tenant)
+    .bind(i64::try_from(chars).unwrap_or(i64::MAX))
+    .bind(id_or_prefix)
+    .bind(AMBIGUOUS_SHOWN as i64 + 1)
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::db("finding a run"))?;
+    match rows.as_slice() {
+        [] => Ok(None),
+        [row] => run_from_row(row).map(Some),
+        rows => {
+            let mut matches = rows
+                .iter()
+                .take(AMBIGUOUS_SHOWN)
+                .map(|r| r.try_get::<String, _>(0))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::db("finding a run"))?;
+            if rows.len() > AMBIGUOUS_SHOWN {
+                matches.push("…".to_owned());
+            }
+            Err(StoreError::AmbiguousRun {
+                prefix: id_or_prefix.to_owned(),
+                matches,
+            })
+        }
+    }
+}
+
+pub async fn events(pool: &SqlitePool, run_id: &str) -> Result<Vec<EventRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT run_id, tenant_id, seq, kind, direction, method, request_id, virtual_time, wall_time, payload
+         FROM events WHERE run_id = ? ORDER BY seq",
+    )
+    .bind(run_id)
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::db("reading events"))?;
+    rows.iter().map(event_from_row).collect()
+}
+
+fn get<T>(row: &SqliteRow, column: usize) -> Result<T, StoreError>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    row.try_get(column)
+        .map_err(StoreError::db("decoding a row"))
+}
+
+fn parse<T: std::str::FromStr>(what: &'static str, value: String) -> Result<T, StoreError> {
+    value
+        .parse()
+        .map_err(|_| StoreError::Corrupt { what, value })
+}
+
+fn time(what: &'static str, value: String) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
+    parse_db_time(&value).ok_or(StoreError::Corrupt { what, value })
+}
+
+fn json(what: &'static str, value: String) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(&value).map_err(|_| StoreError::Corrupt { what, value })
+}
+
+fn run_from_row(row: &SqliteRow) -> Result<RunRecord, StoreError> {
+    Ok(RunRecord {
+        id: get(row, 0)?,
+        tenant: get(row, 1)?,
+        scenario_name: get(row, 2)?,
+        scenario_hash: get(row, 3)?,
+        seed: parse("run seed", get(row, 4)?)?,
+        clock_start: time("run clock start", get(row, 5)?)?,
+        started_at: time("run start time", get(row, 6)?)?,
+        transport: get(row, 7)?,
+        labels: json("run labels", get(row, 8)?)?,
+        status: parse("run status", get(row, 9)?)?,
+        ended_at: get::<Option<String>>(row, 10)?
+            .map(|t| time("run end time", t))
+            .transpose()?,
+        event_count: u64::try_from(get::<i64>(row, 11)?).unwrap_or(0),
+    })
+}
+
+fn event_from_row(row: &SqliteRow) -> Result<EventRecord, StoreError> {
+    let seq: i64 = get(row, 2)?;
+    Ok(EventRecord {
+        run_id: get(row, 0)?,
+        tenant: get(row, 1)?,
+        seq: u64::try_from(seq).map_err(|_| StoreError::Corrupt {
+            what: "event seq",
+            value: seq.to_string(),
+        })?,
+        kind: parse("event kind", get(row, 3)?)?,
+        direction: parse("event direction", get(row, 4)?)?,
+        method: get(row, 5)?,
+        request_id: get(row, 6)?,
+        virtual_time: time("event virtual time", get(row, 7)?)?,
+        wall_time: time("event wall time", get(row, 8)?)?,
+        payload: json("event payload", get(row, 9)?)?,
+    })
+}

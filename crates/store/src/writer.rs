@@ -1,0 +1,776 @@
+//! The writer task: the one owner of the write connection.
+//!
+//! It drains the queue in batches (waits for the first command, then takes
+//! whatever else is already queued, up to `batch_max`), redacts every event,
+//! writes each batch in one transaction with multi-row `INSERT`s, commits,
+//! records any failures, and only then advances the processed high-water
+//! mark that `Store::durable` waits on. Run commands (create, end) travel
+//! through the same queue, so they are ordered with the events around them.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use sqlx::error::ErrorKind;
+use sqlx::{AssertSqlSafe, Connection, SqliteConnection};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::model::{Direction, EventKind, NewEvent, RunStatus, write_db_time};
+use crate::{SharedRedactor, StoreError, Ticket};
+
+/// SQLite's default bound-parameter limit since 3.32 (the bundled library is
+/// newer). PostgreSQL allows 65535, so chunks sized for this fit both.
+const MAX_BIND_PARAMS: usize = 32766;
+
+/// Columns bound per event row.
+const EVENT_COLUMNS: usize = 10;
+
+/// The most rows one `INSERT` carries. Larger statements save little once a
+/// statement carries a few hundred rows, and each distinct size is one more
+/// prepared statement to cache.
+const MAX_CHUNK_ROWS: usize = {
+    let by_params = MAX_BIND_PARAMS / EVENT_COLUMNS;
+    if by_params < 256 { by_params } else { 256 }
+};
+
+// A chunk must fit under the bind-parameter limit; checked at compile time.
+const _: () = assert!(MAX_CHUNK_ROWS * EVENT_COLUMNS <= MAX_BIND_PARAMS);
+
+/// Failure ranges kept for `durable` to report; past this, the oldest half is
+/// forgotten and reported as `OutcomeForgotten` (never as success).
+const MAX_FAILURE_RANGES: usize = 1 << 16;
+
+/// What the writer task is asked to do.
+pub(crate) enum Command {
+    Event {
+        ticket: u64,
+        event: NewEvent,
+    },
+    CreateRun {
+        run: PreparedRun,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    EndRun {
+        run_id: String,
+        status: RunStatus,
+        ended_at: String,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    EnsureTenant {
+        id: String,
+        name: String,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+}
+
+/// A run already redacted and converted to its column values.
+pub(crate) struct PreparedRun {
+    pub id: String,
+    pub tenant: String,
+    pub scenario_name: String,
+    pub scenario_hash: String,
+    pub seed: String,
+    pub clock_start: String,
+    pub started_at: String,
+    pub transport: String,
+    pub labels: String,
+}
+
+/// Which tickets failed, and why. Shared between the writer, which records,
+/// and the store handles, which look up.
+#[derive(Default)]
+pub(crate) struct FailureLog {
+    any: AtomicBool,
+    inner: Mutex<FailureRanges>,
+}
+
+#[derive(Default)]
+struct FailureRanges {
+    /// first ticket → (last ticket, cause), for disjoint inclusive ranges.
+    ranges: BTreeMap<u64, (u64, Arc<StoreError>)>,
+    /// Tickets up to here may have failed without a record left to say so.
+    forgotten_through: u64,
+}
+
+impl FailureLog {
+    fn record(&self, first: u64, last: u64, cause: Arc<StoreError>) {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.ranges.insert(first, (last, cause));
+        if inner.ranges.len() > MAX_FAILURE_RANGES
+            && let Some(split_at) = inner.ranges.keys().nth(MAX_FAILURE_RANGES / 2).copied()
+        {
+            let newer = inner.ranges.split_off(&split_at);
+            let older = std::mem::replace(&mut inner.ranges, newer);
+            if let Some((_, (last, _))) = older.last_key_value() {
+                inner.forgotten_through = inner.forgotten_through.max(*last);
+            }
+        }
+        self.any.store(true, Ordering::Release);
+    }
+
+    /// The error for `ticket`, if its write failed (or may have).
+    pub(crate) fn lookup(&self, ticket: u64) -> Option<StoreError> {
+        if ticket == 0 || !self.any.load(Ordering::Acquire) {
+            return None;
+        }
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, (last, cause))) = inner.ranges.range(..=ticket).next_back()
+            && *last >= ticket
+        {
+            return Some(StoreError::EventNotWritten {
+                ticket: Ticket(ticket),
+                cause: Arc::clone(cause),
+            });
+        }
+        if ticket <= inner.forgotten_through {
+            return Some(StoreError::OutcomeForgotten {
+                ticket: Ticket(ticket),
+            });
+        }
+        None
+    }
+
+    /// How many tickets in `(after, through]` failed, and the first cause.
+    pub(crate) fn failures_in(&self, after: u64, through: u64) -> Option<StoreError> {
+        if !self.any.load(Ordering::Acquire) || through <= after {
+            return None;
+        }
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut count = 0u64;
+        let mut first = None;
+        // A range starting at or before `after` may still reach into the window.
+        let start = inner
+            .ranges
+            .range(..=after)
+            .next_back()
+            .map_or(after + 1, |(s, _)| *s);
+        for (&lo, (hi, cause)) in inner.ranges.range(start..=through) {
+            let lo = lo.max(after + 1);
+            let hi = (*hi).min(through);
+            if hi >= lo {
+                count += hi - lo + 1;
+                first.get_or_insert_with(|| Arc::clone(cause));
+            }
+        }
+        if after < inner.forgotten_through {
+            return Some(StoreError::OutcomeForgotten {
+                ticket: Ticket(after + 1),
+            });
+        }
+        first.map(|first| StoreError::EventsNotWritten { count, first })
+    }
+}
+
+/// One event as bound to the `INSERT`: every text already redacted. Text is
+/// held in `Arc<str>` because sqlx binds that without copying, and because
+/// a failed chunk is retried row by row from the same values.
+struct Row {
+    ticket: u64,
+    run_id: Arc<str>,
+    tenant: Arc<str>,
+    seq: i64,
+    kind: Arc<str>,
+    direction: Arc<str>,
+    method: Option<Arc<str>>,
+    request_id: Option<Arc<str>>,
+    virtual_time: Arc<str>,
+    wall_time: Arc<str>,
+    payload: Arc<str>,
+}
+
+/// The last key seen and what redaction made of it. Consecutive events
+/// mostly share their run and tenant, so this saves a redaction and an
+/// allocation per event.
+#[derive(Default)]
+struct KeyCache {
+    raw: String,
+    checked: Option<Result<Arc<str>, String>>,
+}
+
+impl KeyCache {
+    /// Keys (run and tenant ids) are not rewritten by redaction, since a
+    /// rewritten key would file the event under another run or none. A key
+    /// the redactor would alter is refused instead, so nothing raw is written.
+    fn check(&mut self, raw: &str, redactor: &SharedRedactor) -> Result<Arc<str>, String> {
+        if let Some(checked) = &self.checked
+            && self.raw == raw
+        {
+            return checked.clone();
+        }
+        let checked = if redactor.redact_str(raw) == raw {
+            Ok(Arc::from(raw))
+        } else {
+            Err("it contains text the redactor masks, and ids must not carry secrets".to_owned())
+        };
+        self.raw.clear();
+        self.raw.push_str(raw);
+        self.checked = Some(checked.clone());
+        checked
+    }
+}
+
+pub(crate) struct Writer {
+    pub conn: SqliteConnection,
+    pub rx: mpsc::UnboundedReceiver<Command>,
+    pub processed: watch::Sender<u64>,
+    pub failures: Arc<FailureLog>,
+    pub redactor: SharedRedactor,
+    pub batch_max: usize,
+    /// This store instance's id, stamped on the runs it creates.
+    pub owner: String,
+}
+
+/// The writer's reusable state, kept apart from `Writer` so that building a
+/// batch can borrow it mutably while the connection is in use.
+struct Scratch {
+    /// `INSERT` statements for 1, 2, 4, … `MAX_CHUNK_ROWS` rows. A batch is
+    /// cut into these power-of-two sizes so that only a handful of distinct
+    /// statements exist and all stay in the prepared-statement cache.
+    inserts: Vec<(usize, Arc<str>)>,
+    kinds: Vec<Arc<str>>,
+    directions: Vec<Arc<str>>,
+    json: Vec<u8>,
+    time: String,
+    run_key: KeyCache,
+    tenant_key: KeyCache,
+    rows: Vec<Row>,
+    failed: Vec<(u64, Arc<StoreError>)>,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        let mut inserts = Vec::new();
+        let mut n = 1;
+        while n <= MAX_CHUNK_ROWS {
+            inserts.push((n, Arc::from(insert_sql(n))));
+            n *= 2;
+        }
+        Scratch {
+            inserts,
+            kinds: EventKind::ALL
+                .iter()
+                .map(|k| Arc::from(k.as_str()))
+                .collect(),
+            directions: Direction::ALL
+                .iter()
+                .map(|d| Arc::from(d.as_str()))
+                .collect(),
+            json: Vec::with_capacity(4096),
+            time: String::with_capacity(32),
+            run_key: KeyCache::default(),
+            tenant_key: KeyCache::default(),
+            rows: Vec::new(),
+            failed: Vec::new(),
+        }
+    }
+
+    fn time(&mut self, t: &chrono::DateTime<chrono::Utc>) -> Arc<str> {
+        self.time.clear();
+        write_db_time(&mut self.time, t);
+        Arc::from(self.time.as_str())
+    }
+
+    /// Redacts one event and turns it into bound values.
+    fn prepare(
+        &mut self,
+        ticket: u64,
+        mut event: NewEvent,
+        redactor: &SharedRedactor,
+    ) -> Result<Row, StoreError> {
+        let reject = |event: &NewEvent, reason: String| StoreError::EventRejected {
+            run_id: redactor.redact_str(&event.run_id),
+            seq: event.seq,
+            reason,
+        };
+        let run_id = self
+            .run_key
+            .check(&event.run_id, redactor)
+            .map_err(|r| reject(&event, format!("its run id is refused: {r}")))?;
+        let tenant = self
+            .tenant_key
+            .check(&event.tenant, redactor)
+            .map_err(|r| reject(&event, format!("its tenant id is refused: {r}")))?;
+        let seq = i64::try_from(event.seq).map_err(|_| {
+            reject(
+                &event,
+                "seq is larger than the largest storable value (2^63 - 1)".to_owned(),
+            )
+        })?;
+
+        redactor.redact_json(&mut event.payload);
+        self.json.clear();
+        serde_json::to_writer(&mut self.json, &event.payload)
+            .map_err(|e| reject(&event, format!("its payload could not be serialized: {e}")))?;
+        let payload: Arc<str> = Arc::from(
+            std::str::from_utf8(&self.json)
+                .map_err(|e| reject(&event, format!("its payload is not UTF-8: {e}")))?,
+        );
+
+        Ok(Row {
+            ticket,
+            run_id,
+            tenant,
+            seq,
+            kind: Arc::clone(&self.kinds[event.kind as usize]),
+            direction: Arc::clone(&self.directions[event.direction as usize]),
+            payload,
+            method: event
+                .method
+                .as_deref()
+                .map(|m| Arc::from(redactor.redact_str(m))),
+            request_id: event
+                .request_id
+                .as_deref()
+                .map(|r| Arc::from(redactor.redact_str(r))),
+            virtual_time: self.time(&event.virtual_time),
+            wall_time: self.time(&event.wall_time),
+        })
+    }
+}
+
+fn insert_sql(rows: usize) -> String {
+    const HEAD: &str = "INSERT INTO events (run_id, seq, tenant_id, kind, direction, method, request_id, virtual_time, wall_time, payload) VALUES ";
+    const TUPLE: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    let mut sql = String::with_capacity(HEAD.len() + rows * (TUPLE.len() + 2));
+    sql.push_str(HEAD);
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(TUPLE);
+    }
+    sql
+}
+
+/// Cuts `n` rows into statement sizes: as many full chunks as fit, then the
+/// binary digits of the rest, largest first.
+fn chunk_sizes(mut n: usize) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if n == 0 {
+            return None;
+        }
+        let size = if n >= MAX_CHUNK_ROWS {
+            MAX_CHUNK_ROWS
+        } else {
+            1 << (usize::BITS - 1 - n.leading_zeros())
+        };
+        n -= size;
+        Some(size)
+    })
+}
+
+/// Whether a failed statement was refused because of the rows it carried
+/// (a constraint), as opposed to the database failing (I/O, full disk,
+/// busy). Only the former is worth retrying row by row.
+fn is_row_error(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if matches!(
+        d.kind(),
+        ErrorKind::UniqueViolation
+            | ErrorKind::ForeignKeyViolation
+            | ErrorKind::NotNullViolation
+            | ErrorKind::CheckViolation
+    ))
+}
+
+fn row_error(row: &Row, e: &sqlx::Error) -> StoreError {
+    let run_id = row.run_id.to_string();
+    let seq = row.seq as u64;
+    match e {
+        sqlx::Error::Database(d) if d.kind() == ErrorKind::UniqueViolation => {
+            StoreError::DuplicateEvent { run_id, seq }
+        }
+        sqlx::Error::Database(d) if d.kind() == ErrorKind::ForeignKeyViolation => {
+            StoreError::EventRejected {
+                reason: format!(
+                    "tenant {:?} has no run with that id (create the run before its events)",
+                    row.tenant
+                ),
+                run_id,
+                seq,
+            }
+        }
+        e => StoreError::EventRejected {
+            run_id,
+            seq,
+            reason: e.to_string(),
+        },
+    }
+}
+
+async fn execute_insert(
+    conn: &mut SqliteConnection,
+    sql: &Arc<str>,
+    rows: &[Row],
+) -> Result<(), sqlx::Error> {
+    let mut query = sqlx::query(AssertSqlSafe(Arc::clone(sql)));
+    for row in rows {
+        query = query
+            .bind(Arc::clone(&row.run_id))
+            .bind(row.seq)
+            .bind(Arc::clone(&row.tenant))
+            .bind(Arc::clone(&row.kind))
+            .bind(Arc::clone(&row.direction))
+            .bind(row.method.clone())
+            .bind(row.request_id.clone())
+            .bind(Arc::clone(&row.virtual_time))
+            .bind(Arc::clone(&row.wall_time))
+            .bind(Arc::clone(&row.payload));
+    }
+    query.execute(conn).await.map(|_| ())
+}
+
+/// Writes `rows` in one transaction. Rows refused by a constraint are added
+/// to `failed` and the rest are committed; any other error fails the whole
+/// transaction and is returned.
+///
+/// This relies on SQLite rolling back only the failed statement, not the
+/// transaction, when a constraint fails. PostgreSQL aborts the transaction
+/// instead, so its version will wrap each chunk in a savepoint.
+async fn write_rows(
+    conn: &mut SqliteConnection,
+    inserts: &[(usize, Arc<str>)],
+    rows: &[Row],
+    failed: &mut Vec<(u64, Arc<StoreError>)>,
+) -> Result<(), sqlx::Error> {
+    let sql_for = |size: usize| {
+        inserts
+            .iter()
+            .find(|(n, _)| *n == size)
+            .map(|(_, sql)| sql)
+            .ok_or_else(|| sqlx::Error::Protocol(format!("no INSERT prepared for {size} rows")))
+    };
+    let single = sql_for(1)?;
+    let mut tx = conn.begin().await?;
+    let mut at = 0;
+    for size in chunk_sizes(rows.len()) {
+        let chunk = &rows[at..at + size];
+        at += size;
+        match execute_insert(&mut tx, sql_for(size)?, chunk).await {
+            Ok(()) => {}
+            Err(e) if is_row_error(&e) => {
+                // Find the offending rows one by one; the good ones still land.
+                for row in chunk {
+                    match execute_insert(&mut tx, single, std::slice::from_ref(row)).await {
+                        Ok(()) => {}
+                        Err(e) if is_row_error(&e) => {
+                            failed.push((row.ticket, Arc::new(row_error(row, &e))));
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    tx.commit().await
+}
+
+impl Writer {
+    /// Serves commands until told to shut down or until every store handle
+    /// is gone, then closes the connection cleanly.
+    pub async fn run(mut self) {
+        let mut scratch = Scratch::new();
+        // Capacity grows to the batches actually seen; a huge `batch_max`
+        // must not reserve memory up front.
+        let mut commands = Vec::with_capacity(self.batch_max.min(1024));
+        let mut events: Vec<(u64, NewEvent)> = Vec::with_capacity(self.batch_max.min(1024));
+        let shutdown_reply = 'serve: loop {
+            if self.rx.recv_many(&mut commands, self.batch_max).await == 0 {
+                break 'serve None;
+            }
+            let mut drained = commands.drain(..);
+            while let Some(command) = drained.next() {
+                match command {
+                    Command::Event { ticket, event } => events.push((ticket, event)),
+                    Command::Shutdown { reply } => {
+                        self.write_events(&mut scratch, &mut events).await;
+                        // Anything queued after the shutdown is dropped, and its
+                        // waiters learn that the store closed.
+                        drained.for_each(drop);
+                        break 'serve Some(reply);
+                    }
+                    control => {
+                        self.write_events(&mut scratch, &mut events).await;
+                        self.control(control).await;
+                    }
+                }
+            }
+            drop(drained);
+            self.write_events(&mut scratch, &mut events).await;
+        };
+        let result = self.finish().await;
+        if let Some(reply) = shutdown_reply {
+            let _ = reply.send(result);
+        } else if let Err(e) = result {
+            tracing::warn!(error = %e, "the store did not close cleanly");
+        }
+    }
+
+    /// Writes one batch of events and advances the high-water mark past it.
+    async fn write_events(&mut self, scratch: &mut Scratch, events: &mut Vec<(u64, NewEvent)>) {
+        let Some(&(last_ticket, _)) = events.last() else {
+            return;
+        };
+        scratch.rows.clear();
+        scratch.failed.clear();
+        scratch.run_key = KeyCache::default();
+        scratch.tenant_key = KeyCache::default();
+        for (ticket, event) in events.drain(..) {
+            match scratch.prepare(ticket, event, &self.redactor) {
+                Ok(row) => scratch.rows.push(row),
+                Err(e) => scratch.failed.push((ticket, Arc::new(e))),
+            }
+        }
+
+        if !scratch.rows.is_empty() {
+            let mut row_failures = Vec::new();
+            match write_rows(
+                &mut self.conn,
+                &scratch.inserts,
+                &scratch.rows,
+                &mut row_failures,
+            )
+            .await
+            {
+                Ok(()) => scratch.failed.append(&mut row_failures),
+                Err(source) => {
+                    let cause = Arc::new(StoreError::Database {
+                        context: "writing a batch of events",
+                        source,
+                    });
+                    tracing::error!(events = scratch.rows.len(), error = %cause, "a batch of events was not written");
+                    scratch
+                        .failed
+                        .extend(scratch.rows.iter().map(|r| (r.ticket, Arc::clone(&cause))));
+                }
+            }
+        }
+        scratch.rows.clear();
+
+        if !scratch.failed.is_empty() {
+            scratch.failed.sort_by_key(|(t, _)| *t);
+            // Consecutive tickets that share a cause (a whole failed batch)
+            // are recorded as one range.
+            let mut iter = scratch.failed.drain(..);
+            if let Some((first, cause)) = iter.next() {
+                let (mut lo, mut hi, mut cause) = (first, first, cause);
+                for (t, c) in iter {
+                    if t == hi + 1 && Arc::ptr_eq(&c, &cause) {
+                        hi = t;
+                    } else {
+                        self.log_failure(lo, hi, cause);
+                        (lo, hi, cause) = (t, t, c);
+                    }
+                }
+                self.log_failure(lo, hi, cause);
+            }
+        }
+        // Failures are recorded before the mark moves, so a waiter that sees
+        // the mark also sees its ticket's failure.
+        self.processed.send_replace(last_ticket);
+    }
+
+    fn log_failure(&self, first: u64, last: u64, cause: Arc<StoreError>) {
+        if !matches!(*cause, StoreError::Database { .. }) {
+            tracing::error!(ticket = first, error = %cause, "an event was not written");
+        }
+        self.failures.record(first, last, cause);
+    }
+
+    async fn control(&mut self, command: Command) {
+        match command {
+            Command::CreateRun { run, reply } => {
+                let _ = reply.send(self.create_run(run).await);
+            }
+            Command::EndRun {
+                run_id,
+                status,
+                ended_at,
+                reply,
+            } => {
+                let _ = reply.send(self.end_run(run_id, status, ended_at).await);
+            }
+            Command::EnsureTenant { id, name, reply } => {
+                let _ = reply.send(self.ensure_tenant(id, name).await);
+            }
+            // Both are handled by the serving loop itself.
+            Command::Event { .. } | Command::Shutdown { .. } => {}
+        }
+    }
+
+    async fn create_run(&mut self, run: PreparedRun) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO runs (id, tenant_id, scenario_name, scenario_hash, seed, clock_start, started_at, transport, labels, status, ended_at, owner)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', NULL, ?)",
+        )
+        .bind(&run.id)
+        .bind(&run.tenant)
+        .bind(run.scenario_name)
+        .bind(run.scenario_hash)
+        .bind(run.seed)
+        .bind(run.clock_start)
+        .bind(run.started_at)
+        .bind(run.transport)
+        .bind(run.labels)
+        .bind(&self.owner)
+        .execute(&mut self.conn)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(d)) if d.kind() == ErrorKind::UniqueViolation => {
+                Err(StoreError::DuplicateRun { id: run.id })
+            }
+            Err(sqlx::Error::Database(d)) if d.kind() == ErrorKind::ForeignKeyViolation => {
+                Err(StoreError::UnknownTenant { tenant: run.tenant })
+            }
+            Err(source) => Err(StoreError::Database {
+                context: "creating a run",
+                source,
+            }),
+        }
+    }
+
+    async fn end_run(
+        &mut self,
+        run_id: String,
+        status: RunStatus,
+        ended_at: String,
+    ) -> Result<(), StoreError> {
+        let done =
+            sqlx::query("UPDATE runs SET status = ?, ended_at = ?, owner = NULL WHERE id = ?")
+                .bind(status.as_str())
+                .bind(ended_at)
+                .bind(&run_id)
+                .execute(&mut self.conn)
+                .await
+                .map_err(StoreError::db("ending a run"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::UnknownRun { id: run_id });
+        }
+        Ok(())
+    }
+
+    async fn ensure_tenant(&mut self, id: String, name: String) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(crate::model::db_time(&chrono::Utc::now()))
+        .execute(&mut self.conn)
+        .await
+        .map_err(StoreError::db("creating a tenant"))?;
+        Ok(())
+    }
+
+    /// Marks this instance's unfinished runs interrupted, checkpoints the
+    /// WAL into the main file and closes the connection.
+    async fn finish(mut self) -> Result<(), StoreError> {
+        let interrupted = crate::recovery::interrupt_owned_by(&mut self.conn, &self.owner).await?;
+        if interrupted > 0 {
+            tracing::warn!(
+                runs = interrupted,
+                "runs still active at close were marked interrupted"
+            );
+        }
+        // TRUNCATE leaves an empty WAL even if another process keeps the
+        // database open; closing the last connection would remove it anyway.
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(StoreError::db("checkpointing the write-ahead log"))?;
+        if busy != 0 {
+            tracing::debug!("the WAL checkpoint at close was blocked by another connection");
+        }
+        self.conn
+            .close()
+            .await
+            .map_err(StoreError::db("closing the store"))
+    }
+}
+
+#[cfg(test)]
+// Tests fail by panicking; unwrapping is how they say so.
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_cut_into_power_of_two_chunks() {
+        let check = |n: usize, expect: &[usize]| {
+            let sizes: Vec<usize> = chunk_sizes(n).collect();
+            assert_eq!(sizes, expect, "{n} rows");
+            assert_eq!(sizes.iter().sum::<usize>(), n);
+        };
+        check(0, &[]);
+        check(1, &[1]);
+        check(3, &[2, 1]);
+        check(256, &[256]);
+        check(300, &[256, 32, 8, 4]);
+        check(512, &[256, 256]);
+        check(513, &[256, 256, 1]);
+    }
+
+    #[test]
+    fn insert_statements_bind_ten_columns_per_row() {
+        assert_eq!(insert_sql(2).matches('?').count(), 2 * EVENT_COLUMNS);
+    }
+
+    fn cause(msg: &str) -> Arc<StoreError> {
+        Arc::new(StoreError::InvalidInput {
+            what: "test",
+            reason: msg.to_owned(),
+        })
+    }
+
+    #[test]
+    fn failure_log_answers_per_ticket_and_per_window() {
+        let log = FailureLog::default();
+        assert!(log.lookup(5).is_none());
+        log.record(5, 5, cause("dup"));
+        log.record(10, 19, cause("disk"));
+        for (ticket, failed) in [
+            (4, false),
+            (5, true),
+            (6, false),
+            (9, false),
+            (10, true),
+            (19, true),
+            (20, false),
+        ] {
+            assert_eq!(log.lookup(ticket).is_some(), failed, "ticket {ticket}");
+        }
+        let count = |after, through| match log.failures_in(after, through) {
+            Some(StoreError::EventsNotWritten { count, .. }) => count,
+            None => 0,
+            Some(other) => panic!("unexpected {other}"),
+        };
+        assert_eq!(count(0, 4), 0);
+        assert_eq!(count(0, 100), 11);
+        assert_eq!(count(5, 100), 10);
+        assert_eq!(count(12, 15), 3);
+        assert_eq!(count(19, 100), 0);
+    }
+
+    #[test]
+    fn a_full_failure_log_forgets_old_tickets_as_errors_not_successes() {
+        let log = FailureLog::default();
+        for i in 0..=(MAX_FAILURE_RANGES as u64) {
+            log.record(2 * i + 1, 2 * i + 1, cause("dup"));
+        }
+        // Ticket 2 succeeded but its neighbourhood was forgotten.
+        assert!(matches!(
+            log.lookup(2),
+            Some(StoreError::OutcomeForgotten { .. })
+        ));
+        let newest = 2 * MAX_FAILURE_RANGES as u64 + 1;
+        assert!(matches!(
+            log.lookup(newest),
+            Some(StoreError::EventNotWritten { .. })
+        ));
+        assert!(log.lookup(newest + 1).is_none());
+    }
+}
