@@ -207,7 +207,11 @@ impl Run {
         }
         let method = call.method.name();
         let request_id = call.request_id.clone();
-        self.record(EventKind::Request, Direction::ToServer, Some(method), request_id.clone(), call.method.params());
+        let mut params = call.method.params();
+        if let (Some(token), Value::Object(map)) = (&call.progress_token, &mut params) {
+            map.insert("_meta".to_owned(), json!({"progressToken": token}));
+        }
+        self.record(EventKind::Request, Direction::ToServer, Some(method), request_id.clone(), params);
         let outcome = self.route(&call, client).await;
         self.respond(method, request_id, outcome).await
     }

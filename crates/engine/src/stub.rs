@@ -87,7 +87,7 @@ pub(crate) async fn call_tool(
             },
         }));
         if let Some(latency) = fault.latency {
-            advance(run, latency);
+            advance(run, latency, &mut scope);
             tokio::select! {
                 _ = tokio::time::sleep(latency) => {}
                 _ = call.cancel.cancelled() => return cancelled(),
@@ -221,9 +221,14 @@ fn firing_fault<'a>(run: &Run, faults: &'a [Fault], tool: &str, call_no: u64, ar
     })
 }
 
-fn advance(run: &Run, by: Duration) {
-    let mut state = run.state();
-    state.now += chrono::Duration::from_std(by).unwrap_or_default();
+/// Lets virtual time pass, and shows templates the new time.
+fn advance(run: &Run, by: Duration, scope: &mut Scope) {
+    let now = {
+        let mut state = run.state();
+        state.now += chrono::Duration::from_std(by).unwrap_or_default();
+        state.now
+    };
+    scope.set("now", &Value::from(format_time(now)));
 }
 
 fn cancelled() -> Outcome {
@@ -264,7 +269,7 @@ async fn run_steps(run: &Run, rule: &Rule, scope: &mut Scope, call: &Call, clien
                 }
                 notify(run, client, "notifications/message", params).await;
             }
-            Step::Wait(d) => advance(run, *d),
+            Step::Wait(d) => advance(run, *d, scope),
             Step::ResourceUpdated(uri) => {
                 let uri = renderer.text(uri, &ctx).map_err(template_failure)?;
                 if run.state().subscriptions.contains(&uri) {

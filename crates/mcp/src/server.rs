@@ -2,6 +2,11 @@
 //! hands it to the run's pipeline, and translates the [`Outcome`] back.
 //! No behaviour lives here; anything a call does is decided by the engine.
 
+// Logging, sampling and resource subscriptions are deprecated by the 2026-07-28
+// revision (SEP-2577) but remain part of every earlier protocol version this
+// front serves, so it keeps implementing them.
+#![allow(deprecated)]
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 

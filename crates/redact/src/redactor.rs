@@ -418,10 +418,8 @@ impl RedactorBuilder {
                     .expect("secret patterns stay within the automaton's limits"),
             )
         };
-        let mut placeholders: HashSet<Vec<u8>> = rules
-            .kinds()
-            .map(|kind| kind.as_bytes().to_vec())
-            .collect();
+        let mut placeholders: HashSet<Vec<u8>> =
+            rules.kinds().map(|kind| kind.as_bytes().to_vec()).collect();
         for secret in &self.secrets {
             placeholders.insert(format!("secret:{}", secret.name).into_bytes());
         }

@@ -32,7 +32,23 @@
 //!
 //! Placeholders (`[REDACTED:KIND]`) contain no assignment, quote or token
 //! shape that a rule accepts, and the scanner additionally never matches
-//! inside a placeholder it produced, so redaction is idempotent.
+//! inside a placeholder it produced; the redactor also rescans its own output
+//! until nothing new turns up. Together these make redaction idempotent.
+//!
+//! No rule span contains an unescaped `"` and no span cuts a JSON escape in
+//! half (the scanner enforces both for every rule), so redacting JSON text
+//! leaves valid JSON.
+//!
+//! # Adding a rule
+//!
+//! Add an entry to [`DEFAULT_RULES`]: a `kind` (snake_case, it names the
+//! placeholder), a `doc` saying what it matches and why the regex looks the
+//! way it does, the literal `keywords` every match starts with (as specific
+//! as possible: they decide how often the regex runs), a `tail` with bounded
+//! repetitions, and a `validator` where the shape alone would match ordinary
+//! text. Put a capture group around the part to replace if the match also
+//! holds context to keep (a key, a scheme). Then add a positive case and
+//! near misses to `rules_tests.rs`.
 
 use std::sync::{Arc, OnceLock};
 
@@ -133,22 +149,28 @@ macro_rules! assign {
 }
 
 /// The value of an assignment, in its four forms; each form is one capture
-/// group (see `GROUP_*`). Escapes are consumed as whole pairs so that a
-/// replaced span never ends between a backslash and the character it escapes
-/// (which would break the JSON text the value sits in). An unquoted value may
-/// not start with `[`, `{` or `(` (JSON arrays and objects, YAML flow
-/// collections, expressions), and stops at delimiters that end values in
-/// query strings, connection strings and logs (`,` `;` `&` whitespace).
+/// group (see `GROUP_*`).
+///
+/// The forms are shaped so that cutting a value out of JSON text leaves
+/// valid JSON: escapes are consumed as whole pairs, so a span never ends
+/// between a backslash and the character it escapes; no form crosses an
+/// unescaped `"` (the end of a JSON string); and a double-quoted value may
+/// not start with what follows the closing quote of a JSON string (`,` `:`
+/// `]` `}` or whitespace), so that `["password: ", 12345]` is not read as a
+/// quoted value. An unquoted value may not start with `[`, `{` or `(` (JSON
+/// arrays and objects, YAML flow collections, expressions), and stops at the
+/// delimiters of query strings, connection strings and logs (`,` `;` `&`
+/// whitespace).
 macro_rules! value {
     ($min:literal, $rest:literal) => {
         concat!(
             r#"\\"((?:[^"\\\r\n]|\\[^"\r\n]){"#,
             $min,
             r#",256})"#,
-            r#"|"((?:[^"\\\r\n]|\\[^\r\n]){"#,
-            $min,
-            r#",256})"#,
-            r#"|'((?:[^'\\\r\n]|\\[^\r\n]){"#,
+            r#"|"((?:[^"\\\s,:\]}]|\\[^\r\n])(?:[^"\\\r\n]|\\[^\r\n]){"#,
+            $rest,
+            r#",255})"#,
+            r#"|'((?:[^'"\\\r\n]|\\[^\r\n]){"#,
             $min,
             r#",256})"#,
             r#"|((?:[^\s"'`,;&<>()\[\]{}\\]|\\[^\s"nrt])(?:[^\s"'`,;&<>)\]}\\]|\\[^\s"nrt]){"#,
@@ -167,7 +189,7 @@ macro_rules! assignment_tail {
             "(?:",
             value!($min, $rest),
             ")",
-            r#"|>((?:[^<\\\r\n]|\\[^\r\n]){"#,
+            r#"|>((?:[^<"\\\r\n]|\\[^\r\n]){"#,
             $min,
             r#",256})"#,
             ")"
@@ -267,7 +289,9 @@ pub(crate) static DEFAULT_RULES: &[Rule] = &[
         doc: "Slack tokens: bot (xoxb-), user (xoxp-), app (xoxa-), refresh (xoxr-, xoxe.), \
               legacy session (xoxs-) and config (xoxe-) tokens. Real ones always contain the \
               numeric team and user ids, so a digit is required.",
-        keywords: &["xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xoxe-", "xoxe."],
+        keywords: &[
+            "xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xoxe-", "xoxe.",
+        ],
         case_insensitive: false,
         not_after: Some(is_alnum),
         tail: r"[A-Za-z0-9.-]{10,250}",
@@ -668,11 +692,12 @@ fn compile_regex(rule: &Rule) -> Result<meta::Regex, String> {
 
 /// Compiles a byte-oriented, Unicode-off regex: the measured difference is
 /// two orders of magnitude, and credentials are ASCII anyway.
-pub(crate) fn compile_pattern(pattern: &str) -> Result<meta::Regex, meta::BuildError> {
+pub(crate) fn compile_pattern(pattern: &str) -> Result<meta::Regex, String> {
     meta::Regex::builder()
         .syntax(syntax::Config::new().unicode(false).utf8(false))
         .configure(meta::Config::new().utf8_empty(false))
         .build(pattern)
+        .map_err(|e| e.to_string())
 }
 
 /// Escapes a keyword for use as a regex literal. Only the characters that
@@ -704,7 +729,7 @@ pub(crate) fn default_rules() -> Arc<RuleSet> {
 pub(crate) fn no_rules() -> Arc<RuleSet> {
     static SET: OnceLock<Arc<RuleSet>> = OnceLock::new();
     SET.get_or_init(|| Arc::new(RuleSet::compile(&[]).expect("an empty rule table compiles")))
-    .clone()
+        .clone()
 }
 
 // ---------------------------------------------------------------------------
@@ -836,7 +861,10 @@ fn pwd_value(hit: &Hit<'_>) -> bool {
         || s.starts_with(b"~")
         || s.starts_with(b"./")
         || s.starts_with(b"../")
-        || (s.len() >= 3 && s[0].is_ascii_alphabetic() && s[1] == b':' && matches!(s[2], b'\\' | b'/'));
+        || (s.len() >= 3
+            && s[0].is_ascii_alphabetic()
+            && s[1] == b':'
+            && matches!(s[2], b'\\' | b'/'));
     !path_like && assignment_value(hit, ValueClass::Password)
 }
 
@@ -901,9 +929,10 @@ fn assignment_value(hit: &Hit<'_>, class: ValueClass) -> bool {
     true
 }
 
-/// A value made of one repeated byte (`****`, `xxxxxxxx`) is a mask.
+/// A value of three or more of one repeated byte (`***`, `xxxxxxxx`) is a
+/// mask, not a secret.
 fn is_uniform(value: &[u8]) -> bool {
-    value.windows(2).all(|w| w[0] == w[1])
+    value.len() >= 3 && value.windows(2).all(|w| w[0] == w[1])
 }
 
 /// References to a secret held elsewhere: environment variables, templates,
@@ -929,15 +958,14 @@ fn is_reference(value: &[u8]) -> bool {
     }
     // `$DB_PASSWORD`: by convention environment variables are upper case, so
     // a password such as `$ecret99` is still treated as a value.
-    if let Some(name) = value.strip_prefix(b"$") {
-        if !name.is_empty()
-            && !name[0].is_ascii_digit()
-            && name
-                .iter()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_')
-        {
-            return true;
-        }
+    if let Some(name) = value.strip_prefix(b"$")
+        && !name.is_empty()
+        && !name[0].is_ascii_digit()
+        && name
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_')
+    {
+        return true;
     }
     // `%DB_PASSWORD%` in Windows scripts.
     if value.len() > 2
@@ -1024,12 +1052,12 @@ pub(crate) fn value_unit(hay: &[u8], i: usize, group: usize) -> Option<usize> {
             _ => Some(1),
         },
         GROUP_SINGLE_QUOTED => match b {
-            b'\'' | b'\r' | b'\n' => None,
+            b'\'' | b'"' | b'\r' | b'\n' => None,
             b'\\' => pair(b"\r\n"),
             _ => Some(1),
         },
         GROUP_XML => match b {
-            b'<' | b'\r' | b'\n' => None,
+            b'<' | b'"' | b'\r' | b'\n' => None,
             b'\\' => pair(b"\r\n"),
             _ => Some(1),
         },
@@ -1094,17 +1122,26 @@ const PEM_LIMIT: usize = 64 * 1024;
 fn extend_pem(hit: &Hit<'_>) -> Option<usize> {
     let hay = hit.hay;
     let from = hit.end;
-    let limit = hay.len().min(from.saturating_add(PEM_LIMIT));
+    // A block never crosses a `"`: in JSON text that is the end of the
+    // string the key sits in, and an END line after it belongs to another
+    // string.
+    let mut limit = hay.len().min(from.saturating_add(PEM_LIMIT));
+    if let Some(quote) = hay
+        .get(from..limit)
+        .and_then(|w| w.iter().position(|&b| b == b'"'))
+    {
+        limit = from + quote;
+    }
     let window = hay.get(from..limit).unwrap_or_default();
     let dashes = window
         .windows(5)
         .position(|w| w == b"-----")
         .map(|p| from + p);
     count_extended(dashes.unwrap_or(limit) - from);
-    if let Some(at) = dashes {
-        if let Some(end) = pem_end_line(hay, at) {
-            return Some(end);
-        }
+    if let Some(at) = dashes
+        && let Some(end) = pem_end_line(hay, at)
+    {
+        return Some(end);
     }
     Some(pem_body_end(hay, from, dashes.unwrap_or(limit)))
 }
@@ -1129,56 +1166,70 @@ fn pem_end_line(hay: &[u8], at: usize) -> Option<usize> {
 }
 
 /// The end of the PEM-looking lines from `from`, for a block without an END
-/// line: lines of base64 (spaces allowed, for keys pasted on one line),
-/// `Name: value` header lines, and blank lines, separated by real or
-/// JSON-escaped line breaks.
+/// line. The rest of the BEGIN line is taken while it looks like base64
+/// (keys pasted on one line separate their parts with spaces); each later
+/// line is taken whole if it is base64, a `Name: value` header or blank, and
+/// the walk stops at the first line that is none of these. Lines end at real
+/// or JSON-escaped line breaks.
 fn pem_body_end(hay: &[u8], from: usize, limit: usize) -> usize {
-    let mut i = from;
-    let mut line_start = true;
-    while i < limit {
-        let b = hay[i];
-        if b == b'\n' || b == b'\r' {
-            i += 1;
-            line_start = true;
-            continue;
-        }
-        if b == b'\\' && matches!(hay.get(i + 1), Some(b'n' | b'r')) && i + 2 <= limit {
-            i += 2;
-            line_start = true;
-            continue;
-        }
-        if line_start {
-            if let Some(len) = pem_header_line(&hay[i..limit]) {
-                i += len;
-                line_start = false;
-                continue;
-            }
-        }
-        if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b' ' | b'\t') {
-            i += 1;
-            line_start = false;
-            continue;
-        }
-        break;
+    let line = hay.get(from..limit).unwrap_or_default();
+    let first = line
+        .iter()
+        .take_while(|&&b| is_base64_byte(b) || b == b' ' || b == b'\t')
+        .count();
+    let mut i = from + first;
+    if !at_line_break(hay, i, limit) {
+        return i;
     }
-    i
+    loop {
+        // `i` is at a line break: step over it, then judge the next line.
+        let Some(break_len) = line_break_len(hay, i, limit) else {
+            return i;
+        };
+        let line_start = i + break_len;
+        let mut end = line_start;
+        while end < limit && line_break_len(hay, end, limit).is_none() && hay[end] != b'"' {
+            end += 1;
+        }
+        let line = &hay[line_start..end];
+        let body_like = line.iter().all(|&b| is_base64_byte(b));
+        if !(body_like || pem_header_line(line)) {
+            return i;
+        }
+        i = end;
+        if !at_line_break(hay, i, limit) {
+            return i;
+        }
+    }
 }
 
-/// `Proc-Type: 4,ENCRYPTED`, `DEK-Info: ...`, `Version: ...`, `Comment: ...`:
-/// the length of such a line up to (not including) its line break.
-fn pem_header_line(line: &[u8]) -> Option<usize> {
+fn is_base64_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'/' | b'=')
+}
+
+fn at_line_break(hay: &[u8], i: usize, limit: usize) -> bool {
+    line_break_len(hay, i, limit).is_some()
+}
+
+/// The length of the line break at `i`: `\n`, `\r\n`, `\r`, or their
+/// JSON-escaped spellings.
+fn line_break_len(hay: &[u8], i: usize, limit: usize) -> Option<usize> {
+    let rest = hay.get(i..limit)?;
+    for brk in [&b"\r\n"[..], b"\n", b"\r", b"\\r\\n", b"\\n", b"\\r"] {
+        if rest.starts_with(brk) {
+            return Some(brk.len());
+        }
+    }
+    None
+}
+
+/// `Proc-Type: 4,ENCRYPTED`, `DEK-Info: ...`, `Version: ...`, `Comment: ...`.
+fn pem_header_line(line: &[u8]) -> bool {
     let name_len = line
         .iter()
         .take_while(|b| b.is_ascii_alphanumeric() || **b == b'-')
         .count();
-    if name_len == 0 || !line[0].is_ascii_alphabetic() || line.get(name_len) != Some(&b':') {
-        return None;
-    }
-    let len = line
-        .iter()
-        .position(|&b| b == b'\n' || b == b'\r' || b == b'\\' || b == b'"')
-        .unwrap_or(line.len());
-    Some(len)
+    name_len > 0 && line[0].is_ascii_alphabetic() && line.get(name_len) == Some(&b':')
 }
 
 // ---------------------------------------------------------------------------

@@ -56,7 +56,7 @@ impl Scanner<'_> {
     pub(crate) fn scan(&self, text: &str) -> Vec<Span> {
         let hay = text.as_bytes();
         let mut candidates = Vec::new();
-        let mut protected = Vec::new();
+        let mut protected = Protected::default();
         if let Some(secrets) = self.secrets {
             for m in secrets.find_overlapping_iter(hay) {
                 let owner = self.secret_owner.get(m.pattern().as_usize()).copied();
@@ -73,13 +73,22 @@ impl Scanner<'_> {
         if candidates.is_empty() {
             return candidates;
         }
-        let pieces = clip(candidates, &protected);
+        let pieces = if protected.any.is_empty() {
+            candidates
+        } else {
+            let (secrets, rules): (Vec<Span>, Vec<Span>) = candidates
+                .into_iter()
+                .partition(|c| matches!(c.label, Label::Secret(_)));
+            let mut pieces = clip(secrets, &protected.ours);
+            pieces.extend(clip(rules, &protected.any));
+            pieces
+        };
         let resolved = resolve(pieces);
         let adjusted = resolved
             .into_iter()
             .map(|span| {
                 let safe = cut_safe(text, span);
-                if overlaps_any(&safe, &protected) {
+                if overlaps_any(&safe, &protected.any) {
                     span
                 } else {
                     safe
@@ -92,7 +101,7 @@ impl Scanner<'_> {
     /// Runs the keyword prefilter, and every rule of every keyword occurrence
     /// anchored at it (see `rules.rs` for why this is complete and linear).
     /// Also records the placeholders already in the text.
-    fn find_rule_matches(&self, hay: &[u8], out: &mut Vec<Span>, protected: &mut Vec<Range<usize>>) {
+    fn find_rule_matches(&self, hay: &[u8], out: &mut Vec<Span>, protected: &mut Protected) {
         let set = self.rules;
         // Per rule, the last match it accepted (keyword start, match end); a
         // later occurrence inside it is not tried again. Sized on the first
@@ -102,12 +111,17 @@ impl Scanner<'_> {
             let pattern = m.pattern().as_usize();
             let at = m.start();
             if pattern == set.marker {
-                if let Some(end) = self.placeholder_end(hay, at) {
-                    protected.push(at..end);
+                match self.placeholder_at(hay, at) {
+                    Some((end, true)) => {
+                        protected.ours.push(at..end);
+                        protected.any.push(at..end);
+                    }
+                    Some((end, false)) => protected.any.push(at..end),
+                    None => {}
                 }
                 continue;
             }
-            if protected.last().is_some_and(|p| p.contains(&at)) {
+            if protected.any.last().is_some_and(|p| p.contains(&at)) {
                 continue;
             }
             let Some(rule_ids) = set.keyword_rules.get(pattern) else {
@@ -118,15 +132,18 @@ impl Scanner<'_> {
                     continue;
                 };
                 let rule = compiled.rule;
-                if let Some(excluded) = rule.not_after {
-                    if at > 0 && excluded(hay[at - 1]) {
-                        continue;
-                    }
+                if let Some(excluded) = rule.not_after
+                    && at > 0
+                    && excluded(hay[at - 1])
+                    && !after_ansi_sequence(hay, at)
+                {
+                    continue;
                 }
-                if let Some(&(start, end)) = accepted.get(id) {
-                    if start <= at && at < end {
-                        continue;
-                    }
+                if let Some(&(start, end)) = accepted.get(id)
+                    && start <= at
+                    && at < end
+                {
+                    continue;
                 }
                 count_attempt();
                 let input = Input::new(hay).range(at..).anchored(Anchored::Yes);
@@ -138,10 +155,10 @@ impl Scanner<'_> {
                 let Some(hit) = hit_from_slots(hay, slots) else {
                     continue;
                 };
-                if let Some(validator) = rule.validator {
-                    if !validator(&hit) {
-                        continue;
-                    }
+                if let Some(validator) = rule.validator
+                    && !validator(&hit)
+                {
+                    continue;
                 }
                 let end = match rule.extend {
                     Some(extend) => match extend(&hit) {
@@ -156,29 +173,94 @@ impl Scanner<'_> {
                 if let Some(slot) = accepted.get_mut(id) {
                     *slot = (at, end.max(hit.match_end));
                 }
-                out.push(Span {
-                    start: hit.start,
-                    end,
-                    label: Label::Rule(id),
-                });
+                let end = before_unescaped_quote(hay, hit.start, end);
+                if end > hit.start {
+                    out.push(Span {
+                        start: hit.start,
+                        end,
+                        label: Label::Rule(id),
+                    });
+                }
             }
         }
     }
 
-    /// If a placeholder this redactor produces starts at `at`, where it ends.
-    fn placeholder_end(&self, hay: &[u8], at: usize) -> Option<usize> {
+    /// If a placeholder starts at `at`: where it ends, and whether this
+    /// redactor could have produced it (a kind of its rules, or a secret it
+    /// holds) rather than only having the shape of one (`[REDACTED:KIND]`, or
+    /// `[REDACTED:secret:NAME]` for a secret another process registered).
+    fn placeholder_at(&self, hay: &[u8], at: usize) -> Option<(usize, bool)> {
         let prefix = PLACEHOLDER_PREFIX.as_bytes();
         if !hay.get(at..)?.starts_with(prefix) {
             return None;
         }
         let inner_start = at + prefix.len();
-        let limit = hay.len().min(inner_start + self.max_placeholder + 1);
+        let limit = hay
+            .len()
+            .min(inner_start + self.max_placeholder.max(MAX_FOREIGN_PLACEHOLDER) + 1);
         let window = hay.get(inner_start..limit)?;
         let close = window.iter().position(|&b| b == b']')?;
-        self.placeholders
-            .contains(&window[..close])
-            .then_some(inner_start + close + 1)
+        let inner = &window[..close];
+        let end = inner_start + close + 1;
+        if self.placeholders.contains(inner) {
+            Some((end, true))
+        } else if is_placeholder_shape(inner) {
+            Some((end, false))
+        } else {
+            None
+        }
     }
+}
+
+/// The placeholders already in a scanned text, sorted and non-overlapping
+/// (a placeholder cannot contain `[` or `]`).
+#[derive(Default)]
+struct Protected {
+    /// Placeholders this redactor produces. Nothing is matched inside them,
+    /// which is what makes rescanning the output terminate.
+    ours: Vec<Range<usize>>,
+    /// Those, plus anything shaped like a placeholder: text redacted earlier
+    /// by a redactor that knew other secrets. Rules do not match inside them
+    /// (`[REDACTED:secret:prod_db]` is not an assignment to `secret`), but
+    /// known secrets still do, so that placeholder syntax cannot hide a
+    /// registered value.
+    any: Vec<Range<usize>>,
+}
+
+/// The longest placeholder body recognised by shape alone.
+const MAX_FOREIGN_PLACEHOLDER: usize = 160;
+
+/// `kind` (`[a-z0-9_]+`) or `secret:NAME` (`NAME` as `RedactorBuilder::secret`
+/// accepts it).
+fn is_placeholder_shape(inner: &[u8]) -> bool {
+    if let Some(name) = inner.strip_prefix(b"secret:") {
+        return !name.is_empty()
+            && name
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    }
+    !inner.is_empty()
+        && inner
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
+}
+
+/// Whether an ANSI colour sequence (`ESC [ 0-9;* m`) ends right before `at`.
+/// With colours on, `tracing` prints `field=` followed by such a sequence and
+/// then the value, and the sequence's final `m` must not count as a letter
+/// glued to a token.
+fn after_ansi_sequence(hay: &[u8], at: usize) -> bool {
+    let before = hay.get(..at).unwrap_or_default();
+    let Some(rest) = before.strip_suffix(b"m") else {
+        return false;
+    };
+    let params = rest
+        .iter()
+        .rev()
+        .take(16)
+        .take_while(|b| b.is_ascii_digit() || **b == b';')
+        .count();
+    rest[..rest.len() - params].ends_with(b"\x1b[")
 }
 
 /// Reads a match out of the capture slots: the part to replace is the first
@@ -202,6 +284,25 @@ fn hit_from_slots<'h>(hay: &'h [u8], slots: &[Option<NonMaxUsize>]) -> Option<Hi
         }
     }
     (hit.end > hit.start).then_some(hit)
+}
+
+/// Where a rule's span must end so that it contains no unescaped `"`.
+///
+/// In JSON text an unescaped `"` ends a string; a span running past it would
+/// cut JSON structure out and leave invalid JSON. The rule tails are written
+/// not to cross one; this guard keeps that true for every rule, present and
+/// future. The cost is the span's length, and spans of one rule do not
+/// overlap (see `find_rule_matches`), so the scan stays linear.
+fn before_unescaped_quote(hay: &[u8], start: usize, end: usize) -> usize {
+    let mut i = start;
+    while i < end {
+        match hay[i] {
+            b'\\' => i += 2,
+            b'"' => return i,
+            _ => i += 1,
+        }
+    }
+    end
 }
 
 /// Removes from each candidate the parts that lie inside a placeholder, so
@@ -312,12 +413,15 @@ fn cut_safe(text: &str, mut span: Span) -> Span {
         }
     }
     // A low surrogate whose high half sits just before the span.
-    if let Some(low) = unicode_escape(hay, span.start) {
-        if (0xdc00..0xe000).contains(&low) && span.start >= 6 {
-            let b = span.start - 6;
-            if unicode_escape(hay, b).is_some_and(|h| (0xd800..0xdc00).contains(&h)) && !escaped_at(hay, b) {
-                span.start = b;
-            }
+    if let Some(low) = unicode_escape(hay, span.start)
+        && (0xdc00..0xe000).contains(&low)
+        && span.start >= 6
+    {
+        let b = span.start - 6;
+        if unicode_escape(hay, b).is_some_and(|h| (0xd800..0xdc00).contains(&h))
+            && !escaped_at(hay, b)
+        {
+            span.start = b;
         }
     }
     // End: the nearest unescaped backslash within the last five bytes starts
@@ -330,7 +434,11 @@ fn cut_safe(text: &str, mut span: Span) -> Span {
             break;
         }
         if hay[b] == b'\\' && !escaped_at(hay, b) {
-            let len = if unicode_escape(hay, b).is_some() { 6 } else { 2 };
+            let len = if unicode_escape(hay, b).is_some() {
+                6
+            } else {
+                2
+            };
             span.end = span.end.max((b + len).min(hay.len()));
             break;
         }

@@ -46,19 +46,13 @@ impl SharedRedactor {
         &self,
         secrets: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<(), RedactError> {
-        let _rebuilding = self
-            .rebuild
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let _rebuilding = self.rebuild.lock().unwrap_or_else(PoisonError::into_inner);
         let mut builder = self.current().to_builder();
         for (name, value) in secrets {
             builder = builder.secret(name, value)?;
         }
         let rebuilt = Arc::new(builder.build());
-        *self
-            .current
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = rebuilt;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = rebuilt;
         Ok(())
     }
 

@@ -20,7 +20,11 @@ pub(crate) fn check_with(redactor: &Redactor, input: &str, expected: &str) {
             "unchanged input must not allocate: {input:?}"
         );
     }
-    assert_eq!(render(input, &redactor.find(input)), expected, "find() disagrees with redact_str() for {input:?}");
+    assert_eq!(
+        render(input, &redactor.find(input)),
+        expected,
+        "find() disagrees with redact_str() for {input:?}"
+    );
 }
 
 /// [`check_with`] against the default redactor.

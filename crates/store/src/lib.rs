@@ -18,10 +18,6 @@ mod instance;
 mod model;
 mod reads;
 mod recovery;
-// Stands in for `sandbar_redact` until that crate lands; public only so the
-// tests can build a redactor through the same path.
-#[doc(hidden)]
-pub mod redact_shim;
 mod schema;
 mod writer;
 
@@ -31,6 +27,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sandbar_redact::SharedRedactor;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, SqlitePool};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -39,7 +36,6 @@ pub use error::StoreError;
 pub use model::{
     Direction, EventKind, EventRecord, NewEvent, NewRun, ParseEnumError, RunRecord, RunStatus,
 };
-pub use redact_shim::SharedRedactor;
 pub use schema::SCHEMA_VERSION;
 
 use instance::InstanceLock;

@@ -16,7 +16,9 @@ use sqlx::{AssertSqlSafe, Connection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::model::{Direction, EventKind, NewEvent, RunStatus, write_db_time};
-use crate::{SharedRedactor, StoreError, Ticket};
+use sandbar_redact::SharedRedactor;
+
+use crate::{StoreError, Ticket};
 
 /// SQLite's default bound-parameter limit since 3.32 (the bundled library is
 /// newer). PostgreSQL allows 65535, so chunks sized for this fit both.

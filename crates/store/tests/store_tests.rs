@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use sandbar_store::redact_shim::{Redactor, SharedRedactor};
+use sandbar_redact::{Redactor, SharedRedactor};
 use sandbar_store::{
     Direction, EventKind, EventRecord, NewEvent, NewRun, RunStatus, Store, StoreError,
     StoreOptions, SyncMode, Ticket,
@@ -372,22 +372,25 @@ async fn secrets_never_reach_the_database_files() {
         !contains(&bytes, SECRET.as_bytes()),
         "the secret reached a database file"
     );
-    // The redacted values did get written.
-    assert!(contains(&bytes, b"[REDACTED:mailer_token]"));
+    // The redacted values did get written, as the redactor renders them.
+    let marker = secret_redactor().redact_str(SECRET);
+    assert_ne!(marker, SECRET);
+    assert!(contains(&bytes, marker.as_bytes()));
 
     let stored = store.events("run-secret").await.unwrap();
-    assert_eq!(
-        stored[0].request_id.as_deref(),
-        Some("[REDACTED:mailer_token]")
-    );
+    assert_eq!(stored[0].request_id.as_deref(), Some(marker.as_str()));
     assert_eq!(
         stored[0].method.as_deref(),
-        Some("tools/[REDACTED:mailer_token]")
+        Some(format!("tools/{marker}").as_str())
     );
-    assert_eq!(
-        stored[0].payload["list"][2]["deep"],
-        json!("[REDACTED:mailer_token]")
-    );
+    assert_eq!(stored[0].payload["list"][2]["deep"], json!(marker));
+    let run = store
+        .find_run("default", "run-secret")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.labels["token"], json!(marker));
+    assert_eq!(run.scenario_name, format!("uses {marker}"));
 
     store.close().await.unwrap();
     assert!(!contains(&raw_store_bytes(dir.path()), SECRET.as_bytes()));
