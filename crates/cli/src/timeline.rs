@@ -13,7 +13,11 @@ const EXCERPT: usize = 120;
 /// The `runs list` table.
 pub fn run_table(runs: &[RunRecord]) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{:<30} {:<20} {:<11} {:>6}  {:<9} STARTED", "RUN", "SCENARIO", "STATUS", "EVENTS", "TRANSPORT");
+    let _ = writeln!(
+        out,
+        "{:<30} {:<20} {:<11} {:>6}  {:<9} STARTED",
+        "RUN", "SCENARIO", "STATUS", "EVENTS", "TRANSPORT"
+    );
     for r in runs {
         let _ = writeln!(
             out,
@@ -80,23 +84,39 @@ fn summary(e: &EventRecord) -> String {
         ),
         (EventKind::Request, Some("initialize")) => format!(
             "client {} {} · protocol {}",
-            p.pointer("/clientInfo/name").and_then(Value::as_str).unwrap_or("?"),
-            p.pointer("/clientInfo/version").and_then(Value::as_str).unwrap_or(""),
-            p.get("protocolVersion").and_then(Value::as_str).unwrap_or("?")
+            p.pointer("/clientInfo/name")
+                .and_then(Value::as_str)
+                .unwrap_or("?"),
+            p.pointer("/clientInfo/version")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+            p.get("protocolVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
         ),
         (EventKind::Response, Some("tools/call")) => {
             let result = p.get("result").unwrap_or(p);
-            let is_error = result.get("isError").and_then(Value::as_bool).unwrap_or(false);
+            let is_error = result
+                .get("isError")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             let body = result
                 .get("structuredContent")
                 .map(compact)
-                .or_else(|| result.pointer("/content/0/text").and_then(Value::as_str).map(str::to_owned))
+                .or_else(|| {
+                    result
+                        .pointer("/content/0/text")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                })
                 .unwrap_or_else(|| compact(result));
             format!("{} {}", if is_error { "tool error:" } else { "ok:" }, body)
         }
         (EventKind::Response, Some("initialize")) => format!(
             "ok · protocol {}",
-            p.pointer("/result/protocolVersion").and_then(Value::as_str).unwrap_or("?")
+            p.pointer("/result/protocolVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
         ),
         (EventKind::Response, _) => match p.get("result") {
             Some(r) if r.as_object().is_some_and(|m| m.is_empty()) => "ok".to_owned(),
@@ -106,14 +126,20 @@ fn summary(e: &EventRecord) -> String {
         (EventKind::Error, _) => format!(
             "error {}: {}",
             p.pointer("/error/code").map(compact).unwrap_or_default(),
-            p.pointer("/error/message").and_then(Value::as_str).or(p.get("message").and_then(Value::as_str)).unwrap_or("")
+            p.pointer("/error/message")
+                .and_then(Value::as_str)
+                .or(p.get("message").and_then(Value::as_str))
+                .unwrap_or("")
         ),
         (EventKind::Fault, _) => format!(
             "fault on {} call {}: {}{}",
             p.get("tool").and_then(Value::as_str).unwrap_or("?"),
             p.get("call").map(compact).unwrap_or_default(),
             p.get("action").and_then(Value::as_str).unwrap_or("?"),
-            p.get("latency_ms").and_then(Value::as_u64).map(|ms| format!(" after {ms}ms")).unwrap_or_default()
+            p.get("latency_ms")
+                .and_then(Value::as_u64)
+                .map(|ms| format!(" after {ms}ms"))
+                .unwrap_or_default()
         ),
         _ => compact(p),
     };

@@ -26,7 +26,12 @@ pub struct Call {
 impl Call {
     /// A call with no request id, progress token or cancellation.
     pub fn new(method: Method) -> Call {
-        Call { method, request_id: None, progress_token: None, cancel: CancellationToken::new() }
+        Call {
+            method,
+            request_id: None,
+            progress_token: None,
+            cancel: CancellationToken::new(),
+        }
     }
 }
 
@@ -38,13 +43,29 @@ pub enum Method {
     ListResources,
     ListResourceTemplates,
     ListPrompts,
-    CallTool { name: String, arguments: Option<Map<String, Value>> },
-    ReadResource { uri: String },
-    GetPrompt { name: String, arguments: Map<String, Value> },
-    Complete { reference: CompletionRef, argument: String, value: String },
+    CallTool {
+        name: String,
+        arguments: Option<Map<String, Value>>,
+    },
+    ReadResource {
+        uri: String,
+    },
+    GetPrompt {
+        name: String,
+        arguments: Map<String, Value>,
+    },
+    Complete {
+        reference: CompletionRef,
+        argument: String,
+        value: String,
+    },
     SetLogLevel(LogLevel),
-    Subscribe { uri: String },
-    Unsubscribe { uri: String },
+    Subscribe {
+        uri: String,
+    },
+    Unsubscribe {
+        uri: String,
+    },
 }
 
 /// What a completion request completes.
@@ -85,14 +106,22 @@ impl Method {
                 Some(args) => json!({"name": name, "arguments": args}),
                 None => json!({"name": name}),
             },
-            Method::ReadResource { uri } | Method::Subscribe { uri } | Method::Unsubscribe { uri } => {
+            Method::ReadResource { uri }
+            | Method::Subscribe { uri }
+            | Method::Unsubscribe { uri } => {
                 json!({"uri": uri})
             }
             Method::GetPrompt { name, arguments } => json!({"name": name, "arguments": arguments}),
-            Method::Complete { reference, argument, value } => {
+            Method::Complete {
+                reference,
+                argument,
+                value,
+            } => {
                 let reference = match reference {
                     CompletionRef::Prompt(name) => json!({"type": "ref/prompt", "name": name}),
-                    CompletionRef::ResourceTemplate(uri) => json!({"type": "ref/resource", "uri": uri}),
+                    CompletionRef::ResourceTemplate(uri) => {
+                        json!({"type": "ref/resource", "uri": uri})
+                    }
                 };
                 json!({"ref": reference, "argument": {"name": argument, "value": value}})
             }
@@ -116,7 +145,9 @@ impl Outcome {
 
     /// A tool result that reports an error to the agent (`isError: true`).
     pub fn tool_error(message: impl Into<String>) -> Outcome {
-        Outcome::Result(json!({"content": [{"type": "text", "text": message.into()}], "isError": true}))
+        Outcome::Result(
+            json!({"content": [{"type": "text", "text": message.into()}], "isError": true}),
+        )
     }
 
     /// The outcome as recorded: `{"result": ...}` or `{"error": ...}`.
@@ -145,7 +176,11 @@ impl ProtocolError {
     pub const RESOURCE_NOT_FOUND: i32 = -32002;
 
     pub fn new(code: i32, message: impl Into<String>) -> ProtocolError {
-        ProtocolError { code, message: message.into(), data: None }
+        ProtocolError {
+            code,
+            message: message.into(),
+            data: None,
+        }
     }
 
     pub fn invalid_params(message: impl Into<String>) -> ProtocolError {

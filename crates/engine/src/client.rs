@@ -43,7 +43,9 @@ impl Client for DetachedClient {
         Ok(())
     }
     async fn request(&self, method: &str, _params: Value) -> Result<Value, ClientError> {
-        Err(ClientError::Transport(format!("no client is attached to answer {method}")))
+        Err(ClientError::Transport(format!(
+            "no client is attached to answer {method}"
+        )))
     }
     fn supports(&self, _capability: &str) -> bool {
         false

@@ -27,5 +27,5 @@ pub use call::{Call, CompletionRef, Method, Outcome, ProtocolError};
 pub use client::{Client, ClientError, DetachedClient};
 pub use render::RenderError;
 pub use rng::Stream;
-pub use run::{format_time, Engine, EngineError, Run, RunOptions, DEFAULT_TENANT};
+pub use run::{DEFAULT_TENANT, Engine, EngineError, Run, RunOptions, format_time};
 pub use twin::{Changes, Table, Twin};

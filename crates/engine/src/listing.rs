@@ -30,9 +30,22 @@ impl Listings {
                 m.insert("name".into(), t.name.clone().into());
                 put(&mut m, "title", t.title.clone());
                 put(&mut m, "description", t.description.clone());
-                m.insert("inputSchema".into(), Value::Object((*t.input_schema).clone()));
-                put(&mut m, "outputSchema", t.output_schema.as_ref().map(|s| Value::Object((**s).clone())));
-                put(&mut m, "annotations", t.annotations.clone().map(Value::Object));
+                m.insert(
+                    "inputSchema".into(),
+                    Value::Object((*t.input_schema).clone()),
+                );
+                put(
+                    &mut m,
+                    "outputSchema",
+                    t.output_schema
+                        .as_ref()
+                        .map(|s| Value::Object((**s).clone())),
+                );
+                put(
+                    &mut m,
+                    "annotations",
+                    t.annotations.clone().map(Value::Object),
+                );
                 Value::Object(m)
             })
             .collect::<Vec<_>>();

@@ -15,11 +15,16 @@ fn holds(condition: &Condition, args: &Value, twin: &Twin) -> bool {
     let value = condition.path.lookup(args);
     match (&condition.test, value) {
         (Test::Present(want), v) => v.is_some() == *want,
-        (_, None) => matches!(condition.test, Test::NotEquals(_)) || matches!(condition.test, Test::NoneOf(_)),
+        (_, None) => {
+            matches!(condition.test, Test::NotEquals(_))
+                || matches!(condition.test, Test::NoneOf(_))
+        }
         (Test::Equals(expected), Some(v)) => loosely_equal(v, expected),
         (Test::NotEquals(expected), Some(v)) => !loosely_equal(v, expected),
         (Test::Regex(re), Some(Value::String(s))) => re.is_match(s),
-        (Test::Regex(re), Some(v @ (Value::Number(_) | Value::Bool(_)))) => re.is_match(&v.to_string()),
+        (Test::Regex(re), Some(v @ (Value::Number(_) | Value::Bool(_)))) => {
+            re.is_match(&v.to_string())
+        }
         (Test::Regex(_), Some(_)) => false,
         (Test::GreaterThan(b), Some(v)) => number(v).is_some_and(|n| n > *b),
         (Test::AtLeast(b), Some(v)) => number(v).is_some_and(|n| n >= *b),
@@ -27,12 +32,16 @@ fn holds(condition: &Condition, args: &Value, twin: &Twin) -> bool {
         (Test::AtMost(b), Some(v)) => number(v).is_some_and(|n| n <= *b),
         (Test::OneOf(options), Some(v)) => options.iter().any(|o| loosely_equal(v, o)),
         (Test::NoneOf(options), Some(v)) => !options.iter().any(|o| loosely_equal(v, o)),
-        (Test::InTable { table, column }, Some(v)) => twin.table(table).is_some_and(|t| t.contains(column, v)),
+        (Test::InTable { table, column }, Some(v)) => {
+            twin.table(table).is_some_and(|t| t.contains(column, v))
+        }
         (Test::Contains(needle), Some(Value::String(s))) => match needle {
             Value::String(n) => s.contains(n.as_str()),
             other => s.contains(&other.to_string()),
         },
-        (Test::Contains(needle), Some(Value::Array(items))) => items.iter().any(|i| loosely_equal(i, needle)),
+        (Test::Contains(needle), Some(Value::Array(items))) => {
+            items.iter().any(|i| loosely_equal(i, needle))
+        }
         (Test::Contains(_), Some(_)) => false,
         (Test::StartsWith(p), Some(Value::String(s))) => s.starts_with(p.as_str()),
         (Test::EndsWith(p), Some(Value::String(s))) => s.ends_with(p.as_str()),
@@ -69,10 +78,15 @@ mod tests {
         let source = format!(
             "version: 1\nname: t\ndata:\n  orders:\n    - {{id: o1, total: 10}}\n    - {{id: o2, total: 20}}\ntools:\n  - name: t\n    respond:\n      - when: {when}\n        text: yes\n"
         );
-        let scenario = load_str(&source, "test.yaml", None).unwrap_or_else(|e| panic!("{when}: {e}"));
+        let scenario =
+            load_str(&source, "test.yaml", None).unwrap_or_else(|e| panic!("{when}: {e}"));
         let twin = Twin::from_seed(&scenario.tables);
         let conditions = &scenario.tools[0].rules[0].conditions;
-        assert_eq!(all_hold(conditions, &args, &twin), expected, "when {when} with {args}");
+        assert_eq!(
+            all_hold(conditions, &args, &twin),
+            expected,
+            "when {when} with {args}"
+        );
     }
 
     #[test]
@@ -95,15 +109,39 @@ mod tests {
         check("{a: {present: true}}", json!({"a": null}), true);
         check("{a: {present: false}}", json!({"b": 1}), true);
         check("{a: {present: false}}", json!({"a": 1}), false);
-        check("{order_id: {in_table: orders.id}}", json!({"order_id": "o2"}), true);
-        check("{order_id: {in_table: orders.id}}", json!({"order_id": "o3"}), false);
+        check(
+            "{order_id: {in_table: orders.id}}",
+            json!({"order_id": "o2"}),
+            true,
+        );
+        check(
+            "{order_id: {in_table: orders.id}}",
+            json!({"order_id": "o3"}),
+            false,
+        );
         check("{t: {in_table: orders.total}}", json!({"t": 20}), true);
         check("{a: {contains: lo}}", json!({"a": "hello"}), true);
         check("{a: {contains: 2}}", json!({"a": [1, 2]}), true);
-        check("{a: {starts_with: he, ends_with: lo}}", json!({"a": "hello"}), true);
-        check("{'customer.address.city': Paris}", json!({"customer": {"address": {"city": "Paris"}}}), true);
-        check("{'items[1].sku': B}", json!({"items": [{"sku": "A"}, {"sku": "B"}]}), true);
-        check("{'items[2].sku': B}", json!({"items": [{"sku": "A"}, {"sku": "B"}]}), false);
+        check(
+            "{a: {starts_with: he, ends_with: lo}}",
+            json!({"a": "hello"}),
+            true,
+        );
+        check(
+            "{'customer.address.city': Paris}",
+            json!({"customer": {"address": {"city": "Paris"}}}),
+            true,
+        );
+        check(
+            "{'items[1].sku': B}",
+            json!({"items": [{"sku": "A"}, {"sku": "B"}]}),
+            true,
+        );
+        check(
+            "{'items[2].sku': B}",
+            json!({"items": [{"sku": "A"}, {"sku": "B"}]}),
+            false,
+        );
         check("{a: 1, b: 2}", json!({"a": 1, "b": 3}), false);
         check("{a: [1, 2]}", json!({"a": [1, 2]}), true);
         check("{a: null}", json!({"a": null}), true);

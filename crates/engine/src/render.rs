@@ -14,8 +14,10 @@ use minijinja::value::{Enumerator, Object, ObjectRepr, Serde, Value as JValue};
 use minijinja::{Environment, Error as JError, ErrorKind, State};
 use serde_json::Value;
 
-use sandbar_scenario::templates::{base_environment, MAX_TEMPLATE_OUTPUT};
-use sandbar_scenario::{key_text, TemplateId, TemplateKind, TemplateSet, TextTemplate, ValueTemplate};
+use sandbar_scenario::templates::{MAX_TEMPLATE_OUTPUT, base_environment};
+use sandbar_scenario::{
+    TemplateId, TemplateKind, TemplateSet, TextTemplate, ValueTemplate, key_text,
+};
 
 use crate::rng::Stream;
 use crate::twin::{Table, Twin};
@@ -37,7 +39,9 @@ pub struct Renderer {
 
 impl std::fmt::Debug for Renderer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Renderer").field("templates", &self.names.len()).finish()
+        f.debug_struct("Renderer")
+            .field("templates", &self.names.len())
+            .finish()
     }
 }
 
@@ -49,10 +53,11 @@ impl Renderer {
         let mut places = Vec::with_capacity(set.entries.len());
         for (i, entry) in set.entries.iter().enumerate() {
             let name = format!("{}#{i}", entry.name);
-            env.add_template_owned(name.clone(), entry.source.clone()).map_err(|e| RenderError {
-                place: entry.name.clone(),
-                message: e.to_string(),
-            })?;
+            env.add_template_owned(name.clone(), entry.source.clone())
+                .map_err(|e| RenderError {
+                    place: entry.name.clone(),
+                    message: e.to_string(),
+                })?;
             debug_assert!(entry.kind == TemplateKind::Text || entry.source.starts_with("{{"));
             names.push(name);
             places.push(entry.name.clone());
@@ -62,11 +67,20 @@ impl Renderer {
 
     fn render(&self, id: TemplateId, ctx: &JValue) -> Result<String, RenderError> {
         let i = id.0 as usize;
-        let err = |message: String| RenderError { place: self.places[i].clone(), message };
-        let template = self.env.get_template(&self.names[i]).map_err(|e| err(e.to_string()))?;
+        let err = |message: String| RenderError {
+            place: self.places[i].clone(),
+            message,
+        };
+        let template = self
+            .env
+            .get_template(&self.names[i])
+            .map_err(|e| err(e.to_string()))?;
         let out = template.render(ctx).map_err(|e| err(describe(&e)))?;
         if out.len() > MAX_TEMPLATE_OUTPUT {
-            return Err(err(format!("output of {} bytes is over the {MAX_TEMPLATE_OUTPUT}-byte limit", out.len())));
+            return Err(err(format!(
+                "output of {} bytes is over the {MAX_TEMPLATE_OUTPUT}-byte limit",
+                out.len()
+            )));
         }
         Ok(out)
     }
@@ -91,11 +105,17 @@ impl Renderer {
                     message: format!("the expression did not give a JSON value: {e}"),
                 })?
             }
-            ValueTemplate::Array(items) => {
-                Value::Array(items.iter().map(|i| self.value(i, ctx)).collect::<Result<_, _>>()?)
-            }
+            ValueTemplate::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|i| self.value(i, ctx))
+                    .collect::<Result<_, _>>()?,
+            ),
             ValueTemplate::Object(entries) => Value::Object(
-                entries.iter().map(|(k, v)| Ok((k.clone(), self.value(v, ctx)?))).collect::<Result<_, RenderError>>()?,
+                entries
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), self.value(v, ctx)?)))
+                    .collect::<Result<_, RenderError>>()?,
             ),
         })
     }
@@ -138,16 +158,29 @@ impl Scope {
         }
         entries.insert("data".to_owned(), JValue::from_object(data));
         entries.insert("now".to_owned(), JValue::from(now));
-        entries.insert("run".to_owned(), JValue::from_object(BTreeMap::from([("seed".to_owned(), JValue::from(seed))])));
+        entries.insert(
+            "run".to_owned(),
+            JValue::from_object(BTreeMap::from([("seed".to_owned(), JValue::from(seed))])),
+        );
         entries.insert("secrets".to_owned(), JValue::from(Serde(secrets)));
-        entries.insert("random".to_owned(), JValue::from_object(RandomObject(Mutex::new(random))));
-        entries.insert("answers".to_owned(), JValue::from_object(BTreeMap::<String, JValue>::new()));
-        Scope { entries, answers: BTreeMap::new() }
+        entries.insert(
+            "random".to_owned(),
+            JValue::from_object(RandomObject(Mutex::new(random))),
+        );
+        entries.insert(
+            "answers".to_owned(),
+            JValue::from_object(BTreeMap::<String, JValue>::new()),
+        );
+        Scope {
+            entries,
+            answers: BTreeMap::new(),
+        }
     }
 
     /// Sets a name to a JSON value.
     pub fn set(&mut self, name: &str, value: &Value) {
-        self.entries.insert(name.to_owned(), JValue::from(Serde(value)));
+        self.entries
+            .insert(name.to_owned(), JValue::from(Serde(value)));
     }
 
     /// Keeps a step's answer under `answers.NAME`.
@@ -165,7 +198,8 @@ impl Scope {
             data.insert(name.clone(), object.clone());
             self.entries.insert(name.clone(), object);
         }
-        self.entries.insert("data".to_owned(), JValue::from_object(data));
+        self.entries
+            .insert("data".to_owned(), JValue::from_object(data));
     }
 
     /// The context value for a render.
@@ -190,7 +224,11 @@ impl Object for TableObject {
             return self.0.get(text).map(|row| JValue::from(Serde(&**row)));
         }
         if let Ok(index) = usize::try_from(key.clone()) {
-            return self.0.rows().get(index).map(|row| JValue::from(Serde(&**row)));
+            return self
+                .0
+                .rows()
+                .get(index)
+                .map(|row| JValue::from(Serde(&**row)));
         }
         // Numeric keys look a row up by key text, so `orders[5]` works on
         // integer ids when there is no sixth row by position.
@@ -214,13 +252,25 @@ impl Object for RandomObject {
         ObjectRepr::Plain
     }
 
-    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[JValue]) -> Result<JValue, JError> {
-        let mut stream = self.0.lock().map_err(|_| JError::new(ErrorKind::InvalidOperation, "random source poisoned"))?;
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        args: &[JValue],
+    ) -> Result<JValue, JError> {
+        let mut stream = self
+            .0
+            .lock()
+            .map_err(|_| JError::new(ErrorKind::InvalidOperation, "random source poisoned"))?;
         let int_arg = |i: usize, default: i64| -> Result<i64, JError> {
             match args.get(i) {
                 None => Ok(default),
-                Some(v) => i64::try_from(v.clone())
-                    .map_err(|_| JError::new(ErrorKind::InvalidOperation, format!("random.{method} takes integers"))),
+                Some(v) => i64::try_from(v.clone()).map_err(|_| {
+                    JError::new(
+                        ErrorKind::InvalidOperation,
+                        format!("random.{method} takes integers"),
+                    )
+                }),
             }
         };
         match method {
@@ -232,8 +282,12 @@ impl Object for RandomObject {
             "float" => Ok(JValue::from(stream.next_f64())),
             "uuid" => Ok(JValue::from(stream.uuid())),
             "choice" => {
-                let list = args.first().ok_or_else(|| JError::new(ErrorKind::MissingArgument, "random.choice needs a list"))?;
-                let len = list.len().ok_or_else(|| JError::new(ErrorKind::InvalidOperation, "random.choice needs a list"))?;
+                let list = args.first().ok_or_else(|| {
+                    JError::new(ErrorKind::MissingArgument, "random.choice needs a list")
+                })?;
+                let len = list.len().ok_or_else(|| {
+                    JError::new(ErrorKind::InvalidOperation, "random.choice needs a list")
+                })?;
                 if len == 0 {
                     return Ok(JValue::UNDEFINED);
                 }
@@ -242,12 +296,20 @@ impl Object for RandomObject {
             }
             "hex" | "digits" => {
                 let n = int_arg(0, 8)?.clamp(0, 256) as usize;
-                let alphabet: &[u8] = if method == "hex" { b"0123456789abcdef" } else { b"0123456789" };
-                let s: String =
-                    (0..n).map(|_| alphabet[stream.int_in(0, alphabet.len() as i64 - 1) as usize] as char).collect();
+                let alphabet: &[u8] = if method == "hex" {
+                    b"0123456789abcdef"
+                } else {
+                    b"0123456789"
+                };
+                let s: String = (0..n)
+                    .map(|_| alphabet[stream.int_in(0, alphabet.len() as i64 - 1) as usize] as char)
+                    .collect();
                 Ok(JValue::from(s))
             }
-            _ => Err(JError::new(ErrorKind::UnknownMethod, format!("random has no method `{method}` (int, float, uuid, choice, hex, digits)"))),
+            _ => Err(JError::new(
+                ErrorKind::UnknownMethod,
+                format!("random has no method `{method}` (int, float, uuid, choice, hex, digits)"),
+            )),
         }
     }
 }

@@ -22,7 +22,11 @@ impl Stream {
         }
         for label in labels {
             // The length prefix keeps ["ab", "c"] and ["a", "bc"] apart.
-            for b in (label.len() as u64).to_le_bytes().iter().chain(label.iter()) {
+            for b in (label.len() as u64)
+                .to_le_bytes()
+                .iter()
+                .chain(label.iter())
+            {
                 h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
             }
         }
@@ -69,7 +73,14 @@ impl Stream {
         bytes[6] = (bytes[6] & 0x0f) | 0x40;
         bytes[8] = (bytes[8] & 0x3f) | 0x80;
         let h: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+        format!(
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        )
     }
 }
 

@@ -55,13 +55,28 @@ pub struct Engine {
 impl Engine {
     /// Takes a scenario in: registers its secrets with the redactor (before
     /// anything about it can reach a sink) and compiles its templates.
-    pub fn new(scenario: Arc<Scenario>, store: Store, redactor: &SharedRedactor) -> Result<Arc<Engine>, EngineError> {
+    pub fn new(
+        scenario: Arc<Scenario>,
+        store: Store,
+        redactor: &SharedRedactor,
+    ) -> Result<Arc<Engine>, EngineError> {
         redactor
-            .add_secrets(scenario.secrets.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+            .add_secrets(
+                scenario
+                    .secrets
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str())),
+            )
             .map_err(|e| EngineError::Secret(e.to_string()))?;
         let renderer = Renderer::new(&scenario.templates)?;
         let listings = Listings::new(&scenario);
-        Ok(Arc::new(Engine { scenario, renderer, listings, store, tenant: DEFAULT_TENANT.to_owned() }))
+        Ok(Arc::new(Engine {
+            scenario,
+            renderer,
+            listings,
+            store,
+            tenant: DEFAULT_TENANT.to_owned(),
+        }))
     }
 
     /// The scenario.
@@ -106,13 +121,19 @@ impl Engine {
             sequence: Mutex::new(0),
             ended: AtomicBool::new(false),
         });
-        run.record(EventKind::Lifecycle, Direction::Internal, Some("run/start"), None, json!({
-            "scenario": self.scenario.name,
-            "scenario_hash": self.scenario.hash,
-            "seed": seed,
-            "clock_start": format_time(clock_start),
-            "transport": options.transport,
-        }));
+        run.record(
+            EventKind::Lifecycle,
+            Direction::Internal,
+            Some("run/start"),
+            None,
+            json!({
+                "scenario": self.scenario.name,
+                "scenario_hash": self.scenario.hash,
+                "seed": seed,
+                "clock_start": format_time(clock_start),
+                "transport": options.transport,
+            }),
+        );
         Ok(run)
     }
 }
@@ -130,7 +151,11 @@ pub struct RunOptions {
 
 impl RunOptions {
     pub fn new(transport: &str) -> RunOptions {
-        RunOptions { transport: transport.to_owned(), seed: None, labels: json!({}) }
+        RunOptions {
+            transport: transport.to_owned(),
+            seed: None,
+            labels: json!({}),
+        }
     }
 }
 
@@ -194,7 +219,13 @@ impl Run {
     pub fn reset(&self) {
         let twin = Twin::from_seed(&self.engine.scenario.tables);
         self.state().twin = twin;
-        self.record(EventKind::Lifecycle, Direction::Internal, Some("run/reset"), None, json!({}));
+        self.record(
+            EventKind::Lifecycle,
+            Direction::Internal,
+            Some("run/reset"),
+            None,
+            json!({}),
+        );
     }
 
     /// Walks a call through the pipeline and returns its outcome once the
@@ -211,21 +242,45 @@ impl Run {
         if let (Some(token), Value::Object(map)) = (&call.progress_token, &mut params) {
             map.insert("_meta".to_owned(), json!({"progressToken": token}));
         }
-        self.record(EventKind::Request, Direction::ToServer, Some(method), request_id.clone(), params);
+        self.record(
+            EventKind::Request,
+            Direction::ToServer,
+            Some(method),
+            request_id.clone(),
+            params,
+        );
         let outcome = self.route(&call, client).await;
         self.respond(method, request_id, outcome).await
     }
 
     /// Records an exchange a front answered itself (for example
     /// `initialize`, whose version negotiation belongs to the protocol SDK).
-    pub async fn record_exchange(&self, method: &str, request_id: Option<String>, params: Value, outcome: Outcome) -> Outcome {
-        self.record(EventKind::Request, Direction::ToServer, Some(method), request_id.clone(), params);
+    pub async fn record_exchange(
+        &self,
+        method: &str,
+        request_id: Option<String>,
+        params: Value,
+        outcome: Outcome,
+    ) -> Outcome {
+        self.record(
+            EventKind::Request,
+            Direction::ToServer,
+            Some(method),
+            request_id.clone(),
+            params,
+        );
         self.respond(method, request_id, outcome).await
     }
 
     /// Records a notification the client sent.
     pub fn record_client_notification(&self, method: &str, params: Value) {
-        self.record(EventKind::Notification, Direction::ToServer, Some(method), None, params);
+        self.record(
+            EventKind::Notification,
+            Direction::ToServer,
+            Some(method),
+            None,
+            params,
+        );
     }
 
     async fn respond(&self, method: &str, request_id: Option<String>, outcome: Outcome) -> Outcome {
@@ -233,33 +288,55 @@ impl Run {
             Outcome::Result(_) => EventKind::Response,
             Outcome::Error(_) => EventKind::Error,
         };
-        let ticket = self.record(kind, Direction::ToClient, Some(method), request_id, outcome.to_record());
+        let ticket = self.record(
+            kind,
+            Direction::ToClient,
+            Some(method),
+            request_id,
+            outcome.to_record(),
+        );
         match self.engine.store.durable(ticket).await {
             Ok(()) => outcome,
             // Telling the agent something that is not on disk would break the
             // promise that every acknowledged event survives; say so instead.
-            Err(e) => Outcome::Error(ProtocolError::internal(format!("sandbar could not record this call: {e}"))),
+            Err(e) => Outcome::Error(ProtocolError::internal(format!(
+                "sandbar could not record this call: {e}"
+            ))),
         }
     }
 
-    fn route<'a>(&'a self, call: &'a Call, client: &'a dyn Client) -> impl std::future::Future<Output = Outcome> + Send + 'a {
+    fn route<'a>(
+        &'a self,
+        call: &'a Call,
+        client: &'a dyn Client,
+    ) -> impl std::future::Future<Output = Outcome> + Send + 'a {
         async move {
             match &call.method {
                 Method::Ping => Outcome::empty(),
                 Method::ListTools => Outcome::Result(self.engine.listings.tools.clone()),
                 Method::ListResources => Outcome::Result(self.engine.listings.resources.clone()),
-                Method::ListResourceTemplates => Outcome::Result(self.engine.listings.resource_templates.clone()),
+                Method::ListResourceTemplates => {
+                    Outcome::Result(self.engine.listings.resource_templates.clone())
+                }
                 Method::ListPrompts => Outcome::Result(self.engine.listings.prompts.clone()),
                 Method::SetLogLevel(level) => {
                     self.state().log_level = Some(*level);
                     Outcome::empty()
                 }
-                Method::CallTool { name, arguments } => stub::call_tool(self, name, arguments.as_ref(), call, client).await,
+                Method::CallTool { name, arguments } => {
+                    stub::call_tool(self, name, arguments.as_ref(), call, client).await
+                }
                 Method::ReadResource { uri } => stub::read_resource(self, uri),
                 Method::GetPrompt { name, arguments } => stub::get_prompt(self, name, arguments),
-                Method::Complete { reference, argument, value } => stub::complete(self, reference, argument, value),
+                Method::Complete {
+                    reference,
+                    argument,
+                    value,
+                } => stub::complete(self, reference, argument, value),
                 Method::Subscribe { uri } => {
-                    if self.engine.scenario.resource(uri).is_none() && self.engine.scenario.match_resource_template(uri).is_none() {
+                    if self.engine.scenario.resource(uri).is_none()
+                        && self.engine.scenario.match_resource_template(uri).is_none()
+                    {
                         return resource_not_found(uri);
                     }
                     self.state().subscriptions.insert(uri.clone());
@@ -305,9 +382,18 @@ impl Run {
         if self.ended.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        let ticket = self.record(EventKind::Lifecycle, Direction::Internal, Some("run/end"), None, json!({"status": status.to_string()}));
+        let ticket = self.record(
+            EventKind::Lifecycle,
+            Direction::Internal,
+            Some("run/end"),
+            None,
+            json!({"status": status.to_string()}),
+        );
         self.engine.store.durable(ticket).await?;
-        self.engine.store.end_run(&self.id, status, Utc::now()).await?;
+        self.engine
+            .store
+            .end_run(&self.id, status, Utc::now())
+            .await?;
         Ok(())
     }
 

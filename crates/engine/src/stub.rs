@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use sandbar_scenario::{
-    ContentTemplate, Effect, Fault, FaultAction, ProtocolErrorTemplate, ResourceBody, Response, Role, Rule, Step,
-    ValueTemplate,
+    ContentTemplate, Effect, Fault, FaultAction, ProtocolErrorTemplate, ResourceBody, Response,
+    Role, Rule, Step, ValueTemplate,
 };
 use sandbar_store::{Direction, EventKind};
 
@@ -21,7 +21,7 @@ use crate::client::{Client, ClientError};
 use crate::matcher;
 use crate::render::{RenderError, Scope};
 use crate::rng::Stream;
-use crate::run::{format_time, resource_not_found, Run};
+use crate::run::{Run, format_time, resource_not_found};
 use crate::twin::Changes;
 
 /// Most values `completion/complete` returns, as the specification caps it.
@@ -36,7 +36,9 @@ pub(crate) async fn call_tool(
 ) -> Outcome {
     let scenario = &run.engine.scenario;
     let Some(tool) = scenario.tool(name) else {
-        return Outcome::Error(ProtocolError::invalid_params(format!("unknown tool: {name}")));
+        return Outcome::Error(ProtocolError::invalid_params(format!(
+            "unknown tool: {name}"
+        )));
     };
     let args = Value::Object(arguments.cloned().unwrap_or_default());
 
@@ -48,11 +50,18 @@ pub(crate) async fn call_tool(
             .take(10)
             .map(|e| {
                 let at = e.instance_path().to_string();
-                if at.is_empty() { e.to_string() } else { format!("{at}: {e}") }
+                if at.is_empty() {
+                    e.to_string()
+                } else {
+                    format!("{at}: {e}")
+                }
             })
             .collect();
         if !problems.is_empty() {
-            return Outcome::tool_error(format!("invalid arguments for tool {name}: {}", problems.join("; ")));
+            return Outcome::tool_error(format!(
+                "invalid arguments for tool {name}: {}",
+                problems.join("; ")
+            ));
         }
     }
 
@@ -65,8 +74,17 @@ pub(crate) async fn call_tool(
     let call_label = call_no.to_string();
     let mut scope = {
         let state = run.state();
-        let stream = Stream::new(run.seed, &[b"template", name.as_bytes(), call_label.as_bytes()]);
-        let mut scope = Scope::new(&state.twin, &format_time(state.now), run.seed, &scenario.template_secrets, stream);
+        let stream = Stream::new(
+            run.seed,
+            &[b"template", name.as_bytes(), call_label.as_bytes()],
+        );
+        let mut scope = Scope::new(
+            &state.twin,
+            &format_time(state.now),
+            run.seed,
+            &scenario.template_secrets,
+            stream,
+        );
         scope.set("args", &args);
         scope.set("tool", &Value::from(name));
         scope.set("call", &Value::from(call_no));
@@ -74,18 +92,24 @@ pub(crate) async fn call_tool(
     };
 
     if let Some(fault) = firing_fault(run, &tool.faults, name, call_no, &args) {
-        run.record(EventKind::Fault, Direction::Internal, Some("tools/call"), call.request_id.clone(), json!({
-            "tool": name,
-            "call": call_no,
-            "fault": fault.index,
-            "latency_ms": fault.latency.map(|d| d.as_millis() as u64),
-            "action": match &fault.action {
-                FaultAction::DelayOnly => "delay",
-                FaultAction::ToolError(_) => "tool_error",
-                FaultAction::ProtocolError(_) => "protocol_error",
-                FaultAction::Hang => "hang",
-            },
-        }));
+        run.record(
+            EventKind::Fault,
+            Direction::Internal,
+            Some("tools/call"),
+            call.request_id.clone(),
+            json!({
+                "tool": name,
+                "call": call_no,
+                "fault": fault.index,
+                "latency_ms": fault.latency.map(|d| d.as_millis() as u64),
+                "action": match &fault.action {
+                    FaultAction::DelayOnly => "delay",
+                    FaultAction::ToolError(_) => "tool_error",
+                    FaultAction::ProtocolError(_) => "protocol_error",
+                    FaultAction::Hang => "hang",
+                },
+            }),
+        );
         if let Some(latency) = fault.latency {
             advance(run, latency, &mut scope);
             tokio::select! {
@@ -112,7 +136,11 @@ pub(crate) async fn call_tool(
 
     let rule = match choose_rule(run, &tool.rules, &args, &scope) {
         Ok(Some(rule)) => rule,
-        Ok(None) => return Outcome::tool_error(format!("no response rule of tool {name} matches these arguments")),
+        Ok(None) => {
+            return Outcome::tool_error(format!(
+                "no response rule of tool {name} matches these arguments"
+            ));
+        }
         Err(e) => return template_failure(e),
     };
     execute(run, rule, &tool.effects, &args, &mut scope, call, client).await
@@ -142,7 +170,13 @@ fn execute<'a>(
         if !rule.effects.is_empty() || !final_effects.is_empty() {
             match apply_effects(run, rule.effects.iter().chain(final_effects), scope) {
                 Ok(changes) if !changes.is_empty() => {
-                    run.record(EventKind::Lifecycle, Direction::Internal, Some("state/change"), call.request_id.clone(), changes.to_json());
+                    run.record(
+                        EventKind::Lifecycle,
+                        Direction::Internal,
+                        Some("state/change"),
+                        call.request_id.clone(),
+                        changes.to_json(),
+                    );
                 }
                 Ok(_) => {}
                 Err(outcome) => return outcome,
@@ -164,7 +198,12 @@ fn execute<'a>(
 }
 
 /// The first rule whose conditions hold and whose `if` expression is true.
-fn choose_rule<'a>(run: &Run, rules: &'a [Rule], args: &Value, scope: &Scope) -> Result<Option<&'a Rule>, RenderError> {
+fn choose_rule<'a>(
+    run: &Run,
+    rules: &'a [Rule],
+    args: &Value,
+    scope: &Scope,
+) -> Result<Option<&'a Rule>, RenderError> {
     let ctx = scope.context();
     for rule in rules {
         if !matcher::all_hold(&rule.conditions, args, &run.state().twin) {
@@ -173,7 +212,11 @@ fn choose_rule<'a>(run: &Run, rules: &'a [Rule], args: &Value, scope: &Scope) ->
         match rule.guard {
             None => return Ok(Some(rule)),
             Some(id) => {
-                if truthy(&run.engine.renderer.value(&ValueTemplate::Expression(id), &ctx)?) {
+                if truthy(
+                    &run.engine
+                        .renderer
+                        .value(&ValueTemplate::Expression(id), &ctx)?,
+                ) {
                     return Ok(Some(rule));
                 }
             }
@@ -195,7 +238,13 @@ fn truthy(v: &Value) -> bool {
 }
 
 /// The first fault that fires for this call, if any.
-fn firing_fault<'a>(run: &Run, faults: &'a [Fault], tool: &str, call_no: u64, args: &Value) -> Option<&'a Fault> {
+fn firing_fault<'a>(
+    run: &Run,
+    faults: &'a [Fault],
+    tool: &str,
+    call_no: u64,
+    args: &Value,
+) -> Option<&'a Fault> {
     faults.iter().find(|f| {
         if f.every.is_some_and(|n| n == 0 || call_no % n != 0) {
             return false;
@@ -203,7 +252,10 @@ fn firing_fault<'a>(run: &Run, faults: &'a [Fault], tool: &str, call_no: u64, ar
         if f.after.is_some_and(|n| call_no <= n) {
             return false;
         }
-        if f.on_calls.as_ref().is_some_and(|calls| !calls.contains(&call_no)) {
+        if f.on_calls
+            .as_ref()
+            .is_some_and(|calls| !calls.contains(&call_no))
+        {
             return false;
         }
         if !f.conditions.is_empty() && !matcher::all_hold(&f.conditions, args, &run.state().twin) {
@@ -214,7 +266,10 @@ fn firing_fault<'a>(run: &Run, faults: &'a [Fault], tool: &str, call_no: u64, ar
             Some(p) => {
                 let index = f.index.to_string();
                 let call = call_no.to_string();
-                let mut stream = Stream::new(run.seed, &[b"fault", tool.as_bytes(), index.as_bytes(), call.as_bytes()]);
+                let mut stream = Stream::new(
+                    run.seed,
+                    &[b"fault", tool.as_bytes(), index.as_bytes(), call.as_bytes()],
+                );
                 stream.next_f64() < p
             }
         }
@@ -239,7 +294,13 @@ fn template_failure(e: RenderError) -> Outcome {
     Outcome::Error(ProtocolError::internal(format!("scenario error: {e}")))
 }
 
-async fn run_steps(run: &Run, rule: &Rule, scope: &mut Scope, call: &Call, client: &dyn Client) -> Result<(), Outcome> {
+async fn run_steps(
+    run: &Run,
+    rule: &Rule,
+    scope: &mut Scope,
+    call: &Call,
+    client: &dyn Client,
+) -> Result<(), Outcome> {
     let renderer = &run.engine.renderer;
     for step in &rule.steps {
         if call.cancel.is_cancelled() {
@@ -247,18 +308,29 @@ async fn run_steps(run: &Run, rule: &Rule, scope: &mut Scope, call: &Call, clien
         }
         let ctx = scope.context();
         match step {
-            Step::Progress { progress, total, message } => {
-                let Some(token) = &call.progress_token else { continue };
+            Step::Progress {
+                progress,
+                total,
+                message,
+            } => {
+                let Some(token) = &call.progress_token else {
+                    continue;
+                };
                 let mut params = json!({"progressToken": token, "progress": progress});
                 if let Some(t) = total {
                     params["total"] = json!(t);
                 }
                 if let Some(m) = message {
-                    params["message"] = Value::String(renderer.text(m, &ctx).map_err(template_failure)?);
+                    params["message"] =
+                        Value::String(renderer.text(m, &ctx).map_err(template_failure)?);
                 }
                 notify(run, client, "notifications/progress", params).await;
             }
-            Step::Log { level, message, logger } => {
+            Step::Log {
+                level,
+                message,
+                logger,
+            } => {
                 let threshold = run.state().log_level;
                 if threshold.is_some_and(|min| *level < min) {
                     continue;
@@ -273,19 +345,33 @@ async fn run_steps(run: &Run, rule: &Rule, scope: &mut Scope, call: &Call, clien
             Step::ResourceUpdated(uri) => {
                 let uri = renderer.text(uri, &ctx).map_err(template_failure)?;
                 if run.state().subscriptions.contains(&uri) {
-                    notify(run, client, "notifications/resources/updated", json!({"uri": uri})).await;
+                    notify(
+                        run,
+                        client,
+                        "notifications/resources/updated",
+                        json!({"uri": uri}),
+                    )
+                    .await;
                 }
             }
-            Step::Sample { save_as, prompt, system, max_tokens } => {
+            Step::Sample {
+                save_as,
+                prompt,
+                system,
+                max_tokens,
+            } => {
                 if !client.supports("sampling") {
-                    return Err(Outcome::tool_error("this tool asks the client's model a question (sampling), but the client does not support sampling"));
+                    return Err(Outcome::tool_error(
+                        "this tool asks the client's model a question (sampling), but the client does not support sampling",
+                    ));
                 }
                 let mut params = json!({
                     "messages": [{"role": "user", "content": {"type": "text", "text": renderer.text(prompt, &ctx).map_err(template_failure)?}}],
                     "maxTokens": max_tokens,
                 });
                 if let Some(s) = system {
-                    params["systemPrompt"] = Value::String(renderer.text(s, &ctx).map_err(template_failure)?);
+                    params["systemPrompt"] =
+                        Value::String(renderer.text(s, &ctx).map_err(template_failure)?);
                 }
                 let mut answer = ask(run, client, call, "sampling/createMessage", params).await?;
                 // `answers.NAME.text` is the reply's text, for convenience.
@@ -294,9 +380,15 @@ async fn run_steps(run: &Run, rule: &Rule, scope: &mut Scope, call: &Call, clien
                 }
                 scope.add_answer(save_as, &answer);
             }
-            Step::Elicit { save_as, message, schema } => {
+            Step::Elicit {
+                save_as,
+                message,
+                schema,
+            } => {
                 if !client.supports("elicitation") {
-                    return Err(Outcome::tool_error("this tool asks the user a question (elicitation), but the client does not support elicitation"));
+                    return Err(Outcome::tool_error(
+                        "this tool asks the user a question (elicitation), but the client does not support elicitation",
+                    ));
                 }
                 let params = json!({
                     "message": renderer.text(message, &ctx).map_err(template_failure)?,
@@ -311,27 +403,65 @@ async fn run_steps(run: &Run, rule: &Rule, scope: &mut Scope, call: &Call, clien
 }
 
 async fn notify(run: &Run, client: &dyn Client, method: &str, params: Value) {
-    run.record(EventKind::Notification, Direction::ToClient, Some(method), None, params.clone());
+    run.record(
+        EventKind::Notification,
+        Direction::ToClient,
+        Some(method),
+        None,
+        params.clone(),
+    );
     if let Err(e) = client.notify(method, params).await {
-        run.record(EventKind::Error, Direction::Internal, Some(method), None, json!({"message": e.to_string()}));
+        run.record(
+            EventKind::Error,
+            Direction::Internal,
+            Some(method),
+            None,
+            json!({"message": e.to_string()}),
+        );
     }
 }
 
-async fn ask(run: &Run, client: &dyn Client, call: &Call, method: &str, params: Value) -> Result<Value, Outcome> {
-    run.record(EventKind::Request, Direction::ToClient, Some(method), None, params.clone());
+async fn ask(
+    run: &Run,
+    client: &dyn Client,
+    call: &Call,
+    method: &str,
+    params: Value,
+) -> Result<Value, Outcome> {
+    run.record(
+        EventKind::Request,
+        Direction::ToClient,
+        Some(method),
+        None,
+        params.clone(),
+    );
     let answer = tokio::select! {
         a = client.request(method, params) => a,
         _ = call.cancel.cancelled() => return Err(cancelled()),
     };
     match answer {
         Ok(result) => {
-            run.record(EventKind::Response, Direction::ToServer, Some(method), None, result.clone());
+            run.record(
+                EventKind::Response,
+                Direction::ToServer,
+                Some(method),
+                None,
+                result.clone(),
+            );
             Ok(result)
         }
         Err(e) => {
-            run.record(EventKind::Error, Direction::ToServer, Some(method), None, json!({"message": e.to_string()}));
+            run.record(
+                EventKind::Error,
+                Direction::ToServer,
+                Some(method),
+                None,
+                json!({"message": e.to_string()}),
+            );
             Err(match e {
-                ClientError::Unsupported(what) => Outcome::tool_error(format!("the client does not support {what}")),
+                ClientError::Unsupported(what) => {
+                    Outcome::tool_error(format!("the client does not support {what}"))
+                }
                 other => Outcome::tool_error(format!("{method} failed: {other}")),
             })
         }
@@ -340,13 +470,19 @@ async fn ask(run: &Run, client: &dyn Client, call: &Call, method: &str, params: 
 
 /// Applies effects to a copy of the twin and swaps it in only if all of
 /// them succeed, so a failing effect leaves no partial change behind.
-fn apply_effects<'a>(run: &Run, effects: impl Iterator<Item = &'a Effect>, scope: &mut Scope) -> Result<Changes, Outcome> {
+fn apply_effects<'a>(
+    run: &Run,
+    effects: impl Iterator<Item = &'a Effect>,
+    scope: &mut Scope,
+) -> Result<Changes, Outcome> {
     let renderer = &run.engine.renderer;
     let mut state = run.state();
     let mut twin = state.twin.clone();
     let mut changes = Changes::default();
     let ctx = scope.context();
-    let render_columns = |columns: &[(String, ValueTemplate)], ctx: &minijinja::Value| -> Result<Vec<(String, Value)>, Outcome> {
+    let render_columns = |columns: &[(String, ValueTemplate)],
+                          ctx: &minijinja::Value|
+     -> Result<Vec<(String, Value)>, Outcome> {
         columns
             .iter()
             .map(|(k, v)| Ok((k.clone(), renderer.value(v, ctx).map_err(template_failure)?)))
@@ -397,19 +533,35 @@ fn apply_effects<'a>(run: &Run, effects: impl Iterator<Item = &'a Effect>, scope
 
 fn protocol_error(run: &Run, pe: &ProtocolErrorTemplate, ctx: &minijinja::Value) -> Outcome {
     match run.engine.renderer.text(&pe.message, ctx) {
-        Ok(message) => Outcome::Error(ProtocolError { code: pe.code, message, data: pe.data.clone() }),
+        Ok(message) => Outcome::Error(ProtocolError {
+            code: pe.code,
+            message,
+            data: pe.data.clone(),
+        }),
         Err(e) => template_failure(e),
     }
 }
 
-fn render_response(run: &Run, response: &Response, ctx: &minijinja::Value) -> Result<Outcome, RenderError> {
+fn render_response(
+    run: &Run,
+    response: &Response,
+    ctx: &minijinja::Value,
+) -> Result<Outcome, RenderError> {
     let renderer = &run.engine.renderer;
     Ok(match response {
         Response::ToolError(text) => Outcome::tool_error(renderer.text(text, ctx)?),
         Response::ProtocolError(pe) => protocol_error(run, pe, ctx),
-        Response::Then(_) => Outcome::Error(ProtocolError::internal("a branching rule has no answer of its own")),
-        Response::Result { content, structured } => {
-            let structured = structured.as_ref().map(|s| renderer.value(s, ctx)).transpose()?;
+        Response::Then(_) => Outcome::Error(ProtocolError::internal(
+            "a branching rule has no answer of its own",
+        )),
+        Response::Result {
+            content,
+            structured,
+        } => {
+            let structured = structured
+                .as_ref()
+                .map(|s| renderer.value(s, ctx))
+                .transpose()?;
             let mut blocks = Vec::with_capacity(content.len());
             for c in content {
                 // A `json:` response sends its value as structured content and
@@ -431,17 +583,36 @@ fn render_response(run: &Run, response: &Response, ctx: &minijinja::Value) -> Re
     })
 }
 
-fn render_content(run: &Run, content: &ContentTemplate, ctx: &minijinja::Value) -> Result<Value, RenderError> {
+fn render_content(
+    run: &Run,
+    content: &ContentTemplate,
+    ctx: &minijinja::Value,
+) -> Result<Value, RenderError> {
     let renderer = &run.engine.renderer;
     Ok(match content {
         ContentTemplate::Text(t) => json!({"type": "text", "text": renderer.text(t, ctx)?}),
-        ContentTemplate::Json(v) => json!({"type": "text", "text": renderer.value(v, ctx)?.to_string()}),
-        ContentTemplate::Image { data, mime_type } => json!({"type": "image", "data": &**data, "mimeType": mime_type}),
-        ContentTemplate::Audio { data, mime_type } => json!({"type": "audio", "data": &**data, "mimeType": mime_type}),
-        ContentTemplate::Resource { uri, mime_type, body } => {
+        ContentTemplate::Json(v) => {
+            json!({"type": "text", "text": renderer.value(v, ctx)?.to_string()})
+        }
+        ContentTemplate::Image { data, mime_type } => {
+            json!({"type": "image", "data": &**data, "mimeType": mime_type})
+        }
+        ContentTemplate::Audio { data, mime_type } => {
+            json!({"type": "audio", "data": &**data, "mimeType": mime_type})
+        }
+        ContentTemplate::Resource {
+            uri,
+            mime_type,
+            body,
+        } => {
             json!({"type": "resource", "resource": resource_contents(run, uri, mime_type.as_deref(), body, ctx)?})
         }
-        ContentTemplate::ResourceLink { uri, name, description, mime_type } => {
+        ContentTemplate::ResourceLink {
+            uri,
+            name,
+            description,
+            mime_type,
+        } => {
             let mut link = json!({"type": "resource_link", "uri": uri, "name": name});
             if let Some(d) = description {
                 link["description"] = json!(d);
@@ -454,7 +625,13 @@ fn render_content(run: &Run, content: &ContentTemplate, ctx: &minijinja::Value) 
     })
 }
 
-fn resource_contents(run: &Run, uri: &str, mime_type: Option<&str>, body: &ResourceBody, ctx: &minijinja::Value) -> Result<Value, RenderError> {
+fn resource_contents(
+    run: &Run,
+    uri: &str,
+    mime_type: Option<&str>,
+    body: &ResourceBody,
+    ctx: &minijinja::Value,
+) -> Result<Value, RenderError> {
     let renderer = &run.engine.renderer;
     let mut contents = json!({"uri": uri});
     if let Some(m) = mime_type {
@@ -471,7 +648,13 @@ fn resource_contents(run: &Run, uri: &str, mime_type: Option<&str>, body: &Resou
 fn plain_scope(run: &Run, labels: &[&[u8]]) -> Scope {
     let scenario = &run.engine.scenario;
     let state = run.state();
-    Scope::new(&state.twin, &format_time(state.now), run.seed, &scenario.template_secrets, Stream::new(run.seed, labels))
+    Scope::new(
+        &state.twin,
+        &format_time(state.now),
+        run.seed,
+        &scenario.template_secrets,
+        Stream::new(run.seed, labels),
+    )
 }
 
 pub(crate) fn read_resource(run: &Run, uri: &str) -> Outcome {
@@ -493,7 +676,9 @@ pub(crate) fn read_resource(run: &Run, uri: &str) -> Outcome {
 
 pub(crate) fn get_prompt(run: &Run, name: &str, arguments: &Map<String, Value>) -> Outcome {
     let Some(prompt) = run.engine.scenario.prompt(name) else {
-        return Outcome::Error(ProtocolError::invalid_params(format!("unknown prompt: {name}")));
+        return Outcome::Error(ProtocolError::invalid_params(format!(
+            "unknown prompt: {name}"
+        )));
     };
     let missing: Vec<&str> = prompt
         .arguments
@@ -502,7 +687,10 @@ pub(crate) fn get_prompt(run: &Run, name: &str, arguments: &Map<String, Value>) 
         .map(|a| a.name.as_str())
         .collect();
     if !missing.is_empty() {
-        return Outcome::Error(ProtocolError::invalid_params(format!("prompt {name} needs the argument(s): {}", missing.join(", "))));
+        return Outcome::Error(ProtocolError::invalid_params(format!(
+            "prompt {name} needs the argument(s): {}",
+            missing.join(", ")
+        )));
     }
     let mut scope = plain_scope(run, &[b"prompt", name.as_bytes()]);
     scope.set("args", &Value::Object(arguments.clone()));
@@ -526,24 +714,54 @@ pub(crate) fn get_prompt(run: &Run, name: &str, arguments: &Map<String, Value>) 
     Outcome::Result(result)
 }
 
-pub(crate) fn complete(run: &Run, reference: &CompletionRef, argument: &str, value: &str) -> Outcome {
+pub(crate) fn complete(
+    run: &Run,
+    reference: &CompletionRef,
+    argument: &str,
+    value: &str,
+) -> Outcome {
     let scenario = &run.engine.scenario;
     let candidates: &[String] = match reference {
         CompletionRef::Prompt(name) => match scenario.prompt(name) {
-            Some(p) => p.arguments.iter().find(|a| a.name == argument).map(|a| a.completions.as_slice()).unwrap_or(&[]),
-            None => return Outcome::Error(ProtocolError::invalid_params(format!("unknown prompt: {name}"))),
+            Some(p) => p
+                .arguments
+                .iter()
+                .find(|a| a.name == argument)
+                .map(|a| a.completions.as_slice())
+                .unwrap_or(&[]),
+            None => {
+                return Outcome::Error(ProtocolError::invalid_params(format!(
+                    "unknown prompt: {name}"
+                )));
+            }
         },
         CompletionRef::ResourceTemplate(uri) => {
-            match scenario.resource_templates.iter().find(|t| t.uri.template == *uri) {
-                Some(t) => t.completions.get(argument).map(Vec::as_slice).unwrap_or(&[]),
-                None => return Outcome::Error(ProtocolError::invalid_params(format!("unknown resource template: {uri}"))),
+            match scenario
+                .resource_templates
+                .iter()
+                .find(|t| t.uri.template == *uri)
+            {
+                Some(t) => t
+                    .completions
+                    .get(argument)
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]),
+                None => {
+                    return Outcome::Error(ProtocolError::invalid_params(format!(
+                        "unknown resource template: {uri}"
+                    )));
+                }
             }
         }
     };
     let prefix = value.to_lowercase();
-    let matching: Vec<&String> = candidates.iter().filter(|c| c.to_lowercase().starts_with(&prefix)).collect();
+    let matching: Vec<&String> = candidates
+        .iter()
+        .filter(|c| c.to_lowercase().starts_with(&prefix))
+        .collect();
     let total = matching.len();
     let values: Vec<&String> = matching.into_iter().take(MAX_COMPLETIONS).collect();
-    Outcome::Result(json!({"completion": {"values": values, "total": total, "hasMore": total > MAX_COMPLETIONS}}))
+    Outcome::Result(
+        json!({"completion": {"values": values, "total": total, "hasMore": total > MAX_COMPLETIONS}}),
+    )
 }
-

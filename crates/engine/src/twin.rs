@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
 
-use sandbar_scenario::{key_text, Row, TableSeed};
+use sandbar_scenario::{Row, TableSeed, key_text};
 
 /// One table as a run sees it.
 #[derive(Debug, Clone)]
@@ -23,7 +23,11 @@ pub struct Table {
 
 impl Table {
     fn from_seed(seed: &TableSeed) -> Table {
-        Table { key: seed.key.clone(), rows: seed.rows.clone(), index: Arc::new(OnceLock::new()) }
+        Table {
+            key: seed.key.clone(),
+            rows: seed.rows.clone(),
+            index: Arc::new(OnceLock::new()),
+        }
     }
 
     /// The rows, in order.
@@ -51,7 +55,9 @@ impl Table {
             return self.get(&key_text(value)).is_some();
         }
         let wanted = key_text(value);
-        self.rows.iter().any(|r| r.get(column).is_some_and(|v| key_text(v) == wanted))
+        self.rows
+            .iter()
+            .any(|r| r.get(column).is_some_and(|v| key_text(v) == wanted))
     }
 
     fn rows_mut(&mut self) -> &mut Vec<Arc<Row>> {
@@ -83,13 +89,19 @@ impl Changes {
     /// As JSON: `{"inserted": {"table": [rows]}, ...}`, omitting empty parts.
     pub fn to_json(&self) -> Value {
         let mut out = Map::new();
-        for (name, list) in [("inserted", &self.inserted), ("updated", &self.updated), ("deleted", &self.deleted)] {
+        for (name, list) in [
+            ("inserted", &self.inserted),
+            ("updated", &self.updated),
+            ("deleted", &self.deleted),
+        ] {
             if list.is_empty() {
                 continue;
             }
             let mut by_table: Map<String, Value> = Map::new();
             for (table, row) in list {
-                let entry = by_table.entry(table.clone()).or_insert_with(|| Value::Array(Vec::new()));
+                let entry = by_table
+                    .entry(table.clone())
+                    .or_insert_with(|| Value::Array(Vec::new()));
                 if let Value::Array(items) = entry {
                     items.push(Value::Object((**row).clone()));
                 }
@@ -103,7 +115,12 @@ impl Changes {
 impl Twin {
     /// A twin at the seed state.
     pub fn from_seed(seed: &BTreeMap<String, TableSeed>) -> Twin {
-        Twin { tables: seed.iter().map(|(name, s)| (name.clone(), Table::from_seed(s))).collect() }
+        Twin {
+            tables: seed
+                .iter()
+                .map(|(name, s)| (name.clone(), Table::from_seed(s)))
+                .collect(),
+        }
     }
 
     /// The table with this name.
@@ -122,7 +139,15 @@ impl Twin {
             self.tables
                 .iter()
                 .map(|(name, t)| {
-                    (name.clone(), Value::Array(t.rows.iter().map(|r| Value::Object((**r).clone())).collect()))
+                    (
+                        name.clone(),
+                        Value::Array(
+                            t.rows
+                                .iter()
+                                .map(|r| Value::Object((**r).clone()))
+                                .collect(),
+                        ),
+                    )
                 })
                 .collect(),
         )
@@ -131,11 +156,17 @@ impl Twin {
     /// Inserts a row. A row whose key is already taken is refused, as a
     /// database with a primary key would.
     pub fn insert(&mut self, table: &str, row: Row, changes: &mut Changes) -> Result<(), String> {
-        let t = self.tables.get_mut(table).ok_or_else(|| format!("there is no table `{table}`"))?;
+        let t = self
+            .tables
+            .get_mut(table)
+            .ok_or_else(|| format!("there is no table `{table}`"))?;
         if let Some(key) = &t.key {
             match row.get(key) {
                 Some(k) if t.get(&key_text(k)).is_some() => {
-                    return Err(format!("{table} already has a row with {key} `{}`", key_text(k)));
+                    return Err(format!(
+                        "{table} already has a row with {key} `{}`",
+                        key_text(k)
+                    ));
                 }
                 _ => {}
             }
@@ -155,9 +186,17 @@ impl Twin {
         mut set: impl FnMut(&Row) -> Result<Vec<(String, Value)>, String>,
         changes: &mut Changes,
     ) -> Result<usize, String> {
-        let t = self.tables.get_mut(table).ok_or_else(|| format!("there is no table `{table}`"))?;
-        let matched: Vec<usize> =
-            t.rows.iter().enumerate().filter(|(_, r)| row_matches(r, filter)).map(|(i, _)| i).collect();
+        let t = self
+            .tables
+            .get_mut(table)
+            .ok_or_else(|| format!("there is no table `{table}`"))?;
+        let matched: Vec<usize> = t
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| row_matches(r, filter))
+            .map(|(i, _)| i)
+            .collect();
         if matched.is_empty() {
             return Ok(0);
         }
@@ -168,7 +207,9 @@ impl Twin {
             let mut row = (**old).clone();
             for (column, value) in set(old)? {
                 if key.as_deref() == Some(column.as_str()) && row.get(&column) != Some(&value) {
-                    return Err(format!("effects may not change the key column `{column}` of {table}"));
+                    return Err(format!(
+                        "effects may not change the key column `{column}` of {table}"
+                    ));
                 }
                 row.insert(column, value);
             }
@@ -183,8 +224,16 @@ impl Twin {
     }
 
     /// Deletes every row matching `filter`.
-    pub fn delete(&mut self, table: &str, filter: &[(String, Value)], changes: &mut Changes) -> Result<usize, String> {
-        let t = self.tables.get_mut(table).ok_or_else(|| format!("there is no table `{table}`"))?;
+    pub fn delete(
+        &mut self,
+        table: &str,
+        filter: &[(String, Value)],
+        changes: &mut Changes,
+    ) -> Result<usize, String> {
+        let t = self
+            .tables
+            .get_mut(table)
+            .ok_or_else(|| format!("there is no table `{table}`"))?;
         if !t.rows.iter().any(|r| row_matches(r, filter)) {
             return Ok(0);
         }
@@ -205,7 +254,10 @@ impl Twin {
 
 /// A row matches when every filter column equals (as text) the given value.
 fn row_matches(row: &Row, filter: &[(String, Value)]) -> bool {
-    filter.iter().all(|(column, value)| row.get(column).is_some_and(|v| v == value || key_text(v) == key_text(value)))
+    filter.iter().all(|(column, value)| {
+        row.get(column)
+            .is_some_and(|v| v == value || key_text(v) == key_text(value))
+    })
 }
 
 #[cfg(test)]
@@ -216,11 +268,20 @@ mod tests {
     fn seed() -> BTreeMap<String, TableSeed> {
         let rows: Vec<Arc<Row>> = (0..5)
             .map(|i| {
-                let Value::Object(m) = json!({"id": format!("o{i}"), "n": i, "status": "open"}) else { unreachable!() };
+                let Value::Object(m) = json!({"id": format!("o{i}"), "n": i, "status": "open"})
+                else {
+                    unreachable!()
+                };
                 Arc::new(m)
             })
             .collect();
-        BTreeMap::from([("orders".to_owned(), TableSeed { key: Some("id".into()), rows: Arc::new(rows) })])
+        BTreeMap::from([(
+            "orders".to_owned(),
+            TableSeed {
+                key: Some("id".into()),
+                rows: Arc::new(rows),
+            },
+        )])
     }
 
     #[test]
@@ -229,27 +290,55 @@ mod tests {
         let mut twin = Twin::from_seed(&seed);
         let mut changes = Changes::default();
         let n = twin
-            .update("orders", &[("id".into(), json!("o1"))], |_| Ok(vec![("status".into(), json!("refunded"))]), &mut changes)
+            .update(
+                "orders",
+                &[("id".into(), json!("o1"))],
+                |_| Ok(vec![("status".into(), json!("refunded"))]),
+                &mut changes,
+            )
             .expect("update");
         assert_eq!(n, 1);
-        assert_eq!(twin.table("orders").and_then(|t| t.get("o1")).and_then(|r| r.get("status")), Some(&json!("refunded")));
+        assert_eq!(
+            twin.table("orders")
+                .and_then(|t| t.get("o1"))
+                .and_then(|r| r.get("status")),
+            Some(&json!("refunded"))
+        );
         assert_eq!(seed["orders"].rows[1].get("status"), Some(&json!("open")));
         let fresh = Twin::from_seed(&seed);
-        assert_eq!(fresh.table("orders").and_then(|t| t.get("o1")).and_then(|r| r.get("status")), Some(&json!("open")));
+        assert_eq!(
+            fresh
+                .table("orders")
+                .and_then(|t| t.get("o1"))
+                .and_then(|r| r.get("status")),
+            Some(&json!("open"))
+        );
     }
 
     #[test]
     fn keys_are_enforced() {
         let mut twin = Twin::from_seed(&seed());
         let mut changes = Changes::default();
-        let Value::Object(dup) = json!({"id": "o2"}) else { unreachable!() };
-        let err = twin.insert("orders", dup, &mut changes).expect_err("duplicate key");
+        let Value::Object(dup) = json!({"id": "o2"}) else {
+            unreachable!()
+        };
+        let err = twin
+            .insert("orders", dup, &mut changes)
+            .expect_err("duplicate key");
         assert!(err.contains("already has a row"), "{err}");
         let err = twin
-            .update("orders", &[("n".into(), json!(3))], |_| Ok(vec![("id".into(), json!("zz"))]), &mut changes)
+            .update(
+                "orders",
+                &[("n".into(), json!(3))],
+                |_| Ok(vec![("id".into(), json!("zz"))]),
+                &mut changes,
+            )
             .expect_err("key change");
         assert!(err.contains("key column"), "{err}");
-        assert_eq!(twin.delete("orders", &[("status".into(), json!("open"))], &mut changes), Ok(5));
+        assert_eq!(
+            twin.delete("orders", &[("status".into(), json!("open"))], &mut changes),
+            Ok(5)
+        );
         assert!(twin.table("orders").is_some_and(|t| t.rows().is_empty()));
     }
 

@@ -11,8 +11,8 @@
 mod http;
 mod server;
 
-pub use http::{serve_http, HttpOptions};
-pub use server::{SandbarServer, Shared, RUN_HEADER};
+pub use http::{HttpOptions, serve_http};
+pub use server::{RUN_HEADER, SandbarServer, Shared};
 
 use std::sync::Arc;
 

@@ -12,11 +12,12 @@ use std::sync::{Arc, Mutex, Weak};
 
 use async_trait::async_trait;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CancelledNotificationParam, CompleteRequestParams, CompleteResult,
-    ErrorCode, GetPromptRequestParams, GetPromptResponse, Implementation, InitializeRequestParams, InitializeResult,
-    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig, ServerNotification,
-    ServerRequest, SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams,
+    CallToolRequestParams, CallToolResponse, CancelledNotificationParam, CompleteRequestParams,
+    CompleteResult, ErrorCode, GetPromptRequestParams, GetPromptResponse, Implementation,
+    InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, ServerCapabilities, ServerConfig, ServerNotification, ServerRequest,
+    SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, Peer, RequestContext, RoleServer};
 use rmcp::{ErrorData as McpError, ServerHandler};
@@ -24,7 +25,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
-use sandbar_engine::{Call, Client, ClientError, CompletionRef, Engine, Method, Outcome, Run, RunOptions};
+use sandbar_engine::{
+    Call, Client, ClientError, CompletionRef, Engine, Method, Outcome, Run, RunOptions,
+};
 use sandbar_scenario::LogLevel;
 use sandbar_store::RunStatus;
 
@@ -61,11 +64,9 @@ impl Shared {
         if let Some(label) = label {
             options.labels = json!({"stateless_run": label});
         }
-        let run = self
-            .engine
-            .start_run(options)
-            .await
-            .map_err(|e| McpError::internal_error(format!("sandbar could not start a run: {e}"), None))?;
+        let run = self.engine.start_run(options).await.map_err(|e| {
+            McpError::internal_error(format!("sandbar could not start a run: {e}"), None)
+        })?;
         let mut live = self.live_runs.lock().unwrap_or_else(|p| p.into_inner());
         live.retain(|w| w.strong_count() > 0);
         live.push(Arc::downgrade(&run));
@@ -114,14 +115,19 @@ pub struct SandbarServer {
 
 impl SandbarServer {
     pub fn new(shared: Arc<Shared>) -> SandbarServer {
-        SandbarServer { shared, run: OnceCell::new(), owns_run: std::sync::atomic::AtomicBool::new(false) }
+        SandbarServer {
+            shared,
+            run: OnceCell::new(),
+            owns_run: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     async fn session_run(&self) -> Result<Arc<Run>, McpError> {
         self.run
             .get_or_try_init(|| async {
                 let run = self.shared.start_run(None).await?;
-                self.owns_run.store(true, std::sync::atomic::Ordering::SeqCst);
+                self.owns_run
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
                 Ok::<_, McpError>(run)
             })
             .await
@@ -154,10 +160,15 @@ impl SandbarServer {
         let call = Call {
             method,
             request_id: Some(request_id_text(&context)),
-            progress_token: context.meta.get_progress_token().and_then(|t| serde_json::to_value(t).ok()),
+            progress_token: context
+                .meta
+                .get_progress_token()
+                .and_then(|t| serde_json::to_value(t).ok()),
             cancel: context.ct.clone(),
         };
-        let client = PeerClient { peer: context.peer.clone() };
+        let client = PeerClient {
+            peer: context.peer.clone(),
+        };
         into_result(run.handle(call, &client).await)
     }
 }
@@ -167,7 +178,10 @@ impl Drop for SandbarServer {
         if !self.owns_run.load(std::sync::atomic::Ordering::SeqCst) {
             return;
         }
-        if let (Some(run), Ok(handle)) = (self.run.get().cloned(), tokio::runtime::Handle::try_current()) {
+        if let (Some(run), Ok(handle)) = (
+            self.run.get().cloned(),
+            tokio::runtime::Handle::try_current(),
+        ) {
             handle.spawn(async move {
                 if let Err(e) = run.finish(RunStatus::Completed).await {
                     tracing::warn!(run = run.id(), "could not end run: {e}");
@@ -188,8 +202,9 @@ fn request_id_text(context: &RequestContext<RoleServer>) -> String {
 /// Turns an outcome into the SDK's result type, or a JSON-RPC error.
 fn into_result<T: DeserializeOwned>(outcome: Outcome) -> Result<T, McpError> {
     match outcome {
-        Outcome::Result(value) => serde_json::from_value(value)
-            .map_err(|e| McpError::internal_error(format!("sandbar produced a malformed result: {e}"), None)),
+        Outcome::Result(value) => serde_json::from_value(value).map_err(|e| {
+            McpError::internal_error(format!("sandbar produced a malformed result: {e}"), None)
+        }),
         Outcome::Error(e) => Err(McpError::new(ErrorCode(e.code), e.message, e.data)),
     }
 }
@@ -209,7 +224,11 @@ impl ServerHandler for SandbarServer {
             tools.list_changed = Some(false);
         }
         let mut info = ServerConfig::new(capabilities);
-        let version = scenario.server.version.clone().unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned());
+        let version = scenario
+            .server
+            .version
+            .clone()
+            .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned());
         info.server_info = Implementation::new(scenario.server.name.clone(), version);
         info.instructions = scenario.server.instructions.clone();
         info
@@ -232,7 +251,14 @@ impl ServerHandler for SandbarServer {
             }),
         };
         let params = serde_json::to_value(&request).unwrap_or_default();
-        if let Outcome::Error(e) = run.record_exchange("initialize", Some(request_id_text(&context)), params, outcome).await
+        if let Outcome::Error(e) = run
+            .record_exchange(
+                "initialize",
+                Some(request_id_text(&context)),
+                params,
+                outcome,
+            )
+            .await
             && result.is_ok()
         {
             return Err(McpError::internal_error(e.message, None));
@@ -241,7 +267,9 @@ impl ServerHandler for SandbarServer {
     }
 
     async fn ping(&self, context: RequestContext<RoleServer>) -> Result<(), McpError> {
-        self.dispatch::<Value>(Method::Ping, context).await.map(|_| ())
+        self.dispatch::<Value>(Method::Ping, context)
+            .await
+            .map(|_| ())
     }
 
     async fn list_tools(
@@ -257,8 +285,13 @@ impl ServerHandler for SandbarServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let method = Method::CallTool { name: request.name.into_owned(), arguments: request.arguments };
-        self.dispatch::<rmcp::model::CallToolResult>(method, context).await.map(CallToolResponse::from)
+        let method = Method::CallTool {
+            name: request.name.into_owned(),
+            arguments: request.arguments,
+        };
+        self.dispatch::<rmcp::model::CallToolResult>(method, context)
+            .await
+            .map(CallToolResponse::from)
     }
 
     async fn list_resources(
@@ -282,9 +315,12 @@ impl ServerHandler for SandbarServer {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        self.dispatch::<rmcp::model::ReadResourceResult>(Method::ReadResource { uri: request.uri }, context)
-            .await
-            .map(ReadResourceResponse::from)
+        self.dispatch::<rmcp::model::ReadResourceResult>(
+            Method::ReadResource { uri: request.uri },
+            context,
+        )
+        .await
+        .map(ReadResourceResponse::from)
     }
 
     async fn list_prompts(
@@ -300,8 +336,13 @@ impl ServerHandler for SandbarServer {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        let method = Method::GetPrompt { name: request.name, arguments: request.arguments.unwrap_or_default() };
-        self.dispatch::<rmcp::model::GetPromptResult>(method, context).await.map(GetPromptResponse::from)
+        let method = Method::GetPrompt {
+            name: request.name,
+            arguments: request.arguments.unwrap_or_default(),
+        };
+        self.dispatch::<rmcp::model::GetPromptResult>(method, context)
+            .await
+            .map(GetPromptResponse::from)
     }
 
     async fn complete(
@@ -312,12 +353,22 @@ impl ServerHandler for SandbarServer {
         // Read the reference through its JSON shape, which the specification
         // fixes, rather than through the SDK's enum layout.
         let params = serde_json::to_value(&request).unwrap_or_default();
-        let text = |pointer: &str| params.pointer(pointer).and_then(Value::as_str).map(str::to_owned);
+        let text = |pointer: &str| {
+            params
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
         let reference = match text("/ref/type").as_deref() {
             Some("ref/prompt") => CompletionRef::Prompt(text("/ref/name").unwrap_or_default()),
-            Some("ref/resource") => CompletionRef::ResourceTemplate(text("/ref/uri").unwrap_or_default()),
+            Some("ref/resource") => {
+                CompletionRef::ResourceTemplate(text("/ref/uri").unwrap_or_default())
+            }
             other => {
-                return Err(McpError::invalid_params(format!("unknown completion reference type {other:?}"), None));
+                return Err(McpError::invalid_params(
+                    format!("unknown completion reference type {other:?}"),
+                    None,
+                ));
             }
         };
         let method = Method::Complete {
@@ -328,20 +379,42 @@ impl ServerHandler for SandbarServer {
         self.dispatch(method, context).await
     }
 
-    async fn set_level(&self, request: SetLevelRequestParams, context: RequestContext<RoleServer>) -> Result<(), McpError> {
-        let name = serde_json::to_value(request.level).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-        let level = LogLevel::parse(&name).ok_or_else(|| McpError::invalid_params(format!("unknown log level {name}"), None))?;
-        self.dispatch::<Value>(Method::SetLogLevel(level), context).await.map(|_| ())
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let name = serde_json::to_value(request.level)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let level = LogLevel::parse(&name)
+            .ok_or_else(|| McpError::invalid_params(format!("unknown log level {name}"), None))?;
+        self.dispatch::<Value>(Method::SetLogLevel(level), context)
+            .await
+            .map(|_| ())
     }
 
     #[allow(deprecated)]
-    async fn subscribe(&self, request: SubscribeRequestParams, context: RequestContext<RoleServer>) -> Result<(), McpError> {
-        self.dispatch::<Value>(Method::Subscribe { uri: request.uri }, context).await.map(|_| ())
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.dispatch::<Value>(Method::Subscribe { uri: request.uri }, context)
+            .await
+            .map(|_| ())
     }
 
     #[allow(deprecated)]
-    async fn unsubscribe(&self, request: UnsubscribeRequestParams, context: RequestContext<RoleServer>) -> Result<(), McpError> {
-        self.dispatch::<Value>(Method::Unsubscribe { uri: request.uri }, context).await.map(|_| ())
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.dispatch::<Value>(Method::Unsubscribe { uri: request.uri }, context)
+            .await
+            .map(|_| ())
     }
 
     async fn on_initialized(&self, _context: NotificationContext<RoleServer>) {
@@ -350,9 +423,16 @@ impl ServerHandler for SandbarServer {
         }
     }
 
-    async fn on_cancelled(&self, notification: CancelledNotificationParam, _context: NotificationContext<RoleServer>) {
+    async fn on_cancelled(
+        &self,
+        notification: CancelledNotificationParam,
+        _context: NotificationContext<RoleServer>,
+    ) {
         if let Some(run) = self.run.get() {
-            run.record_client_notification("notifications/cancelled", serde_json::to_value(notification).unwrap_or_default());
+            run.record_client_notification(
+                "notifications/cancelled",
+                serde_json::to_value(notification).unwrap_or_default(),
+            );
         }
     }
 
@@ -372,25 +452,36 @@ struct PeerClient {
 #[async_trait]
 impl Client for PeerClient {
     async fn notify(&self, method: &str, params: Value) -> Result<(), ClientError> {
-        let notification: ServerNotification = serde_json::from_value(json!({"method": method, "params": params}))
-            .map_err(|e| ClientError::Transport(format!("malformed {method} notification: {e}")))?;
-        self.peer.send_notification(notification).await.map_err(|e| ClientError::Transport(e.to_string()))
+        let notification: ServerNotification =
+            serde_json::from_value(json!({"method": method, "params": params})).map_err(|e| {
+                ClientError::Transport(format!("malformed {method} notification: {e}"))
+            })?;
+        self.peer
+            .send_notification(notification)
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))
     }
 
     async fn request(&self, method: &str, params: Value) -> Result<Value, ClientError> {
-        let request: ServerRequest = serde_json::from_value(json!({"method": method, "params": params}))
-            .map_err(|e| ClientError::Transport(format!("malformed {method} request: {e}")))?;
+        let request: ServerRequest =
+            serde_json::from_value(json!({"method": method, "params": params}))
+                .map_err(|e| ClientError::Transport(format!("malformed {method} request: {e}")))?;
         match self.peer.send_request(request).await {
-            Ok(result) => serde_json::to_value(result).map_err(|e| ClientError::Transport(e.to_string())),
-            Err(rmcp::service::ServiceError::McpError(e)) => {
-                Err(ClientError::Rejected { code: e.code.0, message: e.message.to_string() })
+            Ok(result) => {
+                serde_json::to_value(result).map_err(|e| ClientError::Transport(e.to_string()))
             }
+            Err(rmcp::service::ServiceError::McpError(e)) => Err(ClientError::Rejected {
+                code: e.code.0,
+                message: e.message.to_string(),
+            }),
             Err(e) => Err(ClientError::Transport(e.to_string())),
         }
     }
 
     fn supports(&self, capability: &str) -> bool {
-        let Some(info) = self.peer.peer_info() else { return false };
+        let Some(info) = self.peer.peer_info() else {
+            return false;
+        };
         let capabilities = serde_json::to_value(&info.capabilities).unwrap_or_default();
         capabilities.get(capability).is_some_and(|v| !v.is_null())
     }

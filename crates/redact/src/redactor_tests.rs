@@ -78,9 +78,21 @@ fn without_default_patterns_only_secrets() {
 fn placeholders_in_the_input_stay_as_they_are() {
     unchanged("[REDACTED:github_token] and password=[REDACTED:password]");
     unchanged("\"secret\": \"[REDACTED:secret]\"");
-    // An unknown name is not a placeholder this redactor made, but it holds
-    // nothing a rule accepts either.
+    // Placeholders written by a process that knew other secrets, or by a
+    // newer version with more rules, are left alone too.
     unchanged("[REDACTED:secret:unknown]");
+    unchanged("stored: [REDACTED:secret:production_db_password] and [REDACTED:datadog_api_key]");
+    unchanged("\"secret\": \"[REDACTED:secret:production_db_password]\"");
+    // But the shape of a placeholder cannot hide a registered value.
+    let redactor = Redactor::builder()
+        .secret("s", "hunter22xyz")
+        .expect("valid")
+        .build();
+    check_with(
+        &redactor,
+        "[REDACTED:secret:hunter22xyz]",
+        "[REDACTED:secret:[REDACTED:secret:s]]",
+    );
     let redactor = Redactor::builder()
         .secret("db_pw", "hunter22x")
         .expect("valid")

@@ -96,15 +96,25 @@ impl<'a> Compiler<'a> {
     }
 
     fn problem(&mut self, place: &Place, message: impl Into<String>) {
-        self.problems.push(Problem { place: place.clone(), message: message.into() });
+        self.problems.push(Problem {
+            place: place.clone(),
+            message: message.into(),
+        });
     }
 
-    pub(crate) fn compile(mut self, file: ScenarioFile, origin: String) -> Result<Scenario, Vec<Problem>> {
+    pub(crate) fn compile(
+        mut self,
+        file: ScenarioFile,
+        origin: String,
+    ) -> Result<Scenario, Vec<Problem>> {
         let root = Place::default();
         if file.version != 1 {
             self.problem(
                 &root.key("version"),
-                format!("format version {} is not supported; this Sandbar reads version 1", file.version),
+                format!(
+                    "format version {} is not supported; this Sandbar reads version 1",
+                    file.version
+                ),
             );
         }
         if file.name.trim().is_empty() {
@@ -112,7 +122,11 @@ impl<'a> Compiler<'a> {
         }
         let clock = self.clock(file.clock.as_ref(), &root.key("clock"));
         let server = ServerIdentity {
-            name: file.server.as_ref().and_then(|s| s.name.clone()).unwrap_or_else(|| file.name.clone()),
+            name: file
+                .server
+                .as_ref()
+                .and_then(|s| s.name.clone())
+                .unwrap_or_else(|| file.name.clone()),
             version: file.server.as_ref().and_then(|s| s.version.clone()),
             instructions: file.server.as_ref().and_then(|s| s.instructions.clone()),
         };
@@ -121,10 +135,16 @@ impl<'a> Compiler<'a> {
         for (name, value) in &file.secrets {
             let place = root.key("secrets").key(name);
             if !valid_name(name) {
-                self.problem(&place, "secret names may use letters, digits, `_`, `-` and `.` only");
+                self.problem(
+                    &place,
+                    "secret names may use letters, digits, `_`, `-` and `.` only",
+                );
             }
             if value.len() < 4 {
-                self.problem(&place, "a secret must be at least 4 bytes long to be redacted safely");
+                self.problem(
+                    &place,
+                    "a secret must be at least 4 bytes long to be redacted safely",
+                );
             }
             secrets.push((name.clone(), value.clone()));
         }
@@ -133,10 +153,16 @@ impl<'a> Compiler<'a> {
         for (name, spec) in file.data {
             let place = root.key("data").key(&name);
             if templates::RESERVED_NAMES.contains(&name.as_str()) {
-                self.problem(&place, format!("`{name}` is a name templates already use; pick another table name"));
+                self.problem(
+                    &place,
+                    format!("`{name}` is a name templates already use; pick another table name"),
+                );
             }
             if !valid_name(&name) || name.contains('.') {
-                self.problem(&place, "table names may use letters, digits, `_` and `-` only");
+                self.problem(
+                    &place,
+                    "table names may use letters, digits, `_` and `-` only",
+                );
             }
             if let Some(seed) = self.table(&name, spec, &place, &mut secrets) {
                 tables.insert(name, seed);
@@ -148,7 +174,10 @@ impl<'a> Compiler<'a> {
         for (i, spec) in file.tools.into_iter().enumerate() {
             let place = root.key("tools").index(i);
             if tool_index.insert(spec.name.clone(), i).is_some() {
-                self.problem(&place.key("name"), format!("a tool named `{}` is already defined", spec.name));
+                self.problem(
+                    &place.key("name"),
+                    format!("a tool named `{}` is already defined", spec.name),
+                );
             }
             tools.push(self.tool(spec, &place));
         }
@@ -158,7 +187,10 @@ impl<'a> Compiler<'a> {
         for (i, spec) in file.resources.into_iter().enumerate() {
             let place = root.key("resources").index(i);
             if resource_index.insert(spec.uri.clone(), i).is_some() {
-                self.problem(&place.key("uri"), format!("a resource with URI `{}` is already defined", spec.uri));
+                self.problem(
+                    &place.key("uri"),
+                    format!("a resource with URI `{}` is already defined", spec.uri),
+                );
             }
             resources.push(self.resource(spec, &place));
         }
@@ -176,7 +208,10 @@ impl<'a> Compiler<'a> {
         for (i, spec) in file.prompts.into_iter().enumerate() {
             let place = root.key("prompts").index(i);
             if prompt_index.insert(spec.name.clone(), i).is_some() {
-                self.problem(&place.key("name"), format!("a prompt named `{}` is already defined", spec.name));
+                self.problem(
+                    &place.key("name"),
+                    format!("a prompt named `{}` is already defined", spec.name),
+                );
             }
             prompts.push(self.prompt(spec, &place));
         }
@@ -210,16 +245,28 @@ impl<'a> Compiler<'a> {
     fn clock(&mut self, spec: Option<&ClockSpec>, place: &Place) -> Clock {
         let default_start = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap_or_default();
         let Some(spec) = spec else {
-            return Clock { start: default_start, step: Duration::ZERO };
+            return Clock {
+                start: default_start,
+                step: Duration::ZERO,
+            };
         };
         let start = match DateTime::parse_from_rfc3339(&spec.start) {
             Ok(t) => t.with_timezone(&Utc),
             Err(e) => {
-                self.problem(place, format!("`{}` is not an RFC 3339 timestamp ({e}); write e.g. 2026-01-15T09:00:00Z", spec.start));
+                self.problem(
+                    place,
+                    format!(
+                        "`{}` is not an RFC 3339 timestamp ({e}); write e.g. 2026-01-15T09:00:00Z",
+                        spec.start
+                    ),
+                );
                 default_start
             }
         };
-        Clock { start, step: spec.step.map(|d| d.0).unwrap_or(Duration::ZERO) }
+        Clock {
+            start,
+            step: spec.step.map(|d| d.0).unwrap_or(Duration::ZERO),
+        }
     }
 
     fn table(
@@ -245,7 +292,9 @@ impl<'a> Compiler<'a> {
                 }
                 Some(key)
             }
-            None if !rows.is_empty() && rows.iter().all(|r| r.contains_key("id")) => Some("id".to_owned()),
+            None if !rows.is_empty() && rows.iter().all(|r| r.contains_key("id")) => {
+                Some("id".to_owned())
+            }
             None => None,
         };
         if let Some(key) = &key {
@@ -254,7 +303,10 @@ impl<'a> Compiler<'a> {
                 if let Some(v) = row.get(key) {
                     let k = key_text(v);
                     if !seen.insert(k.clone()) {
-                        self.problem(place, format!("row {i} repeats the key `{k}` of column `{key}`"));
+                        self.problem(
+                            place,
+                            format!("row {i} repeats the key `{k}` of column `{key}`"),
+                        );
                     }
                 }
             }
@@ -265,7 +317,10 @@ impl<'a> Compiler<'a> {
         }
         for (i, column) in spec.secret.iter().enumerate() {
             if !columns.contains(column) && !rows.is_empty() {
-                self.problem(&place.key("secret").index(i), format!("no row has a `{column}` column"));
+                self.problem(
+                    &place.key("secret").index(i),
+                    format!("no row has a `{column}` column"),
+                );
             }
             for row in &rows {
                 if let Some(value) = row.get(column) {
@@ -277,7 +332,10 @@ impl<'a> Compiler<'a> {
             }
         }
         self.table_columns.insert(name.to_owned(), columns);
-        Some(TableSeed { key, rows: Arc::new(rows.into_iter().map(Arc::new).collect()) })
+        Some(TableSeed {
+            key,
+            rows: Arc::new(rows.into_iter().map(Arc::new).collect()),
+        })
     }
 
     fn table_file(&mut self, file: &str, place: &Place) -> Option<Vec<Row>> {
@@ -297,11 +355,14 @@ impl<'a> Compiler<'a> {
                 .enumerate()
                 .filter(|(_, l)| !l.trim().is_empty())
                 .map(|(n, l)| {
-                    serde_json::from_str::<Row>(l).map_err(|e| format!("line {}: {e} (each line must be a JSON object)", n + 1))
+                    serde_json::from_str::<Row>(l).map_err(|e| {
+                        format!("line {}: {e} (each line must be a JSON object)", n + 1)
+                    })
                 })
                 .collect()
         } else if lower.ends_with(".json") {
-            serde_json::from_str::<Vec<Row>>(&text).map_err(|e| format!("{e} (expected an array of objects)"))
+            serde_json::from_str::<Vec<Row>>(&text)
+                .map_err(|e| format!("{e} (expected an array of objects)"))
         } else {
             Err("unknown table file type; use .csv, .json or .jsonl".to_owned())
         };
@@ -319,12 +380,22 @@ impl<'a> Compiler<'a> {
     /// scenario shared with a team must not be able to read arbitrary files.
     fn side_file(&mut self, file: &str, place: &Place) -> Option<Vec<u8>> {
         let Some(base) = self.base_dir else {
-            self.problem(place, "files can only be read by a scenario loaded from a file");
+            self.problem(
+                place,
+                "files can only be read by a scenario loaded from a file",
+            );
             return None;
         };
         let relative = Path::new(file);
-        if relative.is_absolute() || relative.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
-            self.problem(place, format!("`{file}` must be a relative path inside the scenario's directory"));
+        if relative.is_absolute()
+            || relative
+                .components()
+                .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+        {
+            self.problem(
+                place,
+                format!("`{file}` must be a relative path inside the scenario's directory"),
+            );
             return None;
         }
         let full: PathBuf = base.join(relative);
@@ -335,17 +406,29 @@ impl<'a> Compiler<'a> {
                 return None;
             }
             (_, Err(e)) => {
-                self.problem(place, format!("cannot resolve the scenario's directory: {e}"));
+                self.problem(
+                    place,
+                    format!("cannot resolve the scenario's directory: {e}"),
+                );
                 return None;
             }
         };
         if !inside {
-            self.problem(place, format!("`{file}` resolves outside the scenario's directory"));
+            self.problem(
+                place,
+                format!("`{file}` resolves outside the scenario's directory"),
+            );
             return None;
         }
         match std::fs::metadata(&full) {
             Ok(m) if m.len() > MAX_SIDE_FILE_BYTES => {
-                self.problem(place, format!("`{file}` is larger than the {} MiB limit", MAX_SIDE_FILE_BYTES >> 20));
+                self.problem(
+                    place,
+                    format!(
+                        "`{file}` is larger than the {} MiB limit",
+                        MAX_SIDE_FILE_BYTES >> 20
+                    ),
+                );
                 return None;
             }
             Ok(_) => {}
@@ -369,7 +452,10 @@ impl<'a> Compiler<'a> {
 
     fn tool(&mut self, spec: ToolSpec, place: &Place) -> Tool {
         if !valid_tool_name(&spec.name) {
-            self.problem(&place.key("name"), "tool names are 1 to 128 characters of letters, digits, `_`, `-` and `.`");
+            self.problem(
+                &place.key("name"),
+                "tool names are 1 to 128 characters of letters, digits, `_`, `-` and `.`",
+            );
         }
         let (input_schema, validator) = match spec.input_schema {
             None => {
@@ -379,7 +465,9 @@ impl<'a> Compiler<'a> {
             }
             Some(schema) => self.schema(schema, &place.key("input_schema")),
         };
-        let output_schema = spec.output_schema.map(|s| self.schema(s, &place.key("output_schema")).0);
+        let output_schema = spec
+            .output_schema
+            .map(|s| self.schema(s, &place.key("output_schema")).0);
         let annotations = spec.annotations.map(|a| {
             let mut m = Map::new();
             let mut put = |k: &str, v: Option<Value>| {
@@ -411,7 +499,10 @@ impl<'a> Compiler<'a> {
             for (i, example) in spec.examples.iter().enumerate() {
                 let instance = Value::Object(example.clone());
                 if let Some(e) = validator.iter_errors(&instance).next() {
-                    self.problem(&place.key("examples").index(i), format!("this example does not fit the input schema: {e}"));
+                    self.problem(
+                        &place.key("examples").index(i),
+                        format!("this example does not fit the input schema: {e}"),
+                    );
                 }
             }
         }
@@ -430,13 +521,20 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    fn schema(&mut self, schema: Value, place: &Place) -> (Arc<Map<String, Value>>, Option<Arc<jsonschema::Validator>>) {
+    fn schema(
+        &mut self,
+        schema: Value,
+        place: &Place,
+    ) -> (Arc<Map<String, Value>>, Option<Arc<jsonschema::Validator>>) {
         let Value::Object(map) = schema else {
             self.problem(place, "a schema must be a mapping");
             return (Arc::new(Map::new()), None);
         };
         if map.get("type").and_then(Value::as_str) != Some("object") {
-            self.problem(place, "MCP requires `type: object` at the top of tool schemas");
+            self.problem(
+                place,
+                "MCP requires `type: object` at the top of tool schemas",
+            );
         }
         let value = Value::Object(map.clone());
         let validator = match jsonschema::options().build(&value) {
@@ -452,8 +550,14 @@ impl<'a> Compiler<'a> {
     fn rule(&mut self, spec: RuleSpec, place: &Place) -> Rule {
         let conditions = self.conditions(spec.when, &place.key("when"));
         let guard = spec.guard.and_then(|g| {
-            let expr = templates::single_expression(&g).map(str::to_owned).unwrap_or(g);
-            self.template(templates::expression_source(&expr), TemplateKind::Expression, &place.key("if"))
+            let expr = templates::single_expression(&g)
+                .map(str::to_owned)
+                .unwrap_or(g);
+            self.template(
+                templates::expression_source(&expr),
+                TemplateKind::Expression,
+                &place.key("if"),
+            )
         });
         let steps = spec
             .steps
@@ -464,15 +568,32 @@ impl<'a> Compiler<'a> {
         let effects = self.effects(spec.effect.0, &place.key("effect"));
         if let Some(branches) = spec.then {
             let p = place.key("then");
-            let forms = [spec.text.is_some(), spec.json.is_some(), spec.content.is_some(), spec.error.is_some(), spec.protocol_error.is_some(), spec.structured.is_some()];
+            let forms = [
+                spec.text.is_some(),
+                spec.json.is_some(),
+                spec.content.is_some(),
+                spec.error.is_some(),
+                spec.protocol_error.is_some(),
+                spec.structured.is_some(),
+            ];
             if forms.iter().any(|f| *f) {
                 self.problem(place, "a rule with `then` answers through its `then` rules; move text, json, content or errors into them");
             }
             if branches.is_empty() {
                 self.problem(&p, "`then` needs at least one rule");
             }
-            let rules = branches.into_iter().enumerate().map(|(i, r)| self.rule(r, &p.index(i))).collect();
-            return Rule { conditions, guard, steps, effects, response: Response::Then(rules) };
+            let rules = branches
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| self.rule(r, &p.index(i)))
+                .collect();
+            return Rule {
+                conditions,
+                guard,
+                steps,
+                effects,
+                response: Response::Then(rules),
+            };
         }
         let given: Vec<&str> = [
             ("text", spec.text.is_some()),
@@ -485,10 +606,21 @@ impl<'a> Compiler<'a> {
         .filter_map(|(k, present)| present.then_some(k))
         .collect();
         if given.len() > 1 {
-            self.problem(place, format!("a rule answers one way only, but this one gives {}", given.join(" and ")));
+            self.problem(
+                place,
+                format!(
+                    "a rule answers one way only, but this one gives {}",
+                    given.join(" and ")
+                ),
+            );
         }
-        if spec.structured.is_some() && (spec.error.is_some() || spec.protocol_error.is_some() || spec.json.is_some()) {
-            self.problem(&place.key("structured"), "`structured` goes with `text` or `content`");
+        if spec.structured.is_some()
+            && (spec.error.is_some() || spec.protocol_error.is_some() || spec.json.is_some())
+        {
+            self.problem(
+                &place.key("structured"),
+                "`structured` goes with `text` or `content`",
+            );
         }
         let response = if let Some(text) = spec.error {
             Response::ToolError(self.text(&text, &place.key("error")))
@@ -497,7 +629,10 @@ impl<'a> Compiler<'a> {
         } else if let Some(json) = spec.json {
             let p = place.key("json");
             let value = self.value(json, &p);
-            Response::Result { content: vec![ContentTemplate::Json(value.clone())], structured: Some(value) }
+            Response::Result {
+                content: vec![ContentTemplate::Json(value.clone())],
+                structured: Some(value),
+            }
         } else {
             let mut content = Vec::new();
             if let Some(text) = spec.text {
@@ -510,16 +645,31 @@ impl<'a> Compiler<'a> {
                     }
                 }
             }
-            let structured = spec.structured.map(|s| self.value(s, &place.key("structured")));
+            let structured = spec
+                .structured
+                .map(|s| self.value(s, &place.key("structured")));
             if given.is_empty() {
                 self.problem(place, "a rule must say what to answer: text, json, content, error, protocol_error or then");
             }
-            Response::Result { content, structured }
+            Response::Result {
+                content,
+                structured,
+            }
         };
-        Rule { conditions, guard, steps, effects, response }
+        Rule {
+            conditions,
+            guard,
+            steps,
+            effects,
+            response,
+        }
     }
 
-    fn conditions(&mut self, when: Option<BTreeMap<String, MatcherSpec>>, place: &Place) -> Vec<Condition> {
+    fn conditions(
+        &mut self,
+        when: Option<BTreeMap<String, MatcherSpec>>,
+        place: &Place,
+    ) -> Vec<Condition> {
         let mut out = Vec::new();
         for (path_text, matcher) in when.unwrap_or_default() {
             let p = place.key(&path_text);
@@ -531,13 +681,22 @@ impl<'a> Compiler<'a> {
                 }
             };
             match matcher {
-                MatcherSpec::Equals(v) => out.push(Condition { path, test: Test::Equals(v) }),
+                MatcherSpec::Equals(v) => out.push(Condition {
+                    path,
+                    test: Test::Equals(v),
+                }),
                 MatcherSpec::Ops(ops) => {
                     let tests = self.tests(ops, &p);
                     if tests.is_empty() {
-                        self.problem(&p, "an empty mapping tests nothing; give at least one operator");
+                        self.problem(
+                            &p,
+                            "an empty mapping tests nothing; give at least one operator",
+                        );
                     }
-                    out.extend(tests.into_iter().map(|test| Condition { path: path.clone(), test }));
+                    out.extend(tests.into_iter().map(|test| Condition {
+                        path: path.clone(),
+                        test,
+                    }));
                 }
             }
         }
@@ -553,9 +712,15 @@ impl<'a> Compiler<'a> {
             tests.push(Test::NotEquals(v));
         }
         if let Some(pattern) = ops.regex {
-            match regex::RegexBuilder::new(&pattern).size_limit(1 << 20).build() {
+            match regex::RegexBuilder::new(&pattern)
+                .size_limit(1 << 20)
+                .build()
+            {
                 Ok(re) => tests.push(Test::Regex(re)),
-                Err(e) => self.problem(&place.key("regex"), format!("invalid regular expression: {e}")),
+                Err(e) => self.problem(
+                    &place.key("regex"),
+                    format!("invalid regular expression: {e}"),
+                ),
             }
         }
         for (bound, make, key) in [
@@ -589,7 +754,10 @@ impl<'a> Compiler<'a> {
                         }
                         Some(_) => {}
                     }
-                    tests.push(Test::InTable { table: table.to_owned(), column: column.to_owned() });
+                    tests.push(Test::InTable {
+                        table: table.to_owned(),
+                        column: column.to_owned(),
+                    });
                 }
                 _ => self.problem(&p, "write the column as `table.column`"),
             }
@@ -612,11 +780,20 @@ impl<'a> Compiler<'a> {
     fn step(&mut self, spec: StepSpec, place: &Place) -> Step {
         match spec {
             StepSpec::Progress(p) => {
-                let message = p.message.map(|m| self.text(&m, &place.key("progress").key("message")));
+                let message = p
+                    .message
+                    .map(|m| self.text(&m, &place.key("progress").key("message")));
                 if !p.progress.is_finite() || p.total.is_some_and(|t| !t.is_finite()) {
-                    self.problem(&place.key("progress"), "progress values must be finite numbers");
+                    self.problem(
+                        &place.key("progress"),
+                        "progress values must be finite numbers",
+                    );
                 }
-                Step::Progress { progress: p.progress, total: p.total, message }
+                Step::Progress {
+                    progress: p.progress,
+                    total: p.total,
+                    message,
+                }
             }
             StepSpec::Log(l) => {
                 let p = place.key("log");
@@ -624,7 +801,11 @@ impl<'a> Compiler<'a> {
                     self.problem(&p.key("level"), format!("`{}` is not a log level (debug, info, notice, warning, error, critical, alert, emergency)", l.level));
                     LogLevel::Info
                 });
-                Step::Log { level, message: self.text(&l.message, &p.key("message")), logger: l.logger }
+                Step::Log {
+                    level,
+                    message: self.text(&l.message, &p.key("message")),
+                    logger: l.logger,
+                }
             }
             StepSpec::Wait(d) => Step::Wait(d.0),
             StepSpec::Sample(s) => {
@@ -643,9 +824,15 @@ impl<'a> Compiler<'a> {
                 if e.schema.get("type").and_then(Value::as_str) != Some("object") {
                     self.problem(&p.key("schema"), "an elicitation schema is an object schema (`type: object` with `properties`)");
                 }
-                Step::Elicit { message: self.text(&e.message, &p.key("message")), schema: e.schema, save_as: e.save_as }
+                Step::Elicit {
+                    message: self.text(&e.message, &p.key("message")),
+                    schema: e.schema,
+                    save_as: e.save_as,
+                }
             }
-            StepSpec::ResourceUpdated(uri) => Step::ResourceUpdated(self.text(&uri, &place.key("resource_updated"))),
+            StepSpec::ResourceUpdated(uri) => {
+                Step::ResourceUpdated(self.text(&uri, &place.key("resource_updated")))
+            }
         }
     }
 
@@ -659,18 +846,36 @@ impl<'a> Compiler<'a> {
         let mut out = Vec::new();
         for (i, spec) in specs.into_iter().enumerate() {
             let p = place.index(i);
-            let kinds = [spec.insert.is_some(), spec.update.is_some(), spec.delete.is_some()];
+            let kinds = [
+                spec.insert.is_some(),
+                spec.update.is_some(),
+                spec.delete.is_some(),
+            ];
             if kinds.iter().filter(|k| **k).count() != 1 {
-                self.problem(&p, "an effect names exactly one table with `insert`, `update` or `delete`");
+                self.problem(
+                    &p,
+                    "an effect names exactly one table with `insert`, `update` or `delete`",
+                );
                 continue;
             }
-            let table = spec.insert.clone().or(spec.update.clone()).or(spec.delete.clone()).unwrap_or_default();
+            let table = spec
+                .insert
+                .clone()
+                .or(spec.update.clone())
+                .or(spec.delete.clone())
+                .unwrap_or_default();
             if !self.table_columns.contains_key(&table) {
                 self.problem(&p, format!("there is no data table `{table}`"));
             }
-            let filter = spec.filter.map(|f| self.columns(f.into_iter().collect(), &p.key("where")));
-            let set = spec.set.map(|s| self.columns(s.into_iter().collect(), &p.key("set")));
-            let row = spec.row.map(|r| self.columns(r.into_iter().collect(), &p.key("row")));
+            let filter = spec
+                .filter
+                .map(|f| self.columns(f.into_iter().collect(), &p.key("where")));
+            let set = spec
+                .set
+                .map(|s| self.columns(s.into_iter().collect(), &p.key("set")));
+            let row = spec
+                .row
+                .map(|r| self.columns(r.into_iter().collect(), &p.key("row")));
             let effect = if spec.insert.is_some() {
                 if filter.is_some() || set.is_some() {
                     self.problem(&p, "`insert` takes a `row`, not `where` or `set`");
@@ -704,7 +909,11 @@ impl<'a> Compiler<'a> {
         out
     }
 
-    fn columns(&mut self, entries: Vec<(String, Value)>, place: &Place) -> Vec<(String, ValueTemplate)> {
+    fn columns(
+        &mut self,
+        entries: Vec<(String, Value)>,
+        place: &Place,
+    ) -> Vec<(String, ValueTemplate)> {
         entries
             .into_iter()
             .map(|(k, v)| {
@@ -718,15 +927,25 @@ impl<'a> Compiler<'a> {
         if let Some(p) = spec.probability
             && !(0.0..=1.0).contains(&p)
         {
-            self.problem(&place.key("probability"), "a probability is between 0 and 1");
+            self.problem(
+                &place.key("probability"),
+                "a probability is between 0 and 1",
+            );
         }
         if spec.every == Some(0) {
             self.problem(&place.key("every"), "`every` counts calls from 1");
         }
         let conditions = self.conditions(spec.when, &place.key("when"));
-        let actions = [spec.error.is_some(), spec.protocol_error.is_some(), spec.hang];
+        let actions = [
+            spec.error.is_some(),
+            spec.protocol_error.is_some(),
+            spec.hang,
+        ];
         if actions.iter().filter(|a| **a).count() > 1 {
-            self.problem(place, "a fault does one of `error`, `protocol_error` or `hang`");
+            self.problem(
+                place,
+                "a fault does one of `error`, `protocol_error` or `hang`",
+            );
         }
         let action = if let Some(e) = spec.error {
             FaultAction::ToolError(self.text(&e, &place.key("error")))
@@ -736,7 +955,10 @@ impl<'a> Compiler<'a> {
             FaultAction::Hang
         } else {
             if spec.latency.is_none() {
-                self.problem(place, "a fault needs `error`, `protocol_error`, `hang` or `latency`");
+                self.problem(
+                    place,
+                    "a fault needs `error`, `protocol_error`, `hang` or `latency`",
+                );
             }
             FaultAction::DelayOnly
         };
@@ -775,7 +997,11 @@ impl<'a> Compiler<'a> {
             ContentSpec::Resource(r) => {
                 let p = place.key("resource");
                 let (body, mime) = self.body(r.text, r.json, r.blob, r.file, r.mime_type, &p)?;
-                ContentTemplate::Resource { uri: r.uri, mime_type: mime, body }
+                ContentTemplate::Resource {
+                    uri: r.uri,
+                    mime_type: mime,
+                    body,
+                }
             }
             ContentSpec::ResourceLink(l) => ContentTemplate::ResourceLink {
                 uri: l.uri,
@@ -786,11 +1012,19 @@ impl<'a> Compiler<'a> {
         })
     }
 
-    fn binary(&mut self, spec: BinarySpec, place: &Place, fallback_mime: &str) -> Option<(Arc<str>, String)> {
+    fn binary(
+        &mut self,
+        spec: BinarySpec,
+        place: &Place,
+        fallback_mime: &str,
+    ) -> Option<(Arc<str>, String)> {
         let (data, guessed) = match (spec.data, spec.file) {
             (Some(data), None) => {
                 let cleaned: String = data.split_whitespace().collect();
-                if base64::engine::general_purpose::STANDARD.decode(&cleaned).is_err() {
+                if base64::engine::general_purpose::STANDARD
+                    .decode(&cleaned)
+                    .is_err()
+                {
                     self.problem(&place.key("data"), "`data` is not valid base64");
                     return None;
                 }
@@ -798,14 +1032,20 @@ impl<'a> Compiler<'a> {
             }
             (None, Some(file)) => {
                 let bytes = self.side_file(&file, &place.key("file"))?;
-                (base64::engine::general_purpose::STANDARD.encode(bytes), guess_mime(&file))
+                (
+                    base64::engine::general_purpose::STANDARD.encode(bytes),
+                    guess_mime(&file),
+                )
             }
             _ => {
                 self.problem(place, "give exactly one of `data` (base64) or `file`");
                 return None;
             }
         };
-        let mime = spec.mime_type.or(guessed.map(str::to_owned)).unwrap_or_else(|| fallback_mime.to_owned());
+        let mime = spec
+            .mime_type
+            .or(guessed.map(str::to_owned))
+            .unwrap_or_else(|| fallback_mime.to_owned());
         Some((Arc::from(data), mime))
     }
 
@@ -818,20 +1058,40 @@ impl<'a> Compiler<'a> {
         mime_type: Option<String>,
         place: &Place,
     ) -> Option<(ResourceBody, Option<String>)> {
-        let count = [text.is_some(), json.is_some(), blob.is_some(), file.is_some()].iter().filter(|x| **x).count();
+        let count = [
+            text.is_some(),
+            json.is_some(),
+            blob.is_some(),
+            file.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
         if count != 1 {
-            self.problem(place, "give exactly one of `text`, `json`, `blob` or `file`");
+            self.problem(
+                place,
+                "give exactly one of `text`, `json`, `blob` or `file`",
+            );
             return None;
         }
         if let Some(t) = text {
-            return Some((ResourceBody::Text(self.text(&t, &place.key("text"))), mime_type.or(Some("text/plain".into()))));
+            return Some((
+                ResourceBody::Text(self.text(&t, &place.key("text"))),
+                mime_type.or(Some("text/plain".into())),
+            ));
         }
         if let Some(j) = json {
-            return Some((ResourceBody::Json(self.value(j, &place.key("json"))), mime_type.or(Some("application/json".into()))));
+            return Some((
+                ResourceBody::Json(self.value(j, &place.key("json"))),
+                mime_type.or(Some("application/json".into())),
+            ));
         }
         if let Some(b) = blob {
             let cleaned: String = b.split_whitespace().collect();
-            if base64::engine::general_purpose::STANDARD.decode(&cleaned).is_err() {
+            if base64::engine::general_purpose::STANDARD
+                .decode(&cleaned)
+                .is_err()
+            {
                 self.problem(&place.key("blob"), "`blob` is not valid base64");
                 return None;
             }
@@ -840,22 +1100,55 @@ impl<'a> Compiler<'a> {
         let file = file?;
         let bytes = self.side_file(&file, &place.key("file"))?;
         let mime = mime_type.or(guess_mime(&file).map(str::to_owned));
-        let textual = mime.as_deref().is_some_and(|m| m.starts_with("text/") || m == "application/json");
+        let textual = mime
+            .as_deref()
+            .is_some_and(|m| m.starts_with("text/") || m == "application/json");
         match (textual, String::from_utf8(bytes)) {
-            (true, Ok(text)) => Some((ResourceBody::Text(TextTemplate::Literal(Arc::from(text))), mime)),
-            (_, Ok(text)) => Some((ResourceBody::Blob(Arc::from(base64::engine::general_purpose::STANDARD.encode(text))), mime)),
-            (_, Err(e)) => Some((ResourceBody::Blob(Arc::from(base64::engine::general_purpose::STANDARD.encode(e.into_bytes()))), mime)),
+            (true, Ok(text)) => Some((
+                ResourceBody::Text(TextTemplate::Literal(Arc::from(text))),
+                mime,
+            )),
+            (_, Ok(text)) => Some((
+                ResourceBody::Blob(Arc::from(
+                    base64::engine::general_purpose::STANDARD.encode(text),
+                )),
+                mime,
+            )),
+            (_, Err(e)) => Some((
+                ResourceBody::Blob(Arc::from(
+                    base64::engine::general_purpose::STANDARD.encode(e.into_bytes()),
+                )),
+                mime,
+            )),
         }
     }
 
     fn resource(&mut self, spec: ResourceSpec, place: &Place) -> Resource {
         let (body, mime_type) = self
-            .body(spec.text, spec.json, spec.blob, spec.file, spec.mime_type, place)
+            .body(
+                spec.text,
+                spec.json,
+                spec.blob,
+                spec.file,
+                spec.mime_type,
+                place,
+            )
             .unwrap_or((ResourceBody::Blob(Arc::from("")), None));
-        Resource { uri: spec.uri, name: spec.name, title: spec.title, description: spec.description, mime_type, body }
+        Resource {
+            uri: spec.uri,
+            name: spec.name,
+            title: spec.title,
+            description: spec.description,
+            mime_type,
+            body,
+        }
     }
 
-    fn resource_template(&mut self, spec: ResourceTemplateSpec, place: &Place) -> Option<ResourceTemplate> {
+    fn resource_template(
+        &mut self,
+        spec: ResourceTemplateSpec,
+        place: &Place,
+    ) -> Option<ResourceTemplate> {
         let uri = match parse_uri_template(&spec.uri_template) {
             Ok(u) => u,
             Err(e) => {
@@ -865,10 +1158,14 @@ impl<'a> Compiler<'a> {
         };
         for param in spec.completions.keys() {
             if !uri.variables.contains(param) {
-                self.problem(&place.key("completions").key(param), format!("the template has no `{{{param}}}` variable"));
+                self.problem(
+                    &place.key("completions").key(param),
+                    format!("the template has no `{{{param}}}` variable"),
+                );
             }
         }
-        let (body, mime_type) = self.body(spec.text, spec.json, None, None, spec.mime_type, place)?;
+        let (body, mime_type) =
+            self.body(spec.text, spec.json, None, None, spec.mime_type, place)?;
         Some(ResourceTemplate {
             uri,
             name: spec.name,
@@ -884,7 +1181,10 @@ impl<'a> Compiler<'a> {
         let mut seen = BTreeSet::new();
         for (i, a) in spec.arguments.iter().enumerate() {
             if !seen.insert(a.name.clone()) {
-                self.problem(&place.key("arguments").index(i), format!("argument `{}` is listed twice", a.name));
+                self.problem(
+                    &place.key("arguments").index(i),
+                    format!("argument `{}` is listed twice", a.name),
+                );
             }
         }
         let mut messages = Vec::new();
@@ -894,7 +1194,10 @@ impl<'a> Compiler<'a> {
                 "user" => Role::User,
                 "assistant" => Role::Assistant,
                 other => {
-                    self.problem(&p.key("role"), format!("`{other}` is not a role; use `user` or `assistant`"));
+                    self.problem(
+                        &p.key("role"),
+                        format!("`{other}` is not a role; use `user` or `assistant`"),
+                    );
                     Role::User
                 }
             };
@@ -932,7 +1235,12 @@ impl<'a> Compiler<'a> {
             arguments: spec
                 .arguments
                 .into_iter()
-                .map(|a| PromptArgument { name: a.name, description: a.description, required: a.required, completions: a.completions })
+                .map(|a| PromptArgument {
+                    name: a.name,
+                    description: a.description,
+                    required: a.required,
+                    completions: a.completions,
+                })
                 .collect(),
             messages,
         }
@@ -968,8 +1276,11 @@ impl<'a> Compiler<'a> {
                 }
             }
             Value::Array(items) => {
-                let parts: Vec<ValueTemplate> =
-                    items.into_iter().enumerate().map(|(i, v)| self.value(v, &place.index(i))).collect();
+                let parts: Vec<ValueTemplate> = items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| self.value(v, &place.index(i)))
+                    .collect();
                 if parts.iter().all(|p| matches!(p, ValueTemplate::Literal(_))) {
                     ValueTemplate::Literal(Value::Array(parts.into_iter().map(literal).collect()))
                 } else {
@@ -984,8 +1295,13 @@ impl<'a> Compiler<'a> {
                         (k, t)
                     })
                     .collect();
-                if parts.iter().all(|(_, p)| matches!(p, ValueTemplate::Literal(_))) {
-                    ValueTemplate::Literal(Value::Object(parts.into_iter().map(|(k, v)| (k, literal(v))).collect()))
+                if parts
+                    .iter()
+                    .all(|(_, p)| matches!(p, ValueTemplate::Literal(_)))
+                {
+                    ValueTemplate::Literal(Value::Object(
+                        parts.into_iter().map(|(k, v)| (k, literal(v))).collect(),
+                    ))
                 } else {
                     ValueTemplate::Object(parts)
                 }
@@ -994,14 +1310,26 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    fn template(&mut self, source: String, kind: TemplateKind, place: &Place) -> Option<TemplateId> {
+    fn template(
+        &mut self,
+        source: String,
+        kind: TemplateKind,
+        place: &Place,
+    ) -> Option<TemplateId> {
         if let Err(e) = self.env.template_from_str(&source) {
             let detail = e.detail().map(|d| format!(": {d}")).unwrap_or_default();
-            self.problem(place, format!("template does not parse ({}{detail})", e.kind()));
+            self.problem(
+                place,
+                format!("template does not parse ({}{detail})", e.kind()),
+            );
             return None;
         }
         let id = TemplateId(self.templates.entries.len() as u32);
-        self.templates.entries.push(TemplateEntry { name: place.to_string(), kind, source });
+        self.templates.entries.push(TemplateEntry {
+            name: place.to_string(),
+            kind,
+            source,
+        });
         Some(id)
     }
 }
@@ -1014,7 +1342,10 @@ fn literal(t: ValueTemplate) -> Value {
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 fn valid_tool_name(name: &str) -> bool {
@@ -1030,7 +1361,9 @@ pub fn key_text(value: &Value) -> String {
 }
 
 fn parse_csv(text: &str) -> Result<Vec<Row>, String> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(text.as_bytes());
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(text.as_bytes());
     let headers = reader.headers().map_err(|e| e.to_string())?.clone();
     let mut rows = Vec::new();
     for (n, record) in reader.records().enumerate() {
@@ -1065,7 +1398,9 @@ fn csv_value(field: &str) -> Value {
         }
         if let Ok(f) = field.parse::<f64>()
             && f.is_finite()
-            && field.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '-')
+            && field
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == '.' || c == '-')
         {
             return Value::from(f);
         }
@@ -1080,10 +1415,14 @@ fn parse_uri_template(template: &str) -> Result<UriTemplate, String> {
     while let Some(open) = rest.find('{') {
         pattern.push_str(&regex::escape(&rest[..open]));
         let after = &rest[open + 1..];
-        let close = after.find('}').ok_or_else(|| format!("unclosed `{{` in `{template}`"))?;
+        let close = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed `{{` in `{template}`"))?;
         let name = &after[..close];
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("`{{{name}}}` in `{template}`: variables are letters, digits and `_` (RFC 6570 level 1)"));
+            return Err(format!(
+                "`{{{name}}}` in `{template}`: variables are letters, digits and `_` (RFC 6570 level 1)"
+            ));
         }
         if variables.iter().any(|v| v == name) {
             return Err(format!("variable `{name}` appears twice in `{template}`"));
@@ -1098,10 +1437,16 @@ fn parse_uri_template(template: &str) -> Result<UriTemplate, String> {
     pattern.push_str(&regex::escape(rest));
     pattern.push('$');
     if variables.is_empty() {
-        return Err(format!("`{template}` has no `{{variable}}`; declare it under `resources` instead"));
+        return Err(format!(
+            "`{template}` has no `{{variable}}`; declare it under `resources` instead"
+        ));
     }
     let pattern = regex::Regex::new(&pattern).map_err(|e| e.to_string())?;
-    Ok(UriTemplate { template: template.to_owned(), pattern, variables })
+    Ok(UriTemplate {
+        template: template.to_owned(),
+        pattern,
+        variables,
+    })
 }
 
 fn guess_mime(file: &str) -> Option<&'static str> {

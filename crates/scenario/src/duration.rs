@@ -5,8 +5,8 @@ use std::fmt;
 use std::time::Duration;
 
 use schemars::JsonSchema;
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 
 /// The longest duration a scenario may ask for. Anything longer is almost
 /// certainly a unit mistake (`2000s` for `2000ms`) and would make a run look
@@ -24,9 +24,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (expected e.g. 50ms, 2s, 1.5s, 3m, 1h)"))?;
+    let value: f64 = number.parse().map_err(|_| {
+        format!("`{text}` is not a duration (expected e.g. 50ms, 2s, 1.5s, 3m, 1h)")
+    })?;
     let millis_per_unit = match unit.trim() {
         "" | "ms" => 1.0,
         "s" => 1_000.0,
@@ -55,7 +55,9 @@ impl<'de> Deserialize<'de> for DurationSpec {
         impl Visitor<'_> for DurationVisitor {
             type Value = DurationSpec;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a duration such as 50ms, 2s, 1.5s, 3m, 1h, or a number of milliseconds")
+                f.write_str(
+                    "a duration such as 50ms, 2s, 1.5s, 3m, 1h, or a number of milliseconds",
+                )
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<DurationSpec, E> {
                 let d = Duration::from_millis(v);
@@ -70,7 +72,9 @@ impl<'de> Deserialize<'de> for DurationSpec {
                     .and_then(|v| self.visit_u64(v))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<DurationSpec, E> {
-                parse_duration(&v.to_string()).map(DurationSpec).map_err(E::custom)
+                parse_duration(&v.to_string())
+                    .map(DurationSpec)
+                    .map_err(E::custom)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<DurationSpec, E> {
                 parse_duration(v).map(DurationSpec).map_err(E::custom)

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use schemars::JsonSchema;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::duration::DurationSpec;
@@ -20,7 +20,10 @@ use crate::duration::DurationSpec;
 /// A whole scenario file.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "Sandbar scenario", description = "A Sandbar scenario file (format version 1).")]
+#[schemars(
+    title = "Sandbar scenario",
+    description = "A Sandbar scenario file (format version 1)."
+)]
 pub struct ScenarioFile {
     /// The format version. Only `1` exists today.
     pub version: u32,
@@ -88,11 +91,17 @@ impl<'de> Deserialize<'de> for ClockSpec {
                 f.write_str("an RFC 3339 timestamp or a mapping with `start` and `step`")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ClockSpec, E> {
-                Ok(ClockSpec { start: v.to_owned(), step: None })
+                Ok(ClockSpec {
+                    start: v.to_owned(),
+                    step: None,
+                })
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ClockSpec, A::Error> {
                 let m = ClockMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(ClockSpec { start: m.start, step: m.step })
+                Ok(ClockSpec {
+                    start: m.start,
+                    step: m.step,
+                })
             }
         }
         deserializer.deserialize_any(ClockVisitor)
@@ -176,11 +185,21 @@ impl<'de> Deserialize<'de> for TableSpec {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<TableSpec, A::Error> {
                 let rows = Vec::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
-                Ok(TableSpec { rows: Some(rows), file: None, key: None, secret: Vec::new() })
+                Ok(TableSpec {
+                    rows: Some(rows),
+                    file: None,
+                    key: None,
+                    secret: Vec::new(),
+                })
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TableSpec, A::Error> {
                 let m = TableMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(TableSpec { rows: m.rows, file: m.file, key: m.key, secret: m.secret })
+                Ok(TableSpec {
+                    rows: m.rows,
+                    file: m.file,
+                    key: m.key,
+                    secret: m.secret,
+                })
             }
         }
         deserializer.deserialize_any(TableVisitor)
@@ -763,10 +782,14 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
                 f.write_str("a mapping or a list of mappings")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-                Ok(OneOrMany(Vec::deserialize(de::value::SeqAccessDeserializer::new(seq))?))
+                Ok(OneOrMany(Vec::deserialize(
+                    de::value::SeqAccessDeserializer::new(seq),
+                )?))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                Ok(OneOrMany(vec![T::deserialize(de::value::MapAccessDeserializer::new(map))?]))
+                Ok(OneOrMany(vec![T::deserialize(
+                    de::value::MapAccessDeserializer::new(map),
+                )?]))
             }
         }
         deserializer.deserialize_any(OneOrManyVisitor(std::marker::PhantomData))

@@ -15,8 +15,8 @@ pub mod model;
 pub mod path;
 pub mod templates;
 
-pub use compile::{key_text, Place, Problem};
-pub use load::{load_path, load_str, LoadError, LocatedProblem, MAX_SCENARIO_BYTES};
+pub use compile::{Place, Problem, key_text};
+pub use load::{LoadError, LocatedProblem, MAX_SCENARIO_BYTES, load_path, load_str};
 pub use model::*;
 
 /// The JSON Schema of the scenario format, generated from the Rust types.

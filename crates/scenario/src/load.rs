@@ -5,9 +5,9 @@ use std::fmt;
 use std::path::Path;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
 use serde_saphyr::budget::Budget;
 use serde_saphyr::options::{DuplicateKeyPolicy, Options};
-use serde_saphyr::Spanned;
 
 use crate::compile::{Compiler, Place, PlaceSegment, Problem};
 use crate::format::ScenarioFile;
@@ -29,13 +29,26 @@ pub enum LoadError {
     },
     /// The file is over the size limit.
     #[error("{file}: {size} bytes is over the {limit}-byte limit for scenario files")]
-    TooLarge { file: String, size: usize, limit: usize },
+    TooLarge {
+        file: String,
+        size: usize,
+        limit: usize,
+    },
     /// The YAML does not parse, or does not fit the format.
     #[error("{file}:{line}:{column}: {message}")]
-    Syntax { file: String, line: u64, column: u64, message: String, snippet: String },
+    Syntax {
+        file: String,
+        line: u64,
+        column: u64,
+        message: String,
+        snippet: String,
+    },
     /// The file fits the format but says something that cannot work.
     #[error("{}", render_problems(.file, .problems))]
-    Invalid { file: String, problems: Vec<LocatedProblem> },
+    Invalid {
+        file: String,
+        problems: Vec<LocatedProblem>,
+    },
 }
 
 impl LoadError {
@@ -70,19 +83,38 @@ fn render_problems(file: &str, problems: &[LocatedProblem]) -> String {
 /// to its directory.
 pub fn load_path(path: &Path) -> Result<Scenario, LoadError> {
     let file = path.display().to_string();
-    let metadata = std::fs::metadata(path).map_err(|source| LoadError::Io { file: file.clone(), source })?;
+    let metadata = std::fs::metadata(path).map_err(|source| LoadError::Io {
+        file: file.clone(),
+        source,
+    })?;
     if metadata.len() > MAX_SCENARIO_BYTES as u64 {
-        return Err(LoadError::TooLarge { file, size: metadata.len() as usize, limit: MAX_SCENARIO_BYTES });
+        return Err(LoadError::TooLarge {
+            file,
+            size: metadata.len() as usize,
+            limit: MAX_SCENARIO_BYTES,
+        });
     }
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Io { file: file.clone(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+        file: file.clone(),
+        source,
+    })?;
     let text = String::from_utf8(bytes).map_err(|e| LoadError::Syntax {
         file: file.clone(),
         line: 1,
         column: 1,
-        message: format!("the file is not UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+        message: format!(
+            "the file is not UTF-8 (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ),
         snippet: String::new(),
     })?;
-    let base = path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
+    let base = path.parent().map(|p| {
+        if p.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            p
+        }
+    });
     load_str(&text, &file, base)
 }
 
@@ -90,12 +122,20 @@ pub fn load_path(path: &Path) -> Result<Scenario, LoadError> {
 /// is where side files are read from (`None`: side files are refused).
 pub fn load_str(text: &str, file: &str, base_dir: Option<&Path>) -> Result<Scenario, LoadError> {
     if text.len() > MAX_SCENARIO_BYTES {
-        return Err(LoadError::TooLarge { file: file.to_owned(), size: text.len(), limit: MAX_SCENARIO_BYTES });
+        return Err(LoadError::TooLarge {
+            file: file.to_owned(),
+            size: text.len(),
+            limit: MAX_SCENARIO_BYTES,
+        });
     }
-    let parsed: ScenarioFile = serde_saphyr::from_str_with_options(text, options()).map_err(|e| syntax_error(&e, file))?;
+    let parsed: ScenarioFile =
+        serde_saphyr::from_str_with_options(text, options()).map_err(|e| syntax_error(&e, file))?;
     Compiler::new(base_dir, text)
         .compile(parsed, file.to_owned())
-        .map_err(|problems| LoadError::Invalid { file: file.to_owned(), problems: locate(text, problems) })
+        .map_err(|problems| LoadError::Invalid {
+            file: file.to_owned(),
+            problems: locate(text, problems),
+        })
 }
 
 /// Budgets that keep a hostile file from exhausting memory or time: a
@@ -116,17 +156,31 @@ fn options() -> Options {
 }
 
 fn syntax_error(error: &serde_saphyr::Error, file: &str) -> LoadError {
-    let (line, column) = error.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+    let (line, column) = error
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((1, 1));
     let plain = error.without_snippet().to_string();
     // serde-saphyr prefixes "line L column C: " and suggests an option of its
     // own for duplicate keys; users of Sandbar cannot set that, so say what
     // they can do instead.
-    let message = strip_location_prefix(&plain)
-        .replace(", set DuplicateKeyPolicy in Options if acceptable", " (each key may appear once)");
+    let message = strip_location_prefix(&plain).replace(
+        ", set DuplicateKeyPolicy in Options if acceptable",
+        " (each key may appear once)",
+    );
     let snippet = error
         .render_with_options(serde_saphyr::render_options! { source_name: Some(file) })
-        .replace(", set DuplicateKeyPolicy in Options if acceptable", " (each key may appear once)");
-    LoadError::Syntax { file: file.to_owned(), line, column, message, snippet }
+        .replace(
+            ", set DuplicateKeyPolicy in Options if acceptable",
+            " (each key may appear once)",
+        );
+    LoadError::Syntax {
+        file: file.to_owned(),
+        line,
+        column,
+        message,
+        snippet,
+    }
 }
 
 fn strip_location_prefix(message: &str) -> String {
@@ -134,7 +188,11 @@ fn strip_location_prefix(message: &str) -> String {
     if let Some(rest) = trimmed.strip_prefix("line ")
         && let Some(idx) = rest.find(": ")
     {
-        return rest[idx + 2..].lines().next().unwrap_or_default().to_owned();
+        return rest[idx + 2..]
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
     }
     trimmed.lines().next().unwrap_or_default().to_owned()
 }
@@ -147,8 +205,16 @@ fn locate(text: &str, problems: Vec<Problem>) -> Vec<LocatedProblem> {
     problems
         .into_iter()
         .map(|p| {
-            let (line, column) = tree.as_ref().map(|t| position(t, &p.place)).unwrap_or((1, 1));
-            LocatedProblem { line, column, place: p.place.to_string(), message: p.message }
+            let (line, column) = tree
+                .as_ref()
+                .map(|t| position(t, &p.place))
+                .unwrap_or((1, 1));
+            LocatedProblem {
+                line,
+                column,
+                place: p.place.to_string(),
+                message: p.message,
+            }
         })
         .collect()
 }
@@ -157,9 +223,10 @@ fn position(root: &Spanned<Node>, place: &Place) -> (u64, u64) {
     let mut current = root;
     for segment in &place.0 {
         let next = match (segment, &current.value) {
-            (PlaceSegment::Key(k), Node::Map(entries)) => {
-                entries.iter().find(|(name, _)| name.value == *k).map(|(_, value)| value)
-            }
+            (PlaceSegment::Key(k), Node::Map(entries)) => entries
+                .iter()
+                .find(|(name, _)| name.value == *k)
+                .map(|(_, value)| value),
             (PlaceSegment::Index(i), Node::Seq(items)) => items.get(*i),
             _ => None,
         };
@@ -168,7 +235,10 @@ fn position(root: &Spanned<Node>, place: &Place) -> (u64, u64) {
             None => break,
         }
     }
-    (current.referenced.line().max(1), current.referenced.column().max(1))
+    (
+        current.referenced.line().max(1),
+        current.referenced.column().max(1),
+    )
 }
 
 /// A YAML document with positions, used only to locate problems.
@@ -219,7 +289,10 @@ impl<'de> Deserialize<'de> for Node {
                 let mut entries = Vec::new();
                 while let Some(key) = map.next_key::<Spanned<KeyText>>()? {
                     let value = map.next_value()?;
-                    entries.push((Spanned::new(key.value.0, key.referenced, key.defined), value));
+                    entries.push((
+                        Spanned::new(key.value.0, key.referenced, key.defined),
+                        value,
+                    ));
                 }
                 Ok(Node::Map(entries))
             }

@@ -201,10 +201,25 @@ pub enum ContentTemplate {
     Text(TextTemplate),
     /// A value rendered and serialized as JSON text.
     Json(ValueTemplate),
-    Image { data: Arc<str>, mime_type: String },
-    Audio { data: Arc<str>, mime_type: String },
-    Resource { uri: String, mime_type: Option<String>, body: ResourceBody },
-    ResourceLink { uri: String, name: String, description: Option<String>, mime_type: Option<String> },
+    Image {
+        data: Arc<str>,
+        mime_type: String,
+    },
+    Audio {
+        data: Arc<str>,
+        mime_type: String,
+    },
+    Resource {
+        uri: String,
+        mime_type: Option<String>,
+        body: ResourceBody,
+    },
+    ResourceLink {
+        uri: String,
+        name: String,
+        description: Option<String>,
+        mime_type: Option<String>,
+    },
 }
 
 /// The contents of a resource.
@@ -239,11 +254,28 @@ pub enum ValueTemplate {
 /// One step before a response.
 #[derive(Debug)]
 pub enum Step {
-    Progress { progress: f64, total: Option<f64>, message: Option<TextTemplate> },
-    Log { level: LogLevel, message: TextTemplate, logger: Option<String> },
+    Progress {
+        progress: f64,
+        total: Option<f64>,
+        message: Option<TextTemplate>,
+    },
+    Log {
+        level: LogLevel,
+        message: TextTemplate,
+        logger: Option<String>,
+    },
     Wait(Duration),
-    Sample { save_as: String, prompt: TextTemplate, system: Option<TextTemplate>, max_tokens: u32 },
-    Elicit { save_as: String, message: TextTemplate, schema: Value },
+    Sample {
+        save_as: String,
+        prompt: TextTemplate,
+        system: Option<TextTemplate>,
+        max_tokens: u32,
+    },
+    Elicit {
+        save_as: String,
+        message: TextTemplate,
+        schema: Value,
+    },
     ResourceUpdated(TextTemplate),
 }
 
@@ -296,9 +328,19 @@ impl LogLevel {
 /// A change to a table.
 #[derive(Debug)]
 pub enum Effect {
-    Insert { table: String, row: Vec<(String, ValueTemplate)> },
-    Update { table: String, filter: Vec<(String, ValueTemplate)>, set: Vec<(String, ValueTemplate)> },
-    Delete { table: String, filter: Vec<(String, ValueTemplate)> },
+    Insert {
+        table: String,
+        row: Vec<(String, ValueTemplate)>,
+    },
+    Update {
+        table: String,
+        filter: Vec<(String, ValueTemplate)>,
+        set: Vec<(String, ValueTemplate)>,
+    },
+    Delete {
+        table: String,
+        filter: Vec<(String, ValueTemplate)>,
+    },
 }
 
 /// A fault and when it fires.

@@ -37,7 +37,10 @@ impl ArgPath {
                     .find(']')
                     .ok_or_else(|| format!("unclosed `[` in path `{text}`"))?;
                 let index: usize = after[..end].trim().parse().map_err(|_| {
-                    format!("`[{}]` in path `{text}` is not an array index", &after[..end])
+                    format!(
+                        "`[{}]` in path `{text}` is not an array index",
+                        &after[..end]
+                    )
                 })?;
                 segments.push(Segment::Index(index));
                 rest = &after[end + 1..];
@@ -46,7 +49,10 @@ impl ArgPath {
             }
             if !expect_key {
                 rest = rest.strip_prefix('.').ok_or_else(|| {
-                    format!("expected `.` or `[` after `{}` in path `{text}`", &text[..text.len() - rest.len()])
+                    format!(
+                        "expected `.` or `[` after `{}` in path `{text}`",
+                        &text[..text.len() - rest.len()]
+                    )
                 })?;
             }
             let end = rest.find(['.', '[']).unwrap_or(rest.len());
@@ -58,7 +64,10 @@ impl ArgPath {
             rest = &rest[end..];
             expect_key = false;
         }
-        Ok(ArgPath { segments, text: text.to_owned() })
+        Ok(ArgPath {
+            segments,
+            text: text.to_owned(),
+        })
     }
 
     /// The value at this path, if there is one.
@@ -67,7 +76,9 @@ impl ArgPath {
         for segment in &self.segments {
             current = match (segment, current) {
                 (Segment::Key(key), Value::Object(map)) => map.get(key)?,
-                (Segment::Key(key), Value::Array(items)) => items.get(key.parse::<usize>().ok()?)?,
+                (Segment::Key(key), Value::Array(items)) => {
+                    items.get(key.parse::<usize>().ok()?)?
+                }
                 (Segment::Index(index), Value::Array(items)) => items.get(*index)?,
                 _ => return None,
             };

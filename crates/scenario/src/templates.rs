@@ -61,7 +61,10 @@ mod tests {
 
     #[test]
     fn single_expressions() {
-        assert_eq!(single_expression("{{ orders[args.id] }}"), Some("orders[args.id]"));
+        assert_eq!(
+            single_expression("{{ orders[args.id] }}"),
+            Some("orders[args.id]")
+        );
         assert_eq!(single_expression("  {{x}} "), Some("x"));
         assert_eq!(single_expression("{{ a }} and {{ b }}"), None);
         assert_eq!(single_expression("total: {{ a }}"), None);
@@ -72,7 +75,10 @@ mod tests {
     fn environment_refuses_runaway_templates() {
         let env = base_environment();
         let err = env
-            .render_str("{% for i in range(10000) %}{% for j in range(10000) %}x{% endfor %}{% endfor %}", ())
+            .render_str(
+                "{% for i in range(10000) %}{% for j in range(10000) %}x{% endfor %}{% endfor %}",
+                (),
+            )
             .expect_err("must run out of fuel");
         assert!(err.to_string().contains("fuel"), "{err}");
     }

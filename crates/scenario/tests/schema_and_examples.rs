@@ -12,7 +12,9 @@ fn repo_root() -> PathBuf {
 #[test]
 fn committed_schema_is_current() {
     let path = repo_root().join("schema/scenario.schema.json");
-    let expected = serde_json::to_string_pretty(&sandbar_scenario::json_schema()).expect("schema serializes") + "\n";
+    let expected = serde_json::to_string_pretty(&sandbar_scenario::json_schema())
+        .expect("schema serializes")
+        + "\n";
     if std::env::var_os("SANDBAR_BLESS").is_some() {
         std::fs::write(&path, &expected).expect("write schema");
     }
@@ -29,7 +31,8 @@ fn committed_schema_is_current() {
 #[test]
 fn every_example_loads_and_fits_the_schema() {
     let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(repo_root().join("schema/scenario.schema.json")).expect("schema file"),
+        &std::fs::read_to_string(repo_root().join("schema/scenario.schema.json"))
+            .expect("schema file"),
     )
     .expect("schema is JSON");
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
@@ -41,12 +44,24 @@ fn every_example_loads_and_fits_the_schema() {
             continue;
         }
         found += 1;
-        let scenario = sandbar_scenario::load_path(&file).unwrap_or_else(|e| panic!("{}", e.detailed()));
-        assert!(!scenario.tools.is_empty(), "{} has no tools", file.display());
+        let scenario =
+            sandbar_scenario::load_path(&file).unwrap_or_else(|e| panic!("{}", e.detailed()));
+        assert!(
+            !scenario.tools.is_empty(),
+            "{} has no tools",
+            file.display()
+        );
         let text = std::fs::read_to_string(&file).expect("read");
         let as_json: serde_json::Value = serde_saphyr::from_str(&text).expect("yaml as json");
-        let errors: Vec<String> = validator.iter_errors(&as_json).map(|e| format!("{}: {e}", e.instance_path())).collect();
-        assert!(errors.is_empty(), "{} does not fit the schema: {errors:#?}", file.display());
+        let errors: Vec<String> = validator
+            .iter_errors(&as_json)
+            .map(|e| format!("{}: {e}", e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{} does not fit the schema: {errors:#?}",
+            file.display()
+        );
     }
     assert!(found >= 4, "expected at least four examples, found {found}");
 }

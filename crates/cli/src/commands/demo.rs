@@ -8,13 +8,16 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
-use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, GetPromptRequestParams, Implementation, ReadResourceRequestParams};
-use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::ServiceExt;
+use rmcp::model::{
+    CallToolRequestParams, ClientCapabilities, ClientConfig, GetPromptRequestParams,
+    Implementation, ReadResourceRequestParams,
+};
+use rmcp::transport::StreamableHttpClientTransport;
 use tokio_util::sync::CancellationToken;
 
-use sandbar_engine::{Engine, DEFAULT_TENANT};
-use sandbar_mcp::{serve_http, HttpOptions, Shared};
+use sandbar_engine::{DEFAULT_TENANT, Engine};
+use sandbar_mcp::{HttpOptions, Shared, serve_http};
 use sandbar_redact::SharedRedactor;
 use sandbar_store::{Store, StoreOptions};
 
@@ -24,11 +27,18 @@ use crate::timeline;
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// The scenario to demonstrate.
-    #[arg(value_name = "SCENARIO", default_value = "examples/support-desk/scenario.yaml")]
+    #[arg(
+        value_name = "SCENARIO",
+        default_value = "examples/support-desk/scenario.yaml"
+    )]
     scenario: PathBuf,
 }
 
-pub async fn run(args: DemoArgs, data: &Path, redactor: SharedRedactor) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    args: DemoArgs,
+    data: &Path,
+    redactor: SharedRedactor,
+) -> anyhow::Result<ExitCode> {
     let scenario = match sandbar_scenario::load_path(&args.scenario) {
         Ok(s) => Arc::new(s),
         Err(e) => {
@@ -45,8 +55,17 @@ pub async fn run(args: DemoArgs, data: &Path, redactor: SharedRedactor) -> anyho
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/mcp", listener.local_addr()?);
     let shutdown = CancellationToken::new();
-    let server = tokio::spawn(serve_http(listener, shared, HttpOptions::default(), shutdown.clone()));
-    println!("Serving {} ({}) at {url}", args.scenario.display(), scenario.name);
+    let server = tokio::spawn(serve_http(
+        listener,
+        shared,
+        HttpOptions::default(),
+        shutdown.clone(),
+    ));
+    println!(
+        "Serving {} ({}) at {url}",
+        args.scenario.display(),
+        scenario.name
+    );
     println!("Driving a scripted MCP session through it...\n");
 
     let script = drive(&url, &scenario).await;
@@ -64,38 +83,82 @@ pub async fn run(args: DemoArgs, data: &Path, redactor: SharedRedactor) -> anyho
     let events = store.events(&run.id).await?;
     println!("\nRecorded timeline (sandbar runs show {}):\n", run.id);
     print!("{}", redactor.redact_str(&timeline::render(run, &events)));
-    println!("\nInspect it again with `sandbar runs show {}`, or export it with `sandbar runs export {} --format jsonl`.", run.id, run.id);
+    println!(
+        "\nInspect it again with `sandbar runs show {}`, or export it with `sandbar runs export {} --format jsonl`.",
+        run.id, run.id
+    );
     store.close().await?;
     Ok(ExitCode::Success)
 }
 
 /// The scripted session. Returns one line per step for the transcript.
 async fn drive(url: &str, scenario: &sandbar_scenario::Scenario) -> anyhow::Result<Vec<String>> {
-    let identity = ClientConfig::new(ClientCapabilities::default(), Implementation::new("sandbar-demo", env!("CARGO_PKG_VERSION")));
+    let identity = ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("sandbar-demo", env!("CARGO_PKG_VERSION")),
+    );
     let client = identity
         .serve(StreamableHttpClientTransport::from_uri(url.to_owned()))
         .await
         .context("the demo client could not connect")?;
     let mut lines = Vec::new();
     let tools = client.list_all_tools().await?;
-    lines.push(format!("tools/list → {} tools: {}", tools.len(), tools.iter().map(|t| t.name.to_string()).collect::<Vec<_>>().join(", ")));
+    lines.push(format!(
+        "tools/list → {} tools: {}",
+        tools.len(),
+        tools
+            .iter()
+            .map(|t| t.name.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
     for tool in &scenario.tools {
         for example in &tool.examples {
-            let request = CallToolRequestParams::new(tool.name.clone()).with_arguments(example.clone());
+            let request =
+                CallToolRequestParams::new(tool.name.clone()).with_arguments(example.clone());
             let result = client.call_tool(request).await?;
             let value = serde_json::to_value(&result)?;
-            let text = value.pointer("/content/0/text").and_then(|v| v.as_str()).unwrap_or("").replace('\n', " ");
-            let marker = if result.is_error == Some(true) { "tool error" } else { "ok" };
-            lines.push(format!("tools/call {} {} → {marker}: {}", tool.name, serde_json::Value::Object(example.clone()), shorten(&text)));
+            let text = value
+                .pointer("/content/0/text")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .replace('\n', " ");
+            let marker = if result.is_error == Some(true) {
+                "tool error"
+            } else {
+                "ok"
+            };
+            lines.push(format!(
+                "tools/call {} {} → {marker}: {}",
+                tool.name,
+                serde_json::Value::Object(example.clone()),
+                shorten(&text)
+            ));
         }
     }
     for resource in &scenario.resources {
-        let result = client.read_resource(ReadResourceRequestParams::new(resource.uri.clone())).await?;
-        lines.push(format!("resources/read {} → {} content item(s)", resource.uri, result.contents.len()));
+        let result = client
+            .read_resource(ReadResourceRequestParams::new(resource.uri.clone()))
+            .await?;
+        lines.push(format!(
+            "resources/read {} → {} content item(s)",
+            resource.uri,
+            result.contents.len()
+        ));
     }
-    for prompt in scenario.prompts.iter().filter(|p| p.arguments.iter().all(|a| !a.required)) {
-        let result = client.get_prompt(GetPromptRequestParams::new(prompt.name.clone())).await?;
-        lines.push(format!("prompts/get {} → {} message(s)", prompt.name, result.messages.len()));
+    for prompt in scenario
+        .prompts
+        .iter()
+        .filter(|p| p.arguments.iter().all(|a| !a.required))
+    {
+        let result = client
+            .get_prompt(GetPromptRequestParams::new(prompt.name.clone()))
+            .await?;
+        lines.push(format!(
+            "prompts/get {} → {} message(s)",
+            prompt.name,
+            result.messages.len()
+        ));
     }
     client.cancel().await?;
     Ok(lines)

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use sandbar_engine::DEFAULT_TENANT;
 use sandbar_redact::SharedRedactor;
@@ -55,7 +55,11 @@ pub enum ExportFormat {
     Jsonl,
 }
 
-pub async fn run(command: RunsCommand, data: &Path, redactor: SharedRedactor) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    command: RunsCommand,
+    data: &Path,
+    redactor: SharedRedactor,
+) -> anyhow::Result<ExitCode> {
     if !data.join("sandbar.db").exists() {
         return match command {
             RunsCommand::List { json: true, .. } => {
@@ -90,23 +94,35 @@ pub async fn run(command: RunsCommand, data: &Path, redactor: SharedRedactor) ->
             ExitCode::Success
         }
         RunsCommand::Show { run, json } => {
-            let Some(record) = find(&store, &run).await? else { return Ok(ExitCode::Failure) };
+            let Some(record) = find(&store, &run).await? else {
+                return Ok(ExitCode::Failure);
+            };
             let events = store.events(&record.id).await?;
             if json {
                 let mut value = json!({"run": record, "events": events});
                 redactor.redact_json(&mut value);
                 println!("{}", serde_json::to_string_pretty(&value)?);
             } else {
-                print!("{}", redactor.redact_str(&timeline::render(&record, &events)));
+                print!(
+                    "{}",
+                    redactor.redact_str(&timeline::render(&record, &events))
+                );
             }
             ExitCode::Success
         }
-        RunsCommand::Export { run, format: ExportFormat::Jsonl, output } => {
-            let Some(record) = find(&store, &run).await? else { return Ok(ExitCode::Failure) };
+        RunsCommand::Export {
+            run,
+            format: ExportFormat::Jsonl,
+            output,
+        } => {
+            let Some(record) = find(&store, &run).await? else {
+                return Ok(ExitCode::Failure);
+            };
             let events = store.events(&record.id).await?;
             let mut out: Box<dyn std::io::Write> = match &output {
                 Some(path) => Box::new(std::io::BufWriter::new(
-                    std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+                    std::fs::File::create(path)
+                        .with_context(|| format!("cannot create {}", path.display()))?,
                 )),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
@@ -130,7 +146,9 @@ async fn find(store: &Store, id: &str) -> anyhow::Result<Option<RunRecord>> {
     match store.find_run(DEFAULT_TENANT, id).await {
         Ok(Some(r)) => Ok(Some(r)),
         Ok(None) => {
-            eprintln!("sandbar: no run matches `{id}`; `sandbar runs list` shows the recorded runs");
+            eprintln!(
+                "sandbar: no run matches `{id}`; `sandbar runs list` shows the recorded runs"
+            );
             Ok(None)
         }
         Err(e) => {

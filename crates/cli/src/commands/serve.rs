@@ -9,7 +9,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use sandbar_engine::Engine;
-use sandbar_mcp::{serve_http, serve_stdio, HttpOptions, Shared};
+use sandbar_mcp::{HttpOptions, Shared, serve_http, serve_stdio};
 use sandbar_redact::SharedRedactor;
 use sandbar_store::{Store, StoreOptions};
 
@@ -44,7 +44,11 @@ pub struct ServeArgs {
     max_body: usize,
 }
 
-pub async fn run(args: ServeArgs, data: &Path, redactor: SharedRedactor) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    args: ServeArgs,
+    data: &Path,
+    redactor: SharedRedactor,
+) -> anyhow::Result<ExitCode> {
     let scenario = match sandbar_scenario::load_path(&args.scenario) {
         Ok(s) => Arc::new(s),
         Err(e) => {
@@ -74,8 +78,12 @@ pub async fn run(args: ServeArgs, data: &Path, redactor: SharedRedactor) -> anyh
     options.allowed_origins.extend(args.allow_origins);
     options.max_body_bytes = args.max_body;
     options.stateless = args.stateless;
-    if !address.ip().is_loopback() && options.allowed_hosts.len() == HttpOptions::default().allowed_hosts.len() {
-        eprintln!("sandbar: listening on {address}, but only loopback Host headers are accepted; add --allow-host NAME for the names clients use");
+    if !address.ip().is_loopback()
+        && options.allowed_hosts.len() == HttpOptions::default().allowed_hosts.len()
+    {
+        eprintln!(
+            "sandbar: listening on {address}, but only loopback Host headers are accepted; add --allow-host NAME for the names clients use"
+        );
     }
     println!("listening on http://{address}/mcp");
     eprintln!(
@@ -99,13 +107,14 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

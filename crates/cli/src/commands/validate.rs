@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::json;
 
-use sandbar_scenario::{load_path, LoadError};
+use sandbar_scenario::{LoadError, load_path};
 
 use crate::exit::ExitCode;
 
@@ -37,7 +37,9 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
                         scenario.tables.len()
                     );
                 }
-                report.push(json!({"file": file.display().to_string(), "valid": true, "problems": []}));
+                report.push(
+                    json!({"file": file.display().to_string(), "valid": true, "problems": []}),
+                );
             }
             Err(error) => {
                 all_valid = false;
@@ -51,7 +53,11 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
-    Ok(if all_valid { ExitCode::Success } else { ExitCode::Failure })
+    Ok(if all_valid {
+        ExitCode::Success
+    } else {
+        ExitCode::Failure
+    })
 }
 
 fn problems(error: &LoadError) -> Vec<serde_json::Value> {

@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, ClientCapabilities, ClientConfig, CreateMessageRequestParams, CreateMessageResult,
-    ElicitRequestParams, ElicitResult, Implementation, LoggingMessageNotificationParam, ProgressNotificationParam,
-    ResourceUpdatedNotificationParam, SamplingMessage,
+    CallToolRequestParams, ClientCapabilities, ClientConfig, CreateMessageRequestParams,
+    CreateMessageResult, ElicitRequestParams, ElicitResult, Implementation,
+    LoggingMessageNotificationParam, ProgressNotificationParam, ResourceUpdatedNotificationParam,
+    SamplingMessage,
 };
 use rmcp::service::{NotificationContext, RequestContext, RoleClient, RunningService};
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
@@ -69,13 +70,24 @@ impl Server {
             .expect("spawn sandbar serve");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read endpoint line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read endpoint line");
         let url = line
             .trim()
             .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}; stderr: {}", std::fs::read_to_string(&stderr_path).unwrap_or_default()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected first line {line:?}; stderr: {}",
+                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
+                )
+            })
             .to_owned();
-        Server { child, url, stderr_path }
+        Server {
+            child,
+            url,
+            stderr_path,
+        }
     }
 
     /// The base `http://host:port` without `/mcp`.
@@ -114,10 +126,17 @@ impl Inbox {
         self.0.lock().expect("inbox").clone()
     }
     pub fn of(&self, method: &str) -> Vec<Value> {
-        self.all().into_iter().filter(|m| m["method"] == method).map(|m| m["params"].clone()).collect()
+        self.all()
+            .into_iter()
+            .filter(|m| m["method"] == method)
+            .map(|m| m["params"].clone())
+            .collect()
     }
     fn push(&self, method: &str, params: Value) {
-        self.0.lock().expect("inbox").push(json!({"method": method, "params": params}));
+        self.0
+            .lock()
+            .expect("inbox")
+            .push(json!({"method": method, "params": params}));
     }
 }
 
@@ -142,7 +161,10 @@ impl Default for TestClient {
 
 impl ClientHandler for TestClient {
     fn get_info(&self) -> ClientConfig {
-        let capabilities = ClientCapabilities::builder().enable_sampling().enable_elicitation().build();
+        let capabilities = ClientCapabilities::builder()
+            .enable_sampling()
+            .enable_elicitation()
+            .build();
         ClientConfig::new(capabilities, Implementation::new("sandbar-tests", "1.0.0"))
     }
 
@@ -151,8 +173,14 @@ impl ClientHandler for TestClient {
         params: CreateMessageRequestParams,
         _context: RequestContext<RoleClient>,
     ) -> Result<CreateMessageResult, McpError> {
-        self.inbox.push("sampling/createMessage", serde_json::to_value(&params).unwrap_or_default());
-        Ok(CreateMessageResult::new(SamplingMessage::assistant_text(self.sampling_reply.clone()), "test-model".into()))
+        self.inbox.push(
+            "sampling/createMessage",
+            serde_json::to_value(&params).unwrap_or_default(),
+        );
+        Ok(CreateMessageResult::new(
+            SamplingMessage::assistant_text(self.sampling_reply.clone()),
+            "test-model".into(),
+        ))
     }
 
     async fn create_elicitation(
@@ -160,20 +188,45 @@ impl ClientHandler for TestClient {
         request: ElicitRequestParams,
         _context: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, McpError> {
-        self.inbox.push("elicitation/create", serde_json::to_value(&request).unwrap_or_default());
-        serde_json::from_value(self.elicitation_reply.clone()).map_err(|e| McpError::internal_error(e.to_string(), None))
+        self.inbox.push(
+            "elicitation/create",
+            serde_json::to_value(&request).unwrap_or_default(),
+        );
+        serde_json::from_value(self.elicitation_reply.clone())
+            .map_err(|e| McpError::internal_error(e.to_string(), None))
     }
 
-    async fn on_progress(&self, params: ProgressNotificationParam, _context: NotificationContext<RoleClient>) {
-        self.inbox.push("notifications/progress", serde_json::to_value(&params).unwrap_or_default());
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.inbox.push(
+            "notifications/progress",
+            serde_json::to_value(&params).unwrap_or_default(),
+        );
     }
 
-    async fn on_logging_message(&self, params: LoggingMessageNotificationParam, _context: NotificationContext<RoleClient>) {
-        self.inbox.push("notifications/message", serde_json::to_value(&params).unwrap_or_default());
+    async fn on_logging_message(
+        &self,
+        params: LoggingMessageNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.inbox.push(
+            "notifications/message",
+            serde_json::to_value(&params).unwrap_or_default(),
+        );
     }
 
-    async fn on_resource_updated(&self, params: ResourceUpdatedNotificationParam, _context: NotificationContext<RoleClient>) {
-        self.inbox.push("notifications/resources/updated", serde_json::to_value(&params).unwrap_or_default());
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.inbox.push(
+            "notifications/resources/updated",
+            serde_json::to_value(&params).unwrap_or_default(),
+        );
     }
 }
 
@@ -181,14 +234,25 @@ pub type Session = RunningService<RoleClient, TestClient>;
 
 /// Connects a test client over Streamable HTTP.
 pub async fn connect_http(url: &str, client: TestClient) -> Session {
-    client.serve(StreamableHttpClientTransport::from_uri(url.to_owned())).await.expect("connect over HTTP")
+    client
+        .serve(StreamableHttpClientTransport::from_uri(url.to_owned()))
+        .await
+        .expect("connect over HTTP")
 }
 
 /// Starts `sandbar serve SCENARIO --stdio` as a child and connects to it.
 pub async fn connect_stdio(scenario: &Path, data: &Path, client: TestClient) -> Session {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sandbar"));
-    cmd.arg("serve").arg(scenario).arg("--stdio").arg("--data").arg(data).env_remove("SANDBAR_LOG");
-    client.serve(TokioChildProcess::new(cmd).expect("spawn stdio server")).await.expect("connect over stdio")
+    cmd.arg("serve")
+        .arg(scenario)
+        .arg("--stdio")
+        .arg("--data")
+        .arg(data)
+        .env_remove("SANDBAR_LOG");
+    client
+        .serve(TokioChildProcess::new(cmd).expect("spawn stdio server"))
+        .await
+        .expect("connect over stdio")
 }
 
 /// Calls a tool and returns the whole result as JSON (errors as
@@ -200,19 +264,30 @@ pub async fn call(session: &Session, tool: &str, args: Value) -> Value {
     }
     match session.call_tool(request).await {
         Ok(result) => serde_json::to_value(result).expect("result as JSON"),
-        Err(rmcp::ServiceError::McpError(e)) => json!({"error": {"code": e.code.0, "message": e.message, "data": e.data}}),
+        Err(rmcp::ServiceError::McpError(e)) => {
+            json!({"error": {"code": e.code.0, "message": e.message, "data": e.data}})
+        }
         Err(e) => json!({"error": {"transport": e.to_string()}}),
     }
 }
 
 /// The text of the first content block of a tool result.
 pub fn text(result: &Value) -> String {
-    result.pointer("/content/0/text").and_then(Value::as_str).unwrap_or_default().to_owned()
+    result
+        .pointer("/content/0/text")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Runs `sandbar ARGS --data DATA` and returns (exit code, stdout, stderr).
 pub fn cli(data: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = sandbar().args(args).arg("--data").arg(data).output().expect("run sandbar");
+    let out = sandbar()
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .expect("run sandbar");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
