@@ -79,7 +79,11 @@ impl InstanceLock {
     /// Removes the lock file on a clean close. The lock itself goes when the
     /// file handle is dropped.
     pub fn remove(&self) {
-        if let Err(e) = std::fs::remove_file(&self.path) {
+        // Another process may already have swept the file between our unlock
+        // and this removal; that is the outcome we wanted.
+        if let Err(e) = std::fs::remove_file(&self.path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
             tracing::warn!(path = %self.path.display(), error = %e, "could not remove the store instance lock file");
         }
     }

@@ -3,6 +3,7 @@
 //! it recorded.
 
 #![allow(dead_code)] // Each test binary uses a different subset.
+#![allow(deprecated)] // Sampling and logging are deprecated in 2026-07-28 but tested for earlier versions.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
