@@ -1,0 +1,191 @@
+//! Protocol lifecycles and utilities: the stateless 2026-07-28 lifecycle
+//! (`server/discover`, no session) beside legacy sessions, `serve
+//! --stateless`, every protocol version the SDK knows, ping, and
+//! cancellation recorded as the specification describes.
+
+mod common;
+
+use std::time::Duration;
+
+use rmcp::model::{
+    CallToolRequest, CallToolRequestParams, ClientRequest, PingRequest, ProtocolVersion,
+};
+use rmcp::service::PeerRequestOptions;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::{ClientLifecycleMode, ClientServiceExt, ServiceExt};
+use serde_json::json;
+
+use common::*;
+
+fn scenario() -> std::path::PathBuf {
+    repo().join("crates/cli/tests/scenarios/behaviour.yaml")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stateless_2026_lifecycle_shares_one_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let server = Server::start(&scenario(), &data, &[]);
+    let discover = ClientLifecycleMode::Discover {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+    };
+
+    // Two stateless clients: without sessions, their requests join the
+    // shared `default` run, so the twin's state carries across them.
+    let a = TestClient::default()
+        .serve_with_lifecycle(
+            StreamableHttpClientTransport::from_uri(server.url.clone()),
+            discover.clone(),
+        )
+        .await
+        .expect("discover");
+    let bought = call(&a, "buy", json!({"id": "a", "qty": 1})).await;
+    assert_eq!(bought["structuredContent"]["left"], json!(4), "{bought}");
+    a.cancel().await.expect("close");
+    let b = TestClient::default()
+        .serve_with_lifecycle(
+            StreamableHttpClientTransport::from_uri(server.url.clone()),
+            discover,
+        )
+        .await
+        .expect("discover");
+    let again = call(&b, "buy", json!({"id": "a", "qty": 1})).await;
+    assert_eq!(again["structuredContent"]["left"], json!(3), "{again}");
+    b.cancel().await.expect("close");
+
+    // A legacy session on the same server still gets a run of its own.
+    let legacy = connect_http(&server.url, TestClient::default()).await;
+    let fresh = call(&legacy, "item", json!({"id": "a"})).await;
+    assert_eq!(fresh["structuredContent"]["stock"], json!(5));
+    legacy.cancel().await.expect("close");
+    server.stop();
+
+    let (_, out, _) = cli(&data, &["runs", "list", "--json"]);
+    let runs: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let labels: Vec<serde_json::Value> = runs
+        .as_array()
+        .expect("runs")
+        .iter()
+        .map(|r| r["labels"].clone())
+        .collect();
+    assert_eq!(
+        labels
+            .iter()
+            .filter(|l| **l == json!({"stateless_run": "default"}))
+            .count(),
+        1,
+        "{labels:?}"
+    );
+    assert_eq!(
+        labels.len(),
+        2,
+        "one shared stateless run and one session run: {labels:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_stateless_answers_every_request_on_its_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&scenario(), &dir.path().join("data"), &["--stateless"]);
+    let s = connect_http(&server.url, TestClient::default()).await;
+    assert_eq!(
+        text(&call(&s, "echo", json!({"text": "x"})).await),
+        "echo: x"
+    );
+    let bought = call(&s, "buy", json!({"id": "a", "qty": 2})).await;
+    assert_eq!(bought["structuredContent"]["left"], json!(3));
+    // Progress needs a stream; stateless servers fall back to SSE for it.
+    assert!(text(&call(&s, "chatty", json!({})).await).starts_with("done at"));
+    s.cancel().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_protocol_version_negotiates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&scenario(), &dir.path().join("data"), &[]);
+    for version in ProtocolVersion::KNOWN_VERSIONS
+        .iter()
+        .filter(|v| v.as_str() < "2026-07-28")
+    {
+        let mut info = rmcp::ClientHandler::get_info(&TestClient::default());
+        info.protocol_version = version.clone();
+        let s = info
+            .serve(StreamableHttpClientTransport::from_uri(server.url.clone()))
+            .await
+            .expect("initialize");
+        let negotiated = s.peer_info().map(|i| i.protocol_version.clone());
+        assert_eq!(negotiated.as_ref(), Some(version), "asked for {version}");
+        let result = s
+            .call_tool(
+                CallToolRequestParams::new("echo").with_arguments(
+                    json!({"text": "v"})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                ),
+            )
+            .await
+            .expect("call");
+        assert_eq!(
+            serde_json::to_value(result).expect("json")["content"][0]["text"],
+            json!("echo: v"),
+            "on {version}"
+        );
+        s.cancel().await.expect("close");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_and_cancellation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let server = Server::start(&scenario(), &data, &[]);
+    let s = connect_http(&server.url, TestClient::default()).await;
+    let pong = s
+        .send_request(ClientRequest::PingRequest(PingRequest::default()))
+        .await
+        .expect("ping");
+    assert_eq!(serde_json::to_value(pong).expect("json"), json!({}));
+
+    let request =
+        ClientRequest::CallToolRequest(CallToolRequest::new(CallToolRequestParams::new("stuck")));
+    let handle = s
+        .peer()
+        .send_request_with_option(request, PeerRequestOptions::no_options())
+        .await
+        .expect("send");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    handle
+        .cancel(Some("the user gave up".into()))
+        .await
+        .expect("cancel");
+    // The session goes on.
+    assert_eq!(
+        text(&call(&s, "echo", json!({"text": "after"})).await),
+        "echo: after"
+    );
+    s.cancel().await.expect("close");
+    server.stop();
+
+    let shown = newest_run(&data);
+    let events = shown["events"].as_array().expect("events");
+    let cancelled = events
+        .iter()
+        .find(|e| e["method"] == json!("notifications/cancelled"))
+        .expect("cancellation recorded");
+    assert_eq!(cancelled["payload"]["reason"], json!("the user gave up"));
+    let stuck_end = events.iter().find(|e| {
+        e["method"] == json!("tools/call")
+            && e["kind"] == json!("error")
+            && e["payload"]["error"]["code"] == json!(-32800)
+    });
+    assert!(
+        stuck_end.is_some(),
+        "the abandoned call ends with a cancellation error event: {events:#?}"
+    );
+    let fault = events
+        .iter()
+        .find(|e| e["kind"] == json!("fault"))
+        .expect("fault event");
+    assert_eq!(fault["payload"]["action"], json!("hang"));
+}
