@@ -2,6 +2,8 @@
 //! `tests/scenarios/behaviour.yaml` over Streamable HTTP and a real MCP
 //! client (rmcp) calls it.
 
+#![allow(deprecated)] // Logging and subscriptions are deprecated in 2026-07-28 but tested for earlier versions.
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -305,12 +305,8 @@ impl Run {
         }
     }
 
-    fn route<'a>(
-        &'a self,
-        call: &'a Call,
-        client: &'a dyn Client,
-    ) -> impl std::future::Future<Output = Outcome> + Send + 'a {
-        async move {
+    async fn route(&self, call: &Call, client: &dyn Client) -> Outcome {
+        {
             match &call.method {
                 Method::Ping => Outcome::empty(),
                 Method::ListTools => Outcome::Result(self.engine.listings.tools.clone()),

@@ -246,7 +246,9 @@ fn firing_fault<'a>(
     args: &Value,
 ) -> Option<&'a Fault> {
     faults.iter().find(|f| {
-        if f.every.is_some_and(|n| n == 0 || call_no % n != 0) {
+        if f.every
+            .is_some_and(|n| n == 0 || !call_no.is_multiple_of(n))
+        {
             return false;
         }
         if f.after.is_some_and(|n| call_no <= n) {

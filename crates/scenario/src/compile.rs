@@ -686,7 +686,7 @@ impl<'a> Compiler<'a> {
                     test: Test::Equals(v),
                 }),
                 MatcherSpec::Ops(ops) => {
-                    let tests = self.tests(ops, &p);
+                    let tests = self.tests(*ops, &p);
                     if tests.is_empty() {
                         self.problem(
                             &p,

@@ -335,7 +335,7 @@ pub enum MatcherSpec {
     /// The argument equals this value.
     Equals(Value),
     /// Operators that must all hold.
-    Ops(MatcherOps),
+    Ops(Box<MatcherOps>),
 }
 
 /// Matcher operators.
@@ -421,7 +421,7 @@ impl<'de> Deserialize<'de> for MatcherSpec {
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MatcherSpec, A::Error> {
                 let ops = MatcherOps::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(MatcherSpec::Ops(ops))
+                Ok(MatcherSpec::Ops(Box::new(ops)))
             }
         }
         deserializer.deserialize_any(MatcherVisitor)

@@ -152,6 +152,9 @@ fn options() -> Options {
     let mut options = Options::default();
     options.budget = Some(budget);
     options.duplicate_keys = DuplicateKeyPolicy::Error;
+    // YAML 1.2 booleans only: `y`, `no` and `off` stay strings, so a list of
+    // country codes or options means what it says.
+    options.strict_booleans = true;
     options
 }
 
