@@ -48,6 +48,9 @@ pub struct Engine {
     pub(crate) scenario: Arc<Scenario>,
     pub(crate) renderer: Renderer,
     pub(crate) listings: Listings,
+    /// The twin at its seed state; runs start from (and reset to) a clone,
+    /// which shares its rows and its key indexes.
+    seed_twin: Twin,
     store: Store,
     tenant: String,
 }
@@ -70,7 +73,9 @@ impl Engine {
             .map_err(|e| EngineError::Secret(e.to_string()))?;
         let renderer = Renderer::new(&scenario.templates)?;
         let listings = Listings::new(&scenario);
+        let seed_twin = Twin::from_seed(&scenario.tables);
         Ok(Arc::new(Engine {
+            seed_twin,
             scenario,
             renderer,
             listings,
@@ -113,7 +118,7 @@ impl Engine {
             seed,
             state: Mutex::new(RunState {
                 now: clock_start,
-                twin: Twin::from_seed(&self.scenario.tables),
+                twin: self.seed_twin.clone(),
                 tool_calls: HashMap::new(),
                 log_level: None,
                 subscriptions: BTreeSet::new(),
@@ -217,7 +222,7 @@ impl Run {
 
     /// Puts the twin back to the scenario's seed data.
     pub fn reset(&self) {
-        let twin = Twin::from_seed(&self.engine.scenario.tables);
+        let twin = self.engine.seed_twin.clone();
         self.state().twin = twin;
         self.record(
             EventKind::Lifecycle,

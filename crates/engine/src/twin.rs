@@ -38,6 +38,13 @@ impl Table {
     /// The row whose key column equals `key` (compared as text, so `5`
     /// finds the row with id 5 as well as "5").
     pub fn get(&self, key: &str) -> Option<&Arc<Row>> {
+        self.position(key).map(|i| &self.rows[i])
+    }
+
+    /// The position of the row with this key. The index is built on the
+    /// first lookup and shared by every twin cloned from the same state, so
+    /// runs that start from the seed build it once between them.
+    fn position(&self, key: &str) -> Option<usize> {
         let column = self.key.as_ref()?;
         let index = self.index.get_or_init(|| {
             self.rows
@@ -46,7 +53,23 @@ impl Table {
                 .filter_map(|(i, r)| r.get(column).map(|v| (key_text(v), i)))
                 .collect()
         });
-        index.get(key).map(|&i| &self.rows[i])
+        index.get(key).copied()
+    }
+
+    /// Positions of the rows matching `filter`, ascending: by index when the
+    /// filter is exactly the key column, by scan otherwise.
+    fn matching(&self, filter: &[(String, Value)]) -> Vec<usize> {
+        if let ([(column, value)], Some(key)) = (filter, &self.key)
+            && column == key
+        {
+            return self.position(&key_text(value)).into_iter().collect();
+        }
+        self.rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| row_matches(r, filter))
+            .map(|(i, _)| i)
+            .collect()
     }
 
     /// Whether any row has this value in `column` (compared as text).
@@ -190,13 +213,7 @@ impl Twin {
             .tables
             .get_mut(table)
             .ok_or_else(|| format!("there is no table `{table}`"))?;
-        let matched: Vec<usize> = t
-            .rows
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| row_matches(r, filter))
-            .map(|(i, _)| i)
-            .collect();
+        let matched = t.matching(filter);
         if matched.is_empty() {
             return Ok(0);
         }
@@ -234,30 +251,39 @@ impl Twin {
             .tables
             .get_mut(table)
             .ok_or_else(|| format!("there is no table `{table}`"))?;
-        if !t.rows.iter().any(|r| row_matches(r, filter)) {
+        let matched = t.matching(filter);
+        if matched.is_empty() {
             return Ok(0);
         }
-        let mut removed = 0;
         let rows = t.rows_mut();
-        rows.retain(|r| {
-            if row_matches(r, filter) {
-                changes.deleted.push((table.to_owned(), r.clone()));
-                removed += 1;
-                false
-            } else {
-                true
-            }
-        });
-        Ok(removed)
+        // Positions ascend; removing from the back keeps the rest valid.
+        let mut removed: Vec<(String, Arc<Row>)> = matched
+            .iter()
+            .rev()
+            .map(|&i| (table.to_owned(), rows.remove(i)))
+            .collect();
+        removed.reverse();
+        let count = removed.len();
+        changes.deleted.extend(removed);
+        Ok(count)
     }
 }
 
-/// A row matches when every filter column equals (as text) the given value.
+/// A row matches when every filter column equals the given value, as text
+/// when the types differ (a template renders `5` where the table holds 5).
 fn row_matches(row: &Row, filter: &[(String, Value)]) -> bool {
-    filter.iter().all(|(column, value)| {
-        row.get(column)
-            .is_some_and(|v| v == value || key_text(v) == key_text(value))
-    })
+    filter
+        .iter()
+        .all(|(column, value)| row.get(column).is_some_and(|v| same_key(v, value)))
+}
+
+fn same_key(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::String(x), Value::String(y)) => x == y,
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::String(_), _) | (_, Value::String(_)) => key_text(a) == key_text(b),
+        _ => a == b,
+    }
 }
 
 #[cfg(test)]
