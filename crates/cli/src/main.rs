@@ -2,7 +2,23 @@
 //! capability lives in a library crate; this file only connects them.
 
 #![forbid(unsafe_code)]
-#![allow(clippy::print_stdout)] // Printing results is what a command-line tool is for.
+
+/// Prints a line on stdout, returning an error (rather than panicking, as
+/// `println!` does) when stdout is closed, e.g. by `| head`.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
+/// Like [`out!`] without the newline.
+macro_rules! out_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
 
 mod commands;
 mod exit;
@@ -96,6 +112,13 @@ fn main() -> std::process::ExitCode {
     });
     match result {
         Ok(code) => code.into(),
+        // A closed stdout (`sandbar ... | head`) ends the command quietly.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::Failure.into()
+        }
         Err(e) => {
             eprintln!("sandbar: {e:#}");
             ExitCode::Failure.into()

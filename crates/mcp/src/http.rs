@@ -1,13 +1,27 @@
-//! Streamable HTTP: `POST/GET/DELETE /mcp` through the SDK's service, with
-//! Host and Origin checks against DNS rebinding and a request body limit,
-//! plus `GET /healthz` for readiness probes.
+//! Streamable HTTP: `POST/GET/DELETE /mcp` through the SDK's service, behind
+//! Sandbar's own guard, plus `GET /healthz` for readiness probes.
+//!
+//! The guard runs before the SDK sees a request and answers, in order:
+//! a `Host` outside the allowed list (403) and a browser `Origin` outside
+//! the allowed list (403) — the DNS-rebinding checks; a body over the limit
+//! (413); a body that is not JSON (400, JSON-RPC -32700) or not a single
+//! JSON-RPC message (400, -32600); and a `DELETE` for a session that does
+//! not exist (404). Everything else passes to the SDK unchanged. See
+//! `README.md` next to this crate for why each answer is what it is.
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use rmcp::transport::streamable_http_server::session::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -16,10 +30,13 @@ use crate::server::{SandbarServer, Shared};
 /// How the HTTP front listens.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
-    /// `Host` values accepted (host or host:port). Loopback names by default.
+    /// `Host` values accepted: a name matches any port, `name:port` only
+    /// that port. Loopback names by default.
     pub allowed_hosts: Vec<String>,
-    /// `Origin` values accepted from browsers (scheme://host[:port|:*]).
-    /// Loopback origins by default; requests without `Origin` always pass.
+    /// Browser `Origin` values accepted: `scheme://host` (the scheme's
+    /// default port), `scheme://host:port`, or `scheme://host:*` (any port);
+    /// `null` admits the opaque origin. Requests without `Origin` (every
+    /// non-browser client) always pass. Loopback origins by default.
     pub allowed_origins: Vec<String>,
     /// Largest request body accepted; larger ones get 413.
     pub max_body_bytes: usize,
@@ -31,18 +48,14 @@ pub struct HttpOptions {
 impl Default for HttpOptions {
     fn default() -> Self {
         HttpOptions {
-            allowed_hosts: vec![
-                "localhost".into(),
-                "127.0.0.1".into(),
-                "::1".into(),
-                "[::1]".into(),
-            ],
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()],
             allowed_origins: vec![
                 "http://localhost:*".into(),
                 "http://127.0.0.1:*".into(),
                 "http://[::1]:*".into(),
                 "https://localhost:*".into(),
                 "https://127.0.0.1:*".into(),
+                "https://[::1]:*".into(),
             ],
             max_body_bytes: 4 * 1024 * 1024,
             stateless: false,
@@ -57,27 +70,289 @@ pub async fn serve_http(
     options: HttpOptions,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    // The guard owns Host and Origin checks, so the SDK's are off: one
+    // implementation, one set of rules.
     let config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(options.allowed_hosts.clone())
-        .with_allowed_origins(options.allowed_origins.clone())
-        .enforce_origin_validation()
+        .disable_allowed_hosts()
+        .disable_allowed_origins()
         .with_max_request_body_bytes(options.max_body_bytes)
         .with_legacy_session_mode(!options.stateless)
         .with_json_response(options.stateless)
         .with_cancellation_token(shutdown.child_token());
+    let sessions = Arc::new(LocalSessionManager::default());
     let factory_shared = shared.clone();
     let service = StreamableHttpService::new(
         move || Ok(SandbarServer::new(factory_shared.clone())),
-        Arc::new(LocalSessionManager::default()),
+        sessions.clone(),
         config,
     );
+    let guard = Arc::new(Guard { options, sessions });
     let router = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .nest_service("/mcp", service);
+        .nest_service("/mcp", service)
+        .layer(middleware::from_fn_with_state(guard, guard_request))
+        .route("/healthz", get(|| async { "ok\n" }));
     let stop = shutdown.clone();
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await?;
     shared.finish_all().await;
     Ok(())
+}
+
+struct Guard {
+    options: HttpOptions,
+    sessions: Arc<LocalSessionManager>,
+}
+
+async fn guard_request(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    if let Some(refusal) = guard
+        .check_host(headers)
+        .or_else(|| guard.check_origin(headers))
+    {
+        return refusal;
+    }
+    match *request.method() {
+        Method::POST => guard.check_post(request, next).await,
+        Method::DELETE => {
+            let session = headers
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok())
+                .map(Arc::<str>::from);
+            if let Some(id) = session
+                && !guard.sessions.has_session(&id).await.unwrap_or(false)
+            {
+                return (StatusCode::NOT_FOUND, "session not found").into_response();
+            }
+            next.run(request).await
+        }
+        _ => next.run(request).await,
+    }
+}
+
+impl Guard {
+    fn check_host(&self, headers: &HeaderMap) -> Option<Response> {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let (name, port) = split_host_port(host);
+        let allowed = self.options.allowed_hosts.iter().any(|entry| {
+            let (entry_name, entry_port) = split_host_port(entry);
+            entry_name.eq_ignore_ascii_case(name) && (entry_port.is_none() || entry_port == port)
+        });
+        (!allowed).then(|| forbidden(&format!("Host `{host}` is not allowed (DNS rebinding protection); start sandbar with --allow-host to admit it")))
+    }
+
+    fn check_origin(&self, headers: &HeaderMap) -> Option<Response> {
+        let origin = headers.get(header::ORIGIN)?;
+        let origin = origin.to_str().unwrap_or("");
+        let allowed = match parse_origin(origin) {
+            None => self
+                .options
+                .allowed_origins
+                .iter()
+                .any(|e| e == "null" && origin == "null"),
+            Some((scheme, host, port)) => self.options.allowed_origins.iter().any(|entry| {
+                let Some((e_scheme, e_host, e_port)) = parse_origin_entry(entry) else {
+                    return false;
+                };
+                e_scheme.eq_ignore_ascii_case(&scheme)
+                    && e_host.eq_ignore_ascii_case(&host)
+                    && e_port.is_none_or(|p| p == port)
+            }),
+        };
+        (!allowed).then(|| {
+            forbidden(&format!(
+                "Origin `{origin}` is not allowed; start sandbar with --allow-origin to admit it"
+            ))
+        })
+    }
+
+    async fn check_post(&self, request: Request, next: Next) -> Response {
+        let is_json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("application/json")
+            });
+        if !is_json {
+            // The SDK answers a wrong Content-Type with 415.
+            return next.run(request).await;
+        }
+        let (parts, body) = request.into_parts();
+        let bytes: Bytes = match axum::body::to_bytes(body, self.options.max_body_bytes).await {
+            Ok(b) => b,
+            Err(_) => {
+                return (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "request body is larger than {} bytes",
+                        self.options.max_body_bytes
+                    ),
+                )
+                    .into_response();
+            }
+        };
+        let message: Value = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(e) => return rpc_error(-32700, &format!("parse error: {e}")),
+        };
+        if let Some(problem) = shape_problem(&message) {
+            return rpc_error(-32600, &format!("invalid request: {problem}"));
+        }
+        next.run(Request::from_parts(parts, Body::from(bytes)))
+            .await
+    }
+}
+
+/// Why a JSON value is not one JSON-RPC 2.0 message, if it is not.
+fn shape_problem(message: &Value) -> Option<&'static str> {
+    let Some(object) = message.as_object() else {
+        return Some(if message.is_array() {
+            "batches are not supported; send one message per request"
+        } else {
+            "a JSON-RPC message is a JSON object"
+        });
+    };
+    if object.get("jsonrpc") != Some(&json!("2.0")) {
+        return Some("`jsonrpc` must be \"2.0\"");
+    }
+    if let Some(id) = object.get("id")
+        && !(id.is_string() || id.is_i64() || id.is_u64() || id.is_null())
+    {
+        return Some("`id` must be a string or an integer");
+    }
+    match object.get("method") {
+        Some(Value::String(_)) => None,
+        Some(_) => Some("`method` must be a string"),
+        None if object.contains_key("result") || object.contains_key("error") => None,
+        None => Some("a request or notification needs a `method`"),
+    }
+}
+
+fn rpc_error(code: i32, message: &str) -> Response {
+    let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}});
+    (
+        StatusCode::BAD_REQUEST,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn forbidden(message: &str) -> Response {
+    (StatusCode::FORBIDDEN, message.to_owned()).into_response()
+}
+
+/// `name[:port]` or `[v6]:port` into the name and the port.
+fn split_host_port(host: &str) -> (&str, Option<u16>) {
+    if host.starts_with('[') {
+        return match host.find(']') {
+            Some(end) => (
+                &host[..=end],
+                host[end + 1..]
+                    .strip_prefix(':')
+                    .and_then(|p| p.parse().ok()),
+            ),
+            None => (host, None),
+        };
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') => (name, port.parse().ok()),
+        _ => (host, None),
+    }
+}
+
+/// An `Origin` header as (scheme, host, port), the port defaulted by scheme.
+fn parse_origin(origin: &str) -> Option<(String, String, u16)> {
+    let (scheme, rest) = origin.split_once("://")?;
+    let (host, port) = split_host_port(rest);
+    let port = port.or(default_port(scheme))?;
+    (!host.is_empty()).then(|| (scheme.to_owned(), host.to_owned(), port))
+}
+
+/// An allowed-origin entry: like an origin, but `:*` means any port.
+fn parse_origin_entry(entry: &str) -> Option<(String, String, Option<u16>)> {
+    let (scheme, rest) = entry.split_once("://")?;
+    if let Some(host) = rest.strip_suffix(":*") {
+        return Some((scheme.to_owned(), host.to_owned(), None));
+    }
+    let (host, port) = split_host_port(rest);
+    Some((
+        scheme.to_owned(),
+        host.to_owned(),
+        Some(port.or(default_port(scheme))?),
+    ))
+}
+
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme.to_ascii_lowercase().as_str() {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_split() {
+        assert_eq!(split_host_port("localhost:8080"), ("localhost", Some(8080)));
+        assert_eq!(split_host_port("localhost"), ("localhost", None));
+        assert_eq!(split_host_port("[::1]:9"), ("[::1]", Some(9)));
+        assert_eq!(split_host_port("[::1]"), ("[::1]", None));
+    }
+
+    #[test]
+    fn origins_parse() {
+        assert_eq!(
+            parse_origin("https://a.test"),
+            Some(("https".into(), "a.test".into(), 443))
+        );
+        assert_eq!(
+            parse_origin("http://a.test:81"),
+            Some(("http".into(), "a.test".into(), 81))
+        );
+        assert_eq!(parse_origin("null"), None);
+        assert_eq!(
+            parse_origin_entry("http://localhost:*"),
+            Some(("http".into(), "localhost".into(), None))
+        );
+        assert_eq!(
+            parse_origin_entry("https://app.test"),
+            Some(("https".into(), "app.test".into(), Some(443)))
+        );
+    }
+
+    #[test]
+    fn message_shapes() {
+        for (value, ok) in [
+            (json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}), true),
+            (
+                json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+                true,
+            ),
+            (json!({"jsonrpc": "2.0", "id": "a", "result": {}}), true),
+            (json!({"jsonrpc": "1.0", "id": 1, "method": "ping"}), false),
+            (
+                json!({"jsonrpc": "2.0", "id": 1.5, "method": "ping"}),
+                false,
+            ),
+            (json!({"jsonrpc": "2.0", "id": 1}), false),
+            (
+                json!([{"jsonrpc": "2.0", "id": 1, "method": "ping"}]),
+                false,
+            ),
+            (json!(42), false),
+            (json!(null), false),
+        ] {
+            assert_eq!(shape_problem(&value).is_none(), ok, "{value}");
+        }
+    }
 }

@@ -13,11 +13,12 @@ use std::sync::{Arc, Mutex, Weak};
 use async_trait::async_trait;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CancelledNotificationParam, CompleteRequestParams,
-    CompleteResult, ErrorCode, GetPromptRequestParams, GetPromptResponse, Implementation,
-    InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
-    ReadResourceResponse, ServerCapabilities, ServerConfig, ServerNotification, ServerRequest,
-    SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams,
+    CompleteResult, CustomRequest, CustomResult, ErrorCode, GetPromptRequestParams,
+    GetPromptResponse, Implementation, InitializeRequestParams, InitializeResult,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig, ServerNotification, ServerRequest, SetLevelRequestParams, SubscribeRequestParams,
+    UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, Peer, RequestContext, RoleServer};
 use rmcp::{ErrorData as McpError, ServerHandler};
@@ -197,6 +198,31 @@ fn request_id_text(context: &RequestContext<RoleServer>) -> String {
         Ok(other) => other.to_string(),
         Err(_) => String::new(),
     }
+}
+
+/// For a method Sandbar serves, what is wrong with `params`; `None` for a
+/// method it does not know.
+fn params_problem(method: &str, params: Value) -> Option<String> {
+    fn parse<T: DeserializeOwned>(params: Value) -> String {
+        match serde_json::from_value::<T>(params) {
+            Err(e) => e.to_string(),
+            Ok(_) => "the params do not fit the method".to_owned(),
+        }
+    }
+    Some(match method {
+        "tools/call" => parse::<CallToolRequestParams>(params),
+        "resources/read" => parse::<ReadResourceRequestParams>(params),
+        "prompts/get" => parse::<GetPromptRequestParams>(params),
+        "completion/complete" => parse::<CompleteRequestParams>(params),
+        "logging/setLevel" => parse::<SetLevelRequestParams>(params),
+        "resources/subscribe" | "resources/unsubscribe" => parse::<SubscribeRequestParams>(params),
+        "initialize" => parse::<InitializeRequestParams>(params),
+        "tools/list" | "resources/list" | "resources/templates/list" | "prompts/list" => {
+            parse::<Option<PaginatedRequestParams>>(params)
+        }
+        "ping" => "ping takes no params".to_owned(),
+        _ => return None,
+    })
 }
 
 /// Turns an outcome into the SDK's result type, or a JSON-RPC error.
@@ -415,6 +441,43 @@ impl ServerHandler for SandbarServer {
         self.dispatch::<Value>(Method::Unsubscribe { uri: request.uri }, context)
             .await
             .map(|_| ())
+    }
+
+    /// The SDK hands over requests it could not type: unknown methods, and
+    /// known methods whose params do not fit their schema. The first are
+    /// -32601, the second -32602 with what is wrong; both are recorded.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, McpError> {
+        let params = request.params.clone().unwrap_or(Value::Null);
+        let error = match params_problem(&request.method, params.clone()) {
+            Some(problem) => McpError::invalid_params(
+                format!("invalid params for {}: {problem}", request.method),
+                None,
+            ),
+            None => McpError::new(
+                ErrorCode::METHOD_NOT_FOUND,
+                format!("method not found: {}", request.method),
+                None,
+            ),
+        };
+        if let Ok(run) = self.run_for(&context).await {
+            let outcome = Outcome::Error(sandbar_engine::ProtocolError {
+                code: error.code.0,
+                message: error.message.to_string(),
+                data: None,
+            });
+            run.record_exchange(
+                &request.method,
+                Some(request_id_text(&context)),
+                params,
+                outcome,
+            )
+            .await;
+        }
+        Err(error)
     }
 
     async fn on_initialized(&self, _context: NotificationContext<RoleServer>) {

@@ -553,11 +553,7 @@ impl<'a> Compiler<'a> {
             let expr = templates::single_expression(&g)
                 .map(str::to_owned)
                 .unwrap_or(g);
-            self.template(
-                templates::expression_source(&expr),
-                TemplateKind::Expression,
-                &place.key("if"),
-            )
+            self.expression(&expr, &place.key("if"))
         });
         let steps = spec
             .steps
@@ -686,8 +682,9 @@ impl<'a> Compiler<'a> {
                     test: Test::Equals(v),
                 }),
                 MatcherSpec::Ops(ops) => {
+                    let empty = ops.is_empty();
                     let tests = self.tests(*ops, &p);
-                    if tests.is_empty() {
+                    if empty {
                         self.problem(
                             &p,
                             "an empty mapping tests nothing; give at least one operator",
@@ -1263,8 +1260,7 @@ impl<'a> Compiler<'a> {
         match value {
             Value::String(s) if templates::is_template(&s) => {
                 if let Some(expr) = templates::single_expression(&s) {
-                    let source = templates::expression_source(expr);
-                    match self.template(source, TemplateKind::Expression, place) {
+                    match self.expression(expr, place) {
                         Some(id) => ValueTemplate::Expression(id),
                         None => ValueTemplate::Literal(Value::Null),
                     }
@@ -1308,6 +1304,25 @@ impl<'a> Compiler<'a> {
             }
             other => ValueTemplate::Literal(other),
         }
+    }
+
+    /// An expression template. The bare expression is checked first, so a
+    /// syntax error points at what the author wrote, not at the wrapper
+    /// that turns its value into JSON.
+    fn expression(&mut self, expr: &str, place: &Place) -> Option<TemplateId> {
+        if let Err(e) = self.env.compile_expression(expr) {
+            let detail = e.detail().map(|d| format!(": {d}")).unwrap_or_default();
+            self.problem(
+                place,
+                format!("expression `{expr}` does not parse ({}{detail})", e.kind()),
+            );
+            return None;
+        }
+        self.template(
+            templates::expression_source(expr),
+            TemplateKind::Expression,
+            place,
+        )
     }
 
     fn template(

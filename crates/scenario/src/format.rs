@@ -386,6 +386,26 @@ pub struct MatcherOps {
     pub ends_with: Option<String>,
 }
 
+impl MatcherOps {
+    /// Whether no operator is given.
+    pub fn is_empty(&self) -> bool {
+        self.eq.is_none()
+            && self.ne.is_none()
+            && self.regex.is_none()
+            && self.gt.is_none()
+            && self.gte.is_none()
+            && self.lt.is_none()
+            && self.lte.is_none()
+            && self.one_of.is_none()
+            && self.not_in.is_none()
+            && self.in_table.is_none()
+            && self.present.is_none()
+            && self.contains.is_none()
+            && self.starts_with.is_none()
+            && self.ends_with.is_none()
+    }
+}
+
 impl<'de> Deserialize<'de> for MatcherSpec {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct MatcherVisitor;

@@ -55,7 +55,11 @@ impl LoadError {
     /// A rendering with source snippets, for terminals.
     pub fn detailed(&self) -> String {
         match self {
-            LoadError::Syntax { snippet, .. } if !snippet.is_empty() => snippet.clone(),
+            LoadError::Syntax { file, snippet, .. }
+                if !snippet.is_empty() && snippet.contains(file.as_str()) =>
+            {
+                snippet.clone()
+            }
             other => other.to_string(),
         }
     }
@@ -98,16 +102,21 @@ pub fn load_path(path: &Path) -> Result<Scenario, LoadError> {
         file: file.clone(),
         source,
     })?;
-    let text = String::from_utf8(bytes).map_err(|e| LoadError::Syntax {
-        file: file.clone(),
-        line: 1,
-        column: 1,
-        message: format!(
-            "the file is not UTF-8 (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        ),
-        snippet: String::new(),
-    })?;
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = valid.iter().filter(|b| **b == b'\n').count() as u64 + 1;
+            let column = valid.iter().rev().take_while(|b| **b != b'\n').count() as u64 + 1;
+            return Err(LoadError::Syntax {
+                file: file.clone(),
+                line,
+                column,
+                message: "the file is not UTF-8 text (invalid byte here)".to_owned(),
+                snippet: String::new(),
+            });
+        }
+    };
     let base = path.parent().map(|p| {
         if p.as_os_str().is_empty() {
             Path::new(".")
@@ -151,6 +160,9 @@ fn options() -> Options {
     budget.max_anchors = 10_000;
     let mut options = Options::default();
     options.budget = Some(budget);
+    // Aliases in hand-written scenarios are few and small; a document that
+    // replays more than this is an alias bomb.
+    options.alias_limits.max_total_replayed_events = 100_000;
     options.duplicate_keys = DuplicateKeyPolicy::Error;
     // YAML 1.2 booleans only: `y`, `no` and `off` stay strings, so a list of
     // country codes or options means what it says.
@@ -164,19 +176,23 @@ fn syntax_error(error: &serde_saphyr::Error, file: &str) -> LoadError {
         .map(|l| (l.line(), l.column()))
         .unwrap_or((1, 1));
     let plain = error.without_snippet().to_string();
-    // serde-saphyr prefixes "line L column C: " and suggests an option of its
-    // own for duplicate keys; users of Sandbar cannot set that, so say what
-    // they can do instead.
-    let message = strip_location_prefix(&plain).replace(
-        ", set DuplicateKeyPolicy in Options if acceptable",
-        " (each key may appear once)",
-    );
-    let snippet = error
-        .render_with_options(serde_saphyr::render_options! { source_name: Some(file) })
-        .replace(
+    let message = plain_words(error.without_snippet()).unwrap_or_else(|| {
+        // serde-saphyr suggests an option of its own for duplicate keys;
+        // users of Sandbar cannot set that, so say what they can do.
+        strip_location_prefix(&plain).replace(
             ", set DuplicateKeyPolicy in Options if acceptable",
             " (each key may appear once)",
-        );
+        )
+    });
+    let snippet = match plain_words(error.without_snippet()) {
+        Some(_) => String::new(),
+        None => error
+            .render_with_options(serde_saphyr::render_options! { source_name: Some(file) })
+            .replace(
+                ", set DuplicateKeyPolicy in Options if acceptable",
+                " (each key may appear once)",
+            ),
+    };
     LoadError::Syntax {
         file: file.to_owned(),
         line,
@@ -184,6 +200,50 @@ fn syntax_error(error: &serde_saphyr::Error, file: &str) -> LoadError {
         message,
         snippet,
     }
+}
+
+/// Budget breaches in words a scenario author can act on, instead of the
+/// parser's internal names.
+fn plain_words(mut error: &serde_saphyr::Error) -> Option<String> {
+    use serde_saphyr::budget::BudgetBreach as B;
+    // Look through the wrappers that add a snippet or the anchor an aliased
+    // value came from.
+    while let serde_saphyr::Error::AliasError { error: inner, .. }
+    | serde_saphyr::Error::WithSnippet { error: inner, .. } = error
+    {
+        error = inner;
+    }
+    let text = match error {
+        serde_saphyr::Error::Budget { breach, .. } => match breach {
+            B::Events { .. } | B::Nodes { .. } => {
+                "the document is too large once YAML aliases (`*name`) are expanded; scenarios may hold up to 2 million values".to_owned()
+            }
+            B::Aliases { .. } | B::Anchors { .. } => {
+                "the document uses too many YAML anchors or aliases (at most 10,000 each)".to_owned()
+            }
+            B::Depth { .. } => "the document nests deeper than 64 levels".to_owned(),
+            B::Documents { .. } => "a scenario file holds exactly one YAML document".to_owned(),
+            B::ScalarBytes { .. } => format!(
+                "the document's text adds up to more than {} MiB once YAML aliases are expanded",
+                MAX_SCENARIO_BYTES >> 20
+            ),
+            other => format!("the document is over a size limit ({other:?})"),
+        },
+        serde_saphyr::Error::AliasReplayLimitExceeded { .. }
+        | serde_saphyr::Error::AliasReplayCounterOverflow { .. }
+        | serde_saphyr::Error::AliasReplayStackDepthExceeded { .. } => {
+            "the document expands YAML aliases (`*name`) too far: it looks like an alias bomb".to_owned()
+        }
+        other => {
+            let text = other.to_string();
+            if text.contains("recursion limit exceeded") {
+                "the document nests deeper than 64 levels".to_owned()
+            } else {
+                return None;
+            }
+        }
+    };
+    Some(text)
 }
 
 fn strip_location_prefix(message: &str) -> String {

@@ -61,19 +61,19 @@ pub async fn run(
         HttpOptions::default(),
         shutdown.clone(),
     ));
-    println!(
+    out!(
         "Serving {} ({}) at {url}",
         args.scenario.display(),
         scenario.name
     );
-    println!("Driving a scripted MCP session through it...\n");
+    out!("Driving a scripted MCP session through it...\n");
 
     let script = drive(&url, &scenario).await;
     shutdown.cancel();
     server.await.context("the server task failed")??;
     let transcript = script?;
     for line in &transcript {
-        println!("  {}", redactor.redact_str(line));
+        out!("  {}", redactor.redact_str(line));
     }
 
     let runs = store.list_runs(DEFAULT_TENANT, Some(1)).await?;
@@ -81,11 +81,12 @@ pub async fn run(
         anyhow::bail!("the session left no run in the store");
     };
     let events = store.events(&run.id).await?;
-    println!("\nRecorded timeline (sandbar runs show {}):\n", run.id);
-    print!("{}", redactor.redact_str(&timeline::render(run, &events)));
-    println!(
+    out!("\nRecorded timeline (sandbar runs show {}):\n", run.id);
+    out_raw!("{}", redactor.redact_str(&timeline::render(run, &events)));
+    out!(
         "\nInspect it again with `sandbar runs show {}`, or export it with `sandbar runs export {} --format jsonl`.",
-        run.id, run.id
+        run.id,
+        run.id
     );
     store.close().await?;
     Ok(ExitCode::Success)

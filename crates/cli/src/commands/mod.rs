@@ -10,6 +10,6 @@ use crate::exit::ExitCode;
 /// `sandbar schema`: the JSON Schema of the scenario format.
 pub fn schema() -> anyhow::Result<ExitCode> {
     let text = serde_json::to_string_pretty(&sandbar_scenario::json_schema())?;
-    println!("{text}");
+    out!("{text}");
     Ok(ExitCode::Success)
 }

@@ -63,11 +63,11 @@ pub async fn run(
     if !data.join("sandbar.db").exists() {
         return match command {
             RunsCommand::List { json: true, .. } => {
-                println!("[]");
+                out!("[]");
                 Ok(ExitCode::Success)
             }
             RunsCommand::List { .. } => {
-                println!("no runs recorded in {} yet", data.display());
+                out!("no runs recorded in {} yet", data.display());
                 Ok(ExitCode::Success)
             }
             _ => {
@@ -85,11 +85,11 @@ pub async fn run(
             if json {
                 let mut value = serde_json::to_value(&runs)?;
                 redactor.redact_json(&mut value);
-                println!("{}", serde_json::to_string_pretty(&value)?);
+                out!("{}", serde_json::to_string_pretty(&value)?);
             } else if runs.is_empty() {
-                println!("no runs recorded in {} yet", data.display());
+                out!("no runs recorded in {} yet", data.display());
             } else {
-                print!("{}", redactor.redact_str(&timeline::run_table(&runs)));
+                out_raw!("{}", redactor.redact_str(&timeline::run_table(&runs)));
             }
             ExitCode::Success
         }
@@ -101,9 +101,9 @@ pub async fn run(
             if json {
                 let mut value = json!({"run": record, "events": events});
                 redactor.redact_json(&mut value);
-                println!("{}", serde_json::to_string_pretty(&value)?);
+                out!("{}", serde_json::to_string_pretty(&value)?);
             } else {
-                print!(
+                out_raw!(
                     "{}",
                     redactor.redact_str(&timeline::render(&record, &events))
                 );

@@ -85,7 +85,7 @@ pub async fn run(
             "sandbar: listening on {address}, but only loopback Host headers are accepted; add --allow-host NAME for the names clients use"
         );
     }
-    println!("listening on http://{address}/mcp");
+    out!("listening on http://{address}/mcp");
     eprintln!(
         "sandbar: serving {} ({}) at http://{address}/mcp, recording to {}; no authentication (local single-user mode)",
         args.scenario.display(),

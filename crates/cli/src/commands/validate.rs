@@ -27,7 +27,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         match load_path(file) {
             Ok(scenario) => {
                 if !args.json {
-                    println!(
+                    out!(
                         "{}: ok ({} tools, {} resources, {} resource templates, {} prompts, {} tables)",
                         file.display(),
                         scenario.tools.len(),
@@ -44,14 +44,14 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             Err(error) => {
                 all_valid = false;
                 if !args.json {
-                    println!("{}", error.detailed());
+                    out!("{}", error.detailed());
                 }
                 report.push(json!({"file": file.display().to_string(), "valid": false, "problems": problems(&error)}));
             }
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(if all_valid {
         ExitCode::Success
