@@ -189,3 +189,115 @@ async fn ping_and_cancellation() {
         .expect("fault event");
     assert_eq!(fault["payload"]["action"], json!("hang"));
 }
+
+/// Posts one JSON-RPC message on a raw session; returns status, content type and body.
+async fn raw_post(
+    client: &reqwest::Client,
+    url: &str,
+    session: Option<&str>,
+    body: &str,
+) -> (u16, String, String, Option<String>) {
+    let mut request = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(body.to_owned());
+    if let Some(s) = session {
+        request = request
+            .header("mcp-session-id", s)
+            .header("mcp-protocol-version", "2025-06-18");
+    }
+    let response = request.send().await.expect("send");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let session = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (
+        status,
+        content_type,
+        response.text().await.expect("body"),
+        session,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_calls_are_answered_in_one_piece_and_idle_sessions_expire() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let server = Server::start(&scenario(), &data, &["--session-idle", "1"]);
+    let client = reqwest::Client::new();
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
+    let (status, _, _, session) = raw_post(&client, &server.url, None, init).await;
+    assert_eq!(status, 200);
+    let session = session.expect("a session id");
+    let (status, _, _, _) = raw_post(
+        &client,
+        &server.url,
+        Some(&session),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    )
+    .await;
+    assert_eq!(status, 202);
+
+    // A tool without steps: one JSON answer, the same result as over SSE.
+    let call = |id: u32, tool: &str| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{{"text":"hi"}}}}}}"#
+        )
+    };
+    let (status, content_type, body, _) =
+        raw_post(&client, &server.url, Some(&session), &call(2, "echo")).await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (200, "application/json"),
+        "{body}"
+    );
+    let answer: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        answer,
+        json!({"jsonrpc": "2.0", "id": 2, "result": {"content": [{"type": "text", "text": "echo: hi"}]}})
+    );
+    // A tool with steps streams over SSE through the SDK.
+    let (status, content_type, body, _) =
+        raw_post(&client, &server.url, Some(&session), &call(3, "chatty")).await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (200, "text/event-stream"),
+        "{body}"
+    );
+    assert!(body.contains("done at"), "{body}");
+
+    // Quiet for longer than the idle timeout: the session is gone.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (status, _, body, _) =
+        raw_post(&client, &server.url, Some(&session), &call(4, "echo")).await;
+    assert_eq!(status, 404, "{body}");
+    let mut shown = newest_run(&data);
+    for _ in 0..50 {
+        if shown["run"]["status"] == json!("completed") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        shown = newest_run(&data);
+    }
+    assert_eq!(
+        shown["run"]["status"],
+        json!("completed"),
+        "the expired session's run is ended"
+    );
+    let calls = shown["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["method"] == json!("tools/call") && e["kind"] == json!("response"))
+        .count();
+    assert_eq!(calls, 2, "both answered calls are recorded");
+}

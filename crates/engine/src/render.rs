@@ -134,9 +134,22 @@ fn describe(error: &JError) -> String {
 }
 
 /// What a render can see. Built once per call and extended by steps.
+///
+/// Templates resolve names lazily through [`ScopeView`]: nothing is
+/// converted for a template until it reads the name, so a call whose
+/// template reads only `args` pays nothing for the tables or the secrets.
+/// Cloning and taking a context are pointer copies.
 #[derive(Debug, Clone)]
-pub struct Scope {
-    entries: BTreeMap<String, JValue>,
+pub struct Scope(Arc<ScopeData>);
+
+#[derive(Debug, Clone)]
+struct ScopeData {
+    tables: BTreeMap<String, Table>,
+    now: String,
+    seed: u64,
+    secrets: Arc<BTreeMap<String, String>>,
+    random: JValue,
+    vars: BTreeMap<String, JValue>,
     answers: BTreeMap<String, Value>,
 }
 
@@ -146,65 +159,107 @@ impl Scope {
         twin: &Twin,
         now: &str,
         seed: u64,
-        secrets: &BTreeMap<String, String>,
+        secrets: &Arc<BTreeMap<String, String>>,
         random: Stream,
     ) -> Scope {
-        let mut entries = BTreeMap::new();
-        let mut data = BTreeMap::new();
-        for (name, table) in twin.tables() {
-            let object = JValue::from_object(TableObject(table.clone()));
-            data.insert(name.clone(), object.clone());
-            entries.insert(name.clone(), object);
-        }
-        entries.insert("data".to_owned(), JValue::from_object(data));
-        entries.insert("now".to_owned(), JValue::from(now));
-        entries.insert(
-            "run".to_owned(),
-            JValue::from_object(BTreeMap::from([("seed".to_owned(), JValue::from(seed))])),
-        );
-        entries.insert("secrets".to_owned(), JValue::from(Serde(secrets)));
-        entries.insert(
-            "random".to_owned(),
-            JValue::from_object(RandomObject(Mutex::new(random))),
-        );
-        entries.insert(
-            "answers".to_owned(),
-            JValue::from_object(BTreeMap::<String, JValue>::new()),
-        );
-        Scope {
-            entries,
+        Scope(Arc::new(ScopeData {
+            tables: twin.tables().clone(),
+            now: now.to_owned(),
+            seed,
+            secrets: secrets.clone(),
+            random: JValue::from_object(RandomObject(Mutex::new(random))),
+            vars: BTreeMap::new(),
             answers: BTreeMap::new(),
-        }
+        }))
+    }
+
+    fn data(&mut self) -> &mut ScopeData {
+        Arc::make_mut(&mut self.0)
     }
 
     /// Sets a name to a JSON value.
     pub fn set(&mut self, name: &str, value: &Value) {
-        self.entries
+        self.data()
+            .vars
             .insert(name.to_owned(), JValue::from(Serde(value)));
+    }
+
+    /// Sets the virtual time templates see as `now`.
+    pub fn set_now(&mut self, now: String) {
+        self.data().now = now;
     }
 
     /// Keeps a step's answer under `answers.NAME`.
     pub fn add_answer(&mut self, name: &str, answer: &Value) {
-        self.answers.insert(name.to_owned(), answer.clone());
-        let all = Value::Object(self.answers.clone().into_iter().collect());
-        self.set("answers", &all);
+        let data = self.data();
+        data.answers.insert(name.to_owned(), answer.clone());
+        let all = JValue::from(Serde(&data.answers));
+        data.vars.insert("answers".to_owned(), all);
     }
 
-    /// Replaces the table objects after the twin changed.
+    /// Replaces the tables after the twin changed.
     pub fn refresh_tables(&mut self, twin: &Twin) {
-        let mut data = BTreeMap::new();
-        for (name, table) in twin.tables() {
-            let object = JValue::from_object(TableObject(table.clone()));
-            data.insert(name.clone(), object.clone());
-            self.entries.insert(name.clone(), object);
-        }
-        self.entries
-            .insert("data".to_owned(), JValue::from_object(data));
+        self.data().tables = twin.tables().clone();
     }
 
     /// The context value for a render.
     pub fn context(&self) -> JValue {
-        JValue::from_object(self.entries.clone())
+        JValue::from_object(ScopeView(self.0.clone()))
+    }
+}
+
+/// The root object templates resolve names against.
+#[derive(Debug)]
+struct ScopeView(Arc<ScopeData>);
+
+impl ScopeView {
+    fn tables(&self) -> JValue {
+        let map: BTreeMap<String, JValue> = self
+            .0
+            .tables
+            .iter()
+            .map(|(name, t)| (name.clone(), JValue::from_object(TableObject(t.clone()))))
+            .collect();
+        JValue::from_object(map)
+    }
+}
+
+impl Object for ScopeView {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &JValue) -> Option<JValue> {
+        let name = key.as_str()?;
+        if let Some(v) = self.0.vars.get(name) {
+            return Some(v.clone());
+        }
+        match name {
+            "now" => Some(JValue::from(self.0.now.as_str())),
+            "run" => Some(JValue::from_object(BTreeMap::from([(
+                "seed".to_owned(),
+                JValue::from(self.0.seed),
+            )]))),
+            "secrets" => Some(JValue::from(Serde(&*self.0.secrets))),
+            "random" => Some(self.0.random.clone()),
+            "answers" => Some(JValue::from_object(BTreeMap::<String, JValue>::new())),
+            "data" => Some(self.tables()),
+            table => self
+                .0
+                .tables
+                .get(table)
+                .map(|t| JValue::from_object(TableObject(t.clone()))),
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let mut names: Vec<JValue> = ["now", "run", "secrets", "random", "answers", "data"]
+            .into_iter()
+            .map(JValue::from)
+            .collect();
+        names.extend(self.0.vars.keys().map(|k| JValue::from(k.as_str())));
+        names.extend(self.0.tables.keys().map(|k| JValue::from(k.as_str())));
+        Enumerator::Values(names)
     }
 }
 

@@ -51,6 +51,8 @@ pub struct Engine {
     /// The twin at its seed state; runs start from (and reset to) a clone,
     /// which shares its rows and its key indexes.
     seed_twin: Twin,
+    /// Tools whose calls never talk to the client (no steps, no hang).
+    quiet_tools: std::collections::HashSet<String>,
     store: Store,
     tenant: String,
 }
@@ -74,8 +76,20 @@ impl Engine {
         let renderer = Renderer::new(&scenario.templates)?;
         let listings = Listings::new(&scenario);
         let seed_twin = Twin::from_seed(&scenario.tables);
+        let quiet_tools = scenario
+            .tools
+            .iter()
+            .filter(|t| {
+                !t.faults
+                    .iter()
+                    .any(|f| matches!(f.action, sandbar_scenario::FaultAction::Hang))
+                    && t.rules.iter().all(rule_is_quiet)
+            })
+            .map(|t| t.name.clone())
+            .collect();
         Ok(Arc::new(Engine {
             seed_twin,
+            quiet_tools,
             scenario,
             renderer,
             listings,
@@ -87,6 +101,13 @@ impl Engine {
     /// The scenario.
     pub fn scenario(&self) -> &Scenario {
         &self.scenario
+    }
+
+    /// Whether every call of this tool is answered without a message to the
+    /// client in between (no steps) and without waiting for the client to
+    /// cancel (no hang fault). A front may then answer it in one piece.
+    pub fn answers_without_client(&self, tool: &str) -> bool {
+        self.quiet_tools.contains(tool)
     }
 
     /// The store runs are recorded in.
@@ -402,6 +423,15 @@ impl Run {
     pub fn is_finished(&self) -> bool {
         self.ended.load(Ordering::SeqCst)
     }
+}
+
+/// A rule (and every branch under it) without steps.
+fn rule_is_quiet(rule: &sandbar_scenario::Rule) -> bool {
+    rule.steps.is_empty()
+        && match &rule.response {
+            sandbar_scenario::Response::Then(branches) => branches.iter().all(rule_is_quiet),
+            _ => true,
+        }
 }
 
 pub(crate) fn resource_not_found(uri: &str) -> Outcome {

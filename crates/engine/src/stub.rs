@@ -285,7 +285,7 @@ fn advance(run: &Run, by: Duration, scope: &mut Scope) {
         state.now += chrono::Duration::from_std(by).unwrap_or_default();
         state.now
     };
-    scope.set("now", &Value::from(format_time(now)));
+    scope.set_now(format_time(now));
 }
 
 fn cancelled() -> Outcome {

@@ -6,10 +6,15 @@
 //! the allowed list (403) — the DNS-rebinding checks; a body over the limit
 //! (413); a body that is not JSON (400, JSON-RPC -32700) or not a single
 //! JSON-RPC message (400, -32600); and a `DELETE` for a session that does
-//! not exist (404). Everything else passes to the SDK unchanged. See
-//! `README.md` next to this crate for why each answer is what it is.
+//! not exist (404). A quiet `tools/call` inside a session is answered in one
+//! piece (`direct.rs`); everything else passes to the SDK unchanged. The
+//! guard also expires idle sessions, since the SDK cannot see the requests
+//! answered directly. See `README.md` next to this crate for why each
+//! answer is what it is.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -18,6 +23,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use rmcp::transport::streamable_http_server::session::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
@@ -25,7 +31,11 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::direct;
 use crate::server::{SandbarServer, Shared};
+
+/// A session with no request for this long is closed.
+pub const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// How the HTTP front listens.
 #[derive(Debug, Clone)]
@@ -43,6 +53,8 @@ pub struct HttpOptions {
     /// Serve every request statelessly (no `Mcp-Session-Id`), with JSON
     /// responses where the call sends no notifications.
     pub stateless: bool,
+    /// A session with no request for this long is closed (and its run ended).
+    pub session_idle: Duration,
 }
 
 impl Default for HttpOptions {
@@ -59,6 +71,7 @@ impl Default for HttpOptions {
             ],
             max_body_bytes: 4 * 1024 * 1024,
             stateless: false,
+            session_idle: SESSION_IDLE_TIMEOUT,
         }
     }
 }
@@ -79,19 +92,36 @@ pub async fn serve_http(
         .with_legacy_session_mode(!options.stateless)
         .with_json_response(options.stateless)
         .with_cancellation_token(shutdown.child_token());
-    let sessions = Arc::new(LocalSessionManager::default());
+    // Idle sessions are expired by the guard, which sees every request,
+    // including the ones answered without the SDK.
+    let mut manager = LocalSessionManager::default();
+    manager.session_config.keep_alive = None;
+    let sessions = Arc::new(manager);
     let factory_shared = shared.clone();
     let service = StreamableHttpService::new(
         move || Ok(SandbarServer::new(factory_shared.clone())),
         sessions.clone(),
         config,
     );
-    let guard = Arc::new(Guard { options, sessions });
+    let guard = Arc::new(Guard {
+        options,
+        sessions,
+        shared: shared.clone(),
+        activity: Mutex::new(HashMap::new()),
+    });
+    tokio::spawn(expire_idle_sessions(guard.clone(), shutdown.clone()));
     let router = Router::new()
         .nest_service("/mcp", service)
         .layer(middleware::from_fn_with_state(guard, guard_request))
         .route("/healthz", get(|| async { "ok\n" }));
     let stop = shutdown.clone();
+    // Without TCP_NODELAY, an SSE response written in two pieces waits for
+    // the client's delayed ACK (about 40 ms) on a kept-alive connection.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("could not set TCP_NODELAY: {e}");
+        }
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await?;
@@ -102,6 +132,40 @@ pub async fn serve_http(
 struct Guard {
     options: HttpOptions,
     sessions: Arc<LocalSessionManager>,
+    shared: Arc<Shared>,
+    /// When each session was last used.
+    activity: Mutex<HashMap<Arc<str>, Instant>>,
+}
+
+/// Closes sessions nobody has used for the idle timeout.
+async fn expire_idle_sessions(guard: Arc<Guard>, shutdown: CancellationToken) {
+    let idle_after = guard.options.session_idle;
+    let mut tick = tokio::time::interval(
+        (idle_after / 2).clamp(Duration::from_millis(100), Duration::from_secs(15)),
+    );
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let idle: Vec<Arc<str>> = {
+            let activity = guard.activity.lock().unwrap_or_else(|p| p.into_inner());
+            activity
+                .iter()
+                .filter(|(_, seen)| seen.elapsed() > idle_after)
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        for id in idle {
+            tracing::info!(session = %id, "closing an idle session");
+            let _ = guard.sessions.close_session(&id).await;
+            guard
+                .activity
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+        }
+    }
 }
 
 async fn guard_request(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
@@ -112,22 +176,56 @@ async fn guard_request(State(guard): State<Arc<Guard>>, request: Request, next: 
     {
         return refusal;
     }
-    match *request.method() {
-        Method::POST => guard.check_post(request, next).await,
+    let session: Option<Arc<str>> = headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(Arc::from);
+    // Whether the session is open as far as the guard knows: it saw the
+    // session start and has not seen it deleted or expired. Only then may a
+    // call skip the SDK, which would otherwise refuse a closed session.
+    let mut live = false;
+    if let Some(id) = &session {
+        let mut activity = guard.activity.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(seen) = activity.get_mut(id) {
+            *seen = Instant::now();
+            live = true;
+        }
+    }
+    let method = request.method().clone();
+    let response = match method {
+        Method::POST => guard.check_post(request, next, live).await,
         Method::DELETE => {
-            let session = headers
-                .get("mcp-session-id")
-                .and_then(|v| v.to_str().ok())
-                .map(Arc::<str>::from);
-            if let Some(id) = session
-                && !guard.sessions.has_session(&id).await.unwrap_or(false)
+            if let Some(id) = &session
+                && !guard.sessions.has_session(id).await.unwrap_or(false)
             {
                 return (StatusCode::NOT_FOUND, "session not found").into_response();
             }
-            next.run(request).await
+            let response = next.run(request).await;
+            if let Some(id) = &session {
+                guard
+                    .activity
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(id);
+            }
+            response
         }
         _ => next.run(request).await,
+    };
+    // A new session shows its id on the answer to `initialize`.
+    if let Some(id) = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        && session.is_none()
+    {
+        guard
+            .activity
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(Arc::from(id), Instant::now());
     }
+    response
 }
 
 impl Guard {
@@ -169,7 +267,7 @@ impl Guard {
         })
     }
 
-    async fn check_post(&self, request: Request, next: Next) -> Response {
+    async fn check_post(&self, request: Request, next: Next, session_live: bool) -> Response {
         let is_json = request
             .headers()
             .get(header::CONTENT_TYPE)
@@ -203,6 +301,11 @@ impl Guard {
         };
         if let Some(problem) = shape_problem(&message) {
             return rpc_error(-32600, &format!("invalid request: {problem}"));
+        }
+        if session_live
+            && let Some(response) = direct::answer(&self.shared, &parts.headers, &message).await
+        {
+            return response;
         }
         next.run(Request::from_parts(parts, Body::from(bytes)))
             .await

@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+mod direct;
 mod http;
 mod server;
 

@@ -46,6 +46,8 @@ pub struct Shared {
     stateless_runs: tokio::sync::Mutex<HashMap<String, Arc<Run>>>,
     /// Every run this server started, so shutdown can end them all.
     live_runs: Mutex<Vec<Weak<Run>>>,
+    /// HTTP session id to its run, for answering in one piece (`direct.rs`).
+    session_runs: std::sync::RwLock<HashMap<Arc<str>, Weak<Run>>>,
 }
 
 impl Shared {
@@ -56,6 +58,7 @@ impl Shared {
             seed,
             stateless_runs: tokio::sync::Mutex::new(HashMap::new()),
             live_runs: Mutex::new(Vec::new()),
+            session_runs: std::sync::RwLock::new(HashMap::new()),
         })
     }
 
@@ -101,6 +104,22 @@ impl Shared {
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
     }
+
+    /// The run of an HTTP session, once its handler has seen the session id.
+    pub fn session_run(&self, id: &str) -> Option<Arc<Run>> {
+        let map = self.session_runs.read().unwrap_or_else(|p| p.into_inner());
+        map.get(id).and_then(Weak::upgrade)
+    }
+
+    fn bind_session(&self, id: Arc<str>, run: &Arc<Run>) {
+        let mut map = self.session_runs.write().unwrap_or_else(|p| p.into_inner());
+        map.insert(id, Arc::downgrade(run));
+    }
+
+    fn unbind_session(&self, id: &str) {
+        let mut map = self.session_runs.write().unwrap_or_else(|p| p.into_inner());
+        map.remove(id);
+    }
 }
 
 /// One MCP handler. A session (stdio, or Streamable HTTP with
@@ -112,6 +131,8 @@ pub struct SandbarServer {
     run: OnceCell<Arc<Run>>,
     /// Whether this handler's run is its own (ended when the handler goes).
     owns_run: std::sync::atomic::AtomicBool,
+    /// The HTTP session id, once a request has carried it.
+    session_id: std::sync::OnceLock<Arc<str>>,
 }
 
 impl SandbarServer {
@@ -120,6 +141,28 @@ impl SandbarServer {
             shared,
             run: OnceCell::new(),
             owns_run: std::sync::atomic::AtomicBool::new(false),
+            session_id: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Remembers which HTTP session this handler serves, so requests of the
+    /// session can find its run without going through the SDK.
+    fn learn_session(&self, extensions: &rmcp::model::Extensions) {
+        if self.session_id.get().is_some()
+            || !self.owns_run.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return;
+        }
+        let Some(run) = self.run.get() else { return };
+        let id = extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.headers.get("mcp-session-id"))
+            .and_then(|v| v.to_str().ok())
+            .map(Arc::<str>::from);
+        if let Some(id) = id
+            && self.session_id.set(id.clone()).is_ok()
+        {
+            self.shared.bind_session(id, run);
         }
     }
 
@@ -158,6 +201,7 @@ impl SandbarServer {
         context: RequestContext<RoleServer>,
     ) -> Result<T, McpError> {
         let run = self.run_for(&context).await?;
+        self.learn_session(&context.extensions);
         let call = Call {
             method,
             request_id: Some(request_id_text(&context)),
@@ -176,6 +220,9 @@ impl SandbarServer {
 
 impl Drop for SandbarServer {
     fn drop(&mut self) {
+        if let Some(id) = self.session_id.get() {
+            self.shared.unbind_session(id);
+        }
         if !self.owns_run.load(std::sync::atomic::Ordering::SeqCst) {
             return;
         }
@@ -480,7 +527,8 @@ impl ServerHandler for SandbarServer {
         Err(error)
     }
 
-    async fn on_initialized(&self, _context: NotificationContext<RoleServer>) {
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.learn_session(&context.extensions);
         if let Some(run) = self.run.get() {
             run.record_client_notification("notifications/initialized", json!({}));
         }

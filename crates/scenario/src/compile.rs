@@ -229,7 +229,7 @@ impl<'a> Compiler<'a> {
             clock,
             server,
             secrets,
-            template_secrets: file.secrets,
+            template_secrets: Arc::new(file.secrets),
             tables,
             tools,
             resources,

@@ -37,7 +37,7 @@ pub struct Scenario {
     /// (named `data.TABLE.COLUMN`). All of them must be redacted everywhere.
     pub secrets: Vec<(String, String)>,
     /// The secrets templates may read (`secrets.NAME`).
-    pub template_secrets: BTreeMap<String, String>,
+    pub template_secrets: Arc<BTreeMap<String, String>>,
     /// Seed data of the stateful twin.
     pub tables: BTreeMap<String, TableSeed>,
     /// Tools, in file order.

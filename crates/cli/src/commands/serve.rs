@@ -42,6 +42,9 @@ pub struct ServeArgs {
     /// Largest HTTP request body accepted, in bytes.
     #[arg(long, default_value_t = 4 * 1024 * 1024, value_name = "BYTES")]
     max_body: usize,
+    /// Close an HTTP session (and end its run) after this many seconds without a request.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    session_idle: u64,
 }
 
 pub async fn run(
@@ -78,6 +81,7 @@ pub async fn run(
     options.allowed_origins.extend(args.allow_origins);
     options.max_body_bytes = args.max_body;
     options.stateless = args.stateless;
+    options.session_idle = std::time::Duration::from_secs(args.session_idle.max(1));
     if !address.ip().is_loopback()
         && options.allowed_hosts.len() == HttpOptions::default().allowed_hosts.len()
     {
