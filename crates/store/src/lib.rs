@@ -111,6 +111,7 @@ struct Inner {
     /// The highest ticket the writer has processed (committed or failed).
     processed: watch::Receiver<u64>,
     failures: Arc<FailureLog>,
+    demand: Arc<writer::Demand>,
     reads: SqlitePool,
     redactor: SharedRedactor,
     instance: InstanceLock,
@@ -183,21 +184,25 @@ impl Store {
                     SyncMode::Normal => SqliteSynchronous::Normal,
                     SyncMode::Full => SqliteSynchronous::Full,
                 })
+                // Checkpoints run beside the writer (see `checkpoint_in_background`),
+                // not inside whichever commit crosses the WAL size limit.
+                .pragma("wal_autocheckpoint", "0")
                 .connect()
                 .await
                 .map_err(open_failed)?;
             schema::migrate(&mut conn, &path).await?;
             recovery::interrupt_dead_owners(&mut conn, dir).await?;
             instance::remove_dead(dir);
+            let checkpointer = base.clone().connect().await.map_err(open_failed)?;
             let reads = SqlitePoolOptions::new()
                 .max_connections(READ_CONNECTIONS)
                 .min_connections(0)
                 .connect_with(base.read_only(true))
                 .await
                 .map_err(open_failed)?;
-            Ok((conn, reads))
+            Ok((conn, reads, checkpointer))
         };
-        let (conn, reads) = match prepared.await {
+        let (conn, reads, checkpointer) = match prepared.await {
             Ok(ready) => ready,
             Err(e) => return Err((e, instance)),
         };
@@ -205,8 +210,13 @@ impl Store {
         let (tx, rx) = mpsc::unbounded_channel();
         let (processed_tx, processed) = watch::channel(0);
         let failures = Arc::new(FailureLog::default());
+        let demand = Arc::new(writer::Demand::default());
+        let (stop_checkpoints, stop) = oneshot::channel();
+        let checkpoints = tokio::spawn(checkpoint_in_background(checkpointer, stop));
         let writer = Writer {
             conn,
+            checkpoints: Some((stop_checkpoints, checkpoints)),
+            demand: Arc::clone(&demand),
             rx,
             processed: processed_tx,
             failures: Arc::clone(&failures),
@@ -223,6 +233,7 @@ impl Store {
                 issued: AtomicU64::new(0),
                 processed,
                 failures,
+                demand,
                 reads,
                 redactor,
                 instance,
@@ -312,6 +323,7 @@ impl Store {
         if ticket.0 > self.inner.issued.load(Ordering::Acquire) {
             return Err(StoreError::UnknownTicket { ticket });
         }
+        self.want(ticket.0);
         self.wait_processed(ticket.0).await?;
         match self.inner.failures.lookup(ticket.0) {
             Some(e) => Err(e),
@@ -324,10 +336,20 @@ impl Store {
     pub async fn flush(&self) -> Result<(), StoreError> {
         let pending_after = *self.inner.processed.borrow();
         let last = self.inner.issued.load(Ordering::Acquire);
+        self.want(last);
         self.wait_processed(last).await?;
         match self.inner.failures.failures_in(pending_after, last) {
             Some(e) => Err(e),
             None => Ok(()),
+        }
+    }
+
+    /// Tells the writer someone waits for `ticket`, so it commits now
+    /// rather than holding the batch open for more events.
+    fn want(&self, ticket: u64) {
+        let demand = &self.inner.demand;
+        if demand.wanted.fetch_max(ticket, Ordering::AcqRel) < ticket {
+            demand.bell.notify_one();
         }
     }
 
@@ -454,3 +476,31 @@ fn json_type(v: &serde_json::Value) -> &'static str {
         serde_json::Value::Object(_) => "an object",
     }
 }
+
+/// Moves the write-ahead log into the database file every second, from a
+/// connection of its own, so that no commit pays for a checkpoint (which is
+/// what made the slowest commits slow). PASSIVE never blocks the writer or
+/// readers; the writer stops it before its own final checkpoint.
+async fn checkpoint_in_background(
+    mut conn: sqlx::SqliteConnection,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = &mut stop => break,
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&mut conn)
+            .await
+        {
+            tracing::debug!(error = %e, "a background WAL checkpoint failed");
+        }
+    }
+    let _ = sqlx::Connection::close(conn).await;
+}
+
+/// How often the background checkpoint runs.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);

@@ -214,8 +214,25 @@ impl KeyCache {
     }
 }
 
+/// Shared between the store's handles and its writer: the highest ticket a
+/// `durable` caller is waiting for, and a bell to ring when it rises.
+#[derive(Default)]
+pub(crate) struct Demand {
+    pub wanted: std::sync::atomic::AtomicU64,
+    pub bell: tokio::sync::Notify,
+}
+
+/// How long the writer holds events nobody waits for yet, hoping to commit
+/// them with the ones that are about to be waited for (a call's request
+/// event with its response event). Events that are waited for never wait.
+const COALESCE_FOR: std::time::Duration = std::time::Duration::from_millis(2);
+
 pub(crate) struct Writer {
     pub conn: SqliteConnection,
+    /// Stops the background checkpoints, and waits for them to let go of
+    /// their connection, before the final checkpoint at close.
+    pub checkpoints: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
+    pub demand: Arc<Demand>,
     pub rx: mpsc::UnboundedReceiver<Command>,
     pub processed: watch::Sender<u64>,
     pub failures: Arc<FailureLog>,
@@ -445,6 +462,17 @@ async fn write_rows(
             .ok_or_else(|| sqlx::Error::Protocol(format!("no INSERT prepared for {size} rows")))
     };
     let single = sql_for(1)?;
+    // One statement is atomic on its own: a batch that fits one INSERT is
+    // committed without BEGIN and COMMIT, one round trip to SQLite instead
+    // of three. Only when a row is refused does the batch take the slower
+    // path below, which finds the refused rows one by one.
+    if chunk_sizes(rows.len()).count() == 1 {
+        match execute_insert(conn, sql_for(rows.len())?, rows).await {
+            Ok(()) => return Ok(()),
+            Err(e) if is_row_error(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
     let mut tx = conn.begin().await?;
     let mut at = 0;
     for size in chunk_sizes(rows.len()) {
@@ -480,7 +508,8 @@ impl Writer {
         let mut commands = Vec::with_capacity(self.batch_max.min(1024));
         let mut events: Vec<(u64, NewEvent)> = Vec::with_capacity(self.batch_max.min(1024));
         let shutdown_reply = 'serve: loop {
-            if self.rx.recv_many(&mut commands, self.batch_max).await == 0 {
+            if commands.is_empty() && self.rx.recv_many(&mut commands, self.batch_max).await == 0 {
+                self.write_events(&mut scratch, &mut events).await;
                 break 'serve None;
             }
             let mut drained = commands.drain(..);
@@ -501,13 +530,52 @@ impl Writer {
                 }
             }
             drop(drained);
+            let closed = self.coalesce(&mut commands, &events).await;
+            if !commands.is_empty() && !closed {
+                // More arrived while coalescing; take it in before writing.
+                continue;
+            }
             self.write_events(&mut scratch, &mut events).await;
+            if closed {
+                break 'serve None;
+            }
         };
         let result = self.finish().await;
         if let Some(reply) = shutdown_reply {
             let _ = reply.send(result);
         } else if let Err(e) = result {
             tracing::warn!(error = %e, "the store did not close cleanly");
+        }
+    }
+
+    /// Waits, briefly, for more events to join the batch while nobody waits
+    /// for the ones already pending. Returns whether the queue closed.
+    async fn coalesce(&mut self, commands: &mut Vec<Command>, events: &[(u64, NewEvent)]) -> bool {
+        let Some(&(first_pending, _)) = events.first() else {
+            return false;
+        };
+        let deadline = tokio::time::Instant::now() + COALESCE_FOR;
+        loop {
+            let pending = events.len() + commands.len();
+            let wanted = self.demand.wanted.load(Ordering::Acquire);
+            if wanted >= first_pending || pending >= self.batch_max {
+                return false;
+            }
+            if !commands.is_empty() {
+                // Let the caller take in what arrived (and see any control
+                // command) before deciding again.
+                return false;
+            }
+            tokio::select! {
+                biased;
+                _ = self.demand.bell.notified() => {}
+                received = self.rx.recv_many(commands, self.batch_max - pending) => {
+                    if received == 0 {
+                        return true;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => return false,
+            }
         }
     }
 
@@ -671,6 +739,10 @@ impl Writer {
     /// Marks this instance's unfinished runs interrupted, checkpoints the
     /// WAL into the main file and closes the connection.
     async fn finish(mut self) -> Result<(), StoreError> {
+        if let Some((stop, task)) = self.checkpoints.take() {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
         let interrupted = crate::recovery::interrupt_owned_by(&mut self.conn, &self.owner).await?;
         if interrupted > 0 {
             tracing::warn!(

@@ -1,0 +1,254 @@
+//! `mcp-floor-server`: the cheapest MCP server the Rust SDK allows, for
+//! telling the SDK's cost from Sandbar's.
+//!
+//! It serves one tool, `echo`, answering `Echo: <message>` like Sandbar's
+//! `bench/scenarios/echo.yaml` and the reference server's `echo`, over the
+//! same rmcp Streamable HTTP service and session settings that
+//! `sandbar serve` uses (sessions with SSE answers, or `--stateless` with
+//! JSON answers), but with no pipeline behind it: no schema check, no
+//! template, no recording. Whatever Sandbar costs above this floor is its
+//! own; what this costs is the SDK's, hyper's and the kernel's.
+//!
+//! With `--record DIR` it also records every call through Sandbar's own
+//! store and redactor (`sandbar-store`, `sandbar-redact`), the way
+//! `Run::handle` does: a request event, then a response event, answering
+//! once the response event is durable. That splits Sandbar's cost into
+//! recording and the rest of its pipeline.
+//!
+//! The first line on stdout is `listening on http://HOST:PORT/mcp`, as with
+//! `sandbar serve`.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
+use clap::Parser;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::{RequestContext, RoleServer};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData as McpError, ServerHandler};
+use sandbar_redact::{Redactor, SharedRedactor};
+use sandbar_store::{Direction, EventKind, NewEvent, NewRun, Store, StoreOptions, Ticket};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(
+    about = "An rmcp echo server with nothing behind it: the floor Sandbar is measured against."
+)]
+struct Cli {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+    /// Serve without sessions, with JSON answers (as `sandbar serve --stateless`).
+    #[arg(long)]
+    stateless: bool,
+    /// Set TCP_NODELAY on accepted connections. Off by default, like
+    /// `sandbar serve` today: `axum::serve` leaves Nagle's algorithm on.
+    #[arg(long)]
+    nodelay: bool,
+    /// Record every call into a Sandbar store in this directory.
+    #[arg(long, value_name = "DIR")]
+    record: Option<PathBuf>,
+}
+
+/// Sandbar's recording alone: one run, two events per call.
+struct Recorder {
+    store: Store,
+    run_id: String,
+    /// Held while an event gets its number and is queued, as in `Run::record`.
+    seq: Mutex<u64>,
+}
+
+impl Recorder {
+    const TENANT: &str = "default";
+
+    async fn open(dir: &std::path::Path) -> anyhow::Result<Recorder> {
+        let redactor = SharedRedactor::new(Redactor::new());
+        let store = Store::open(dir, redactor, StoreOptions::default())
+            .await
+            .with_context(|| format!("cannot open a store in {}", dir.display()))?;
+        let now = chrono::Utc::now();
+        let run_id = format!("run_floor_{}", now.timestamp_millis());
+        store
+            .create_run(&NewRun {
+                id: run_id.clone(),
+                tenant: Self::TENANT.to_owned(),
+                scenario_name: "mcp-floor-server".to_owned(),
+                scenario_hash: String::new(),
+                seed: 0,
+                clock_start: now,
+                started_at: now,
+                transport: "http".to_owned(),
+                labels: json!({}),
+            })
+            .await?;
+        Ok(Recorder {
+            store,
+            run_id,
+            seq: Mutex::new(0),
+        })
+    }
+
+    fn record(
+        &self,
+        kind: EventKind,
+        direction: Direction,
+        request_id: &str,
+        payload: Value,
+    ) -> Ticket {
+        let now = chrono::Utc::now();
+        let mut seq = self.seq.lock().unwrap_or_else(PoisonError::into_inner);
+        *seq += 1;
+        self.store.append(NewEvent {
+            run_id: self.run_id.clone(),
+            tenant: Self::TENANT.to_owned(),
+            seq: *seq,
+            kind,
+            direction,
+            method: Some("tools/call".to_owned()),
+            request_id: Some(request_id.to_owned()),
+            virtual_time: now,
+            wall_time: now,
+            payload,
+        })
+    }
+}
+
+#[derive(Clone)]
+struct Echo {
+    tools: Arc<Vec<Tool>>,
+    recorder: Option<Arc<Recorder>>,
+}
+
+impl ServerHandler for Echo {
+    fn get_info(&self) -> ServerConfig {
+        let mut info = ServerConfig::new(ServerCapabilities::builder().enable_tools().build());
+        info.server_info = Implementation::new("mcp-floor-server", env!("CARGO_PKG_VERSION"));
+        info
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let request_id = serde_json::to_string(&context.id).unwrap_or_default();
+        if let Some(recorder) = &self.recorder {
+            let params = json!({"name": request.name, "arguments": request.arguments});
+            recorder.record(EventKind::Request, Direction::ToServer, &request_id, params);
+        }
+        if request.name != "echo" {
+            return Err(McpError::invalid_params(
+                format!("unknown tool {}", request.name),
+                None,
+            ));
+        }
+        let message = request
+            .arguments
+            .as_ref()
+            .and_then(|a| a.get("message"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| McpError::invalid_params("message must be a string", None))?;
+        let result = CallToolResult::success(vec![ContentBlock::text(format!("Echo: {message}"))]);
+        if let Some(recorder) = &self.recorder {
+            let payload = serde_json::to_value(&result).unwrap_or_default();
+            let ticket = recorder.record(
+                EventKind::Response,
+                Direction::ToClient,
+                &request_id,
+                payload,
+            );
+            recorder.store.durable(ticket).await.map_err(|e| {
+                McpError::internal_error(format!("could not record this call: {e}"), None)
+            })?;
+        }
+        Ok(CallToolResponse::from(result))
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let schema = json!({
+        "type": "object",
+        "properties": {"message": {"type": "string", "description": "Message to echo"}},
+        "required": ["message"],
+    });
+    let Value::Object(schema) = schema else {
+        anyhow::bail!("the schema is an object")
+    };
+    let recorder = match &cli.record {
+        Some(dir) => Some(Arc::new(Recorder::open(dir).await?)),
+        None => None,
+    };
+    let handler = Echo {
+        tools: Arc::new(vec![Tool::new(
+            "echo",
+            "Echoes back the input string",
+            schema,
+        )]),
+        recorder: recorder.clone(),
+    };
+
+    let stop = CancellationToken::new();
+    // The same settings as Sandbar's HTTP front, so that only what stands
+    // behind the handler differs.
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(["localhost", "127.0.0.1", "::1", "[::1]"])
+        .with_allowed_origins(["http://localhost:*", "http://127.0.0.1:*"])
+        .enforce_origin_validation()
+        .with_legacy_session_mode(!cli.stateless)
+        .with_json_response(cli.stateless)
+        .with_cancellation_token(stop.child_token());
+    let service = StreamableHttpService::new(
+        move || Ok(handler.clone()),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let router = axum::Router::new().nest_service("/mcp", service);
+    let listener = tokio::net::TcpListener::bind(&cli.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cli.listen))?;
+    let address = listener.local_addr()?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening on http://{address}/mcp")?;
+        stdout.flush()?;
+    }
+    let nodelay = cli.nodelay;
+    let listener = listener.tap_io(move |tcp| {
+        if nodelay && let Err(e) = tcp.set_nodelay(true) {
+            eprintln!("mcp-floor-server: cannot set TCP_NODELAY: {e}");
+        }
+    });
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            // Ends the sessions' open streams, or shutdown would wait on them.
+            stop.cancel();
+        })
+        .await?;
+    if let Some(recorder) = recorder {
+        recorder.store.flush().await?;
+    }
+    Ok(())
+}
