@@ -280,7 +280,15 @@ async fn steps_send_progress_logs_and_questions() {
     assert_eq!(text(&result), "done at 2026-02-01T12:01:03Z", "{result}");
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let progress = inbox.of("notifications/progress");
+    // The client's SDK may hand notifications to its handler out of order;
+    // the order the server sent them in is checked in the recorded run below.
+    let mut progress = inbox.of("notifications/progress");
+    progress.sort_by(|a, b| {
+        a["progress"]
+            .as_f64()
+            .partial_cmp(&b["progress"].as_f64())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     assert_eq!(progress.len(), 2, "{progress:?}");
     // The SDK client puts its own token on the request; the server echoes it.
     assert!(!progress[0]["progressToken"].is_null());
@@ -315,6 +323,31 @@ async fn steps_send_progress_logs_and_questions() {
         json!("Who are you?")
     );
     s.cancel().await.expect("close");
+
+    // The run recorded what the server sent, in the order it sent it.
+    let shown = newest_run(&dir.path().join("data"));
+    let sent: Vec<String> = shown["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["kind"] == json!("notification") && e["direction"] == json!("to_client"))
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["method"].as_str().unwrap_or(""),
+                e["payload"]["progress"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            "notifications/progress 1.0",
+            "notifications/message null",
+            "notifications/progress 2.0",
+            "notifications/resources/updated null",
+        ]
+    );
 
     // A client that declines takes the other branch.
     let declining = TestClient {

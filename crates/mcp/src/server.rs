@@ -528,10 +528,12 @@ impl ServerHandler for SandbarServer {
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
-        self.learn_session(&context.extensions);
         if let Some(run) = self.run.get() {
             run.record_client_notification("notifications/initialized", json!({}));
         }
+        // Only now may the session's calls bypass the SDK, so that they are
+        // recorded after the notification that opened the session.
+        self.learn_session(&context.extensions);
     }
 
     async fn on_cancelled(

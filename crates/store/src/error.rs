@@ -45,6 +45,19 @@ pub enum StoreError {
         source: sqlx::Error,
     },
 
+    #[error("the store failed while {context}: {source}")]
+    Sqlite {
+        context: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    #[error("the store's {} thread could not start: {source}", "writer")]
+    Thread {
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("a run with id {id:?} already exists")]
     DuplicateRun { id: String },
 
@@ -112,6 +125,10 @@ pub enum StoreError {
 impl StoreError {
     /// Wraps a database error with what the store was doing, except for a
     /// closed pool, which means the store itself was closed.
+    pub(crate) fn sqlite(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+        move |source| StoreError::Sqlite { context, source }
+    }
+
     pub(crate) fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
         move |source| match source {
             sqlx::Error::PoolClosed => StoreError::Closed,

@@ -28,9 +28,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sandbar_redact::SharedRedactor;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, SqlitePool};
-use tokio::sync::{mpsc, oneshot, watch};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{ConnectOptions, Connection as _, SqlitePool};
+use tokio::sync::{oneshot, watch};
 
 pub use error::StoreError;
 pub use model::{
@@ -119,7 +119,7 @@ struct Inner {
 
 struct Queue {
     next: u64,
-    tx: mpsc::UnboundedSender<Command>,
+    tx: std::sync::mpsc::Sender<Command>,
 }
 
 impl Store {
@@ -180,51 +180,51 @@ impl Store {
                 .clone()
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(match options.sync {
-                    SyncMode::Normal => SqliteSynchronous::Normal,
-                    SyncMode::Full => SqliteSynchronous::Full,
-                })
-                // Checkpoints run beside the writer (see `checkpoint_in_background`),
-                // not inside whichever commit crosses the WAL size limit.
-                .pragma("wal_autocheckpoint", "0")
                 .connect()
                 .await
                 .map_err(open_failed)?;
             schema::migrate(&mut conn, &path).await?;
             recovery::interrupt_dead_owners(&mut conn, dir).await?;
             instance::remove_dead(dir);
-            let checkpointer = base.clone().connect().await.map_err(open_failed)?;
+            conn.close().await.map_err(open_failed)?;
             let reads = SqlitePoolOptions::new()
                 .max_connections(READ_CONNECTIONS)
                 .min_connections(0)
                 .connect_with(base.read_only(true))
                 .await
                 .map_err(open_failed)?;
-            Ok((conn, reads, checkpointer))
+            let writer = Self::writer_connection(&path, options.sync)?;
+            let checkpointer = Self::writer_connection(&path, options.sync)?;
+            Ok((writer, reads, checkpointer))
         };
         let (conn, reads, checkpointer) = match prepared.await {
             Ok(ready) => ready,
             Err(e) => return Err((e, instance)),
         };
 
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = std::sync::mpsc::channel();
         let (processed_tx, processed) = watch::channel(0);
         let failures = Arc::new(FailureLog::default());
         let demand = Arc::new(writer::Demand::default());
-        let (stop_checkpoints, stop) = oneshot::channel();
-        let checkpoints = tokio::spawn(checkpoint_in_background(checkpointer, stop));
-        let writer = Writer {
-            conn,
-            checkpoints: Some((stop_checkpoints, checkpoints)),
-            demand: Arc::clone(&demand),
-            rx,
-            processed: processed_tx,
-            failures: Arc::clone(&failures),
-            redactor: redactor.clone(),
-            batch_max: options.batch_max.max(1),
-            owner: instance.id().to_owned(),
-        };
-        tokio::spawn(writer.run());
+        let (stop_checkpoints, stop) = std::sync::mpsc::channel();
+        let spawned =
+            writer::checkpoint_in_background(checkpointer, stop).and_then(|checkpoints| {
+                Writer {
+                    conn,
+                    checkpoints: Some((stop_checkpoints, checkpoints)),
+                    demand: Arc::clone(&demand),
+                    rx,
+                    processed: processed_tx,
+                    failures: Arc::clone(&failures),
+                    redactor: redactor.clone(),
+                    batch_max: options.batch_max.max(1),
+                    owner: instance.id().to_owned(),
+                }
+                .spawn()
+            });
+        if let Err(source) = spawned {
+            return Err((StoreError::Thread { source }, instance));
+        }
 
         Ok(Store {
             inner: Arc::new(Inner {
@@ -239,6 +239,32 @@ impl Store {
                 instance,
             }),
         })
+    }
+
+    /// Opens a rusqlite connection for the writer side: the same settings as
+    /// the store's, and checkpoints left to the background thread.
+    fn writer_connection(path: &Path, sync: SyncMode) -> Result<rusqlite::Connection, StoreError> {
+        let failed = |source| StoreError::Sqlite {
+            context: "opening the write connection",
+            source,
+        };
+        let conn = rusqlite::Connection::open(path).map_err(failed)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(failed)?;
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(failed)?;
+        conn.pragma_update(
+            None,
+            "synchronous",
+            match sync {
+                SyncMode::Normal => "NORMAL",
+                SyncMode::Full => "FULL",
+            },
+        )
+        .map_err(failed)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(failed)?;
+        conn.set_prepared_statement_cache_capacity(32);
+        Ok(conn)
     }
 
     /// The database file.
@@ -347,9 +373,13 @@ impl Store {
     /// Tells the writer someone waits for `ticket`, so it commits now
     /// rather than holding the batch open for more events.
     fn want(&self, ticket: u64) {
-        let demand = &self.inner.demand;
-        if demand.wanted.fetch_max(ticket, Ordering::AcqRel) < ticket {
-            demand.bell.notify_one();
+        if self.inner.demand.wanted.fetch_max(ticket, Ordering::AcqRel) < ticket {
+            let queue = self
+                .inner
+                .queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let _ = queue.tx.send(Command::Wake);
         }
     }
 
@@ -476,31 +506,3 @@ fn json_type(v: &serde_json::Value) -> &'static str {
         serde_json::Value::Object(_) => "an object",
     }
 }
-
-/// Moves the write-ahead log into the database file every second, from a
-/// connection of its own, so that no commit pays for a checkpoint (which is
-/// what made the slowest commits slow). PASSIVE never blocks the writer or
-/// readers; the writer stops it before its own final checkpoint.
-async fn checkpoint_in_background(
-    mut conn: sqlx::SqliteConnection,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = &mut stop => break,
-        }
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&mut conn)
-            .await
-        {
-            tracing::debug!(error = %e, "a background WAL checkpoint failed");
-        }
-    }
-    let _ = sqlx::Connection::close(conn).await;
-}
-
-/// How often the background checkpoint runs.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);

@@ -13,7 +13,7 @@ use sqlx::SqliteConnection;
 use crate::StoreError;
 use crate::instance::{Liveness, liveness};
 
-const INTERRUPT: &str = "UPDATE runs
+pub(crate) const INTERRUPT: &str = "UPDATE runs
      SET status = 'interrupted',
          ended_at = (SELECT MAX(e.wall_time) FROM events e WHERE e.run_id = runs.id),
          owner = NULL

@@ -1,19 +1,26 @@
-//! The writer task: the one owner of the write connection.
+//! The writer: one thread that owns the write connection.
 //!
 //! It drains the queue in batches (waits for the first command, then takes
 //! whatever else is already queued, up to `batch_max`), redacts every event,
-//! writes each batch in one transaction with multi-row `INSERT`s, commits,
-//! records any failures, and only then advances the processed high-water
-//! mark that `Store::durable` waits on. Run commands (create, end) travel
-//! through the same queue, so they are ordered with the events around them.
+//! writes each batch with multi-row `INSERT`s, commits, records any
+//! failures, and only then advances the processed high-water mark that
+//! `Store::durable` waits on. Run commands (create, end) travel through the
+//! same queue, so they are ordered with the events around them.
+//!
+//! The writer talks to SQLite directly (rusqlite) on a thread of its own
+//! rather than through sqlx's connection, whose every statement is a
+//! round trip to a worker thread: those hand-offs, not SQLite, were most of
+//! the cost of recording a call. Readers still use sqlx.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use sqlx::error::ErrorKind;
-use sqlx::{AssertSqlSafe, Connection, SqliteConnection};
-use tokio::sync::{mpsc, oneshot, watch};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, ErrorCode};
+use tokio::sync::{oneshot, watch};
 
 use crate::model::{Direction, EventKind, NewEvent, RunStatus, write_db_time};
 use sandbar_redact::SharedRedactor;
@@ -66,6 +73,8 @@ pub(crate) enum Command {
     Shutdown {
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+    /// Someone started waiting for a ticket: stop holding the batch open.
+    Wake,
 }
 
 /// A run already redacted and converted to its column values.
@@ -166,9 +175,8 @@ impl FailureLog {
     }
 }
 
-/// One event as bound to the `INSERT`: every text already redacted. Text is
-/// held in `Arc<str>` because sqlx binds that without copying, and because
-/// a failed chunk is retried row by row from the same values.
+/// One event as bound to the `INSERT`: every text already redacted. A
+/// failed chunk is retried row by row from the same values.
 struct Row {
     ticket: u64,
     run_id: Arc<str>,
@@ -215,25 +223,25 @@ impl KeyCache {
 }
 
 /// Shared between the store's handles and its writer: the highest ticket a
-/// `durable` caller is waiting for, and a bell to ring when it rises.
+/// `durable` caller is waiting for. When it rises, the handle also queues a
+/// [`Command::Wake`].
 #[derive(Default)]
 pub(crate) struct Demand {
     pub wanted: std::sync::atomic::AtomicU64,
-    pub bell: tokio::sync::Notify,
 }
 
 /// How long the writer holds events nobody waits for yet, hoping to commit
 /// them with the ones that are about to be waited for (a call's request
 /// event with its response event). Events that are waited for never wait.
-const COALESCE_FOR: std::time::Duration = std::time::Duration::from_millis(2);
+const COALESCE_FOR: Duration = Duration::from_millis(2);
 
 pub(crate) struct Writer {
-    pub conn: SqliteConnection,
+    pub conn: Connection,
     /// Stops the background checkpoints, and waits for them to let go of
     /// their connection, before the final checkpoint at close.
-    pub checkpoints: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
+    pub checkpoints: Option<(Sender<()>, std::thread::JoinHandle<()>)>,
     pub demand: Arc<Demand>,
-    pub rx: mpsc::UnboundedReceiver<Command>,
+    pub rx: Receiver<Command>,
     pub processed: watch::Sender<u64>,
     pub failures: Arc<FailureLog>,
     pub redactor: SharedRedactor,
@@ -248,7 +256,7 @@ struct Scratch {
     /// `INSERT` statements for 1, 2, 4, … `MAX_CHUNK_ROWS` rows. A batch is
     /// cut into these power-of-two sizes so that only a handful of distinct
     /// statements exist and all stay in the prepared-statement cache.
-    inserts: Vec<(usize, Arc<str>)>,
+    inserts: Vec<(usize, String)>,
     kinds: Vec<Arc<str>>,
     directions: Vec<Arc<str>>,
     json: Vec<u8>,
@@ -264,7 +272,7 @@ impl Scratch {
         let mut inserts = Vec::new();
         let mut n = 1;
         while n <= MAX_CHUNK_ROWS {
-            inserts.push((n, Arc::from(insert_sql(n))));
+            inserts.push((n, insert_sql(n)));
             n *= 2;
         }
         Scratch {
@@ -383,35 +391,53 @@ fn chunk_sizes(mut n: usize) -> impl Iterator<Item = usize> {
 
 /// Whether a failed statement was refused because of the rows it carried
 /// (a constraint), as opposed to the database failing (I/O, full disk,
-/// busy). Only the former is worth retrying row by row.
-fn is_row_error(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if matches!(
-        d.kind(),
-        ErrorKind::UniqueViolation
-            | ErrorKind::ForeignKeyViolation
-            | ErrorKind::NotNullViolation
-            | ErrorKind::CheckViolation
-    ))
+/// busy, a trigger's abort). Only the former is worth retrying row by row.
+fn is_row_error(e: &rusqlite::Error) -> bool {
+    matches!(
+        constraint(e),
+        Some(Constraint::Unique | Constraint::ForeignKey | Constraint::Other)
+    )
 }
 
-fn row_error(row: &Row, e: &sqlx::Error) -> StoreError {
-    let run_id = row.run_id.to_string();
-    let seq = row.seq as u64;
+enum Constraint {
+    Unique,
+    ForeignKey,
+    Other,
+}
+
+fn constraint(e: &rusqlite::Error) -> Option<Constraint> {
+    const UNIQUE: i32 = 2067; // SQLITE_CONSTRAINT_UNIQUE
+    const PRIMARY_KEY: i32 = 1555; // SQLITE_CONSTRAINT_PRIMARYKEY
+    const FOREIGN_KEY: i32 = 787; // SQLITE_CONSTRAINT_FOREIGNKEY
+    const NOT_NULL: i32 = 1299; // SQLITE_CONSTRAINT_NOTNULL
+    const CHECK: i32 = 275; // SQLITE_CONSTRAINT_CHECK
     match e {
-        sqlx::Error::Database(d) if d.kind() == ErrorKind::UniqueViolation => {
-            StoreError::DuplicateEvent { run_id, seq }
-        }
-        sqlx::Error::Database(d) if d.kind() == ErrorKind::ForeignKeyViolation => {
-            StoreError::EventRejected {
-                reason: format!(
-                    "tenant {:?} has no run with that id (create the run before its events)",
-                    row.tenant
-                ),
-                run_id,
-                seq,
+        rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation => {
+            match f.extended_code {
+                UNIQUE | PRIMARY_KEY => Some(Constraint::Unique),
+                FOREIGN_KEY => Some(Constraint::ForeignKey),
+                NOT_NULL | CHECK => Some(Constraint::Other),
+                _ => None,
             }
         }
-        e => StoreError::EventRejected {
+        _ => None,
+    }
+}
+
+fn row_error(row: &Row, e: &rusqlite::Error) -> StoreError {
+    let run_id = row.run_id.to_string();
+    let seq = row.seq as u64;
+    match constraint(e) {
+        Some(Constraint::Unique) => StoreError::DuplicateEvent { run_id, seq },
+        Some(Constraint::ForeignKey) => StoreError::EventRejected {
+            reason: format!(
+                "tenant {:?} has no run with that id (create the run before its events)",
+                row.tenant
+            ),
+            run_id,
+            seq,
+        },
+        _ => StoreError::EventRejected {
             run_id,
             seq,
             reason: e.to_string(),
@@ -419,71 +445,66 @@ fn row_error(row: &Row, e: &sqlx::Error) -> StoreError {
     }
 }
 
-async fn execute_insert(
-    conn: &mut SqliteConnection,
-    sql: &Arc<str>,
-    rows: &[Row],
-) -> Result<(), sqlx::Error> {
-    let mut query = sqlx::query(AssertSqlSafe(Arc::clone(sql)));
+fn execute_insert(conn: &Connection, sql: &str, rows: &[Row]) -> Result<(), rusqlite::Error> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut at = 1;
     for row in rows {
-        query = query
-            .bind(Arc::clone(&row.run_id))
-            .bind(row.seq)
-            .bind(Arc::clone(&row.tenant))
-            .bind(Arc::clone(&row.kind))
-            .bind(Arc::clone(&row.direction))
-            .bind(row.method.clone())
-            .bind(row.request_id.clone())
-            .bind(Arc::clone(&row.virtual_time))
-            .bind(Arc::clone(&row.wall_time))
-            .bind(Arc::clone(&row.payload));
+        statement.raw_bind_parameter(at, &*row.run_id)?;
+        statement.raw_bind_parameter(at + 1, row.seq)?;
+        statement.raw_bind_parameter(at + 2, &*row.tenant)?;
+        statement.raw_bind_parameter(at + 3, &*row.kind)?;
+        statement.raw_bind_parameter(at + 4, &*row.direction)?;
+        statement.raw_bind_parameter(at + 5, row.method.as_deref())?;
+        statement.raw_bind_parameter(at + 6, row.request_id.as_deref())?;
+        statement.raw_bind_parameter(at + 7, &*row.virtual_time)?;
+        statement.raw_bind_parameter(at + 8, &*row.wall_time)?;
+        statement.raw_bind_parameter(at + 9, &*row.payload)?;
+        at += EVENT_COLUMNS;
     }
-    query.execute(conn).await.map(|_| ())
+    statement.raw_execute().map(|_| ())
 }
 
-/// Writes `rows` in one transaction. Rows refused by a constraint are added
-/// to `failed` and the rest are committed; any other error fails the whole
-/// transaction and is returned.
+/// Writes `rows`. Rows refused by a constraint are added to `failed` and
+/// the rest are committed; any other error fails the whole batch and is
+/// returned.
 ///
-/// This relies on SQLite rolling back only the failed statement, not the
-/// transaction, when a constraint fails. PostgreSQL aborts the transaction
-/// instead, so its version will wrap each chunk in a savepoint.
-async fn write_rows(
-    conn: &mut SqliteConnection,
-    inserts: &[(usize, Arc<str>)],
+/// A batch that fits one `INSERT` is one statement, atomic on its own, so
+/// it needs no `BEGIN`/`COMMIT`. Larger batches, and a batch with a refused
+/// row, go through one transaction; SQLite rolls back only the failed
+/// statement there, so the good rows still land. (PostgreSQL aborts the
+/// transaction instead; its version will wrap each chunk in a savepoint.)
+fn write_rows(
+    conn: &mut Connection,
+    inserts: &[(usize, String)],
     rows: &[Row],
     failed: &mut Vec<(u64, Arc<StoreError>)>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), rusqlite::Error> {
     let sql_for = |size: usize| {
         inserts
             .iter()
             .find(|(n, _)| *n == size)
-            .map(|(_, sql)| sql)
-            .ok_or_else(|| sqlx::Error::Protocol(format!("no INSERT prepared for {size} rows")))
+            .map(|(_, sql)| sql.as_str())
+            .ok_or(rusqlite::Error::InvalidParameterCount(size, 0))
     };
-    let single = sql_for(1)?;
-    // One statement is atomic on its own: a batch that fits one INSERT is
-    // committed without BEGIN and COMMIT, one round trip to SQLite instead
-    // of three. Only when a row is refused does the batch take the slower
-    // path below, which finds the refused rows one by one.
     if chunk_sizes(rows.len()).count() == 1 {
-        match execute_insert(conn, sql_for(rows.len())?, rows).await {
+        match execute_insert(conn, sql_for(rows.len())?, rows) {
             Ok(()) => return Ok(()),
             Err(e) if is_row_error(&e) => {}
             Err(e) => return Err(e),
         }
     }
-    let mut tx = conn.begin().await?;
+    let single = sql_for(1)?;
+    let tx = conn.transaction()?;
     let mut at = 0;
     for size in chunk_sizes(rows.len()) {
         let chunk = &rows[at..at + size];
         at += size;
-        match execute_insert(&mut tx, sql_for(size)?, chunk).await {
+        match execute_insert(&tx, sql_for(size)?, chunk) {
             Ok(()) => {}
             Err(e) if is_row_error(&e) => {
                 // Find the offending rows one by one; the good ones still land.
                 for row in chunk {
-                    match execute_insert(&mut tx, single, std::slice::from_ref(row)).await {
+                    match execute_insert(&tx, single, std::slice::from_ref(row)) {
                         Ok(()) => {}
                         Err(e) if is_row_error(&e) => {
                             failed.push((row.ticket, Arc::new(row_error(row, &e))));
@@ -495,52 +516,64 @@ async fn write_rows(
             Err(e) => return Err(e),
         }
     }
-    tx.commit().await
+    tx.commit()
 }
 
 impl Writer {
+    /// Starts the writer on a thread of its own.
+    pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("sandbar-store-writer".to_owned())
+            .spawn(move || self.run())
+    }
+
     /// Serves commands until told to shut down or until every store handle
     /// is gone, then closes the connection cleanly.
-    pub async fn run(mut self) {
+    fn run(mut self) {
         let mut scratch = Scratch::new();
-        // Capacity grows to the batches actually seen; a huge `batch_max`
-        // must not reserve memory up front.
-        let mut commands = Vec::with_capacity(self.batch_max.min(1024));
         let mut events: Vec<(u64, NewEvent)> = Vec::with_capacity(self.batch_max.min(1024));
+        let mut next: Option<Command> = None;
         let shutdown_reply = 'serve: loop {
-            if commands.is_empty() && self.rx.recv_many(&mut commands, self.batch_max).await == 0 {
-                self.write_events(&mut scratch, &mut events).await;
-                break 'serve None;
-            }
-            let mut drained = commands.drain(..);
-            while let Some(command) = drained.next() {
-                match command {
+            let first = match next.take() {
+                Some(command) => command,
+                None => match self.rx.recv() {
+                    Ok(command) => command,
+                    Err(_) => {
+                        self.write_events(&mut scratch, &mut events);
+                        break 'serve None;
+                    }
+                },
+            };
+            // Take the first command and whatever is already queued behind it.
+            let mut command = Some(first);
+            while let Some(c) = command.take() {
+                match c {
                     Command::Event { ticket, event } => events.push((ticket, event)),
+                    Command::Wake => {}
                     Command::Shutdown { reply } => {
-                        self.write_events(&mut scratch, &mut events).await;
-                        // Anything queued after the shutdown is dropped, and its
-                        // waiters learn that the store closed.
-                        drained.for_each(drop);
+                        self.write_events(&mut scratch, &mut events);
                         break 'serve Some(reply);
                     }
                     control => {
-                        self.write_events(&mut scratch, &mut events).await;
-                        self.control(control).await;
+                        self.write_events(&mut scratch, &mut events);
+                        self.control(control);
                     }
                 }
+                if events.len() < self.batch_max {
+                    command = self.rx.try_recv().ok();
+                }
             }
-            drop(drained);
-            let closed = self.coalesce(&mut commands, &events).await;
-            if !commands.is_empty() && !closed {
-                // More arrived while coalescing; take it in before writing.
-                continue;
+            match self.coalesce(&mut events) {
+                Coalesced::Write => {}
+                Coalesced::Then(command) => next = Some(command),
+                Coalesced::Closed => {
+                    self.write_events(&mut scratch, &mut events);
+                    break 'serve None;
+                }
             }
-            self.write_events(&mut scratch, &mut events).await;
-            if closed {
-                break 'serve None;
-            }
+            self.write_events(&mut scratch, &mut events);
         };
-        let result = self.finish().await;
+        let result = self.finish();
         if let Some(reply) = shutdown_reply {
             let _ = reply.send(result);
         } else if let Err(e) = result {
@@ -548,39 +581,36 @@ impl Writer {
         }
     }
 
-    /// Waits, briefly, for more events to join the batch while nobody waits
-    /// for the ones already pending. Returns whether the queue closed.
-    async fn coalesce(&mut self, commands: &mut Vec<Command>, events: &[(u64, NewEvent)]) -> bool {
+    /// Holds the batch open, briefly, while nobody waits for its events:
+    /// more events join it until someone waits, the batch is full, a control
+    /// command arrives (returned, to be handled after the write), or the
+    /// short deadline passes.
+    fn coalesce(&mut self, events: &mut Vec<(u64, NewEvent)>) -> Coalesced {
         let Some(&(first_pending, _)) = events.first() else {
-            return false;
+            return Coalesced::Write;
         };
-        let deadline = tokio::time::Instant::now() + COALESCE_FOR;
+        let deadline = Instant::now() + COALESCE_FOR;
         loop {
-            let pending = events.len() + commands.len();
             let wanted = self.demand.wanted.load(Ordering::Acquire);
-            if wanted >= first_pending || pending >= self.batch_max {
-                return false;
+            if wanted >= first_pending || events.len() >= self.batch_max {
+                return Coalesced::Write;
             }
-            if !commands.is_empty() {
-                // Let the caller take in what arrived (and see any control
-                // command) before deciding again.
-                return false;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Coalesced::Write;
             }
-            tokio::select! {
-                biased;
-                _ = self.demand.bell.notified() => {}
-                received = self.rx.recv_many(commands, self.batch_max - pending) => {
-                    if received == 0 {
-                        return true;
-                    }
-                }
-                _ = tokio::time::sleep_until(deadline) => return false,
+            match self.rx.recv_timeout(left) {
+                Ok(Command::Event { ticket, event }) => events.push((ticket, event)),
+                Ok(Command::Wake) => {}
+                Ok(other) => return Coalesced::Then(other),
+                Err(RecvTimeoutError::Timeout) => return Coalesced::Write,
+                Err(RecvTimeoutError::Disconnected) => return Coalesced::Closed,
             }
         }
     }
 
     /// Writes one batch of events and advances the high-water mark past it.
-    async fn write_events(&mut self, scratch: &mut Scratch, events: &mut Vec<(u64, NewEvent)>) {
+    fn write_events(&mut self, scratch: &mut Scratch, events: &mut Vec<(u64, NewEvent)>) {
         let Some(&(last_ticket, _)) = events.last() else {
             return;
         };
@@ -602,12 +632,10 @@ impl Writer {
                 &scratch.inserts,
                 &scratch.rows,
                 &mut row_failures,
-            )
-            .await
-            {
+            ) {
                 Ok(()) => scratch.failed.append(&mut row_failures),
                 Err(source) => {
-                    let cause = Arc::new(StoreError::Database {
+                    let cause = Arc::new(StoreError::Sqlite {
                         context: "writing a batch of events",
                         source,
                     });
@@ -644,16 +672,19 @@ impl Writer {
     }
 
     fn log_failure(&self, first: u64, last: u64, cause: Arc<StoreError>) {
-        if !matches!(*cause, StoreError::Database { .. }) {
+        if !matches!(
+            *cause,
+            StoreError::Database { .. } | StoreError::Sqlite { .. }
+        ) {
             tracing::error!(ticket = first, error = %cause, "an event was not written");
         }
         self.failures.record(first, last, cause);
     }
 
-    async fn control(&mut self, command: Command) {
+    fn control(&mut self, command: Command) {
         match command {
             Command::CreateRun { run, reply } => {
-                let _ = reply.send(self.create_run(run).await);
+                let _ = reply.send(self.create_run(run));
             }
             Command::EndRun {
                 run_id,
@@ -661,89 +692,88 @@ impl Writer {
                 ended_at,
                 reply,
             } => {
-                let _ = reply.send(self.end_run(run_id, status, ended_at).await);
+                let _ = reply.send(self.end_run(run_id, status, ended_at));
             }
             Command::EnsureTenant { id, name, reply } => {
-                let _ = reply.send(self.ensure_tenant(id, name).await);
+                let _ = reply.send(self.ensure_tenant(id, name));
             }
-            // Both are handled by the serving loop itself.
-            Command::Event { .. } | Command::Shutdown { .. } => {}
+            // Handled by the serving loop itself.
+            Command::Event { .. } | Command::Shutdown { .. } | Command::Wake => {}
         }
     }
 
-    async fn create_run(&mut self, run: PreparedRun) -> Result<(), StoreError> {
-        let result = sqlx::query(
+    fn create_run(&mut self, run: PreparedRun) -> Result<(), StoreError> {
+        let result = self.conn.execute(
             "INSERT INTO runs (id, tenant_id, scenario_name, scenario_hash, seed, clock_start, started_at, transport, labels, status, ended_at, owner)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', NULL, ?)",
-        )
-        .bind(&run.id)
-        .bind(&run.tenant)
-        .bind(run.scenario_name)
-        .bind(run.scenario_hash)
-        .bind(run.seed)
-        .bind(run.clock_start)
-        .bind(run.started_at)
-        .bind(run.transport)
-        .bind(run.labels)
-        .bind(&self.owner)
-        .execute(&mut self.conn)
-        .await;
+            rusqlite::params![
+                run.id,
+                run.tenant,
+                run.scenario_name,
+                run.scenario_hash,
+                run.seed,
+                run.clock_start,
+                run.started_at,
+                run.transport,
+                run.labels,
+                self.owner
+            ],
+        );
         match result {
             Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(d)) if d.kind() == ErrorKind::UniqueViolation => {
-                Err(StoreError::DuplicateRun { id: run.id })
-            }
-            Err(sqlx::Error::Database(d)) if d.kind() == ErrorKind::ForeignKeyViolation => {
-                Err(StoreError::UnknownTenant { tenant: run.tenant })
-            }
-            Err(source) => Err(StoreError::Database {
-                context: "creating a run",
-                source,
-            }),
+            Err(e) => match constraint(&e) {
+                Some(Constraint::Unique) => Err(StoreError::DuplicateRun { id: run.id }),
+                Some(Constraint::ForeignKey) => {
+                    Err(StoreError::UnknownTenant { tenant: run.tenant })
+                }
+                _ => Err(StoreError::Sqlite {
+                    context: "creating a run",
+                    source: e,
+                }),
+            },
         }
     }
 
-    async fn end_run(
+    fn end_run(
         &mut self,
         run_id: String,
         status: RunStatus,
         ended_at: String,
     ) -> Result<(), StoreError> {
-        let done =
-            sqlx::query("UPDATE runs SET status = ?, ended_at = ?, owner = NULL WHERE id = ?")
-                .bind(status.as_str())
-                .bind(ended_at)
-                .bind(&run_id)
-                .execute(&mut self.conn)
-                .await
-                .map_err(StoreError::db("ending a run"))?;
-        if done.rows_affected() == 0 {
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE runs SET status = ?, ended_at = ?, owner = NULL WHERE id = ?",
+                rusqlite::params![status.as_str(), ended_at, run_id],
+            )
+            .map_err(StoreError::sqlite("ending a run"))?;
+        if changed == 0 {
             return Err(StoreError::UnknownRun { id: run_id });
         }
         Ok(())
     }
 
-    async fn ensure_tenant(&mut self, id: String, name: String) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(id)
-        .bind(name)
-        .bind(crate::model::db_time(&chrono::Utc::now()))
-        .execute(&mut self.conn)
-        .await
-        .map_err(StoreError::db("creating a tenant"))?;
+    fn ensure_tenant(&mut self, id: String, name: String) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                rusqlite::params![id, name, crate::model::db_time(&chrono::Utc::now())],
+            )
+            .map_err(StoreError::sqlite("creating a tenant"))?;
         Ok(())
     }
 
     /// Marks this instance's unfinished runs interrupted, checkpoints the
     /// WAL into the main file and closes the connection.
-    async fn finish(mut self) -> Result<(), StoreError> {
-        if let Some((stop, task)) = self.checkpoints.take() {
+    fn finish(mut self) -> Result<(), StoreError> {
+        if let Some((stop, thread)) = self.checkpoints.take() {
             let _ = stop.send(());
-            let _ = task.await;
+            let _ = thread.join();
         }
-        let interrupted = crate::recovery::interrupt_owned_by(&mut self.conn, &self.owner).await?;
+        let interrupted = self
+            .conn
+            .execute(crate::recovery::INTERRUPT, [&self.owner])
+            .map_err(StoreError::sqlite("marking unfinished runs interrupted"))?;
         if interrupted > 0 {
             tracing::warn!(
                 runs = interrupted,
@@ -752,19 +782,47 @@ impl Writer {
         }
         // TRUNCATE leaves an empty WAL even if another process keeps the
         // database open; closing the last connection would remove it anyway.
-        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-            .fetch_one(&mut self.conn)
-            .await
-            .map_err(StoreError::db("checkpointing the write-ahead log"))?;
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
+            .map_err(StoreError::sqlite("checkpointing the write-ahead log"))?;
         if busy != 0 {
             tracing::debug!("the WAL checkpoint at close was blocked by another connection");
         }
-        self.conn
-            .close()
-            .await
-            .map_err(StoreError::db("closing the store"))
+        self.conn.close().map_err(|(_, e)| StoreError::Sqlite {
+            context: "closing the store",
+            source: e,
+        })
     }
 }
+
+/// What [`Writer::coalesce`] decided.
+enum Coalesced {
+    Write,
+    /// Write, then handle this command.
+    Then(Command),
+    Closed,
+}
+
+/// Runs PASSIVE checkpoints every second on a connection of its own until
+/// told to stop; see `Store::open`.
+pub(crate) fn checkpoint_in_background(
+    conn: Connection,
+    stop: Receiver<()>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("sandbar-store-checkpoint".to_owned())
+        .spawn(move || {
+            while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::debug!(error = %e, "a background WAL checkpoint failed");
+                }
+            }
+        })
+}
+
+/// How often the background checkpoint runs.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
 // Tests fail by panicking; unwrapping is how they say so.
