@@ -565,7 +565,7 @@ impl Writer {
             }
             match self.coalesce(&mut events) {
                 Coalesced::Write => {}
-                Coalesced::Then(command) => next = Some(command),
+                Coalesced::Then(command) => next = Some(*command),
                 Coalesced::Closed => {
                     self.write_events(&mut scratch, &mut events);
                     break 'serve None;
@@ -602,7 +602,7 @@ impl Writer {
             match self.rx.recv_timeout(left) {
                 Ok(Command::Event { ticket, event }) => events.push((ticket, event)),
                 Ok(Command::Wake) => {}
-                Ok(other) => return Coalesced::Then(other),
+                Ok(other) => return Coalesced::Then(Box::new(other)),
                 Err(RecvTimeoutError::Timeout) => return Coalesced::Write,
                 Err(RecvTimeoutError::Disconnected) => return Coalesced::Closed,
             }
@@ -800,7 +800,7 @@ impl Writer {
 enum Coalesced {
     Write,
     /// Write, then handle this command.
-    Then(Command),
+    Then(Box<Command>),
     Closed,
 }
 
