@@ -128,6 +128,30 @@ async fn tools_answer_as_the_scenario_says() {
         "{failed}"
     );
 
+    // A runaway template runs out of fuel instead of hanging the server.
+    let runaway = call(&s, "runaway", json!({})).await;
+    assert_eq!(runaway["error"]["code"], json!(-32603), "{runaway}");
+    assert!(
+        runaway["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("fuel"),
+        "{runaway}"
+    );
+
+    // Structured results are checked against the declared output schema.
+    let typed = call(&s, "typed", json!({"good": true})).await;
+    assert_eq!(typed["structuredContent"], json!({"count": 3}));
+    let mistyped = call(&s, "typed", json!({})).await;
+    assert_eq!(mistyped["error"]["code"], json!(-32603), "{mistyped}");
+    assert!(
+        mistyped["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("does not fit its output schema"),
+        "{mistyped}"
+    );
+
     // The session still works afterwards.
     assert_eq!(
         text(&call(&s, "echo", json!({"text": "still here"})).await),

@@ -143,7 +143,36 @@ pub(crate) async fn call_tool(
         }
         Err(e) => return template_failure(e),
     };
-    execute(run, rule, &tool.effects, &args, &mut scope, call, client).await
+    let outcome = execute(run, rule, &tool.effects, &args, &mut scope, call, client).await;
+    check_output(tool, outcome)
+}
+
+/// A result whose structured content breaks the tool's output schema is the
+/// scenario's mistake, and clients are entitled to trust the schema: say so
+/// rather than send it.
+fn check_output(tool: &sandbar_scenario::Tool, outcome: Outcome) -> Outcome {
+    let (Some(validator), Outcome::Result(result)) = (&tool.output_validator, &outcome) else {
+        return outcome;
+    };
+    if result.get("isError") == Some(&Value::Bool(true)) {
+        return outcome;
+    }
+    let problem = match result.get("structuredContent") {
+        None => Some(format!(
+            "scenario error: tool {} declares an output schema but this answer has no structured content",
+            tool.name
+        )),
+        Some(structured) => validator.iter_errors(structured).next().map(|e| {
+            format!(
+                "scenario error: the structured content of tool {} does not fit its output schema: {e}",
+                tool.name
+            )
+        }),
+    };
+    match problem {
+        None => outcome,
+        Some(message) => Outcome::Error(ProtocolError::internal(message)),
+    }
 }
 
 /// Runs a chosen rule: its steps, its effects, then its answer — or, for a

@@ -465,9 +465,13 @@ impl<'a> Compiler<'a> {
             }
             Some(schema) => self.schema(schema, &place.key("input_schema")),
         };
-        let output_schema = spec
-            .output_schema
-            .map(|s| self.schema(s, &place.key("output_schema")).0);
+        let (output_schema, output_validator) = match spec.output_schema {
+            Some(s) => {
+                let (schema, validator) = self.schema(s, &place.key("output_schema"));
+                (Some(schema), validator)
+            }
+            None => (None, None),
+        };
         let annotations = spec.annotations.map(|a| {
             let mut m = Map::new();
             let mut put = |k: &str, v: Option<Value>| {
@@ -512,6 +516,7 @@ impl<'a> Compiler<'a> {
             description: spec.description,
             input_schema,
             output_schema,
+            output_validator,
             annotations,
             validator,
             rules,

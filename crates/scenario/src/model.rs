@@ -119,6 +119,8 @@ pub struct Tool {
     pub input_schema: Arc<Map<String, Value>>,
     /// The output schema as sent to clients.
     pub output_schema: Option<Arc<Map<String, Value>>>,
+    /// Checks structured results against the output schema.
+    pub output_validator: Option<Arc<jsonschema::Validator>>,
     /// Annotations as sent to clients (MCP field names).
     pub annotations: Option<Map<String, Value>>,
     /// Validates arguments; `None` when the schema accepts any object.
