@@ -103,11 +103,17 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Validate(args) => commands::validate::run(args),
+            Command::Validate(args) => commands::validate::run(args, &redactor),
             Command::Schema => commands::schema(),
-            Command::Serve(args) => commands::serve::run(args, &cli.global.data, redactor).await,
-            Command::Runs(cmd) => commands::runs::run(cmd, &cli.global.data, redactor).await,
-            Command::Demo(args) => commands::demo::run(args, &cli.global.data, redactor).await,
+            Command::Serve(args) => {
+                commands::serve::run(args, &cli.global.data, redactor.clone()).await
+            }
+            Command::Runs(cmd) => {
+                commands::runs::run(cmd, &cli.global.data, redactor.clone()).await
+            }
+            Command::Demo(args) => {
+                commands::demo::run(args, &cli.global.data, redactor.clone()).await
+            }
         }
     });
     match result {
@@ -120,7 +126,7 @@ fn main() -> std::process::ExitCode {
             ExitCode::Failure.into()
         }
         Err(e) => {
-            eprintln!("sandbar: {e:#}");
+            eprintln!("sandbar: {}", redactor.redact_str(&format!("{e:#}")));
             ExitCode::Failure.into()
         }
     }

@@ -1046,3 +1046,29 @@ fn a_closed_stdout_is_not_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_ne!(out.status.code(), Some(101), "{stderr}");
 }
+
+/// An error near a credential quotes the line it is on; the quote passes the
+/// redactor like every other output, in text and in `--json`.
+#[test]
+fn problems_quoting_a_credential_do_not_print_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = "ghp_R8sT4uV6wX8yZ0aB2cD4eF6gH8iJ0kL2mN4o";
+    let file = write_scenario(
+        dir.path(),
+        "leaky.yaml",
+        &format!(
+            "version: 1\nname: x\nsecrets:\n  gh: {token}\ntools:\n  - name: t\n    bogus: {token}\n    respond:\n      - text: hi\n"
+        ),
+    );
+    for args in [vec!["validate"], vec!["validate", "--json"]] {
+        let out = sandbar().args(&args).arg(&file).output().expect("run");
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(1), "{all}");
+        assert!(all.contains("unknown field `bogus`"), "{all}");
+        assert!(!all.contains(token), "{args:?} printed the token: {all}");
+    }
+}

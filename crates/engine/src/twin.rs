@@ -176,13 +176,16 @@ impl Twin {
         )
     }
 
+    fn table_mut(&mut self, table: &str) -> Result<&mut Table, String> {
+        self.tables
+            .get_mut(table)
+            .ok_or_else(|| format!("there is no table `{table}`"))
+    }
+
     /// Inserts a row. A row whose key is already taken is refused, as a
     /// database with a primary key would.
     pub fn insert(&mut self, table: &str, row: Row, changes: &mut Changes) -> Result<(), String> {
-        let t = self
-            .tables
-            .get_mut(table)
-            .ok_or_else(|| format!("there is no table `{table}`"))?;
+        let t = self.table_mut(table)?;
         if let Some(key) = &t.key {
             match row.get(key) {
                 Some(k) if t.get(&key_text(k)).is_some() => {
@@ -209,10 +212,7 @@ impl Twin {
         mut set: impl FnMut(&Row) -> Result<Vec<(String, Value)>, String>,
         changes: &mut Changes,
     ) -> Result<usize, String> {
-        let t = self
-            .tables
-            .get_mut(table)
-            .ok_or_else(|| format!("there is no table `{table}`"))?;
+        let t = self.table_mut(table)?;
         let matched = t.matching(filter);
         if matched.is_empty() {
             return Ok(0);
@@ -247,10 +247,7 @@ impl Twin {
         filter: &[(String, Value)],
         changes: &mut Changes,
     ) -> Result<usize, String> {
-        let t = self
-            .tables
-            .get_mut(table)
-            .ok_or_else(|| format!("there is no table `{table}`"))?;
+        let t = self.table_mut(table)?;
         let matched = t.matching(filter);
         if matched.is_empty() {
             return Ok(0);

@@ -42,7 +42,7 @@ pub async fn run(
     let scenario = match sandbar_scenario::load_path(&args.scenario) {
         Ok(s) => Arc::new(s),
         Err(e) => {
-            eprintln!("{}", e.detailed());
+            eprintln!("{}", redactor.redact_str(&e.detailed()));
             return Ok(ExitCode::Failure);
         }
     };

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::json;
 
+use sandbar_redact::SharedRedactor;
 use sandbar_scenario::{LoadError, load_path};
 
 use crate::exit::ExitCode;
@@ -20,7 +21,9 @@ pub struct ValidateArgs {
     json: bool,
 }
 
-pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+/// Problems quote the scenario's own lines, which may hold credentials; the
+/// report passes the redactor like every other output.
+pub fn run(args: ValidateArgs, redactor: &SharedRedactor) -> anyhow::Result<ExitCode> {
     let mut all_valid = true;
     let mut report = Vec::new();
     for file in &args.files {
@@ -44,13 +47,15 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             Err(error) => {
                 all_valid = false;
                 if !args.json {
-                    out!("{}", error.detailed());
+                    out!("{}", redactor.redact_str(&error.detailed()));
                 }
                 report.push(json!({"file": file.display().to_string(), "valid": false, "problems": problems(&error)}));
             }
         }
     }
     if args.json {
+        let mut report = serde_json::Value::Array(report);
+        redactor.redact_json(&mut report);
         out!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(if all_valid {
