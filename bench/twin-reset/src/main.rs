@@ -71,7 +71,7 @@ async fn main() -> Result<(), sqlx::Error> {
                     |_| Ok(vec![("status".into(), json!("refunded"))]),
                     &mut changes,
                 )
-                .map_err(|e| sqlx::Error::Protocol(e))?;
+                .map_err(sqlx::Error::Protocol)?;
             samples.push(start.elapsed());
             assert_eq!(updated, 1);
         }
