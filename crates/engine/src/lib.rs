@@ -22,6 +22,7 @@ mod rng;
 mod run;
 mod stub;
 mod twin;
+mod upstream;
 
 pub use call::{Call, CompletionRef, Method, Outcome, ProtocolError};
 pub use client::{Client, ClientError, DetachedClient};
@@ -29,3 +30,6 @@ pub use render::RenderError;
 pub use rng::Stream;
 pub use run::{DEFAULT_TENANT, Engine, EngineError, Run, RunOptions, format_time};
 pub use twin::{Changes, Table, Twin};
+pub use upstream::{
+    Catalog, Upstream, UpstreamError, UpstreamErrorKind, UpstreamRequest, UpstreamSession,
+};
