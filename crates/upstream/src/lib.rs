@@ -1,0 +1,3 @@
+//! Connections to real MCP servers behind the sandbox.
+
+#![forbid(unsafe_code)]
