@@ -1,0 +1,373 @@
+//! One open connection to an upstream, as the engine sees it: its catalog,
+//! requests forwarded with their progress, questions, cancellation and
+//! timeout, and the end of the connection.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+use rmcp::ServiceError;
+use rmcp::model::{ClientRequest, ErrorCode, GetExtensions, ServerResult};
+use rmcp::service::{Peer, PeerRequestOptions, RoleClient, RunningService};
+use rmcp::transport::DynamicTransportError;
+use sandbar_engine::{
+    Catalog, ClientError, Outcome, UpstreamError, UpstreamErrorKind, UpstreamRequest,
+    UpstreamSession,
+};
+
+use crate::connect::{describe_http_failure, human};
+use crate::process::ChildProcess;
+use crate::routing::{Inbound, Router, UpstreamHandler};
+use crate::wire;
+
+/// At most this many pages of one list are fetched for a catalog.
+const MAX_PAGES: usize = 100;
+/// How long `notifications/cancelled` may take to leave before the caller
+/// is answered anyway.
+const CANCEL_SEND_BOUND: Duration = Duration::from_secs(1);
+/// How long a closed stdio connection waits for the process's exit status,
+/// so the error can say how it ended.
+const EXIT_STATUS_WAIT: Duration = Duration::from_secs(1);
+/// How long closing waits for the SDK to shut the connection down.
+const CLOSE_BOUND: Duration = Duration::from_secs(5);
+
+/// What the connection runs over.
+#[derive(Debug)]
+pub(crate) enum Link {
+    /// A child process; stopped and reaped when the session ends.
+    Process(ChildProcess),
+    /// A Streamable HTTP endpoint.
+    Http { url: String },
+}
+
+/// An open connection to one upstream.
+pub(crate) struct McpSession {
+    upstream: String,
+    peer: Peer<RoleClient>,
+    service: tokio::sync::Mutex<Option<RunningService<RoleClient, UpstreamHandler>>>,
+    router: Arc<Router>,
+    link: Link,
+    /// For the catalog's list requests, which no agent request bounds.
+    list_timeout: Duration,
+}
+
+impl fmt::Debug for McpSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("McpSession")
+            .field("upstream", &self.upstream)
+            .field("link", &self.link)
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How waiting for an answer ended.
+enum Ending {
+    Answer(Box<Result<Result<ServerResult, ServiceError>, oneshot::error::RecvError>>),
+    Cancelled,
+    Timeout,
+}
+
+impl McpSession {
+    pub fn new(
+        upstream: &str,
+        service: RunningService<RoleClient, UpstreamHandler>,
+        router: Arc<Router>,
+        link: Link,
+        list_timeout: Duration,
+    ) -> McpSession {
+        McpSession {
+            upstream: upstream.to_owned(),
+            peer: service.peer().clone(),
+            service: tokio::sync::Mutex::new(Some(service)),
+            router,
+            link,
+            list_timeout,
+        }
+    }
+
+    fn error(&self, kind: UpstreamErrorKind, message: impl Into<String>) -> UpstreamError {
+        UpstreamError::new(&self.upstream, kind, message)
+    }
+
+    /// The connection is gone: says how, as precisely as is known.
+    async fn closed_error(&self) -> UpstreamError {
+        self.router.mark_closed();
+        let message = match &self.link {
+            Link::Process(process) => {
+                let how = match process.exit(EXIT_STATUS_WAIT).await {
+                    Some(how) => format!("the process {how}"),
+                    None => "the process closed its stdout".to_owned(),
+                };
+                crate::connect::explain(how, process)
+            }
+            Link::Http { url } => format!("the connection to {url} closed"),
+        };
+        self.error(UpstreamErrorKind::Closed, message)
+    }
+
+    /// A request could not be written to the transport.
+    async fn send_error(&self, error: &DynamicTransportError) -> UpstreamError {
+        match &self.link {
+            // A pipe that cannot be written means the process is gone.
+            Link::Process(_) => self.closed_error().await,
+            Link::Http { url } => {
+                let failure = describe_http_failure(url, error.error.as_ref());
+                if failure.server_answered {
+                    // The server is there and answered (HTTP 5xx, 429): the
+                    // connection stays usable for the next call.
+                    self.error(UpstreamErrorKind::Protocol, failure.message)
+                } else {
+                    self.router.mark_closed();
+                    self.error(UpstreamErrorKind::Closed, failure.message)
+                }
+            }
+        }
+    }
+
+    /// Everything but the upstream's own JSON-RPC error, which is an answer.
+    async fn service_error(&self, error: ServiceError, method: &str) -> UpstreamError {
+        match error {
+            ServiceError::TransportClosed => self.closed_error().await,
+            ServiceError::TransportSend(e) => self.send_error(&e).await,
+            ServiceError::Timeout { timeout } => self.error(
+                UpstreamErrorKind::Timeout,
+                format!("no answer to {method} within {}", human(timeout)),
+            ),
+            ServiceError::Cancelled { reason } => self.error(
+                UpstreamErrorKind::Cancelled,
+                match reason {
+                    Some(reason) => format!("{method} was cancelled: {reason}"),
+                    None => format!("{method} was cancelled"),
+                },
+            ),
+            ServiceError::McpError(e) => self.error(
+                UpstreamErrorKind::Protocol,
+                format!("{method} failed: {} ({})", e.message, e.code.0),
+            ),
+            other => self.error(UpstreamErrorKind::Protocol, format!("{method}: {other}")),
+        }
+    }
+
+    /// Sends a request that no agent is waiting on (the catalog's lists),
+    /// bounded by the upstream's default timeout.
+    async fn send_plain(
+        &self,
+        request: ClientRequest,
+    ) -> Result<Result<ServerResult, rmcp::ErrorData>, ServiceError> {
+        let handle = self
+            .peer
+            .send_request_with_option(request, PeerRequestOptions::with_timeout(self.list_timeout))
+            .await?;
+        match handle.await_response().await {
+            Ok(result) => Ok(Ok(result)),
+            Err(ServiceError::McpError(e)) => Ok(Err(e)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every item of one list, following `nextCursor`. A server that does
+    /// not know the method has an empty list.
+    async fn list_all(&self, method: &'static str, key: &str) -> Result<Vec<Value>, UpstreamError> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let params = match &cursor {
+                Some(cursor) => json!({ "cursor": cursor }),
+                None => json!({}),
+            };
+            let request = wire::client_request(method, params)
+                .map_err(|e| self.error(UpstreamErrorKind::Protocol, e.message))?;
+            let result = match self.send_plain(request).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(e)) if e.code == ErrorCode::METHOD_NOT_FOUND => return Ok(items),
+                Ok(Err(e)) => {
+                    return Err(self.error(
+                        UpstreamErrorKind::Protocol,
+                        format!("{method} failed: {} ({})", e.message, e.code.0),
+                    ));
+                }
+                Err(e) => return Err(self.service_error(e, method).await),
+            };
+            let mut page = wire::result_json(&result).unwrap_or(Value::Null);
+            let Some(Value::Array(list)) = page.get_mut(key).map(Value::take) else {
+                return Err(self.error(
+                    UpstreamErrorKind::Protocol,
+                    format!("the answer to {method} has no `{key}` list"),
+                ));
+            };
+            items.extend(list);
+            match page.get("nextCursor").and_then(Value::as_str) {
+                // A cursor that repeats would page forever.
+                Some(next) if cursor.as_deref() != Some(next) => cursor = Some(next.to_owned()),
+                _ => return Ok(items),
+            }
+        }
+        tracing::warn!(target: "sandbar::upstream", upstream = %self.upstream, method,
+            "stopped after {MAX_PAGES} pages; the rest of the list is left out");
+        Ok(items)
+    }
+}
+
+/// Tells the upstream a request is cancelled (the SDK's request handle
+/// sends `notifications/cancelled`), without waiting long on a transport
+/// that may be stuck.
+async fn cancel_upstream(handle: rmcp::service::RequestHandle<RoleClient>, reason: &str) {
+    let _ = tokio::time::timeout(CANCEL_SEND_BOUND, handle.cancel(Some(reason.to_owned()))).await;
+}
+
+#[async_trait]
+impl UpstreamSession for McpSession {
+    async fn catalog(&self) -> Result<Catalog, UpstreamError> {
+        // Only what the server declared is asked for; a server that lists
+        // nothing of a kind simply has none.
+        let capabilities = self.peer.peer_info().map(|info| info.capabilities.clone());
+        let declared = |f: fn(&rmcp::model::ServerCapabilities) -> bool| {
+            capabilities.as_ref().is_some_and(f)
+        };
+        let mut catalog = Catalog::default();
+        if declared(|c| c.tools.is_some()) {
+            catalog.tools = self.list_all("tools/list", "tools").await?;
+        }
+        if declared(|c| c.resources.is_some()) {
+            catalog.resources = self.list_all("resources/list", "resources").await?;
+            catalog.resource_templates = self
+                .list_all("resources/templates/list", "resourceTemplates")
+                .await?;
+        }
+        if declared(|c| c.prompts.is_some()) {
+            catalog.prompts = self.list_all("prompts/list", "prompts").await?;
+        }
+        Ok(catalog)
+    }
+
+    async fn request(&self, request: UpstreamRequest<'_>) -> Result<Outcome, UpstreamError> {
+        let UpstreamRequest {
+            method,
+            params,
+            progress_token,
+            client,
+            cancel,
+            timeout,
+        } = request;
+        let mut sdk_request = match wire::client_request(method, params) {
+            Ok(sdk_request) => sdk_request,
+            Err(refused) => return Ok(Outcome::Error(refused)),
+        };
+        if self.is_closed() {
+            return Err(self.closed_error().await);
+        }
+
+        let mut inflight = self.router.register(progress_token);
+        sdk_request.extensions_mut().insert(inflight.key());
+        let mut handle = match self
+            .peer
+            .send_cancellable_request(sdk_request, PeerRequestOptions::no_options())
+            .await
+        {
+            Ok(handle) => handle,
+            Err(e) => return Err(self.service_error(e, method).await),
+        };
+        inflight.sent(self.peer.clone(), handle.id.clone());
+
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut questions = FuturesUnordered::new();
+        let ending = loop {
+            tokio::select! {
+                // Order matters: a cancelled request ends at once; and
+                // messages the upstream sent before its answer are already
+                // queued when the answer arrives (see `routing::Routed`),
+                // so draining them first keeps the upstream's order.
+                biased;
+                () = cancel.cancelled() => break Ending::Cancelled,
+                Some(message) = inflight.inbound.recv() => match message {
+                    Inbound::Notify { method, params } => {
+                        if let Err(e) = client.notify(method, params).await {
+                            tracing::debug!(target: "sandbar::upstream", upstream = %self.upstream,
+                                method, error = %e, "could not pass a notification on");
+                        }
+                    }
+                    Inbound::Ask { method, capability, params, reply } => {
+                        if client.supports(capability) {
+                            // Asked concurrently: progress and cancellation
+                            // keep flowing while the client thinks.
+                            questions.push(async move {
+                                (reply, client.request(method, params).await)
+                            });
+                        } else {
+                            let _ = reply.send(Err(ClientError::Unsupported(capability)));
+                        }
+                    }
+                },
+                answer = &mut handle.rx => break Ending::Answer(Box::new(answer)),
+                Some((reply, answer)) = questions.next(), if !questions.is_empty() => {
+                    let _ = reply.send(answer);
+                }
+                () = &mut deadline => break Ending::Timeout,
+            }
+        };
+        // Questions still open are dropped with the loop: their replies
+        // close, and the upstream is told its question went unanswered.
+        drop(questions);
+
+        match ending {
+            Ending::Answer(answer) => {
+                inflight.settled();
+                match *answer {
+                    Ok(Ok(result)) => wire::result_json(&result).map(Outcome::Result).map_err(|e| {
+                        self.error(
+                            UpstreamErrorKind::Protocol,
+                            format!("the answer to {method} cannot be represented: {e}"),
+                        )
+                    }),
+                    Ok(Err(ServiceError::McpError(e))) => {
+                        Ok(Outcome::Error(wire::protocol_error(e)))
+                    }
+                    Ok(Err(e)) => Err(self.service_error(e, method).await),
+                    // The SDK dropped the request unanswered: its connection ended.
+                    Err(_) => Err(self.closed_error().await),
+                }
+            }
+            Ending::Cancelled => {
+                inflight.settled();
+                cancel_upstream(handle, "cancelled by the client").await;
+                Err(self.error(
+                    UpstreamErrorKind::Cancelled,
+                    format!("{method} was cancelled by the client"),
+                ))
+            }
+            Ending::Timeout => {
+                inflight.settled();
+                cancel_upstream(handle, "timed out").await;
+                Err(self.error(
+                    UpstreamErrorKind::Timeout,
+                    format!("no answer within {}", human(timeout)),
+                ))
+            }
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.router.is_closed() || self.peer.is_transport_closed()
+    }
+
+    async fn close(&self) {
+        self.router.mark_closed();
+        let service = self.service.lock().await.take();
+        if let Some(mut service) = service {
+            // Closing the SDK service closes the transport: stdin for a
+            // process (MCP's way of asking it to exit), the session for HTTP.
+            let _ = service.close_with_timeout(CLOSE_BOUND).await;
+        }
+        if let Link::Process(process) = &self.link {
+            process.stop().await;
+        }
+    }
+}
