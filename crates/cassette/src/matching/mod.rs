@@ -25,6 +25,7 @@
 mod path;
 mod replay;
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
@@ -156,25 +157,47 @@ pub(crate) struct Scope<'a> {
 pub(crate) fn params_without_meta(params: &Value) -> Value {
     match params {
         Value::Null => Value::Object(Map::new()),
-        Value::Object(map) if map.contains_key("_meta") => {
-            let mut map = map.clone();
-            map.shift_remove("_meta");
-            Value::Object(map)
-        }
-        other => other.clone(),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(key, _)| key.as_str() != "_meta")
+                .map(|(key, item)| (key.clone(), clone_bounded(item, COMPARE_DEPTH)))
+                .collect(),
+        ),
+        other => clone_bounded(other, COMPARE_DEPTH),
     }
 }
 
-/// What is compared of a call: its arguments for `tools/call`, its params
-/// (less `_meta`) otherwise.
-fn subject(method: &str, params: &Value) -> Value {
+/// A call's params as replay compares them field by field: for a
+/// `tools/call` its `name` and its `arguments` (`{}` when absent), for other
+/// methods its params less `_meta`.
+pub(crate) fn comparable_params(method: &str, params: &Value) -> Value {
     if method == "tools/call" {
-        match params.get("arguments") {
-            None | Some(Value::Null) => Value::Object(Map::new()),
-            Some(arguments) => arguments.clone(),
+        let mut map = Map::new();
+        if let Some(name) = params.get("name") {
+            map.insert("name".to_owned(), clone_bounded(name, COMPARE_DEPTH));
         }
+        let arguments = clone_bounded(&subject(method, params), COMPARE_DEPTH);
+        map.insert("arguments".to_owned(), arguments);
+        Value::Object(map)
     } else {
         params_without_meta(params)
+    }
+}
+
+/// What is compared of a call: its arguments for `tools/call` (`{}` when
+/// absent), its params less `_meta` otherwise (`{}` when absent).
+pub(crate) fn subject<'a>(method: &str, params: &'a Value) -> Cow<'a, Value> {
+    let value = if method == "tools/call" {
+        params.get("arguments").unwrap_or(&Value::Null)
+    } else {
+        params
+    };
+    match value {
+        Value::Null => Cow::Owned(Value::Object(Map::new())),
+        Value::Object(map) if method != "tools/call" && map.contains_key("_meta") => {
+            Cow::Owned(params_without_meta(value))
+        }
+        other => Cow::Borrowed(other),
     }
 }
 

@@ -178,8 +178,15 @@ impl Parser<'_> {
                     segments.push(self.bracket()?);
                 }
                 other => {
+                    let hint = if other.is_whitespace() || other == '"' {
+                        "; write keys with spaces, dots or quotes as [\"...\"]"
+                    } else {
+                        ""
+                    };
                     return Err((
-                        format!("unexpected `{other}`; expected `.`, `[` or the end of the path"),
+                        format!(
+                            "unexpected `{other}`; expected `.`, `[` or the end of the path{hint}"
+                        ),
                         self.pos,
                     ));
                 }

@@ -13,7 +13,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{
-    FieldDiff, MatchOptions, diff_with_rules, normalise, params_without_meta, similarity, subject,
+    FieldDiff, MatchOptions, comparable_params, diff_with_rules, normalise, params_without_meta,
+    similarity, subject,
 };
 use crate::json::{clone_bounded, compact};
 use crate::matching::COMPARE_DEPTH;
@@ -219,14 +220,15 @@ impl Replayer {
         let tool = tool_of(method, params);
         let scope = self.options.scope(method, params);
         let received = params_without_meta(params);
-        let received_normal = normalise(&received, &scope.rules, &scope.base, &mut Vec::new(), 0)
+        let compared = comparable_params(method, params);
+        let received_normal = normalise(&compared, &scope.rules, &scope.base, &mut Vec::new(), 0)
             .unwrap_or(Value::Null);
         let mut ranked: Vec<(bool, bool, Candidate)> = self
             .entries
             .iter()
             .map(|entry| {
                 let interaction = &entry.interaction;
-                let recorded = params_without_meta(&interaction.params);
+                let recorded = comparable_params(&interaction.method, &interaction.params);
                 let recorded_normal =
                     normalise(&recorded, &scope.rules, &scope.base, &mut Vec::new(), 0)
                         .unwrap_or(Value::Null);
@@ -241,7 +243,7 @@ impl Replayer {
                     tool: interaction.tool().map(str::to_owned),
                     params: clone_bounded(&interaction.params, COMPARE_DEPTH),
                     score: (score * 10_000.0).round() / 10_000.0,
-                    diffs: diff_with_rules(&recorded, &received, &scope),
+                    diffs: diff_with_rules(&recorded, &compared, &scope),
                 };
                 (same_method, interaction.tool() == tool, candidate)
             })
