@@ -14,7 +14,7 @@ use rmcp::service::ClientInitializeError;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::async_rw::AsyncRwTransport;
 use rmcp::transport::streamable_http_client::{
-    HttpStatusError, StreamableHttpClientTransportConfig,
+    HttpStatusError, StreamableHttpClientTransportConfig, StreamableHttpError,
 };
 use sandbar_engine::{UpstreamError, UpstreamErrorKind, UpstreamSession};
 
@@ -191,6 +191,14 @@ pub(crate) fn describe_http_failure(url: &str, error: &(dyn Error + 'static)) ->
                 message: format!("{url} answered HTTP {}", status.status),
                 server_answered: true,
             };
+        }
+        // The SDK's error does not name the HTTP client's error as its
+        // source; step into it by hand.
+        if let Some(StreamableHttpError::Client(inner)) =
+            e.downcast_ref::<StreamableHttpError<reqwest::Error>>()
+        {
+            current = Some(inner);
+            continue;
         }
         match e.downcast_ref::<io::Error>() {
             Some(io) if io.kind() == io::ErrorKind::ConnectionRefused => {

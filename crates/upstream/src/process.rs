@@ -8,13 +8,11 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::sync::watch;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -28,6 +26,8 @@ const EXIT_GRACE: Duration = Duration::from_secs(2);
 const STDERR_TAIL_LINES: usize = 40;
 /// Longest stderr or stdout line kept, in bytes; the rest is dropped.
 const MAX_KEPT_LINE: usize = 2000;
+/// Bytes of stdout read (and buffered for the SDK) at a time.
+const STDOUT_BUFFER: usize = 64 * 1024;
 /// Longest piece of non-MCP stdout quoted in an error.
 const MAX_QUOTED_NOISE: usize = 200;
 
@@ -43,7 +43,8 @@ pub(crate) struct CommandLine<'a> {
 /// A spawned process and the two pipes the MCP transport uses.
 pub(crate) struct Spawned {
     pub process: ChildProcess,
-    pub stdout: StdoutTap<ChildStdout>,
+    /// The process's stdout, as copied by [`pump_stdout`].
+    pub stdout: DuplexStream,
     pub stdin: ChildStdin,
 }
 
@@ -56,6 +57,7 @@ pub(crate) struct ChildProcess {
     exit: watch::Receiver<Option<String>>,
     stderr: Arc<StderrTail>,
     stderr_done: watch::Receiver<bool>,
+    stdout_done: watch::Receiver<bool>,
     noise: Arc<Mutex<Option<String>>>,
     stop: CancellationToken,
     _stop_on_drop: DropGuard,
@@ -73,6 +75,9 @@ pub(crate) fn spawn(upstream: &str, line: &CommandLine<'_>) -> Result<Spawned, U
         // A safety net for when the reaping task itself is torn down (the
         // runtime shutting down): the process must not outlive us.
         .kill_on_drop(true);
+    // A group of its own, so that stopping it also stops what it started.
+    #[cfg(unix)]
+    command.process_group(0);
     if let Some(cwd) = line.cwd {
         command.current_dir(cwd);
     }
@@ -111,14 +116,25 @@ pub(crate) fn spawn(upstream: &str, line: &CommandLine<'_>) -> Result<Spawned, U
     tokio::spawn(reap(upstream.to_owned(), child, stop.clone(), exit_tx));
 
     let noise = Arc::new(Mutex::new(None));
+    let (stdout_done_tx, stdout_done) = watch::channel(false);
+    let (to_sdk, from_pump) = tokio::io::duplex(STDOUT_BUFFER);
+    tokio::spawn(pump_stdout(
+        upstream.to_owned(),
+        stdout,
+        to_sdk,
+        Arc::clone(&noise),
+        stdout_done_tx,
+    ));
+
     Ok(Spawned {
-        stdout: StdoutTap::new(upstream, stdout, Arc::clone(&noise)),
+        stdout: from_pump,
         stdin,
         process: ChildProcess {
             pid,
             exit,
             stderr: tail,
             stderr_done,
+            stdout_done,
             noise,
             _stop_on_drop: stop.clone().drop_guard(),
             stop,
@@ -134,6 +150,7 @@ async fn reap(
     stop: CancellationToken,
     exit: watch::Sender<Option<String>>,
 ) {
+    let pid = child.id();
     let status = tokio::select! {
         status = child.wait() => status,
         () = stop.cancelled() => {
@@ -144,6 +161,7 @@ async fn reap(
                 Err(_) => {
                     tracing::debug!(target: "sandbar::upstream", upstream = %upstream,
                         "process did not exit after stdin closed; killing it");
+                    kill_group(pid);
                     // `kill` sends SIGKILL and waits, so nothing is left behind.
                     match child.kill().await {
                         Ok(()) => child.wait().await,
@@ -159,6 +177,24 @@ async fn reap(
     };
     tracing::debug!(target: "sandbar::upstream", upstream = %upstream, "process {description}");
     let _ = exit.send(Some(description));
+    // Whatever the process started (a wrapper like `npx` or `sh` starts the
+    // real server) must not outlive the session either.
+    stop.cancelled().await;
+    kill_group(pid);
+}
+
+/// Kills the process group the upstream leads (it was spawned as the leader
+/// of a group of its own). A group that is already gone is fine.
+fn kill_group(pid: Option<u32>) {
+    #[cfg(unix)]
+    if let Some(group) = pid
+        .and_then(|pid| i32::try_from(pid).ok())
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+    }
+    #[cfg(not(unix))]
+    let _ = pid;
 }
 
 /// "exited (status 1)", "was killed by signal 9".
@@ -184,7 +220,7 @@ impl ChildProcess {
 
     /// How the process ended ("exited (status 1)"), waiting at most `wait`
     /// for it to end; `None` if it is still running. Once it has ended, its
-    /// stderr is given a moment to drain so the last lines are complete.
+    /// output is given a moment to drain so the last lines are complete.
     pub async fn exit(&self, wait: Duration) -> Option<String> {
         let mut exit = self.exit.clone();
         // The borrow of the watched value ends with this statement: it must
@@ -194,8 +230,13 @@ impl ChildProcess {
             .ok()?
             .ok()?
             .clone()?;
-        let mut done = self.stderr_done.clone();
-        let _ = tokio::time::timeout(Duration::from_millis(500), done.wait_for(|d| *d)).await;
+        let mut stderr = self.stderr_done.clone();
+        let mut stdout = self.stdout_done.clone();
+        let drained = async {
+            let _ = stderr.wait_for(|done| *done).await;
+            let _ = stdout.wait_for(|done| *done).await;
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(500), drained).await;
         Some(description)
     }
 
@@ -283,46 +324,40 @@ async fn read_stderr(
     let _ = done.send(true);
 }
 
-/// The process's stdout on its way to the SDK, watched for lines that are
-/// not JSON at all (a banner, a stray `console.log`). The SDK skips those,
-/// as the other official SDKs do; remembering the last one lets a failed
-/// handshake say why it got no answer.
-pub(crate) struct StdoutTap<R> {
-    inner: R,
+/// Copies the process's stdout to the SDK, watching for lines that are not
+/// JSON at all (a banner, a stray `console.log`, a usage message). The SDK
+/// skips those, as the other official SDKs do; remembering the last one
+/// lets a failed handshake say why it got no answer. The copy goes on after
+/// the SDK stops reading, so output written just before an exit is still
+/// seen.
+async fn pump_stdout(
     upstream: String,
-    scan: LineScan,
+    mut stdout: ChildStdout,
+    mut to_sdk: DuplexStream,
     noise: Arc<Mutex<Option<String>>>,
-}
-
-impl<R> StdoutTap<R> {
-    fn new(upstream: &str, inner: R, noise: Arc<Mutex<Option<String>>>) -> Self {
-        StdoutTap {
-            inner,
-            upstream: upstream.to_owned(),
-            scan: LineScan::default(),
-            noise,
+    done: watch::Sender<bool>,
+) {
+    let mut scan = LineScan::default();
+    let mut chunk = vec![0u8; STDOUT_BUFFER];
+    let mut sdk_reading = true;
+    loop {
+        let n = match stdout.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        for line in scan.feed(&chunk[..n]) {
+            tracing::debug!(target: "sandbar::upstream", upstream = %upstream,
+                stdout = %line, "ignored a stdout line that is not JSON-RPC");
+            *noise.lock().unwrap_or_else(PoisonError::into_inner) = Some(line);
+        }
+        // Waiting for the SDK to read keeps its back-pressure on the process.
+        if sdk_reading && to_sdk.write_all(&chunk[..n]).await.is_err() {
+            sdk_reading = false;
         }
     }
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for StdoutTap<R> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = poll {
-            for noise in this.scan.feed(&buf.filled()[before..]) {
-                tracing::debug!(target: "sandbar::upstream", upstream = %this.upstream,
-                    stdout = %noise, "ignored a stdout line that is not JSON-RPC");
-                *this.noise.lock().unwrap_or_else(PoisonError::into_inner) = Some(noise);
-            }
-        }
-        poll
-    }
+    // Dropping the writer is the end of stdout for the SDK.
+    drop(to_sdk);
+    let _ = done.send(true);
 }
 
 /// Splits a byte stream into lines and picks out those that cannot be JSON:
