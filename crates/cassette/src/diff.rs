@@ -9,7 +9,7 @@
 //! same method and tool, so that "the agent asked for order o2 instead of
 //! o1" shows as one changed call rather than one removed and one added.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 
 use serde::Serialize;
@@ -258,15 +258,28 @@ fn close_gap(
     gap_right: &mut Vec<usize>,
     entries: &mut Vec<DiffEntry>,
 ) {
+    // For each left call in order, the first right call of the same method
+    // and tool after the previous pair: linear, through a queue of right
+    // positions per method and tool.
+    let mut waiting: HashMap<(&str, Option<&str>), VecDeque<usize>> = HashMap::new();
+    for (position, &j) in gap_right.iter().enumerate() {
+        waiting
+            .entry((right[j].method.as_str(), right[j].tool()))
+            .or_default()
+            .push_back(position);
+    }
     let mut pairs: Vec<(usize, usize)> = Vec::new();
     let mut from = 0;
     for (li, &i) in gap_left.iter().enumerate() {
-        let found = gap_right[from..]
-            .iter()
-            .position(|&j| left[i].method == right[j].method && left[i].tool() == right[j].tool());
-        if let Some(offset) = found {
-            pairs.push((li, from + offset));
-            from += offset + 1;
+        let Some(queue) = waiting.get_mut(&(left[i].method.as_str(), left[i].tool())) else {
+            continue;
+        };
+        while queue.front().is_some_and(|&position| position < from) {
+            queue.pop_front();
+        }
+        if let Some(position) = queue.pop_front() {
+            pairs.push((li, position));
+            from = position + 1;
         }
     }
     let (mut li, mut rj) = (0, 0);
