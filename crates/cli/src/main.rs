@@ -24,6 +24,7 @@ mod commands;
 mod exit;
 mod logging;
 mod timeline;
+mod wiring;
 
 use std::path::PathBuf;
 
@@ -68,7 +69,14 @@ enum Command {
     /// recorded in the data directory; stateless requests share a run named
     /// by their X-Sandbar-Run header.
     Serve(commands::serve::ServeArgs),
-    /// List, show and export recorded runs.
+    /// Serve a recorded cassette as an MCP server, offline.
+    ///
+    /// Every call is answered from the recording: the same calls get the same
+    /// bytes back. A call the recording does not hold gets an error naming the
+    /// closest recorded calls, and the run gets a divergence event. Nothing is
+    /// forwarded anywhere: no upstream is started and no connection is opened.
+    Replay(commands::replay::ReplayArgs),
+    /// List, show, export, import and compare recorded runs.
     #[command(subcommand)]
     Runs(commands::runs::RunsCommand),
     /// Show Sandbar working: serve a scenario, drive a short scripted MCP
@@ -107,6 +115,9 @@ fn main() -> std::process::ExitCode {
             Command::Schema => commands::schema(),
             Command::Serve(args) => {
                 commands::serve::run(args, &cli.global.data, redactor.clone()).await
+            }
+            Command::Replay(args) => {
+                commands::replay::run(args, &cli.global.data, redactor.clone()).await
             }
             Command::Runs(cmd) => {
                 commands::runs::run(cmd, &cli.global.data, redactor.clone()).await

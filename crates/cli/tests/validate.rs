@@ -522,6 +522,94 @@ tools:
             raw: Some(b"version: 1\nname: \"caf\xE9\"\n"),
             ..case("not UTF-8", "", &["{file}:2:11", "not UTF-8"])
         },
+        case(
+            "an upstream with neither command nor url",
+            "version: 1
+name: x
+upstreams:
+  - name: mailer
+",
+            &["{file}:4:5", "upstreams[0]", "needs `command`"],
+        ),
+        case(
+            "an upstream with both command and url",
+            "version: 1
+name: x
+upstreams:
+  - name: mailer
+    command: mail-server
+    url: http://127.0.0.1:9/mcp
+",
+            &["upstreams[0]", "not both"],
+        ),
+        case(
+            "an upstream URL that is not HTTP",
+            "version: 1
+name: x
+upstreams:
+  - name: mailer
+    url: ftp://example.com/mcp
+",
+            &["{file}:5:10", "upstreams[0].url", "not an http:// or https:// URL"],
+        ),
+        case(
+            "a header naming an undefined secret",
+            "version: 1
+name: x
+upstreams:
+  - name: mailer
+    url: http://127.0.0.1:9/mcp
+    headers: {Authorization: 'Bearer {{ secrets.mail_token }}'}
+",
+            &["upstreams[0].headers.Authorization", "no secret named `mail_token`"],
+        ),
+        case(
+            "a tool linked to an undefined upstream",
+            "version: 1
+name: x
+tools:
+  - name: send
+    upstream: mailer
+",
+            &["{file}:5:15", "tools[0].upstream", "no upstream named `mailer`"],
+        ),
+        case(
+            "a live tool without an upstream",
+            "version: 1
+name: x
+tools:
+  - name: send
+    mode: live
+",
+            &["{file}:5:11", "tools[0].mode", "needs `upstream`"],
+        ),
+        case(
+            "an unknown mode",
+            "version: 1
+name: x
+mode: playback
+",
+            &["{file}:3:7", "unknown variant `playback`", "stub"],
+        ),
+        case(
+            "replay mode without a cassette",
+            "version: 1
+name: x
+mode: replay
+",
+            &["replay.cassette", "need a cassette"],
+        ),
+        case(
+            "a match path that is not a path",
+            "version: 1
+name: x
+replay:
+  cassette: c.jsonl
+  match:
+    ignore: ['items[x].id']
+",
+            &["{file}:6:14", "replay.match.ignore[0]", "not a field path"],
+        ),
         case("an empty file", "", &["{file}:1:1", "end of input"]),
         case(
             "two documents",

@@ -15,12 +15,16 @@
 
 mod call;
 mod client;
+mod forward;
 mod listing;
 mod matcher;
+mod offer;
 mod render;
+mod replay;
 mod rng;
 mod run;
 mod stub;
+mod transcript;
 mod twin;
 mod upstream;
 
@@ -28,7 +32,9 @@ pub use call::{Call, CompletionRef, Method, Outcome, ProtocolError};
 pub use client::{Client, ClientError, DetachedClient};
 pub use render::RenderError;
 pub use rng::Stream;
-pub use run::{DEFAULT_TENANT, Engine, EngineError, Run, RunOptions, format_time};
+pub use replay::NOT_RECORDED;
+pub use transcript::{ImportError, cassette_of_run, import_cassette, interactions};
+pub use run::{DEFAULT_TENANT, Engine, EngineError, EngineOptions, Run, RunOptions, format_time};
 pub use twin::{Changes, Table, Twin};
 pub use upstream::{
     Catalog, Upstream, UpstreamError, UpstreamErrorKind, UpstreamRequest, UpstreamSession,

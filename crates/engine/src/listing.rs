@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use sandbar_scenario::Scenario;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Listings {
     pub tools: Value,
     pub resources: Value,
@@ -21,6 +21,29 @@ fn put(m: &mut Map<String, Value>, key: &str, value: Option<impl Into<Value>>) {
 }
 
 impl Listings {
+    /// The list results a recording was made with (empty lists for any it
+    /// lacks).
+    pub fn recorded(cassette: &sandbar_cassette::Cassette) -> Listings {
+        let listings = cassette
+            .header
+            .server
+            .as_ref()
+            .and_then(|s| s.get("listings"));
+        let get = |key: &str, field: &str| {
+            listings
+                .and_then(|l| l.get(key))
+                .filter(|v| v.get(field).is_some_and(Value::is_array))
+                .cloned()
+                .unwrap_or_else(|| json!({ field: [] }))
+        };
+        Listings {
+            tools: get("tools", "tools"),
+            resources: get("resources", "resources"),
+            resource_templates: get("resource_templates", "resourceTemplates"),
+            prompts: get("prompts", "prompts"),
+        }
+    }
+
     pub fn new(scenario: &Scenario) -> Listings {
         let tools = scenario
             .tools

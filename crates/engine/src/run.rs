@@ -1,7 +1,8 @@
 //! The engine and its runs: the pipeline every call walks.
 //!
 //! ```text
-//! front ─► Run::handle(call) ─► clock ─► record request ─► route (stub) ─► record outcome ─► durable ─► front
+//! front ─► Run::handle(call) ─► clock ─► record request ─► route ─► record outcome ─► durable ─► front
+//!                                                          stub | live | record | replay
 //! ```
 //!
 //! An [`Engine`] holds one loaded scenario with its compiled templates and
@@ -11,22 +12,28 @@
 //! was told is on disk.
 
 use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
+use sandbar_cassette::{Cassette, Replayer};
 use sandbar_redact::SharedRedactor;
-use sandbar_scenario::{LogLevel, Scenario};
+use sandbar_scenario::{LogLevel, MissPolicy, Mode, Scenario};
 use sandbar_store::{Direction, EventKind, NewEvent, NewRun, RunStatus, Store, Ticket};
 
-use crate::call::{Call, Method, Outcome, ProtocolError};
+use crate::call::{Call, CompletionRef, Method, Outcome, ProtocolError};
 use crate::client::Client;
+use crate::forward::{self, Relay};
 use crate::listing::Listings;
+use crate::offer::{self, Offer};
 use crate::render::{RenderError, Renderer};
+use crate::replay::{self, RunCassette, Replayed};
 use crate::stub;
 use crate::twin::Twin;
+use crate::upstream::{Catalog, Upstream, UpstreamError, UpstreamSession};
 
 /// The tenant every run belongs to until tenants arrive.
 pub const DEFAULT_TENANT: &str = "default";
@@ -40,6 +47,27 @@ pub enum EngineError {
     Secret(String),
     #[error("the store failed: {0}")]
     Store(#[from] sandbar_store::StoreError),
+    #[error("cannot list what {0}")]
+    Upstream(#[from] UpstreamError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// What an engine is given besides its scenario.
+#[derive(Debug, Default, Clone)]
+pub struct EngineOptions {
+    /// One per upstream the scenario declares, in its order.
+    pub upstreams: Vec<Arc<dyn Upstream>>,
+    /// The recording replayed items answer from (and, in replay-only
+    /// mode, every call).
+    pub cassette: Option<Arc<Cassette>>,
+    /// Answer every call from the cassette: serving a recording alone.
+    pub replay_only: bool,
+    /// Where runs write their cassettes, when they record.
+    pub record_dir: Option<PathBuf>,
+    /// Record every interaction of every run (not only items in `record`
+    /// mode).
+    pub record_everything: bool,
 }
 
 /// One loaded scenario, ready to run.
@@ -47,7 +75,17 @@ pub enum EngineError {
 pub struct Engine {
     pub(crate) scenario: Arc<Scenario>,
     pub(crate) renderer: Renderer,
-    pub(crate) listings: Listings,
+    pub(crate) offer: Offer,
+    /// The list results agents read (the offer's, or a recording's).
+    listings: Listings,
+    pub(crate) upstreams: Vec<Arc<dyn Upstream>>,
+    /// What each upstream listed (or listed when it was recorded).
+    pub(crate) catalogs: Vec<Catalog>,
+    pub(crate) cassette: Option<Arc<Cassette>>,
+    replay_only: bool,
+    record_dir: Option<PathBuf>,
+    record_everything: bool,
+    pub(crate) redactor: SharedRedactor,
     /// The twin at its seed state; runs start from (and reset to) a clone,
     /// which shares its rows and its key indexes.
     seed_twin: Twin,
@@ -58,44 +96,131 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Takes a scenario in: registers its secrets with the redactor (before
-    /// anything about it can reach a sink) and compiles its templates.
+    /// Takes a scenario without upstreams in: registers its secrets with
+    /// the redactor (before anything about it can reach a sink) and
+    /// compiles its templates.
     pub fn new(
         scenario: Arc<Scenario>,
         store: Store,
         redactor: &SharedRedactor,
     ) -> Result<Arc<Engine>, EngineError> {
-        redactor
-            .add_secrets(
-                scenario
-                    .secrets
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.as_str())),
-            )
-            .map_err(|e| EngineError::Secret(e.to_string()))?;
+        if !scenario.upstreams.is_empty() {
+            return Err(EngineError::Setup(
+                "this scenario declares upstreams; build its engine with Engine::build".to_owned(),
+            ));
+        }
+        Engine::assemble(scenario, store, redactor, EngineOptions::default(), Vec::new())
+    }
+
+    /// Takes a scenario in with its upstreams: lists what each upstream
+    /// offers (from the cassette for upstreams in `replay` mode, which are
+    /// never contacted), then builds the engine.
+    pub async fn build(
+        scenario: Arc<Scenario>,
+        store: Store,
+        redactor: &SharedRedactor,
+        options: EngineOptions,
+    ) -> Result<Arc<Engine>, EngineError> {
+        // Secrets first: upstream errors may quote a header.
+        register_secrets(&scenario, redactor)?;
+        if options.upstreams.len() != scenario.upstreams.len() {
+            return Err(EngineError::Setup(format!(
+                "the scenario declares {} upstreams but {} were given",
+                scenario.upstreams.len(),
+                options.upstreams.len()
+            )));
+        }
+        let mut catalogs = Vec::with_capacity(scenario.upstreams.len());
+        for (i, spec) in scenario.upstreams.iter().enumerate() {
+            let catalog = if options.replay_only || offer::upstream_mode(&scenario, i) == Mode::Replay {
+                let recorded = options
+                    .cassette
+                    .as_ref()
+                    .and_then(|c| c.header.upstreams.get(&spec.name));
+                match recorded {
+                    Some(v) => serde_json::from_value::<Catalog>(v.clone()).map_err(|e| {
+                        EngineError::Setup(format!(
+                            "the cassette's catalog of upstream {} is malformed: {e}",
+                            spec.name
+                        ))
+                    })?,
+                    None => {
+                        return Err(EngineError::Setup(format!(
+                            "upstream {} is in replay mode but the cassette has no catalog of it; record a run with it first",
+                            spec.name
+                        )));
+                    }
+                }
+            } else {
+                let session = options.upstreams[i].connect().await?;
+                let catalog = session.catalog().await;
+                session.close().await;
+                catalog?
+            };
+            catalogs.push(catalog);
+        }
+        Engine::assemble(scenario, store, redactor, options, catalogs)
+    }
+
+    fn assemble(
+        scenario: Arc<Scenario>,
+        store: Store,
+        redactor: &SharedRedactor,
+        options: EngineOptions,
+        catalogs: Vec<Catalog>,
+    ) -> Result<Arc<Engine>, EngineError> {
+        register_secrets(&scenario, redactor)?;
         let renderer = Renderer::new(&scenario.templates)?;
-        let listings = Listings::new(&scenario);
+        let offer = Offer::new(&scenario, &catalogs).map_err(|e| EngineError::Setup(e.to_string()))?;
+        let listings = match (&options.cassette, options.replay_only) {
+            (Some(cassette), true) => Listings::recorded(cassette),
+            _ => offer.listings.clone(),
+        };
         let seed_twin = Twin::from_seed(&scenario.tables);
         let quiet_tools = scenario
             .tools
             .iter()
             .filter(|t| {
-                !t.faults
-                    .iter()
-                    .any(|f| matches!(f.action, sandbar_scenario::FaultAction::Hang))
+                offer.tools.get(&t.name).is_some_and(|r| r.mode == Mode::Stub)
+                    && !t
+                        .faults
+                        .iter()
+                        .any(|f| matches!(f.action, sandbar_scenario::FaultAction::Hang))
                     && t.rules.iter().all(rule_is_quiet)
             })
             .map(|t| t.name.clone())
             .collect();
         Ok(Arc::new(Engine {
             seed_twin,
-            quiet_tools,
+            quiet_tools: if options.replay_only {
+                Default::default()
+            } else {
+                quiet_tools
+            },
             scenario,
             renderer,
+            offer,
             listings,
+            upstreams: options.upstreams,
+            catalogs,
+            cassette: options.cassette,
+            replay_only: options.replay_only,
+            record_dir: options.record_dir,
+            record_everything: options.record_everything,
+            redactor: redactor.clone(),
             store,
             tenant: DEFAULT_TENANT.to_owned(),
         }))
+    }
+
+    /// The list results agents read.
+    pub(crate) fn listings(&self) -> &Listings {
+        &self.listings
+    }
+
+    /// Whether runs of this engine write a cassette.
+    fn records(&self) -> bool {
+        self.record_everything || self.offer.any_recorded()
     }
 
     /// The scenario.
@@ -133,7 +258,23 @@ impl Engine {
                 labels: options.labels.clone(),
             })
             .await?;
+        let replayer = self.cassette.as_ref().map(|c| {
+            replay::RunReplayer(
+                Replayer::new(c.clone(), self.offer.matching.clone())
+                    .skip_methods(&LOCAL_METHODS),
+            )
+        });
+        let cassette = match (&self.record_dir, self.records()) {
+            (Some(dir), true) => Some(
+                RunCassette::create(self, dir, self.record_everything, &id, seed)
+                    .map_err(|e| EngineError::Setup(format!("cannot start the run's cassette: {e}")))?,
+            ),
+            _ => None,
+        };
         let run = Arc::new(Run {
+            replayer,
+            cassette,
+            upstream_sessions: tokio::sync::Mutex::new(HashMap::new()),
             id,
             engine: self.clone(),
             seed,
@@ -146,6 +287,7 @@ impl Engine {
             }),
             sequence: Mutex::new(0),
             ended: AtomicBool::new(false),
+            finishing: tokio::sync::Mutex::new(false),
         });
         run.record(
             EventKind::Lifecycle,
@@ -196,7 +338,28 @@ pub struct Run {
     /// queue order is sequence order.
     sequence: Mutex<u64>,
     ended: AtomicBool,
+    /// Held while the run is being ended; true once it has been.
+    finishing: tokio::sync::Mutex<bool>,
+    /// Hands out recorded answers, when the engine has a cassette.
+    pub(crate) replayer: Option<replay::RunReplayer>,
+    /// The cassette this run writes, when it records.
+    cassette: Option<RunCassette>,
+    /// Open upstream connections, by upstream index.
+    pub(crate) upstream_sessions: tokio::sync::Mutex<HashMap<usize, Arc<dyn UpstreamSession>>>,
 }
+
+/// Methods Sandbar always answers itself, even when serving a recording.
+const LOCAL_METHODS: [&str; 9] = [
+    "initialize",
+    "ping",
+    "tools/list",
+    "resources/list",
+    "resources/templates/list",
+    "prompts/list",
+    "logging/setLevel",
+    "resources/subscribe",
+    "resources/unsubscribe",
+];
 
 /// What changes as a run goes on.
 #[derive(Debug)]
@@ -275,8 +438,24 @@ impl Run {
             request_id.clone(),
             params,
         );
-        let outcome = self.route(&call, client).await;
-        self.respond(method, request_id, outcome).await
+        let relay = Relay::new(self, client);
+        let routed = self.route(&call, &relay).await;
+        if let Some(cassette) = &self.cassette
+            && (cassette.everything || routed.mode == Some(Mode::Record))
+        {
+            cassette.append(
+                self,
+                replay::interaction(
+                    method,
+                    call.method.params(),
+                    routed.upstream,
+                    format_time(self.now()),
+                    relay.take_notifications(),
+                    &routed.outcome,
+                ),
+            );
+        }
+        self.respond(method, request_id, routed.outcome).await
     }
 
     /// Records an exchange a front answered itself (for example
@@ -331,42 +510,253 @@ impl Run {
         }
     }
 
-    async fn route(&self, call: &Call, client: &dyn Client) -> Outcome {
-        {
-            match &call.method {
-                Method::Ping => Outcome::empty(),
-                Method::ListTools => Outcome::Result(self.engine.listings.tools.clone()),
-                Method::ListResources => Outcome::Result(self.engine.listings.resources.clone()),
-                Method::ListResourceTemplates => {
-                    Outcome::Result(self.engine.listings.resource_templates.clone())
+    async fn route(&self, call: &Call, client: &Relay<'_>) -> Routed {
+        let engine = &self.engine;
+        let local = |outcome| Routed::local(outcome);
+        match &call.method {
+            Method::Ping => local(Outcome::empty()),
+            Method::ListTools => local(Outcome::Result(engine.listings.tools.clone())),
+            Method::ListResources => local(Outcome::Result(engine.listings.resources.clone())),
+            Method::ListResourceTemplates => {
+                local(Outcome::Result(engine.listings.resource_templates.clone()))
+            }
+            Method::ListPrompts => local(Outcome::Result(engine.listings.prompts.clone())),
+            Method::SetLogLevel(level) => {
+                self.state().log_level = Some(*level);
+                local(Outcome::empty())
+            }
+            _ if engine.replay_only => {
+                let outcome = self
+                    .replay_or(call, client, MissPolicy::Fail, None, || async {
+                        Outcome::empty()
+                    })
+                    .await;
+                Routed::with_mode(outcome, Mode::Replay, None)
+            }
+            Method::CallTool { name, arguments } => {
+                self.call_tool(name, arguments.as_ref(), call, client).await
+            }
+            Method::ReadResource { uri } => {
+                if engine.scenario.resource(uri).is_some()
+                    || engine.scenario.match_resource_template(uri).is_some()
+                {
+                    return local(stub::read_resource(self, uri));
                 }
-                Method::ListPrompts => Outcome::Result(self.engine.listings.prompts.clone()),
-                Method::SetLogLevel(level) => {
-                    self.state().log_level = Some(*level);
-                    Outcome::empty()
-                }
-                Method::CallTool { name, arguments } => {
-                    stub::call_tool(self, name, arguments.as_ref(), call, client).await
-                }
-                Method::ReadResource { uri } => stub::read_resource(self, uri),
-                Method::GetPrompt { name, arguments } => stub::get_prompt(self, name, arguments),
-                Method::Complete {
-                    reference,
-                    argument,
-                    value,
-                } => stub::complete(self, reference, argument, value),
-                Method::Subscribe { uri } => {
-                    if self.engine.scenario.resource(uri).is_none()
-                        && self.engine.scenario.match_resource_template(uri).is_none()
-                    {
-                        return resource_not_found(uri);
+                match engine.offer.resource_route(uri) {
+                    Some(route) => {
+                        let params = json!({"uri": uri});
+                        self.upstream_item(call, client, route.upstream, route.mode, "resources/read", params)
+                            .await
                     }
-                    self.state().subscriptions.insert(uri.clone());
-                    Outcome::empty()
+                    None => local(resource_not_found(uri)),
                 }
-                Method::Unsubscribe { uri } => {
-                    self.state().subscriptions.remove(uri);
-                    Outcome::empty()
+            }
+            Method::GetPrompt { name, arguments } => {
+                if engine.scenario.prompt(name).is_some() {
+                    return local(stub::get_prompt(self, name, arguments));
+                }
+                match engine.offer.prompts.get(name) {
+                    Some(route) => {
+                        let params = json!({"name": route.name, "arguments": arguments});
+                        self.upstream_item(call, client, route.upstream, route.mode, "prompts/get", params)
+                            .await
+                    }
+                    None => local(stub::get_prompt(self, name, arguments)),
+                }
+            }
+            Method::Complete {
+                reference,
+                argument,
+                value,
+            } => {
+                let upstream_ref = match reference {
+                    CompletionRef::Prompt(name) if engine.scenario.prompt(name).is_none() => engine
+                        .offer
+                        .prompts
+                        .get(name)
+                        .map(|r| (r, json!({"type": "ref/prompt", "name": r.name}))),
+                    CompletionRef::ResourceTemplate(uri)
+                        if !engine
+                            .scenario
+                            .resource_templates
+                            .iter()
+                            .any(|t| &t.uri.template == uri) =>
+                    {
+                        engine
+                            .offer
+                            .resource_templates
+                            .iter()
+                            .find(|(_, r)| &r.name == uri)
+                            .map(|(_, r)| (r, json!({"type": "ref/resource", "uri": uri})))
+                    }
+                    _ => None,
+                };
+                match upstream_ref {
+                    Some((route, reference)) => {
+                        let params = json!({
+                            "ref": reference,
+                            "argument": {"name": argument, "value": value},
+                        });
+                        self.upstream_item(call, client, route.upstream, route.mode, "completion/complete", params)
+                            .await
+                    }
+                    None => local(stub::complete(self, reference, argument, value)),
+                }
+            }
+            Method::Subscribe { uri } => {
+                if engine.scenario.resource(uri).is_none()
+                    && engine.scenario.match_resource_template(uri).is_none()
+                {
+                    if let Some(route) = engine.offer.resource_route(uri)
+                        && route.mode.forwards()
+                    {
+                        let routed = self
+                            .upstream_item(call, client, route.upstream, route.mode, "resources/subscribe", json!({"uri": uri}))
+                            .await;
+                        if matches!(routed.outcome, Outcome::Result(_)) {
+                            self.state().subscriptions.insert(uri.clone());
+                        }
+                        return routed;
+                    }
+                    if engine.offer.resource_route(uri).is_none() {
+                        return local(resource_not_found(uri));
+                    }
+                }
+                self.state().subscriptions.insert(uri.clone());
+                local(Outcome::empty())
+            }
+            Method::Unsubscribe { uri } => {
+                let was = self.state().subscriptions.remove(uri);
+                if was
+                    && let Some(route) = engine.offer.resource_route(uri)
+                    && route.mode.forwards()
+                    && engine.scenario.resource(uri).is_none()
+                {
+                    return self
+                        .upstream_item(call, client, route.upstream, route.mode, "resources/unsubscribe", json!({"uri": uri}))
+                        .await;
+                }
+                local(Outcome::empty())
+            }
+        }
+    }
+
+    async fn call_tool(
+        &self,
+        name: &str,
+        arguments: Option<&serde_json::Map<String, Value>>,
+        call: &Call,
+        client: &Relay<'_>,
+    ) -> Routed {
+        let Some(route) = self.engine.offer.tools.get(name) else {
+            return Routed::local(Outcome::Error(ProtocolError::invalid_params(format!(
+                "unknown tool: {name}"
+            ))));
+        };
+        let upstream_name = route
+            .upstream
+            .as_ref()
+            .map(|(u, _)| self.engine.scenario.upstreams[*u].name.clone());
+        let forward = || async {
+            match &route.upstream {
+                Some((u, tool)) => {
+                    let mut params = json!({"name": tool});
+                    if let Some(args) = arguments {
+                        params["arguments"] = Value::Object(args.clone());
+                    }
+                    forward::forward(self, *u, "tools/call", params, call, client).await
+                }
+                None => Outcome::tool_error(format!("tool {name} has no upstream to forward to")),
+            }
+        };
+        let stub = || async {
+            if route.declared {
+                stub::call_tool(self, name, arguments, call, client).await
+            } else {
+                Outcome::tool_error(format!(
+                    "tool {name} has no stub: declare it under `tools` to answer it without its upstream"
+                ))
+            }
+        };
+        let outcome = match route.mode {
+            Mode::Stub => stub().await,
+            Mode::Live | Mode::Record => forward().await,
+            Mode::Replay => match route.miss {
+                MissPolicy::Fail => {
+                    self.replay_or(call, client, MissPolicy::Fail, None, || async {
+                        Outcome::empty()
+                    })
+                    .await
+                }
+                MissPolicy::Stub => self.replay_or(call, client, MissPolicy::Stub, None, stub).await,
+                MissPolicy::Live => {
+                    self.replay_or(call, client, MissPolicy::Live, None, forward).await
+                }
+            },
+        };
+        let upstream = match route.mode {
+            Mode::Stub => None,
+            _ => upstream_name,
+        };
+        Routed::with_mode(outcome, route.mode, upstream)
+    }
+
+    /// A call to an upstream's resource, prompt or completion, in its mode.
+    async fn upstream_item(
+        &self,
+        call: &Call,
+        client: &Relay<'_>,
+        upstream: usize,
+        mode: Mode,
+        method: &str,
+        params: Value,
+    ) -> Routed {
+        let name = self.engine.scenario.upstreams[upstream].name.clone();
+        let forward = || forward::forward(self, upstream, method, params.clone(), call, client);
+        let outcome = match mode {
+            Mode::Replay => {
+                let miss = self.engine.scenario.replay.miss;
+                match miss {
+                    MissPolicy::Live => self.replay_or(call, client, miss, None, forward).await,
+                    _ => {
+                        self.replay_or(call, client, MissPolicy::Fail, None, || async {
+                            Outcome::empty()
+                        })
+                        .await
+                    }
+                }
+            }
+            _ => forward().await,
+        };
+        Routed::with_mode(outcome, mode, Some(name))
+    }
+
+    /// Answers from the cassette; on a miss records the divergence and
+    /// applies the policy (`fallback` answers for `stub` and `live`).
+    async fn replay_or<F, Fut>(
+        &self,
+        call: &Call,
+        client: &Relay<'_>,
+        policy: MissPolicy,
+        _upstream: Option<usize>,
+        fallback: F,
+    ) -> Outcome
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Outcome>,
+    {
+        let method = call.method.name();
+        let params = call.method.params();
+        match replay::answer(self, method, &params, client, call.progress_token.as_ref()).await {
+            Replayed::Hit(outcome) => outcome,
+            Replayed::NoCassette => Outcome::Error(ProtocolError::internal(
+                "this call is in replay mode but Sandbar was given no cassette",
+            )),
+            Replayed::Miss(miss) => {
+                let failed = replay::diverge(self, &miss, policy.as_str(), call.request_id.clone());
+                match policy {
+                    MissPolicy::Fail => failed,
+                    MissPolicy::Stub | MissPolicy::Live => fallback().await,
                 }
             }
         }
@@ -401,9 +791,15 @@ impl Run {
     /// Ends the run: records the end and marks it in the store. Calling it
     /// again does nothing.
     pub async fn finish(&self, status: RunStatus) -> Result<(), EngineError> {
-        if self.ended.swap(true, Ordering::SeqCst) {
+        // A second caller waits until the first has finished, so "finish
+        // returned" always means "the run is ended and on disk" (a front's
+        // shutdown and a session's drop may both end the same run).
+        let mut finished = self.finishing.lock().await;
+        if *finished {
             return Ok(());
         }
+        *finished = true;
+        self.ended.store(true, Ordering::SeqCst);
         let ticket = self.record(
             EventKind::Lifecycle,
             Direction::Internal,
@@ -411,6 +807,25 @@ impl Run {
             None,
             json!({"status": status.to_string()}),
         );
+        if let Some(cassette) = &self.cassette
+            && let Some(result) = cassette.finish()
+        {
+            let payload = match result {
+                Ok(path) => json!({"path": path.display().to_string()}),
+                Err(message) => json!({"message": message}),
+            };
+            self.record(
+                EventKind::Lifecycle,
+                Direction::Internal,
+                Some("cassette/written"),
+                None,
+                payload,
+            );
+        }
+        let sessions: Vec<_> = self.upstream_sessions.lock().await.drain().collect();
+        for (_, session) in sessions {
+            session.close().await;
+        }
         self.engine.store.durable(ticket).await?;
         self.engine
             .store
@@ -419,10 +834,53 @@ impl Run {
         Ok(())
     }
 
+    /// The path of the cassette this run writes, if it records.
+    pub fn cassette_path(&self) -> Option<PathBuf> {
+        let cassette = self.cassette.as_ref()?;
+        let writer = cassette.writer.lock().unwrap_or_else(|p| p.into_inner());
+        writer.as_ref().map(|w| w.path().to_path_buf())
+    }
+
     /// Whether [`Run::finish`] was called.
     pub fn is_finished(&self) -> bool {
         self.ended.load(Ordering::SeqCst)
     }
+}
+
+/// A routed call's outcome, with what the cassette keeps of its route.
+struct Routed {
+    outcome: Outcome,
+    mode: Option<Mode>,
+    upstream: Option<String>,
+}
+
+impl Routed {
+    fn local(outcome: Outcome) -> Routed {
+        Routed {
+            outcome,
+            mode: None,
+            upstream: None,
+        }
+    }
+
+    fn with_mode(outcome: Outcome, mode: Mode, upstream: Option<String>) -> Routed {
+        Routed {
+            outcome,
+            mode: Some(mode),
+            upstream,
+        }
+    }
+}
+
+fn register_secrets(scenario: &Scenario, redactor: &SharedRedactor) -> Result<(), EngineError> {
+    redactor
+        .add_secrets(
+            scenario
+                .secrets
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str())),
+        )
+        .map_err(|e| EngineError::Secret(e.to_string()))
 }
 
 /// A rule (and every branch under it) without steps.
@@ -448,7 +906,7 @@ pub fn format_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-fn new_run_id() -> String {
+pub(crate) fn new_run_id() -> String {
     // Time-ordered prefix so ids sort by start, random suffix so two nodes
     // never collide.
     let millis = Utc::now().timestamp_millis();

@@ -216,6 +216,49 @@ impl<'a> Compiler<'a> {
             prompts.push(self.prompt(spec, &place));
         }
 
+        let mode = file.mode.map(mode);
+        let mut upstreams: Vec<Upstream> = Vec::new();
+        for (i, spec) in file.upstreams.into_iter().enumerate() {
+            let place = root.key("upstreams").index(i);
+            if upstreams.iter().any(|u| u.name == spec.name) {
+                self.problem(
+                    &place.key("name"),
+                    format!("an upstream named `{}` is already defined", spec.name),
+                );
+            }
+            if let Some(u) = self.upstream(spec, &file.secrets, &place) {
+                upstreams.push(u);
+            }
+        }
+        for (i, tool) in tools.iter().enumerate() {
+            if let Some(link) = &tool.upstream
+                && !upstreams.iter().any(|u| u.name == link.upstream)
+            {
+                self.problem(
+                    &root.key("tools").index(i).key("upstream"),
+                    format!("no upstream named `{}` is defined under `upstreams`", link.upstream),
+                );
+            }
+        }
+        let replay = match file.replay {
+            Some(spec) => self.replay(spec, &root.key("replay")),
+            None => Replay::default(),
+        };
+        let record_dir = file
+            .record
+            .and_then(|r| r.dir)
+            .map(|dir| self.relative_path(&dir));
+        let replays = |m: Option<Mode>| m == Some(Mode::Replay);
+        let any_replay = replays(mode)
+            || upstreams.iter().any(|u| replays(u.mode))
+            || tools.iter().any(|t| replays(t.mode));
+        if any_replay && replay.cassette.is_none() {
+            self.problem(
+                &root.key("replay").key("cassette"),
+                "items in `replay` mode need a cassette: set `replay.cassette` to a recorded `.jsonl` file",
+            );
+        }
+
         if !self.problems.is_empty() {
             return Err(self.problems);
         }
@@ -236,6 +279,10 @@ impl<'a> Compiler<'a> {
             resource_templates,
             prompts,
             templates: self.templates,
+            mode,
+            upstreams,
+            replay,
+            record_dir,
             tool_index,
             prompt_index,
             resource_index,
@@ -451,6 +498,7 @@ impl<'a> Compiler<'a> {
     }
 
     fn tool(&mut self, spec: ToolSpec, place: &Place) -> Tool {
+        let declares_schema = spec.input_schema.is_some();
         if !valid_tool_name(&spec.name) {
             self.problem(
                 &place.key("name"),
@@ -510,7 +558,39 @@ impl<'a> Compiler<'a> {
                 }
             }
         }
+        let matching = match spec.matching {
+            Some(m) => self.match_rules(m, &place.key("match")),
+            None => MatchRules::default(),
+        };
+        let upstream = spec.upstream.map(|upstream| UpstreamTool {
+            upstream,
+            tool: spec.upstream_tool.clone().unwrap_or_else(|| spec.name.clone()),
+        });
+        if upstream.is_none() && spec.upstream_tool.is_some() {
+            self.problem(
+                &place.key("upstream_tool"),
+                "`upstream_tool` needs `upstream`: name the upstream the tool lives on",
+            );
+        }
+        let tool_mode = spec.mode.map(mode);
+        if upstream.is_none() && spec.miss == Some(MissSpec::Live) {
+            self.problem(
+                &place.key("miss"),
+                "a `live` miss policy needs `upstream`: name the upstream to ask",
+            );
+        }
+        if upstream.is_none() && tool_mode.is_some_and(Mode::forwards) {
+            self.problem(
+                &place.key("mode"),
+                "a tool in `live` or `record` mode needs `upstream`: name the upstream it forwards to",
+            );
+        }
         Tool {
+            mode: tool_mode,
+            miss: spec.miss.map(miss),
+            matching,
+            upstream,
+            declares_schema: declares_schema,
             name: spec.name,
             title: spec.title,
             description: spec.description,
@@ -523,6 +603,209 @@ impl<'a> Compiler<'a> {
             effects,
             faults,
             examples: spec.examples,
+        }
+    }
+
+    fn upstream(
+        &mut self,
+        spec: UpstreamSpec,
+        secrets: &BTreeMap<String, String>,
+        place: &Place,
+    ) -> Option<Upstream> {
+        if !valid_name(&spec.name) || spec.name.contains('.') {
+            self.problem(
+                &place.key("name"),
+                "upstream names may use letters, digits, `_` and `-` only",
+            );
+        }
+        let with_secrets = |this: &mut Self, values: BTreeMap<String, String>, key: &str| {
+            values
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = this.fill_secrets(&v, secrets, &place.key(key).key(&k));
+                    (k, v)
+                })
+                .collect::<BTreeMap<_, _>>()
+        };
+        let transport = match (spec.command, spec.url) {
+            (Some(command), None) => {
+                if !spec.headers.is_empty() {
+                    self.problem(&place.key("headers"), "`headers` are for `url` upstreams");
+                }
+                if command.trim().is_empty() {
+                    self.problem(&place.key("command"), "the command cannot be empty");
+                }
+                let env = with_secrets(self, spec.env, "env");
+                UpstreamTransport::Stdio {
+                    command,
+                    args: spec.args,
+                    env,
+                    cwd: spec.cwd.map(|c| self.relative_path(&c)),
+                }
+            }
+            (None, Some(url)) => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    self.problem(
+                        &place.key("url"),
+                        format!("`{url}` is not an http:// or https:// URL"),
+                    );
+                }
+                if !spec.args.is_empty() || !spec.env.is_empty() || spec.cwd.is_some() {
+                    self.problem(
+                        place,
+                        "`args`, `env` and `cwd` are for `command` upstreams",
+                    );
+                }
+                let headers = with_secrets(self, spec.headers, "headers");
+                UpstreamTransport::Http { url, headers }
+            }
+            (Some(_), Some(_)) => {
+                self.problem(
+                    place,
+                    "an upstream has either `command` (a process) or `url` (Streamable HTTP), not both",
+                );
+                return None;
+            }
+            (None, None) => {
+                self.problem(
+                    place,
+                    "an upstream needs `command` (a process speaking MCP on stdio) or `url` (a Streamable HTTP endpoint)",
+                );
+                return None;
+            }
+        };
+        if spec.mode == Some(ModeSpec::Stub) {
+            self.problem(
+                &place.key("mode"),
+                "an upstream's items cannot be stubbed as a whole; declare the tool under `tools` with `upstream:` and response rules",
+            );
+        }
+        let hide = spec
+            .hide
+            .iter()
+            .enumerate()
+            .filter_map(|(i, pattern)| {
+                let re = format!("^{}$", regex::escape(pattern).replace("\\*", ".*"));
+                match regex::Regex::new(&re) {
+                    Ok(re) => Some(re),
+                    Err(e) => {
+                        self.problem(&place.key("hide").index(i), e.to_string());
+                        None
+                    }
+                }
+            })
+            .collect();
+        for (from, to) in &spec.rename {
+            if !valid_tool_name(to) {
+                self.problem(
+                    &place.key("rename").key(from),
+                    "tool names are 1 to 128 characters of letters, digits, `_`, `-` and `.`",
+                );
+            }
+        }
+        if let Some(prefix) = &spec.prefix
+            && !prefix.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        {
+            self.problem(
+                &place.key("prefix"),
+                "a prefix may use letters, digits, `_`, `-` and `.` only",
+            );
+        }
+        Some(Upstream {
+            name: spec.name,
+            transport,
+            timeout: spec.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(30)),
+            connect_timeout: spec
+                .connect_timeout
+                .map(|d| d.0)
+                .unwrap_or(Duration::from_secs(10)),
+            prefix: spec.prefix,
+            hide,
+            rename: spec.rename,
+            mode: spec.mode.map(mode),
+        })
+    }
+
+    /// Replaces `{{ secrets.NAME }}` by the secret's value.
+    fn fill_secrets(
+        &mut self,
+        text: &str,
+        secrets: &BTreeMap<String, String>,
+        place: &Place,
+    ) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find("{{") {
+            out.push_str(&rest[..start]);
+            let Some(len) = rest[start..].find("}}") else {
+                self.problem(place, "`{{` without a closing `}}`");
+                return out;
+            };
+            let inner = rest[start + 2..start + len].trim();
+            match inner.strip_prefix("secrets.") {
+                Some(name) => match secrets.get(name) {
+                    Some(value) => out.push_str(value),
+                    None => self.problem(
+                        place,
+                        format!("no secret named `{name}` is defined under `secrets`"),
+                    ),
+                },
+                None => self.problem(
+                    place,
+                    format!("only `{{{{ secrets.NAME }}}}` can be written here, not `{{{{ {inner} }}}}`"),
+                ),
+            }
+            rest = &rest[start + len + 2..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    fn replay(&mut self, spec: ReplaySpec, place: &Place) -> Replay {
+        Replay {
+            cassette: spec.cassette.map(|c| self.relative_path(&c)),
+            miss: spec.miss.map(miss).unwrap_or_default(),
+            strict_order: spec.strict_order,
+            matching: match spec.matching {
+                Some(m) => self.match_rules(m, &place.key("match")),
+                None => MatchRules::default(),
+            },
+        }
+    }
+
+    fn match_rules(&mut self, spec: MatchSpec, place: &Place) -> MatchRules {
+        let check = |this: &mut Self, path: &str, place: Place| {
+            if let Err(e) = check_field_path(path) {
+                this.problem(&place, format!("`{path}` is not a field path: {e}"));
+            }
+        };
+        for (i, p) in spec.ignore.iter().enumerate() {
+            check(self, p, place.key("ignore").index(i));
+        }
+        for (i, p) in spec.same_type.iter().enumerate() {
+            check(self, p, place.key("same_type").index(i));
+        }
+        let mut regex = Vec::new();
+        for (p, re) in spec.regex {
+            check(self, &p, place.key("regex").key(&p));
+            match regex::Regex::new(&re) {
+                Ok(compiled) => regex.push((p, compiled)),
+                Err(e) => self.problem(&place.key("regex").key(&p), e.to_string()),
+            }
+        }
+        MatchRules {
+            ignore: spec.ignore,
+            regex,
+            same_type: spec.same_type,
+        }
+    }
+
+    /// A path the user wrote, relative to the scenario's directory (or to
+    /// the working directory for a scenario given as text).
+    fn relative_path(&self, path: &str) -> PathBuf {
+        match self.base_dir {
+            Some(base) => base.join(path),
+            None => PathBuf::from(path),
         }
     }
 
@@ -1354,6 +1637,89 @@ impl<'a> Compiler<'a> {
     }
 }
 
+fn mode(spec: ModeSpec) -> Mode {
+    match spec {
+        ModeSpec::Stub => Mode::Stub,
+        ModeSpec::Live => Mode::Live,
+        ModeSpec::Record => Mode::Record,
+        ModeSpec::Replay => Mode::Replay,
+    }
+}
+
+fn miss(spec: MissSpec) -> MissPolicy {
+    match spec {
+        MissSpec::Fail => MissPolicy::Fail,
+        MissSpec::Stub => MissPolicy::Stub,
+        MissSpec::Live => MissPolicy::Live,
+    }
+}
+
+/// Checks the shape of a match path: `a.b`, `items[*].id`, `items[0]`,
+/// `["key with.dots"]`.
+fn check_field_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("it is empty".to_owned());
+    }
+    let mut chars = path.chars().peekable();
+    let mut expect_segment = true;
+    while let Some(c) = chars.next() {
+        match c {
+            '[' => {
+                let mut inner = String::new();
+                let mut closed = false;
+                let quoted = chars.peek() == Some(&'"');
+                if quoted {
+                    chars.next();
+                    let mut escaped = false;
+                    for c in chars.by_ref() {
+                        if escaped {
+                            inner.push(c);
+                            escaped = false;
+                        } else if c == '\\' {
+                            escaped = true;
+                        } else if c == '"' {
+                            closed = true;
+                            break;
+                        } else {
+                            inner.push(c);
+                        }
+                    }
+                    if !closed || chars.next() != Some(']') {
+                        return Err("a quoted key must end with `\"]`".to_owned());
+                    }
+                } else {
+                    for c in chars.by_ref() {
+                        if c == ']' {
+                            closed = true;
+                            break;
+                        }
+                        inner.push(c);
+                    }
+                    if !closed {
+                        return Err("`[` without `]`".to_owned());
+                    }
+                    if inner != "*" && inner.parse::<usize>().is_err() {
+                        return Err(format!("`[{inner}]` is not an index, `[*]` or `[\"key\"]`"));
+                    }
+                }
+                expect_segment = false;
+            }
+            '.' => {
+                if expect_segment {
+                    return Err("an empty segment".to_owned());
+                }
+                expect_segment = true;
+            }
+            ']' => return Err("`]` without `[`".to_owned()),
+            _ => expect_segment = false,
+        }
+    }
+    if expect_segment {
+        return Err("it ends with `.`".to_owned());
+    }
+    Ok(())
+}
+
 fn literal(t: ValueTemplate) -> Value {
     match t {
         ValueTemplate::Literal(v) => v,
@@ -1428,7 +1794,7 @@ fn csv_value(field: &str) -> Value {
     Value::String(field.to_owned())
 }
 
-fn parse_uri_template(template: &str) -> Result<UriTemplate, String> {
+pub(crate) fn parse_uri_template(template: &str) -> Result<UriTemplate, String> {
     let mut pattern = String::from("^");
     let mut variables = Vec::new();
     let mut rest = template;

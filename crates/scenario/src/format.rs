@@ -62,6 +62,143 @@ pub struct ScenarioFile {
     /// Prompts the agent may fetch.
     #[serde(default)]
     pub prompts: Vec<PromptSpec>,
+    /// The default mode of every tool that does not set its own (and of
+    /// upstreams that do not set theirs). Without it, declared tools are
+    /// stubbed and upstream tools are forwarded (`live`).
+    #[serde(default)]
+    pub mode: Option<ModeSpec>,
+    /// Real MCP servers whose tools, resources and prompts are offered next
+    /// to the stubbed ones.
+    #[serde(default)]
+    pub upstreams: Vec<UpstreamSpec>,
+    /// Where tools in `replay` mode find their answers, and what happens
+    /// when a call was not recorded.
+    #[serde(default)]
+    pub replay: Option<ReplaySpec>,
+    /// Where runs with tools in `record` mode write their cassettes.
+    #[serde(default)]
+    pub record: Option<RecordSpec>,
+}
+
+/// How a tool (or an upstream's items) is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ModeSpec {
+    /// From the scenario's response rules.
+    Stub,
+    /// Forwarded to the upstream.
+    Live,
+    /// Forwarded to the upstream, and kept in the run's cassette.
+    Record,
+    /// Answered from a cassette; never reaches the upstream unless the miss
+    /// policy is `live`.
+    Replay,
+}
+
+/// What replay does with a call the cassette has no answer for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MissSpec {
+    /// The agent gets a tool error (or a JSON-RPC error) and the run gets a
+    /// divergence event with the closest recorded calls.
+    Fail,
+    /// Answer from the scenario's stub rules for the tool.
+    Stub,
+    /// Forward to the upstream (and keep the answer when recording).
+    Live,
+}
+
+/// A real MCP server: a child process speaking MCP over stdio (`command`)
+/// or a Streamable HTTP endpoint (`url`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSpec {
+    /// The upstream's name: letters, digits, `_` and `-`. It prefixes its
+    /// items when their names collide with others.
+    pub name: String,
+    /// The program to start (looked up on `PATH`).
+    #[serde(default)]
+    pub command: Option<String>,
+    /// Its arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Extra environment variables for the process. Values may name a
+    /// scenario secret as `{{ secrets.NAME }}`.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The process's working directory, relative to the scenario file.
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// The Streamable HTTP endpoint (`http://` or `https://`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// HTTP headers sent with every request. Values may name a scenario
+    /// secret as `{{ secrets.NAME }}`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// How long one request may take upstream (default 30s).
+    #[serde(default)]
+    pub timeout: Option<DurationSpec>,
+    /// How long starting and initializing the connection may take (default 10s).
+    #[serde(default)]
+    pub connect_timeout: Option<DurationSpec>,
+    /// Offer every tool and prompt of this upstream as `PREFIX` + its name.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Tools and prompts not to offer: names, or patterns with `*`.
+    #[serde(default)]
+    pub hide: Vec<String>,
+    /// Offer these tools and prompts under another name (`upstream name: offered name`).
+    #[serde(default)]
+    pub rename: BTreeMap<String, String>,
+    /// The default mode of this upstream's items.
+    #[serde(default)]
+    pub mode: Option<ModeSpec>,
+}
+
+/// Replay settings.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaySpec {
+    /// The cassette (a `.jsonl` file, relative to the scenario) that tools in
+    /// `replay` mode answer from.
+    #[serde(default)]
+    pub cassette: Option<String>,
+    /// What to do with a call the cassette has no answer for (default `fail`).
+    #[serde(default)]
+    pub miss: Option<MissSpec>,
+    /// Calls must come in the recorded order; any other call is a miss.
+    #[serde(default)]
+    pub strict_order: bool,
+    /// How calls are compared with recorded ones (for every tool).
+    #[serde(default, rename = "match")]
+    pub matching: Option<MatchSpec>,
+}
+
+/// How a call is compared with recorded calls. Paths are relative to the
+/// tool's arguments: `timestamp`, `items[*].id`, `items[0]`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MatchSpec {
+    /// Paths whose values never matter (timestamps, generated ids).
+    #[serde(default)]
+    pub ignore: Vec<String>,
+    /// Paths whose values match when both are strings matching this regex.
+    #[serde(default)]
+    pub regex: BTreeMap<String, String>,
+    /// Paths whose values match when both have the same JSON type.
+    #[serde(default)]
+    pub same_type: Vec<String>,
+}
+
+/// Recording settings.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordSpec {
+    /// The directory cassettes are written to, relative to the scenario
+    /// (default: `cassettes` under the data directory).
+    #[serde(default)]
+    pub dir: Option<String>,
 }
 
 /// The virtual clock: a start instant, written either as a bare RFC 3339
@@ -265,6 +402,25 @@ pub struct ToolSpec {
     /// loads, and used by `sandbar demo` to drive the tool.
     #[serde(default)]
     pub examples: Vec<serde_json::Map<String, Value>>,
+    /// How this tool is answered (default: the upstream's mode, then the
+    /// scenario's, then `stub`).
+    #[serde(default)]
+    pub mode: Option<ModeSpec>,
+    /// What replay does with a call the cassette has no answer for
+    /// (default: the scenario's `replay.miss`).
+    #[serde(default)]
+    pub miss: Option<MissSpec>,
+    /// How this tool's calls are compared with recorded ones, in addition
+    /// to the scenario's `replay.match`.
+    #[serde(default, rename = "match")]
+    pub matching: Option<MatchSpec>,
+    /// The upstream this tool forwards to in `live` and `record` mode; its
+    /// stub rules answer in `stub` mode and on a `stub` miss.
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// The tool's name on the upstream, when it differs from `name`.
+    #[serde(default)]
+    pub upstream_tool: Option<String>,
 }
 
 /// Tool annotations (MCP `ToolAnnotations`).

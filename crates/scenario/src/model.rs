@@ -5,6 +5,7 @@
 //! template's output, which depends on the call.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,12 +51,70 @@ pub struct Scenario {
     pub prompts: Vec<Prompt>,
     /// Every template in the scenario, by id.
     pub templates: TemplateSet,
+    /// The scenario-wide default mode, if it sets one.
+    pub mode: Option<Mode>,
+    /// Real MCP servers behind the sandbox, in file order.
+    pub upstreams: Vec<Upstream>,
+    /// Replay settings.
+    pub replay: Replay,
+    /// Where runs with tools in `record` mode write their cassettes.
+    pub record_dir: Option<PathBuf>,
     pub(crate) tool_index: HashMap<String, usize>,
     pub(crate) prompt_index: HashMap<String, usize>,
     pub(crate) resource_index: HashMap<String, usize>,
 }
 
 impl Scenario {
+    /// A scenario with nothing in it but a name, a seed and a clock: what
+    /// serving a cassette alone starts from.
+    pub fn empty(name: &str, hash: &str, seed: u64, clock_start: DateTime<Utc>) -> Scenario {
+        Scenario {
+            name: name.to_owned(),
+            description: None,
+            hash: hash.to_owned(),
+            origin: name.to_owned(),
+            seed,
+            clock: Clock {
+                start: clock_start,
+                step: Duration::ZERO,
+            },
+            server: ServerIdentity {
+                name: name.to_owned(),
+                version: None,
+                instructions: None,
+            },
+            secrets: Vec::new(),
+            template_secrets: Arc::default(),
+            tables: BTreeMap::new(),
+            tools: Vec::new(),
+            resources: Vec::new(),
+            resource_templates: Vec::new(),
+            prompts: Vec::new(),
+            templates: TemplateSet::default(),
+            mode: None,
+            upstreams: Vec::new(),
+            replay: Replay::default(),
+            record_dir: None,
+            tool_index: HashMap::new(),
+            prompt_index: HashMap::new(),
+            resource_index: HashMap::new(),
+        }
+    }
+
+    /// Whether anything in the scenario is in `replay` mode (and so needs
+    /// its cassette).
+    pub fn uses_replay(&self) -> bool {
+        let replays = |m: Option<Mode>| m == Some(Mode::Replay);
+        replays(self.mode)
+            || self.upstreams.iter().any(|u| replays(u.mode))
+            || self.tools.iter().any(|t| replays(t.mode))
+    }
+
+    /// The upstream with this name.
+    pub fn upstream(&self, name: &str) -> Option<&Upstream> {
+        self.upstreams.iter().find(|u| u.name == name)
+    }
+
     /// The tool with this name.
     pub fn tool(&self, name: &str) -> Option<&Tool> {
         self.tool_index.get(name).map(|&i| &self.tools[i])
@@ -133,6 +192,132 @@ pub struct Tool {
     pub faults: Vec<Fault>,
     /// Example arguments, valid against the input schema.
     pub examples: Vec<Map<String, Value>>,
+    /// Its own mode, if it sets one.
+    pub mode: Option<Mode>,
+    /// Its own miss policy, if it sets one.
+    pub miss: Option<MissPolicy>,
+    /// How its calls are compared with recorded ones (added to the
+    /// scenario's rules).
+    pub matching: MatchRules,
+    /// The upstream it forwards to, and the tool's name there.
+    pub upstream: Option<UpstreamTool>,
+    /// Whether the scenario gives its input schema (otherwise an upstream
+    /// tool's own schema is offered).
+    pub declares_schema: bool,
+}
+
+/// A declared tool's link to an upstream tool.
+#[derive(Debug, Clone)]
+pub struct UpstreamTool {
+    pub upstream: String,
+    pub tool: String,
+}
+
+/// How a tool, or an upstream's items, are answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    Stub,
+    Live,
+    Record,
+    Replay,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Stub => "stub",
+            Mode::Live => "live",
+            Mode::Record => "record",
+            Mode::Replay => "replay",
+        }
+    }
+
+    /// Whether calls in this mode go to the upstream.
+    pub fn forwards(self) -> bool {
+        matches!(self, Mode::Live | Mode::Record)
+    }
+}
+
+/// What replay does with a call the cassette has no answer for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum MissPolicy {
+    #[default]
+    Fail,
+    Stub,
+    Live,
+}
+
+impl MissPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MissPolicy::Fail => "fail",
+            MissPolicy::Stub => "stub",
+            MissPolicy::Live => "live",
+        }
+    }
+}
+
+/// How calls are compared with recorded ones: paths relative to a tool's
+/// arguments, in the cassette's path syntax (checked when loaded).
+#[derive(Debug, Clone, Default)]
+pub struct MatchRules {
+    pub ignore: Vec<String>,
+    pub regex: Vec<(String, regex::Regex)>,
+    pub same_type: Vec<String>,
+}
+
+impl MatchRules {
+    pub fn is_empty(&self) -> bool {
+        self.ignore.is_empty() && self.regex.is_empty() && self.same_type.is_empty()
+    }
+}
+
+/// A real MCP server behind the sandbox.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub name: String,
+    pub transport: UpstreamTransport,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub prefix: Option<String>,
+    /// Names or `*` patterns of tools and prompts not offered.
+    pub hide: Vec<regex::Regex>,
+    /// Upstream name → offered name.
+    pub rename: BTreeMap<String, String>,
+    pub mode: Option<Mode>,
+}
+
+impl Upstream {
+    /// Whether an item of this name is hidden.
+    pub fn hides(&self, name: &str) -> bool {
+        self.hide.iter().any(|re| re.is_match(name))
+    }
+}
+
+/// How to reach an upstream.
+#[derive(Debug, Clone)]
+pub enum UpstreamTransport {
+    Stdio {
+        command: String,
+        args: Vec<String>,
+        env: BTreeMap<String, String>,
+        cwd: Option<PathBuf>,
+    },
+    Http {
+        url: String,
+        headers: BTreeMap<String, String>,
+    },
+}
+
+/// Replay settings.
+#[derive(Debug, Clone, Default)]
+pub struct Replay {
+    /// The cassette replayed tools answer from.
+    pub cassette: Option<PathBuf>,
+    pub miss: MissPolicy,
+    pub strict_order: bool,
+    /// Rules for every tool.
+    pub matching: MatchRules,
 }
 
 /// A response rule.
@@ -404,6 +589,11 @@ pub struct UriTemplate {
 }
 
 impl UriTemplate {
+    /// Parses an RFC 6570 level 1 template (`file:///{path}`).
+    pub fn parse(template: &str) -> Result<UriTemplate, String> {
+        crate::compile::parse_uri_template(template)
+    }
+
     /// The variables if `uri` matches.
     pub fn matches(&self, uri: &str) -> Option<BTreeMap<String, String>> {
         let caps = self.pattern.captures(uri)?;

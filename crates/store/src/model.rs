@@ -65,6 +65,8 @@ pub enum EventKind {
     Fault,
     Error,
     Lifecycle,
+    /// A replayed run left its recording: a call the cassette cannot answer.
+    Divergence,
 }
 
 /// Which way an event travelled.
@@ -170,6 +172,7 @@ text_enum!(EventKind, "event kind",
     Fault => "fault",
     Error => "error",
     Lifecycle => "lifecycle",
+    Divergence => "divergence",
 );
 
 text_enum!(Direction, "event direction",

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod demo;
+pub mod replay;
 pub mod runs;
 pub mod serve;
 pub mod validate;

@@ -1,4 +1,6 @@
-//! `sandbar runs list | show | export`: reads recorded runs from the store.
+//! `sandbar runs list | show | export | import | diff`: reads recorded runs
+//! from the store (and cassettes, which `show` and `diff` accept in place of
+//! a run).
 //! Everything printed passes the redactor again on its way out, so an
 //! export is safe even if a detector improved since the run was recorded.
 
@@ -42,9 +44,32 @@ pub enum RunsCommand {
         /// The export format.
         #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
         format: ExportFormat,
-        /// Write to this file instead of stdout.
+        /// Write to this file instead of stdout (required for `cassette`,
+        /// whose large bodies are written next to it).
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+    },
+    /// Store a cassette as a run, so `runs show` and `runs diff` see it.
+    Import {
+        /// The cassette (`.jsonl`).
+        cassette: PathBuf,
+    },
+    /// Compare two runs (or cassettes): align their calls, show the first
+    /// divergence and every differing field.
+    ///
+    /// Exit status: 0 when the runs are the same, 1 when they differ.
+    Diff {
+        /// A run id (or unique prefix), or a cassette file.
+        left: String,
+        /// A run id (or unique prefix), or a cassette file.
+        right: String,
+        /// Print the comparison as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Argument paths to leave out of the comparison (repeatable), e.g.
+        /// `timestamp` or `items[*].id`.
+        #[arg(long, value_name = "PATH")]
+        ignore: Vec<String>,
     },
 }
 
@@ -53,6 +78,8 @@ pub enum RunsCommand {
 pub enum ExportFormat {
     /// A header line with the run, then one event per line.
     Jsonl,
+    /// A cassette: the run's interactions, replayable with `sandbar replay`.
+    Cassette,
 }
 
 pub async fn run(
@@ -60,6 +87,13 @@ pub async fn run(
     data: &Path,
     redactor: SharedRedactor,
 ) -> anyhow::Result<ExitCode> {
+    if let RunsCommand::Diff { left, right, json, ignore } = &command
+        && !data.join("sandbar.db").exists()
+        && Path::new(left).is_file()
+        && Path::new(right).is_file()
+    {
+        return diff(None, left, right, *json, ignore, &redactor).await;
+    }
     if !data.join("sandbar.db").exists() {
         return match command {
             RunsCommand::List { json: true, .. } => {
@@ -112,6 +146,55 @@ pub async fn run(
         }
         RunsCommand::Export {
             run,
+            format: ExportFormat::Cassette,
+            output,
+        } => {
+            let Some(output) = output else {
+                eprintln!("sandbar: a cassette export needs `--output FILE.jsonl`");
+                return Ok(ExitCode::Usage);
+            };
+            let Some(record) = find(&store, &run).await? else {
+                return Ok(ExitCode::Failure);
+            };
+            let events = store.events(&record.id).await?;
+            let cassette = sandbar_engine::cassette_of_run(&record, &events);
+            if let Err(e) = cassette.write_to(&output, &redactor.current()) {
+                eprintln!("sandbar: {}", redactor.redact_str(&e.to_string()));
+                return Ok(ExitCode::Failure);
+            }
+            out!(
+                "wrote {} interactions of run {} to {}",
+                cassette.interactions.len(),
+                record.id,
+                output.display()
+            );
+            ExitCode::Success
+        }
+        RunsCommand::Import { cassette } => {
+            let loaded = match crate::wiring::load_cassette(&cassette) {
+                Ok(c) => c,
+                Err(message) => {
+                    eprintln!("sandbar: {}", redactor.redact_str(&message));
+                    return Ok(ExitCode::Failure);
+                }
+            };
+            let id = sandbar_engine::import_cassette(
+                &store,
+                &loaded,
+                &cassette.display().to_string(),
+            )
+            .await?;
+            out!("imported {} as run {id}", cassette.display());
+            ExitCode::Success
+        }
+        RunsCommand::Diff {
+            left,
+            right,
+            json,
+            ignore,
+        } => diff(Some(&store), &left, &right, json, &ignore, &redactor).await?,
+        RunsCommand::Export {
+            run,
             format: ExportFormat::Jsonl,
             output,
         } => {
@@ -140,6 +223,71 @@ pub async fn run(
     };
     store.close().await?;
     Ok(code)
+}
+
+/// One side of a comparison: a cassette file, or a stored run.
+async fn side(
+    store: Option<&Store>,
+    name: &str,
+) -> anyhow::Result<Option<Vec<sandbar_cassette::Interaction>>> {
+    let path = Path::new(name);
+    if path.is_file() {
+        return match crate::wiring::load_cassette(path) {
+            Ok(c) => Ok(Some(c.interactions.clone())),
+            Err(message) => {
+                eprintln!("sandbar: {message}");
+                Ok(None)
+            }
+        };
+    }
+    let Some(store) = store else {
+        eprintln!("sandbar: `{name}` is neither a cassette file nor a recorded run");
+        return Ok(None);
+    };
+    let Some(record) = find(store, name).await? else {
+        return Ok(None);
+    };
+    let events = store.events(&record.id).await?;
+    Ok(Some(sandbar_engine::interactions(&events)))
+}
+
+async fn diff(
+    store: Option<&Store>,
+    left: &str,
+    right: &str,
+    json: bool,
+    ignore: &[String],
+    redactor: &SharedRedactor,
+) -> anyhow::Result<ExitCode> {
+    let mut options = sandbar_cassette::MatchOptions::default();
+    for path in ignore {
+        match path.parse::<sandbar_cassette::FieldPath>() {
+            Ok(path) => options.default.rules.push(sandbar_cassette::PathRule {
+                path,
+                how: sandbar_cassette::PathMatch::Ignore,
+            }),
+            Err(e) => {
+                eprintln!("sandbar: `--ignore {path}` is not a field path: {e}");
+                return Ok(ExitCode::Usage);
+            }
+        }
+    }
+    let (Some(a), Some(b)) = (side(store, left).await?, side(store, right).await?) else {
+        return Ok(ExitCode::Failure);
+    };
+    let report = sandbar_cassette::diff_runs(left, &a, right, &b, &options);
+    if json {
+        let mut value = serde_json::to_value(&report)?;
+        redactor.redact_json(&mut value);
+        out!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        out_raw!("{}", redactor.redact_str(&report.to_string()));
+    }
+    Ok(if report.identical {
+        ExitCode::Success
+    } else {
+        ExitCode::Failure
+    })
 }
 
 async fn find(store: &Store, id: &str) -> anyhow::Result<Option<RunRecord>> {

@@ -1,5 +1,6 @@
-//! `sandbar serve SCENARIO`: loads the scenario, opens the store and serves
-//! MCP over Streamable HTTP (default) or stdio until interrupted.
+//! `sandbar serve SCENARIO`: loads the scenario, connects its upstreams,
+//! opens the store and serves MCP over Streamable HTTP (default) or stdio
+//! until interrupted.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,27 +9,39 @@ use anyhow::Context as _;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use sandbar_engine::Engine;
+use sandbar_engine::{Engine, EngineOptions};
 use sandbar_mcp::{HttpOptions, Shared, serve_http, serve_stdio};
 use sandbar_redact::SharedRedactor;
 use sandbar_store::{Store, StoreOptions};
 
 use crate::exit::ExitCode;
+use crate::wiring;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The scenario file to serve.
     #[arg(value_name = "SCENARIO")]
     scenario: PathBuf,
+    /// Seed for every run (overrides the scenario's).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Write every run to a cassette in this directory (one `RUN_ID.jsonl`
+    /// per run), whatever the tools' modes.
+    #[arg(long, value_name = "DIR")]
+    record: Option<PathBuf>,
+    #[command(flatten)]
+    front: FrontArgs,
+}
+
+/// How MCP clients reach the sandbox.
+#[derive(Debug, Args)]
+pub struct FrontArgs {
     /// Address for Streamable HTTP; the endpoint is http://ADDR/mcp. Port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:7332", value_name = "ADDR")]
     listen: String,
     /// Serve one client over stdin/stdout instead of HTTP.
     #[arg(long, conflicts_with = "listen")]
     stdio: bool,
-    /// Seed for every run (overrides the scenario's).
-    #[arg(long)]
-    seed: Option<u64>,
     /// Serve HTTP without sessions: every request stands alone and requests
     /// share the run named by their X-Sandbar-Run header.
     #[arg(long)]
@@ -59,29 +72,70 @@ pub async fn run(
             return Ok(ExitCode::Failure);
         }
     };
+    let cassette = match scenario.replay.cassette.as_ref().filter(|_| scenario.uses_replay()) {
+        Some(path) => match wiring::load_cassette(path) {
+            Ok(c) => Some(c),
+            Err(message) => {
+                eprintln!("sandbar: {}", redactor.redact_str(&message));
+                return Ok(ExitCode::Failure);
+            }
+        },
+        None => None,
+    };
     let store = Store::open(data, redactor.clone(), StoreOptions::default())
         .await
         .with_context(|| format!("cannot open the store in {}", data.display()))?;
-    let engine = Engine::new(scenario, store.clone(), &redactor)?;
-    let shared = Shared::new(engine, if args.stdio { "stdio" } else { "http" }, args.seed);
+    let options = EngineOptions {
+        upstreams: wiring::upstreams(&scenario),
+        cassette,
+        replay_only: false,
+        record_dir: Some(match (&args.record, &scenario.record_dir) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(dir)) => dir.clone(),
+            (None, None) => data.join("cassettes"),
+        }),
+        record_everything: args.record.is_some(),
+    };
+    let engine = match Engine::build(scenario, store.clone(), &redactor, options).await {
+        Ok(engine) => engine,
+        Err(e) => {
+            eprintln!("sandbar: {}", redactor.redact_str(&e.to_string()));
+            store.close().await?;
+            return Ok(ExitCode::Failure);
+        }
+    };
+    let label = args.scenario.display().to_string();
+    serve_engine(engine, store, &args.front, args.seed, &label, data).await
+}
 
-    if args.stdio {
-        tracing::info!("serving {} over stdio", args.scenario.display());
+/// Serves an engine over the chosen front until interrupted (HTTP) or
+/// until the client leaves (stdio).
+pub async fn serve_engine(
+    engine: Arc<Engine>,
+    store: Store,
+    front: &FrontArgs,
+    seed: Option<u64>,
+    label: &str,
+    data: &Path,
+) -> anyhow::Result<ExitCode> {
+    let shared = Shared::new(engine, if front.stdio { "stdio" } else { "http" }, seed);
+    if front.stdio {
+        tracing::info!("serving {label} over stdio");
         serve_stdio(shared).await?;
         store.close().await?;
         return Ok(ExitCode::Success);
     }
 
-    let listener = tokio::net::TcpListener::bind(&args.listen)
+    let listener = tokio::net::TcpListener::bind(&front.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+        .with_context(|| format!("cannot listen on {}", front.listen))?;
     let address = listener.local_addr()?;
     let mut options = HttpOptions::default();
-    options.allowed_hosts.extend(args.allow_hosts);
-    options.allowed_origins.extend(args.allow_origins);
-    options.max_body_bytes = args.max_body;
-    options.stateless = args.stateless;
-    options.session_idle = std::time::Duration::from_secs(args.session_idle.max(1));
+    options.allowed_hosts.extend(front.allow_hosts.iter().cloned());
+    options.allowed_origins.extend(front.allow_origins.iter().cloned());
+    options.max_body_bytes = front.max_body;
+    options.stateless = front.stateless;
+    options.session_idle = std::time::Duration::from_secs(front.session_idle.max(1));
     if !address.ip().is_loopback()
         && options.allowed_hosts.len() == HttpOptions::default().allowed_hosts.len()
     {
@@ -91,8 +145,7 @@ pub async fn run(
     }
     out!("listening on http://{address}/mcp");
     eprintln!(
-        "sandbar: serving {} ({}) at http://{address}/mcp, recording to {}; no authentication (local single-user mode)",
-        args.scenario.display(),
+        "sandbar: serving {label} ({}) at http://{address}/mcp, recording to {}; no authentication (local single-user mode)",
         shared.engine().scenario().name,
         data.display()
     );

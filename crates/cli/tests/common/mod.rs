@@ -57,11 +57,18 @@ impl Server {
     /// Starts `sandbar serve SCENARIO --listen 127.0.0.1:0 --data DATA ARGS...`
     /// and waits for its endpoint.
     pub fn start(scenario: &Path, data: &Path, args: &[&str]) -> Server {
+        let scenario = scenario.to_str().expect("UTF-8 path");
+        Server::start_command("serve", scenario, data, args)
+    }
+
+    /// Starts `sandbar COMMAND TARGET --listen 127.0.0.1:0 --data DATA ARGS...`
+    /// (`serve SCENARIO` or `replay CASSETTE`) and waits for its endpoint.
+    pub fn start_command(command: &str, target: &str, data: &Path, args: &[&str]) -> Server {
         let stderr_path = data.with_extension("stderr.log");
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
         let mut child = sandbar()
-            .arg("serve")
-            .arg(scenario)
+            .arg(command)
+            .arg(target)
             .args(["--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(args)
@@ -254,6 +261,34 @@ pub async fn connect_stdio(scenario: &Path, data: &Path, client: TestClient) -> 
         .serve(TokioChildProcess::new(cmd).expect("spawn stdio server"))
         .await
         .expect("connect over stdio")
+}
+
+/// Starts `PROGRAM ARGS...` (a `sandbar` command line, possibly wrapped,
+/// e.g. in `unshare`) as a child speaking MCP on stdio and connects to it.
+pub async fn connect_command(program: &str, args: &[String], client: TestClient) -> Session {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args).env_remove("SANDBAR_LOG").env_remove("SANDBAR_DATA");
+    client
+        .serve(TokioChildProcess::new(cmd).expect("spawn stdio server"))
+        .await
+        .expect("connect over stdio")
+}
+
+/// The path of the `sandbar` binary under test.
+pub fn sandbar_path() -> String {
+    env!("CARGO_BIN_EXE_sandbar").to_owned()
+}
+
+/// A file inside the Node packages CI installs (`npm ci --prefix .ci/node`);
+/// fails the test, with the command to run, when they are missing.
+pub fn node_module(relative: &str) -> PathBuf {
+    let path = repo().join(".ci/node/node_modules").join(relative);
+    assert!(
+        path.exists(),
+        "{} is missing: run `npm ci --prefix .ci/node` in the repository first",
+        path.display()
+    );
+    path
 }
 
 /// Calls a tool and returns the whole result as JSON (errors as

@@ -1,0 +1,51 @@
+//! Connects the library crates: the scenario's upstream declarations become
+//! connections on the MCP SDK, and cassette files become recordings the
+//! engine replays.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use sandbar_cassette::Cassette;
+use sandbar_engine::Upstream;
+use sandbar_scenario::{Scenario, UpstreamTransport};
+use sandbar_upstream::{McpUpstream, Transport, UpstreamConfig};
+
+/// One connection factory per upstream the scenario declares, in its order.
+pub fn upstreams(scenario: &Scenario) -> Vec<Arc<dyn Upstream>> {
+    scenario
+        .upstreams
+        .iter()
+        .map(|u| {
+            let transport = match &u.transport {
+                UpstreamTransport::Stdio {
+                    command,
+                    args,
+                    env,
+                    cwd,
+                } => Transport::Stdio {
+                    command: command.clone(),
+                    args: args.clone(),
+                    env: env.clone(),
+                    cwd: cwd.clone(),
+                },
+                UpstreamTransport::Http { url, headers } => Transport::Http {
+                    url: url.clone(),
+                    headers: headers.clone(),
+                },
+            };
+            let upstream: Arc<dyn Upstream> = McpUpstream::new(UpstreamConfig {
+                name: u.name.clone(),
+                transport,
+                timeout: u.timeout,
+                connect_timeout: u.connect_timeout,
+            });
+            upstream
+        })
+        .collect()
+}
+
+/// Loads and validates a cassette, with a message naming the file when it
+/// cannot.
+pub fn load_cassette(path: &Path) -> Result<Arc<Cassette>, String> {
+    Cassette::load(path).map(Arc::new).map_err(|e| e.to_string())
+}

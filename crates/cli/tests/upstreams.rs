@@ -1,0 +1,636 @@
+//! Live upstreams, recording and replay, end to end: real MCP servers
+//! (the reference `server-everything`, `server-memory` and
+//! `server-filesystem`, installed by `npm ci --prefix .ci/node`) behind
+//! the real `sandbar` binary, driven by a real MCP client. A session is
+//! recorded through Sandbar, then replayed with the upstream gone — inside
+//! a network namespace without interfaces — and must give the same bytes.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rmcp::model::{GetPromptRequestParams, ReadResourceRequestParams};
+use serde_json::{Value, json};
+
+use common::*;
+
+fn everything() -> String {
+    node_module("@modelcontextprotocol/server-everything/dist/index.js")
+        .display()
+        .to_string()
+}
+
+/// A scenario with one stubbed tool and `server-everything` over stdio.
+fn everything_scenario(dir: &Path, extra: &str) -> PathBuf {
+    write_scenario(
+        dir,
+        "scenario.yaml",
+        &format!(
+            r#"
+version: 1
+name: everything-behind-sandbar
+seed: 7
+clock: 2026-01-15T09:00:00Z
+upstreams:
+  - name: everything
+    command: node
+    args: ["{everything}", stdio]
+{extra}
+tools:
+  - name: lookup
+    input_schema: {{type: object, properties: {{id: {{type: string}}}}, required: [id]}}
+    respond:
+      - text: "stubbed {{{{ args.id }}}}"
+"#,
+            everything = everything()
+        ),
+    )
+}
+
+/// The one cassette in `dir`.
+fn only_cassette(dir: &Path) -> PathBuf {
+    let files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    assert_eq!(files.len(), 1, "expected one cassette in {}: {files:?}", dir.display());
+    files[0].clone()
+}
+
+/// The same session, whatever serves it: every answer as JSON text.
+async fn session_transcript(session: &Session) -> Vec<String> {
+    let mut out = Vec::new();
+    let tools = session.list_all_tools().await.expect("tools/list");
+    out.push(serde_json::to_string(&tools).expect("json"));
+    for (tool, args) in [
+        ("echo", json!({"message": "hello"})),
+        ("get-sum", json!({"a": 2, "b": 3})),
+        ("lookup", json!({"id": "c-1"})),
+        ("echo", json!({"message": "hello"})),
+        ("get-structured-content", json!({"location": "New York"})),
+    ] {
+        out.push(serde_json::to_string(&call(session, tool, args).await).expect("json"));
+    }
+    let resource = session
+        .read_resource(ReadResourceRequestParams::new(
+            "demo://resource/static/document/architecture.md",
+        ))
+        .await
+        .map(|r| serde_json::to_value(r).expect("json"))
+        .unwrap_or_else(|e| json!({"error": e.to_string()}));
+    out.push(resource.to_string());
+    let prompt = session
+        .get_prompt(GetPromptRequestParams::new("simple-prompt"))
+        .await
+        .map(|r| serde_json::to_value(r).expect("json"))
+        .unwrap_or_else(|e| json!({"error": e.to_string()}));
+    out.push(prompt.to_string());
+    out
+}
+
+async fn with_timeout<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} took over 60 s"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stdio_upstream_is_recorded_and_replayed_offline_byte_for_byte() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = everything_scenario(dir.path(), "");
+    let cassettes = dir.path().join("cassettes");
+    let args: Vec<String> = vec![
+        "serve".into(),
+        scenario.display().to_string(),
+        "--stdio".into(),
+        "--data".into(),
+        dir.path().join("data").display().to_string(),
+        "--record".into(),
+        cassettes.display().to_string(),
+    ];
+    let live = with_timeout("the live session", async {
+        let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
+        let transcript = session_transcript(&session).await;
+        session.cancel().await.expect("close");
+        transcript
+    })
+    .await;
+    // The upstream really answered: echo and get-sum are its tools.
+    assert!(live[1].contains("Echo: hello"), "{}", live[1]);
+    assert!(live[2].contains('5'), "{}", live[2]);
+    assert!(live[3].contains("stubbed c-1"), "{}", live[3]);
+    assert!(live[6].contains("architecture"), "{}", live[6]);
+    assert!(!live[7].contains("error"), "{}", live[7]);
+
+    let cassette = only_cassette(&cassettes);
+    let recorded = std::fs::read_to_string(&cassette).expect("cassette");
+    assert!(
+        recorded.starts_with("{\"format\":\"sandbar-cassette\""),
+        "{recorded}"
+    );
+
+    // Replay with no network at all: a network namespace without
+    // interfaces (loopback down), and no upstream declared anywhere.
+    let replay_args: Vec<String> = vec![
+        "-rn".into(),
+        sandbar_path(),
+        "replay".into(),
+        cassette.display().to_string(),
+        "--stdio".into(),
+        "--data".into(),
+        dir.path().join("replay-data").display().to_string(),
+    ];
+    let (replayed, unrecorded) = with_timeout("the replayed session", async {
+        let session = connect_command("unshare", &replay_args, TestClient::default()).await;
+        let transcript = session_transcript(&session).await;
+        let unrecorded = call(&session, "echo", json!({"message": "hullo"})).await;
+        session.cancel().await.expect("close");
+        (transcript, unrecorded)
+    })
+    .await;
+    assert_eq!(live, replayed, "the replay must give the recorded bytes");
+
+    // A call the recording does not hold: a tool error that shows the
+    // closest recorded call and the field that differs.
+    assert_eq!(unrecorded["isError"], true, "{unrecorded}");
+    let message = text(&unrecorded);
+    assert!(message.contains("not in the recording"), "{message}");
+    assert!(message.contains("arguments.message"), "{message}");
+    assert!(message.contains("\"hello\""), "{message}");
+    let run = newest_run(&dir.path().join("replay-data"));
+    let divergences: Vec<&Value> = run["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["kind"] == "divergence")
+        .collect();
+    assert_eq!(divergences.len(), 1, "{run}");
+    assert_eq!(divergences[0]["payload"]["candidates"][0]["tool"], "echo");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_upstream_is_recorded_and_replayed_by_a_scenario_without_contacting_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut upstream = std::process::Command::new("node")
+        .arg(everything())
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start server-everything over HTTP");
+    wait_for_port(port);
+    let scenario_text = |mode: &str| {
+        format!(
+            r#"
+version: 1
+name: everything-over-http
+clock: 2026-01-15T09:00:00Z
+mode: {mode}
+upstreams:
+  - name: everything
+    url: http://127.0.0.1:{port}/mcp
+replay:
+  cassette: cassettes/recorded.jsonl
+"#
+        )
+    };
+    let record_scenario = write_scenario(dir.path(), "record.yaml", &scenario_text("record"));
+    let cassettes = dir.path().join("recorded");
+    let server = Server::start(&record_scenario, &dir.path().join("data"), &[
+        "--record",
+        cassettes.to_str().expect("path"),
+    ]);
+    let live = with_timeout("the live session", async {
+        let session = connect_http(&server.url, TestClient::default()).await;
+        let mut out = Vec::new();
+        for message in ["one", "two", "one"] {
+            out.push(call(&session, "echo", json!({"message": message})).await);
+        }
+        out.push(call(&session, "get-sum", json!({"a": 40, "b": 2})).await);
+        session.cancel().await.expect("close");
+        out
+    })
+    .await;
+    server.stop();
+    assert_eq!(text(&live[0]), "Echo: one");
+    std::fs::create_dir_all(dir.path().join("cassettes")).expect("mkdir");
+    std::fs::copy(
+        only_cassette(&cassettes),
+        dir.path().join("cassettes/recorded.jsonl"),
+    )
+    .expect("copy cassette");
+
+    // The upstream is gone; the scenario replays it from the cassette.
+    upstream.kill().expect("stop upstream");
+    upstream.wait().expect("reap upstream");
+    let replay_scenario = write_scenario(dir.path(), "replay.yaml", &scenario_text("replay"));
+    let server = Server::start(&replay_scenario, &dir.path().join("data2"), &[]);
+    let replayed = with_timeout("the replayed session", async {
+        let session = connect_http(&server.url, TestClient::default()).await;
+        let tools = session.list_all_tools().await.expect("tools/list");
+        assert!(tools.iter().any(|t| t.name == "get-sum"), "{tools:?}");
+        let mut out = Vec::new();
+        for message in ["one", "two", "one"] {
+            out.push(call(&session, "echo", json!({"message": message})).await);
+        }
+        out.push(call(&session, "get-sum", json!({"a": 40, "b": 2})).await);
+        session.cancel().await.expect("close");
+        out
+    })
+    .await;
+    server.stop();
+    assert_eq!(live, replayed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stateful_memory_and_filesystem_upstreams_replay_after_their_state_is_gone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(&files).expect("mkdir");
+    std::fs::write(files.join("notes.txt"), "first line\n").expect("write");
+    let memory = node_module("@modelcontextprotocol/server-memory/dist/index.js");
+    let filesystem = node_module("@modelcontextprotocol/server-filesystem/dist/index.js");
+    let memory_file = dir.path().join("memory.jsonl");
+    let scenario = write_scenario(
+        dir.path(),
+        "scenario.yaml",
+        &format!(
+            r#"
+version: 1
+name: memory-and-files
+upstreams:
+  - name: memory
+    command: node
+    args: ["{memory}"]
+    env: {{MEMORY_FILE_PATH: "{memory_file}"}}
+  - name: fs
+    command: node
+    args: ["{filesystem}", "{files}"]
+"#,
+            memory = memory.display(),
+            filesystem = filesystem.display(),
+            memory_file = memory_file.display(),
+            files = files.display(),
+        ),
+    );
+    let cassettes = dir.path().join("cassettes");
+    let note = files.join("notes.txt").display().to_string();
+    let session_calls = |session: Session| {
+        let note = note.clone();
+        async move {
+        let mut out = Vec::new();
+        out.push(
+            call(
+                &session,
+                "create_entities",
+                json!({"entities": [{"name": "Ada", "entityType": "person", "observations": ["writes programs"]}]}),
+            )
+            .await,
+        );
+        out.push(call(&session, "read_graph", json!({})).await);
+        out.push(call(&session, "read_text_file", json!({"path": note})).await);
+        out.push(
+            call(
+                &session,
+                "write_file",
+                json!({"path": note, "content": "second version\n"}),
+            )
+            .await,
+        );
+        out.push(call(&session, "read_text_file", json!({"path": note})).await);
+        session.cancel().await.expect("close");
+        out
+        }
+    };
+    let args = vec![
+        "serve".to_owned(),
+        scenario.display().to_string(),
+        "--stdio".into(),
+        "--data".into(),
+        dir.path().join("data").display().to_string(),
+        "--record".into(),
+        cassettes.display().to_string(),
+    ];
+    let live = with_timeout("the live session", async {
+        session_calls(connect_command(&sandbar_path(), &args, TestClient::default()).await).await
+    })
+    .await;
+    assert!(live[1].to_string().contains("writes programs"), "{}", live[1]);
+    assert_eq!(text(&live[2]), "first line\n");
+    assert_eq!(text(&live[4]), "second version\n");
+
+    // The state behind both upstreams is gone; the recording is all there is.
+    std::fs::remove_dir_all(&files).expect("remove files");
+    std::fs::remove_file(&memory_file).expect("remove memory");
+    let cassette = only_cassette(&cassettes);
+    let replay_args = vec![
+        "-rn".to_owned(),
+        sandbar_path(),
+        "replay".into(),
+        cassette.display().to_string(),
+        "--stdio".into(),
+        "--data".into(),
+        dir.path().join("replay-data").display().to_string(),
+    ];
+    let replayed = with_timeout("the replayed session", async {
+        session_calls(connect_command("unshare", &replay_args, TestClient::default()).await).await
+    })
+    .await;
+    assert_eq!(live, replayed);
+    assert!(!files.exists() && !memory_file.exists(), "replay touched the upstreams' state");
+}
+
+/// Records a stub-only session (two lookups) into `dir/cassettes`, and
+/// returns the cassette.
+async fn record_lookups(dir: &Path) -> PathBuf {
+    let scenario = everything_scenario(dir, "");
+    let cassettes = dir.join("recorded");
+    let args = vec![
+        "serve".to_owned(),
+        scenario.display().to_string(),
+        "--stdio".into(),
+        "--data".into(),
+        dir.join("data").display().to_string(),
+        "--record".into(),
+        cassettes.display().to_string(),
+    ];
+    with_timeout("the recording session", async {
+        let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
+        call(&session, "lookup", json!({"id": "c-1"})).await;
+        call(&session, "echo", json!({"message": "recorded"})).await;
+        session.cancel().await.expect("close");
+    })
+    .await;
+    only_cassette(&cassettes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_miss_policy_does_what_it_says() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cassette = record_lookups(dir.path()).await;
+    // A marker file shows whether the upstream process was ever started.
+    let marker = dir.path().join("upstream-started");
+    let scenario_for = |policy: &str| {
+        write_scenario(
+            dir.path(),
+            &format!("{policy}.yaml"),
+            &format!(
+                r#"
+version: 1
+name: everything-behind-sandbar
+seed: 7
+clock: 2026-01-15T09:00:00Z
+mode: replay
+upstreams:
+  - name: everything
+    command: sh
+    args: ["-c", "touch '{marker}'; exec node '{everything}' stdio"]
+replay:
+  cassette: "{cassette}"
+  miss: {policy}
+tools:
+  - name: lookup
+    input_schema: {{type: object, properties: {{id: {{type: string}}}}, required: [id]}}
+    respond:
+      - text: "stubbed {{{{ args.id }}}}"
+"#,
+                marker = marker.display(),
+                everything = everything(),
+                cassette = cassette.display(),
+            ),
+        )
+    };
+    let session_for = |policy: &str| {
+        let scenario = scenario_for(policy);
+        let data = dir.path().join(format!("data-{policy}"));
+        async move {
+            let args = vec![
+                "serve".to_owned(),
+                scenario.display().to_string(),
+                "--stdio".into(),
+                "--data".into(),
+                data.display().to_string(),
+            ];
+            connect_command(&sandbar_path(), &args, TestClient::default()).await
+        }
+    };
+
+    // fail: recorded calls are answered, others are tool errors; the
+    // upstream is never started.
+    let session = session_for("fail").await;
+    let hit = call(&session, "echo", json!({"message": "recorded"})).await;
+    assert_eq!(text(&hit), "Echo: recorded");
+    let miss = call(&session, "lookup", json!({"id": "c-2"})).await;
+    assert_eq!(miss["isError"], true, "{miss}");
+    assert!(text(&miss).contains("arguments.id"), "{miss}");
+    let miss = call(&session, "echo", json!({"message": "new"})).await;
+    assert_eq!(miss["isError"], true, "{miss}");
+    session.cancel().await.expect("close");
+    assert!(!marker.exists(), "replay started the upstream");
+
+    // stub: the scenario's rules answer what was not recorded.
+    let session = session_for("stub").await;
+    let answer = call(&session, "lookup", json!({"id": "c-2"})).await;
+    assert_eq!(text(&answer), "stubbed c-2");
+    session.cancel().await.expect("close");
+    assert!(!marker.exists(), "a stub miss started the upstream");
+
+    // live: the upstream answers what was not recorded, and only then is
+    // it started.
+    let session = session_for("live").await;
+    let hit = call(&session, "echo", json!({"message": "recorded"})).await;
+    assert_eq!(text(&hit), "Echo: recorded");
+    assert!(!marker.exists(), "a replayed call started the upstream");
+    let answer = call(&session, "echo", json!({"message": "new"})).await;
+    assert_eq!(text(&answer), "Echo: new");
+    assert!(marker.exists(), "a live miss did not reach the upstream");
+    session.cancel().await.expect("close");
+
+    // Every miss is a divergence event in its run, whatever the policy.
+    let run = newest_run(&dir.path().join("data-live"));
+    let divergence = run["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["kind"] == "divergence")
+        .unwrap_or_else(|| panic!("no divergence event: {run}"));
+    assert_eq!(divergence["payload"]["policy"], "live");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_failures_are_clear_errors_and_a_crashed_upstream_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // An upstream that cannot start: serve says so and exits.
+    let broken = write_scenario(
+        dir.path(),
+        "broken.yaml",
+        r#"
+version: 1
+name: broken
+upstreams:
+  - name: ghost
+    command: sandbar-test-no-such-command
+"#,
+    );
+    let (code, _out, err) = cli(
+        &dir.path().join("data0"),
+        &["serve", broken.to_str().expect("path"), "--stdio"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("ghost"), "{err}");
+    assert!(err.contains("sandbar-test-no-such-command"), "{err}");
+
+    // An upstream that dies mid-session: the call in flight gets a tool
+    // error, and the next call starts it again.
+    let pidfile = dir.path().join("upstream.pid");
+    let scenario = write_scenario(
+        dir.path(),
+        "crash.yaml",
+        &format!(
+            r#"
+version: 1
+name: crash
+upstreams:
+  - name: everything
+    command: sh
+    args: ["-c", "echo $$ > '{pidfile}'; exec node '{everything}' stdio"]
+    timeout: 20s
+"#,
+            pidfile = pidfile.display(),
+            everything = everything(),
+        ),
+    );
+    let args = vec![
+        "serve".to_owned(),
+        scenario.display().to_string(),
+        "--stdio".into(),
+        "--data".into(),
+        dir.path().join("data").display().to_string(),
+    ];
+    with_timeout("the crash session", async {
+        let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
+        let ok = call(&session, "echo", json!({"message": "before"})).await;
+        assert_eq!(text(&ok), "Echo: before");
+        let pid = std::fs::read_to_string(&pidfile).expect("pid").trim().to_owned();
+        let status = std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let failed = call(&session, "echo", json!({"message": "during"})).await;
+        // Either the dead connection is noticed on this call (a tool error
+        // naming the upstream) or it was noticed before and this call
+        // already runs on a new process.
+        if failed["isError"] == true {
+            assert!(text(&failed).contains("everything"), "{failed}");
+        } else {
+            assert_eq!(text(&failed), "Echo: during");
+        }
+        let again = call(&session, "echo", json!({"message": "after"})).await;
+        assert_eq!(text(&again), "Echo: after");
+        let new_pid = std::fs::read_to_string(&pidfile).expect("pid").trim().to_owned();
+        assert_ne!(pid, new_pid, "the upstream was not restarted");
+        session.cancel().await.expect("close");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_diff_shows_the_first_divergence_and_runs_round_trip_through_cassettes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = everything_scenario(dir.path(), "");
+    let data = dir.path().join("data");
+    for id in ["c-1", "c-2"] {
+        let args = vec![
+            "serve".to_owned(),
+            scenario.display().to_string(),
+            "--stdio".into(),
+            "--data".into(),
+            data.display().to_string(),
+        ];
+        with_timeout("a session", async {
+            let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
+            call(&session, "echo", json!({"message": "same"})).await;
+            call(&session, "lookup", json!({"id": id})).await;
+            session.cancel().await.expect("close");
+        })
+        .await;
+        // Let the server see the end of its stdin and end the run.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (code, out, err) = cli(&data, &["runs", "list", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let runs: Value = serde_json::from_str(&out).expect("json");
+    let newer = runs[0]["id"].as_str().expect("id").to_owned();
+    let older = runs[1]["id"].as_str().expect("id").to_owned();
+
+    let (code, out, err) = cli(&data, &["runs", "diff", &older, &newer]);
+    assert_eq!(code, 1, "runs that differ exit 1: {out}{err}");
+    assert!(out.contains("first divergence"), "{out}");
+    assert!(out.contains("arguments.id"), "{out}");
+    assert!(out.contains("c-1") && out.contains("c-2"), "{out}");
+    let (code, out, _) = cli(&data, &["runs", "diff", &older, &newer, "--json"]);
+    assert_eq!(code, 1);
+    let report: Value = serde_json::from_str(&out).expect("diff JSON");
+    assert_eq!(report["identical"], false);
+    let (code, out, err) = cli(&data, &["runs", "diff", &older, &older]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    // A run exported as a cassette, imported back, is the same run.
+    let exported = dir.path().join("older.jsonl");
+    let (code, out, err) = cli(
+        &data,
+        &["runs", "export", &older, "--format", "cassette", "-o", exported.to_str().expect("path")],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = cli(&data, &["runs", "diff", &older, exported.to_str().expect("path")]);
+    assert_eq!(code, 0, "a run and its cassette are the same: {out}{err}");
+    let (code, out, err) = cli(&data, &["runs", "import", exported.to_str().expect("path")]);
+    assert_eq!(code, 0, "{err}");
+    let imported = out.trim().rsplit(' ').next().expect("id").to_owned();
+    let (code, out, err) = cli(&data, &["runs", "show", &imported]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("lookup"), "{out}");
+    let (code, out, err) = cli(&data, &["runs", "diff", &imported, &older]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn a_cassette_from_a_newer_sandbar_is_refused_clearly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cassette = dir.path().join("future.jsonl");
+    std::fs::write(
+        &cassette,
+        "{\"format\":\"sandbar-cassette\",\"version\":\"2.0\",\"scenario\":{\"name\":\"x\",\"hash\":\"y\"},\"seed\":0,\"clock_start\":\"2026-01-01T00:00:00Z\",\"recorded_at\":\"2026-01-01T00:00:00Z\"}\n",
+    )
+    .expect("write");
+    let (code, _out, err) = cli(
+        &dir.path().join("data"),
+        &["replay", cassette.to_str().expect("path"), "--stdio"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("2.0") && err.contains("newer"), "{err}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on port {port} after 30 s");
+}

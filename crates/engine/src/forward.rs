@@ -1,0 +1,220 @@
+//! The live route: a call forwarded to its upstream.
+//!
+//! A run opens one connection per upstream, on the first call that needs
+//! it, so that everything the upstream sends during a call (progress, log
+//! messages, sampling requests) belongs to that run. When the connection
+//! dies (a stdio upstream crashed), the call gets a clear error and the
+//! next call opens a new connection: that is the restart.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use sandbar_store::{Direction, EventKind};
+
+use crate::call::{Call, Outcome, ProtocolError};
+use crate::client::{Client, ClientError};
+use crate::run::Run;
+use crate::upstream::{UpstreamError, UpstreamErrorKind, UpstreamRequest, UpstreamSession};
+
+/// The client a call talks through: passes everything on to the agent's
+/// client, keeps the notifications for the run's cassette, and — for
+/// traffic that comes from an upstream rather than from Sandbar's own stub
+/// code — records it as events.
+pub(crate) struct Relay<'a> {
+    pub run: &'a Run,
+    pub inner: &'a dyn Client,
+    /// Record what passes as events (upstream traffic); the stub route
+    /// records its own.
+    pub record: bool,
+    pub collected: Mutex<Vec<(String, Value)>>,
+}
+
+impl<'a> Relay<'a> {
+    pub fn new(run: &'a Run, inner: &'a dyn Client) -> Relay<'a> {
+        Relay {
+            run,
+            inner,
+            record: false,
+            collected: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A relay over this one that also records events.
+    pub fn recording(&'a self) -> Relay<'a> {
+        Relay {
+            run: self.run,
+            inner: self,
+            record: true,
+            collected: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The notifications that passed, in order.
+    pub fn take_notifications(&self) -> Vec<(String, Value)> {
+        std::mem::take(&mut *self.collected.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+#[async_trait]
+impl Client for Relay<'_> {
+    async fn notify(&self, method: &str, params: Value) -> Result<(), ClientError> {
+        if self.record {
+            self.run.record(
+                EventKind::Notification,
+                Direction::ToClient,
+                Some(method),
+                None,
+                params.clone(),
+            );
+        } else {
+            self.collected
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((method.to_owned(), params.clone()));
+        }
+        self.inner.notify(method, params).await
+    }
+
+    async fn request(&self, method: &str, params: Value) -> Result<Value, ClientError> {
+        if self.record {
+            self.run.record(
+                EventKind::Request,
+                Direction::ToClient,
+                Some(method),
+                None,
+                params.clone(),
+            );
+        }
+        let answer = self.inner.request(method, params).await;
+        if self.record {
+            match &answer {
+                Ok(result) => self.run.record(
+                    EventKind::Response,
+                    Direction::ToServer,
+                    Some(method),
+                    None,
+                    result.clone(),
+                ),
+                Err(e) => self.run.record(
+                    EventKind::Error,
+                    Direction::ToServer,
+                    Some(method),
+                    None,
+                    json!({"message": e.to_string()}),
+                ),
+            };
+        }
+        answer
+    }
+
+    fn supports(&self, capability: &str) -> bool {
+        self.inner.supports(capability)
+    }
+}
+
+/// Forwards one request to upstream `index` and returns its answer, or an
+/// error worded for the agent: a tool error for `tools/call` (so the
+/// agent's model reads it), a JSON-RPC error otherwise.
+pub(crate) async fn forward(
+    run: &Run,
+    index: usize,
+    method: &str,
+    params: Value,
+    call: &Call,
+    client: &Relay<'_>,
+) -> Outcome {
+    match try_forward(run, index, method, params, call, client).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            run.record(
+                EventKind::Error,
+                Direction::Internal,
+                Some(method),
+                call.request_id.clone(),
+                json!({
+                    "upstream": e.upstream,
+                    "kind": e.kind.to_string(),
+                    "message": e.message,
+                }),
+            );
+            let message = e.to_string();
+            if method == "tools/call" {
+                Outcome::tool_error(message)
+            } else {
+                Outcome::Error(ProtocolError::internal(message))
+            }
+        }
+    }
+}
+
+async fn try_forward(
+    run: &Run,
+    index: usize,
+    method: &str,
+    params: Value,
+    call: &Call,
+    client: &Relay<'_>,
+) -> Result<Outcome, UpstreamError> {
+    let engine = run.engine();
+    let Some(upstream) = engine.upstreams.get(index) else {
+        return Err(UpstreamError::new(
+            "?",
+            UpstreamErrorKind::Connect,
+            "no such upstream",
+        ));
+    };
+    let spec = &engine.scenario.upstreams[index];
+    let session = session(run, index).await?;
+    let recording = client.recording();
+    let result = session
+        .request(UpstreamRequest {
+            method,
+            params,
+            progress_token: call.progress_token.clone(),
+            client: &recording,
+            cancel: call.cancel.clone(),
+            timeout: spec.timeout,
+        })
+        .await;
+    if result.is_err() && session.is_closed() {
+        // Drop the dead connection; the next call opens a new one.
+        let mut sessions = run.upstream_sessions.lock().await;
+        if let Some(current) = sessions.get(&index)
+            && Arc::ptr_eq(current, &session)
+        {
+            sessions.remove(&index);
+        }
+        run.record(
+            EventKind::Lifecycle,
+            Direction::Internal,
+            Some("upstream/closed"),
+            None,
+            json!({"upstream": upstream.name()}),
+        );
+    }
+    result
+}
+
+/// The run's open connection to upstream `index`, opened if needed.
+async fn session(run: &Run, index: usize) -> Result<Arc<dyn UpstreamSession>, UpstreamError> {
+    let mut sessions = run.upstream_sessions.lock().await;
+    if let Some(s) = sessions.get(&index) {
+        if !s.is_closed() {
+            return Ok(s.clone());
+        }
+        sessions.remove(&index);
+    }
+    let upstream = &run.engine().upstreams[index];
+    let session = upstream.connect().await?;
+    run.record(
+        EventKind::Lifecycle,
+        Direction::Internal,
+        Some("upstream/connected"),
+        None,
+        json!({"upstream": upstream.name()}),
+    );
+    sessions.insert(index, session.clone());
+    Ok(session)
+}

@@ -1,0 +1,208 @@
+//! A run as a cassette, and a cassette as a run.
+//!
+//! The store keeps a run as events; a cassette keeps it as interactions
+//! (a request, the notifications sent while it was answered, its outcome).
+//! Converting between the two lets `runs show` and `runs diff` work on
+//! both, and lets any recorded run be replayed.
+//!
+//! Pairing events into interactions: a request from the client opens an
+//! interaction, the response or error with the same method and request id
+//! closes it, and a notification to the client belongs to the most
+//! recently opened interaction that is still open (calls answered
+//! concurrently may therefore attribute a notification to a neighbour; the
+//! store keeps the exact order either way). `initialize` is the protocol
+//! SDK's handshake, not a call, so it is left out, as live recording does.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use sandbar_cassette::{Cassette, Header, Interaction, Notification, RecordedOutcome, ScenarioRef};
+use sandbar_store::{
+    Direction, EventKind, EventRecord, NewEvent, NewRun, RunRecord, RunStatus, Store,
+};
+
+use crate::run::{DEFAULT_TENANT, format_time, new_run_id};
+
+/// The interactions of a run's events.
+pub fn interactions(events: &[EventRecord]) -> Vec<Interaction> {
+    struct Open {
+        method: String,
+        request_id: Option<String>,
+        interaction: Interaction,
+    }
+    let mut open: Vec<Open> = Vec::new();
+    let mut done: Vec<Interaction> = Vec::new();
+    for event in events {
+        let method = event.method.clone().unwrap_or_default();
+        match (event.kind, event.direction) {
+            (EventKind::Request, Direction::ToServer) if method != "initialize" => {
+                let mut params = event.payload.clone();
+                if let Value::Object(m) = &mut params {
+                    m.remove("_meta");
+                }
+                open.push(Open {
+                    method: method.clone(),
+                    request_id: event.request_id.clone(),
+                    interaction: Interaction {
+                        seq: 0,
+                        method,
+                        params,
+                        upstream: None,
+                        virtual_time: format_time(event.virtual_time),
+                        notifications: Vec::new(),
+                        outcome: RecordedOutcome::Result(json!({})),
+                    },
+                });
+            }
+            (EventKind::Notification, Direction::ToClient) => {
+                if let Some(last) = open.last_mut() {
+                    last.interaction.notifications.push(Notification {
+                        method,
+                        params: event.payload.clone(),
+                    });
+                }
+            }
+            (EventKind::Response | EventKind::Error, Direction::ToClient) => {
+                let Some(at) = open
+                    .iter()
+                    .rposition(|o| o.method == method && o.request_id == event.request_id)
+                else {
+                    continue;
+                };
+                let mut finished = open.remove(at).interaction;
+                finished.outcome = recorded_outcome(&event.payload);
+                done.push(finished);
+            }
+            _ => {}
+        }
+    }
+    for (i, interaction) in done.iter_mut().enumerate() {
+        interaction.seq = i as u64 + 1;
+    }
+    done
+}
+
+/// The outcome as the store keeps it (`{"result": ...}` or `{"error": ...}`).
+fn recorded_outcome(payload: &Value) -> RecordedOutcome {
+    RecordedOutcome::from_json(payload).unwrap_or_else(|message| RecordedOutcome::Error {
+        code: i64::from(crate::call::ProtocolError::INTERNAL_ERROR),
+        message: format!("unreadable recorded outcome: {message}"),
+        data: None,
+    })
+}
+
+/// A stored run as a cassette.
+pub fn cassette_of_run(run: &RunRecord, events: &[EventRecord]) -> Cassette {
+    let mut header = Header::new(
+        ScenarioRef {
+            name: run.scenario_name.clone(),
+            hash: run.scenario_hash.clone(),
+        },
+        run.seed,
+        format_time(run.clock_start),
+        format_time(run.started_at),
+    );
+    header.run_id = Some(run.id.clone());
+    Cassette {
+        header,
+        interactions: interactions(events),
+        path: None,
+    }
+}
+
+/// Why a cassette could not be imported.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("the cassette's {what} `{value}` is not an RFC 3339 time")]
+    Time { what: &'static str, value: String },
+    #[error(transparent)]
+    Store(#[from] sandbar_store::StoreError),
+}
+
+/// Stores a cassette as a run (ended, `completed`), and returns its id.
+pub async fn import_cassette(
+    store: &Store,
+    cassette: &Cassette,
+    label: &str,
+) -> Result<String, ImportError> {
+    let parse = |what: &'static str, value: &str| -> Result<DateTime<Utc>, ImportError> {
+        DateTime::parse_from_rfc3339(value)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| ImportError::Time {
+                what,
+                value: value.to_owned(),
+            })
+    };
+    let header = &cassette.header;
+    let clock_start = parse("clock start", &header.clock_start)?;
+    let id = new_run_id();
+    store
+        .create_run(&NewRun {
+            id: id.clone(),
+            tenant: DEFAULT_TENANT.to_owned(),
+            scenario_name: header.scenario.name.clone(),
+            scenario_hash: header.scenario.hash.clone(),
+            seed: header.seed,
+            clock_start,
+            started_at: Utc::now(),
+            transport: "cassette".to_owned(),
+            labels: json!({"imported_from": label}),
+        })
+        .await?;
+    let mut seq = 0;
+    let mut last = None;
+    let mut event = |kind, direction, method: &str, request_id: Option<String>, at, payload| {
+        seq += 1;
+        last = Some(store.append(NewEvent {
+            run_id: id.clone(),
+            tenant: DEFAULT_TENANT.to_owned(),
+            seq,
+            kind,
+            direction,
+            method: Some(method.to_owned()),
+            request_id,
+            virtual_time: at,
+            wall_time: Utc::now(),
+            payload,
+        }));
+    };
+    for i in &cassette.interactions {
+        let at = parse("interaction time", &i.virtual_time).unwrap_or(clock_start);
+        let request_id = Some(i.seq.to_string());
+        event(
+            EventKind::Request,
+            Direction::ToServer,
+            &i.method,
+            request_id.clone(),
+            at,
+            i.params.clone(),
+        );
+        for n in &i.notifications {
+            event(
+                EventKind::Notification,
+                Direction::ToClient,
+                &n.method,
+                None,
+                at,
+                n.params.clone(),
+            );
+        }
+        let kind = match i.outcome {
+            RecordedOutcome::Result(_) => EventKind::Response,
+            RecordedOutcome::Error { .. } => EventKind::Error,
+        };
+        event(
+            kind,
+            Direction::ToClient,
+            &i.method,
+            request_id,
+            at,
+            i.outcome.to_json(),
+        );
+    }
+    if let Some(ticket) = last {
+        store.durable(ticket).await?;
+    }
+    store.end_run(&id, RunStatus::Completed, Utc::now()).await?;
+    Ok(id)
+}
