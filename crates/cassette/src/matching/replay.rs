@@ -5,7 +5,7 @@
 //! matches gets the n-th interaction that matches. In strict order mode a
 //! call must match the next interaction not yet used, in file order.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -28,6 +28,8 @@ const CANDIDATES: usize = 3;
 pub struct Replayer {
     cassette: Arc<Cassette>,
     entries: Vec<Entry>,
+    /// The indices of the entries with each key, in file order.
+    by_key: HashMap<String, Vec<usize>>,
     options: MatchOptions,
     skip: HashSet<String>,
     state: Mutex<State>,
@@ -41,6 +43,11 @@ struct Entry {
 struct State {
     consumed: Vec<bool>,
     steps: u64,
+    /// Strict order: no interaction before this index is still due. Only
+    /// the interaction at the cursor is consumed in strict order (calls of
+    /// skipped methods consume only interactions the cursor passes over),
+    /// so it only moves forward.
+    cursor: usize,
 }
 
 /// A call the cassette has no answer for.
@@ -102,13 +109,19 @@ impl Replayer {
                 interaction: Arc::new(interaction.clone()),
             })
             .collect();
+        let mut by_key: HashMap<String, Vec<usize>> = HashMap::new();
+        for (index, entry) in entries.iter().enumerate() {
+            by_key.entry(entry.key.clone()).or_default().push(index);
+        }
         let state = State {
             consumed: vec![false; entries.len()],
             steps: 0,
+            cursor: 0,
         };
         Replayer {
             cassette,
             entries,
+            by_key,
             options,
             skip: HashSet::new(),
             state: Mutex::new(state),
@@ -146,14 +159,18 @@ impl Replayer {
         let mut state = self.lock();
         state.steps += 1;
         let step = state.steps;
-        let matching: Vec<usize> = (0..self.entries.len())
-            .filter(|&i| self.entries[i].key == key)
-            .collect();
+        let matching: &[usize] = self.by_key.get(&key).map_or(&[], Vec::as_slice);
         let mut expected = None;
         let reason = if self.options.strict_order && !self.skip.contains(method) {
-            let next = (0..self.entries.len()).find(|&i| {
-                !state.consumed[i] && !self.skip.contains(&self.entries[i].interaction.method)
-            });
+            while state.cursor < self.entries.len()
+                && (state.consumed[state.cursor]
+                    || self
+                        .skip
+                        .contains(&self.entries[state.cursor].interaction.method))
+            {
+                state.cursor += 1;
+            }
+            let next = Some(state.cursor).filter(|&i| i < self.entries.len());
             match next {
                 Some(i) if self.entries[i].key == key => {
                     state.consumed[i] = true;
