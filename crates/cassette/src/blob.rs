@@ -225,6 +225,13 @@ impl BlobWriter {
         }
         Ok(hex)
     }
+
+    /// Makes the names of the blobs written so far durable.
+    pub(crate) fn sync(&self) {
+        if self.dir_ready {
+            crate::write::sync_directory(&self.dir);
+        }
+    }
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

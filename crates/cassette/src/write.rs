@@ -196,22 +196,24 @@ fn create_parent(path: &Path) -> Result<(), CassetteError> {
     Ok(())
 }
 
-/// Makes a new or renamed directory entry durable. Best effort: where the
-/// platform cannot open a directory this does nothing.
+/// Makes a new or renamed directory entry durable: syncs the directory
+/// holding `path`.
 fn sync_dir(path: &Path) {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => sync_directory(parent),
+        _ => sync_directory(Path::new(".")),
+    }
+}
+
+/// Syncs a directory. Best effort: where the platform cannot open a
+/// directory this does nothing.
+pub(crate) fn sync_directory(dir: &Path) {
     #[cfg(unix)]
-    if let Some(parent) = path.parent() {
-        let parent = if parent.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            parent
-        };
-        if let Ok(dir) = File::open(parent) {
-            let _ = dir.sync_all();
-        }
+    if let Ok(dir) = File::open(dir) {
+        let _ = dir.sync_all();
     }
     #[cfg(not(unix))]
-    let _ = path;
+    let _ = dir;
 }
 
 /// The file, its blobs and the numbering: what both the appending writer
@@ -380,6 +382,7 @@ impl LineWriter {
             )));
         }
         sync_dir(&self.path);
+        self.blobs.sync();
         Ok(self.path)
     }
 }
