@@ -308,15 +308,21 @@ impl LineWriter {
         if notifications_depth + 3 > MAX_DEPTH {
             return Err(too_deep(&seq_for("notifications")));
         }
-        let outcome = outcome.to_json();
         let params_depth = depth(&params, MAX_DEPTH);
-        let outcome_depth = depth(&outcome, MAX_DEPTH);
         if params_depth > MAX_DEPTH {
             return Err(too_deep(&seq_for("params")));
         }
+        // The outcome's JSON wraps the result in one object, the data in two.
+        let outcome_depth = match &outcome {
+            RecordedOutcome::Result(result) => depth(result, MAX_DEPTH) + 1,
+            RecordedOutcome::Error { data, .. } => {
+                data.as_ref().map_or(0, |data| depth(data, MAX_DEPTH)) + 2
+            }
+        };
         if outcome_depth > MAX_DEPTH {
             return Err(too_deep(&seq_for("outcome")));
         }
+        let outcome = outcome.to_json();
 
         let mut params = Body::new(params, params_depth);
         let mut outcome = Body::new(outcome, outcome_depth);
