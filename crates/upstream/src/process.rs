@@ -19,9 +19,10 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use sandbar_engine::{UpstreamError, UpstreamErrorKind};
 
-/// How long a process may take to exit on its own once its stdin is closed
-/// (MCP's stdio shutdown) before it is killed.
-const EXIT_GRACE: Duration = Duration::from_secs(2);
+/// How long a process may take to exit on its own once its stdin is closed,
+/// and then once asked with SIGTERM, before it is killed (MCP's stdio
+/// shutdown sequence).
+const EXIT_GRACE: Duration = Duration::from_secs(1);
 /// Lines of stderr kept for error messages.
 const STDERR_TAIL_LINES: usize = 40;
 /// Longest stderr or stdout line kept, in bytes; the rest is dropped.
@@ -155,17 +156,24 @@ async fn reap(
         status = child.wait() => status,
         () = stop.cancelled() => {
             // By now the transport has closed stdin (or is about to), which
-            // is how MCP asks a stdio server to exit; kill it if it lingers.
+            // is how MCP asks a stdio server to exit. If it lingers it is
+            // asked again with SIGTERM, then killed.
             match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
                 Ok(status) => status,
                 Err(_) => {
                     tracing::debug!(target: "sandbar::upstream", upstream = %upstream,
-                        "process did not exit after stdin closed; killing it");
-                    kill_group(pid);
-                    // `kill` sends SIGKILL and waits, so nothing is left behind.
-                    match child.kill().await {
-                        Ok(()) => child.wait().await,
-                        Err(e) => Err(e),
+                        "process did not exit after stdin closed; terminating it");
+                    signal_group(pid, Stop::Terminate);
+                    match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
+                        Ok(status) => status,
+                        Err(_) => {
+                            signal_group(pid, Stop::Kill);
+                            // `kill` sends SIGKILL and waits: nothing is left.
+                            match child.kill().await {
+                                Ok(()) => child.wait().await,
+                                Err(e) => Err(e),
+                            }
+                        }
                     }
                 }
             }
@@ -180,21 +188,31 @@ async fn reap(
     // Whatever the process started (a wrapper like `npx` or `sh` starts the
     // real server) must not outlive the session either.
     stop.cancelled().await;
-    kill_group(pid);
+    signal_group(pid, Stop::Kill);
 }
 
-/// Kills the process group the upstream leads (it was spawned as the leader
-/// of a group of its own). A group that is already gone is fine.
-fn kill_group(pid: Option<u32>) {
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    Terminate,
+    Kill,
+}
+
+/// Signals the process group the upstream leads (it was spawned as the
+/// leader of a group of its own). A group that is already gone is fine.
+fn signal_group(pid: Option<u32>, stop: Stop) {
     #[cfg(unix)]
     if let Some(group) = pid
         .and_then(|pid| i32::try_from(pid).ok())
         .and_then(rustix::process::Pid::from_raw)
     {
-        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        let signal = match stop {
+            Stop::Terminate => rustix::process::Signal::TERM,
+            Stop::Kill => rustix::process::Signal::KILL,
+        };
+        let _ = rustix::process::kill_process_group(group, signal);
     }
     #[cfg(not(unix))]
-    let _ = pid;
+    let _ = (pid, stop);
 }
 
 /// "exited (status 1)", "was killed by signal 9".
@@ -258,8 +276,8 @@ impl ChildProcess {
     /// it has been reaped.
     pub async fn stop(&self) {
         self.stop.cancel();
-        // The reaper kills after EXIT_GRACE; a little more covers the kill.
-        let _ = self.exit(EXIT_GRACE + Duration::from_secs(2)).await;
+        // The reaper kills after two graces; a little more covers the kill.
+        let _ = self.exit(EXIT_GRACE * 2 + Duration::from_secs(2)).await;
     }
 }
 

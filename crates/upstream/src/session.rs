@@ -263,6 +263,13 @@ impl UpstreamSession for McpSession {
         if self.is_closed() {
             return Err(self.closed_error().await);
         }
+        if cancel.is_cancelled() {
+            // Cancelled before it left: the upstream never hears of it.
+            return Err(self.error(
+                UpstreamErrorKind::Cancelled,
+                format!("{method} was cancelled by the client"),
+            ));
+        }
 
         let mut inflight = self.router.register(progress_token);
         sdk_request.extensions_mut().insert(inflight.key());
