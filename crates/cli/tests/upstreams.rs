@@ -10,6 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rmcp::model::RequestParamsMeta as _;
 use rmcp::model::{GetPromptRequestParams, ReadResourceRequestParams};
 use serde_json::{Value, json};
 
@@ -633,4 +634,285 @@ fn wait_for_port(port: u16) {
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("nothing listens on port {port} after 30 s");
+}
+
+/// Calls the long-running tool with a progress token.
+async fn progress_call(session: &Session, token: &str) -> Value {
+    let mut request = rmcp::model::CallToolRequestParams::new("trigger-long-running-operation")
+        .with_arguments(
+            json!({"duration": 0.3, "steps": 3})
+                .as_object()
+                .cloned()
+                .expect("object"),
+        );
+    request.set_progress_token(rmcp::model::ProgressToken(
+        rmcp::model::NumberOrString::String(token.to_owned().into()),
+    ));
+    serde_json::to_value(session.call_tool(request).await.expect("call")).expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_progress_passes_through_is_recorded_and_replayed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = everything_scenario(dir.path(), "");
+    let cassettes = dir.path().join("cassettes");
+    let args = vec![
+        "serve".to_owned(),
+        scenario.display().to_string(),
+        "--stdio".into(),
+        "--data".into(),
+        dir.path().join("data").display().to_string(),
+        "--record".into(),
+        cassettes.display().to_string(),
+    ];
+    let client = TestClient::default();
+    let inbox = client.inbox.clone();
+    let live = with_timeout("the live session", async {
+        let session = connect_command(&sandbar_path(), &args, client).await;
+        let result = progress_call(&session, "agent-token").await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        session.cancel().await.expect("close");
+        result
+    })
+    .await;
+    let progress = inbox.of("notifications/progress");
+    assert_eq!(progress.len(), 3, "{progress:?}");
+    assert!(progress.iter().all(|p| p["progressToken"] == "agent-token"), "{progress:?}");
+    let recorded = std::fs::read_to_string(only_cassette(&cassettes)).expect("cassette");
+    assert!(recorded.contains("notifications/progress"), "{recorded}");
+
+    // Replayed, the client sees the same progress under its own token.
+    let replay_args = vec![
+        "replay".to_owned(),
+        only_cassette(&cassettes).display().to_string(),
+        "--stdio".into(),
+        "--data".into(),
+        dir.path().join("replay-data").display().to_string(),
+    ];
+    let client = TestClient::default();
+    let inbox = client.inbox.clone();
+    let replayed = with_timeout("the replayed session", async {
+        let session = connect_command(&sandbar_path(), &replay_args, client).await;
+        let result = progress_call(&session, "another-token").await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        session.cancel().await.expect("close");
+        result
+    })
+    .await;
+    assert_eq!(live, replayed);
+    let progress = inbox.of("notifications/progress");
+    assert_eq!(progress.len(), 3, "{progress:?}");
+    assert!(progress.iter().all(|p| p["progressToken"] == "another-token"), "{progress:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_names_follow_the_prefixing_rule_and_can_be_hidden_or_renamed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let everything = everything();
+    let scenario = write_scenario(
+        dir.path(),
+        "scenario.yaml",
+        &format!(
+            r#"
+version: 1
+name: two-upstreams
+upstreams:
+  - name: left
+    command: node
+    args: ["{everything}", stdio]
+    hide: ["trigger-*", "get-env"]
+    rename: {{get-sum: add}}
+  - name: right
+    command: node
+    args: ["{everything}", stdio]
+    prefix: "r_"
+tools:
+  - name: get-tiny-image
+    respond:
+      - text: "declared tools keep their names"
+"#
+        ),
+    );
+    let data = dir.path().join("data");
+    let args = vec![
+        "serve".to_owned(),
+        scenario.display().to_string(),
+        "--stdio".into(),
+        "--data".into(),
+        data.display().to_string(),
+    ];
+    with_timeout("the session", async {
+        let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
+        let names: Vec<String> = session
+            .list_all_tools()
+            .await
+            .expect("tools/list")
+            .into_iter()
+            .map(|t| t.name.to_string())
+            .collect();
+        let has = |n: &str| names.iter().any(|x| x == n);
+        // Unique names stay as they are; renames and prefixes apply.
+        assert!(has("echo") && has("add") && has("r_echo") && has("r_get-sum"), "{names:?}");
+        // Hidden tools are not offered.
+        assert!(!names.iter().any(|n| n.starts_with("trigger-") || n == "get-env"), "{names:?}");
+        assert!(has("r_trigger-long-running-operation"), "{names:?}");
+        // A name taken by a declared tool: the upstream's copy is prefixed
+        // with its upstream's name; the declared one keeps its name.
+        assert!(has("left__get-tiny-image") && has("get-tiny-image"), "{names:?}");
+        assert!(!has("get-sum"), "{names:?}");
+        let unique: std::collections::HashSet<&String> = names.iter().collect();
+        assert_eq!(unique.len(), names.len(), "names must be unambiguous: {names:?}");
+
+        assert_eq!(text(&call(&session, "add", json!({"a": 1, "b": 2})).await), "The sum of 1 and 2 is 3.");
+        assert_eq!(text(&call(&session, "r_echo", json!({"message": "x"})).await), "Echo: x");
+        assert_eq!(
+            text(&call(&session, "get-tiny-image", json!({})).await),
+            "declared tools keep their names"
+        );
+        let theirs = call(&session, "left__get-tiny-image", json!({})).await;
+        assert_eq!(theirs["content"][1]["type"], "image", "{theirs}");
+        session.cancel().await.expect("close");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn match_rules_and_strict_order_decide_what_replays() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cassette = record_lookups(dir.path()).await;
+    let scenario_for = |name: &str, replay: &str| {
+        write_scenario(
+            dir.path(),
+            &format!("{name}.yaml"),
+            &format!(
+                r#"
+version: 1
+name: everything-behind-sandbar
+mode: replay
+upstreams:
+  - name: everything
+    command: sandbar-test-never-started
+replay:
+  cassette: "{cassette}"
+{replay}
+tools:
+  - name: lookup
+    input_schema: {{type: object}}
+    match: {{regex: {{id: "^c-[0-9]+$"}}}}
+"#,
+                cassette = cassette.display(),
+            ),
+        )
+    };
+    let connect = |scenario: PathBuf, data: PathBuf| async move {
+        let args = vec![
+            "serve".to_owned(),
+            scenario.display().to_string(),
+            "--stdio".into(),
+            "--data".into(),
+            data.display().to_string(),
+        ];
+        connect_command(&sandbar_path(), &args, TestClient::default()).await
+    };
+
+    // Ignored paths and per-tool regex matchers.
+    let scenario = scenario_for("loose", "  match: {ignore: [message]}");
+    with_timeout("the loose session", async {
+        let session = connect(scenario, dir.path().join("d1")).await;
+        let any_message = call(&session, "echo", json!({"message": "anything at all"})).await;
+        assert_eq!(text(&any_message), "Echo: recorded", "{any_message}");
+        let like_id = call(&session, "lookup", json!({"id": "c-9"})).await;
+        assert_eq!(text(&like_id), "stubbed c-1", "{like_id}");
+        let unlike = call(&session, "lookup", json!({"id": "other"})).await;
+        assert_eq!(unlike["isError"], true, "{unlike}");
+        session.cancel().await.expect("close");
+    })
+    .await;
+
+    // Strict order: the recorded calls in another order diverge.
+    let scenario = scenario_for("strict", "  strict_order: true");
+    with_timeout("the strict session", async {
+        let session = connect(scenario, dir.path().join("d2")).await;
+        let first = call(&session, "echo", json!({"message": "recorded"})).await;
+        assert_eq!(first["isError"], true, "{first}");
+        assert!(text(&first).contains("lookup"), "the report names the expected call: {first}");
+        session.cancel().await.expect("close");
+    })
+    .await;
+    let scenario = scenario_for("strict-ok", "  strict_order: true");
+    with_timeout("the strict session in order", async {
+        let session = connect(scenario, dir.path().join("d3")).await;
+        assert_eq!(text(&call(&session, "lookup", json!({"id": "c-1"})).await), "stubbed c-1");
+        assert_eq!(text(&call(&session, "echo", json!({"message": "recorded"})).await), "Echo: recorded");
+        session.cancel().await.expect("close");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_a_cassette_and_replay_still_matches_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = "sk-sandbar-cassette-canary-7f3a9c";
+    let scenario = everything_scenario(
+        dir.path(),
+        &format!("secrets:\n  api_key: \"{secret}\""),
+    );
+    let cassettes = dir.path().join("cassettes");
+    let args = vec![
+        "serve".to_owned(),
+        scenario.display().to_string(),
+        "--stdio".into(),
+        "--data".into(),
+        dir.path().join("data").display().to_string(),
+        "--record".into(),
+        cassettes.display().to_string(),
+    ];
+    let live = with_timeout("the live session", async {
+        let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
+        // The upstream echoes the secret back: it is in the request and
+        // in the response.
+        let result = call(&session, "echo", json!({"message": format!("key={secret}")})).await;
+        session.cancel().await.expect("close");
+        result
+    })
+    .await;
+    assert!(text(&live).contains(secret), "the agent's own answer is not redacted: {live}");
+    let cassette = only_cassette(&cassettes);
+    let bytes = std::fs::read(&cassette).expect("cassette");
+    let encoded = [
+        secret.to_owned(),
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, secret),
+    ];
+    for form in &encoded {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(form.as_str()),
+            "the cassette holds a secret"
+        );
+    }
+    assert!(String::from_utf8_lossy(&bytes).contains("[REDACTED:secret:api_key]"));
+
+    // Replayed with the same scenario (so the same secret is known), the
+    // same call matches its redacted recording.
+    let replay_scenario = everything_scenario(
+        dir.path(),
+        &format!(
+            "secrets:\n  api_key: \"{secret}\"\nmode: replay\nreplay:\n  cassette: \"{}\"",
+            cassette.display()
+        ),
+    );
+    let args = vec![
+        "serve".to_owned(),
+        replay_scenario.display().to_string(),
+        "--stdio".into(),
+        "--data".into(),
+        dir.path().join("data2").display().to_string(),
+    ];
+    with_timeout("the replayed session", async {
+        let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
+        let result = call(&session, "echo", json!({"message": format!("key={secret}")})).await;
+        assert_eq!(result["isError"], Value::Null, "{result}");
+        assert_eq!(text(&result), "Echo: key=[REDACTED:secret:api_key]");
+        session.cancel().await.expect("close");
+    })
+    .await;
 }

@@ -347,6 +347,7 @@ fn match_options(
         default,
         per_tool,
         strict_order: scenario.replay.strict_order,
+        repeat_last: scenario.replay.repeat,
     })
 }
 

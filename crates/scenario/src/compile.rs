@@ -766,6 +766,7 @@ impl<'a> Compiler<'a> {
             cassette: spec.cassette.map(|c| self.relative_path(&c)),
             miss: spec.miss.map(miss).unwrap_or_default(),
             strict_order: spec.strict_order,
+            repeat: spec.repeat,
             matching: match spec.matching {
                 Some(m) => self.match_rules(m, &place.key("match")),
                 None => MatchRules::default(),

@@ -170,6 +170,10 @@ pub struct ReplaySpec {
     /// Calls must come in the recorded order; any other call is a miss.
     #[serde(default)]
     pub strict_order: bool,
+    /// When a call's recorded answers are used up, give the last one again
+    /// instead of missing (the n-th call otherwise gets the n-th answer).
+    #[serde(default)]
+    pub repeat: bool,
     /// How calls are compared with recorded ones (for every tool).
     #[serde(default, rename = "match")]
     pub matching: Option<MatchSpec>,

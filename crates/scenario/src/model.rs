@@ -316,6 +316,8 @@ pub struct Replay {
     pub cassette: Option<PathBuf>,
     pub miss: MissPolicy,
     pub strict_order: bool,
+    /// Answer again with the last recording once a call's are used up.
+    pub repeat: bool,
     /// Rules for every tool.
     pub matching: MatchRules,
 }

@@ -100,6 +100,10 @@ pub struct MatchOptions {
     pub per_tool: HashMap<String, MatchConfig>,
     /// Whether replayed calls must come in the recorded order.
     pub strict_order: bool,
+    /// When a call's recorded answers are used up, answer it again with
+    /// the last one instead of missing (outside strict order mode): for
+    /// agents that poll, and for load tests that repeat one call.
+    pub repeat_last: bool,
 }
 
 impl MatchOptions {

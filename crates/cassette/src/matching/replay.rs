@@ -195,6 +195,11 @@ impl Replayer {
                 state.consumed[i] = true;
                 return Ok(Arc::clone(&self.entries[i].interaction));
             }
+            if self.options.repeat_last
+                && let Some(&i) = matching.last()
+            {
+                return Ok(Arc::clone(&self.entries[i].interaction));
+            }
             if matching.is_empty() {
                 "no recorded call matches".to_owned()
             } else {

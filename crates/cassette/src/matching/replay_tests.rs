@@ -257,6 +257,38 @@ fn per_tool_rules_apply_by_tool_name() {
 }
 
 #[test]
+fn repeat_last_answers_again_with_the_last_recording() {
+    let replayer = Replayer::new(
+        cassette(vec![
+            call("roll", json!({}), json!({"text": "first"})),
+            call("roll", json!({}), json!({"text": "second"})),
+        ]),
+        MatchOptions {
+            repeat_last: true,
+            ..MatchOptions::default()
+        },
+    );
+    let texts: Vec<Value> = (0..4)
+        .map(|_| {
+            let answer = replayer
+                .answer("tools/call", &args("roll", json!({})))
+                .unwrap();
+            result_text(&answer)
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        vec![json!("first"), json!("second"), json!("second"), json!("second")]
+    );
+    // An unrecorded call is still a miss.
+    assert!(
+        replayer
+            .answer("tools/call", &args("other", json!({})))
+            .is_err()
+    );
+}
+
+#[test]
 fn strict_order() {
     let options = MatchOptions {
         strict_order: true,

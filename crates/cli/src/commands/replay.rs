@@ -25,8 +25,13 @@ pub struct ReplayArgs {
     #[arg(value_name = "CASSETTE")]
     cassette: PathBuf,
     /// Calls must come in the recorded order; any other call is a divergence.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "repeat")]
     strict_order: bool,
+    /// When a call's recorded answers are used up, give the last one again
+    /// instead of an error (by default the n-th identical call gets the n-th
+    /// recorded answer, and a call beyond them diverges).
+    #[arg(long)]
+    repeat: bool,
     #[command(flatten)]
     front: FrontArgs,
 }
@@ -62,6 +67,7 @@ pub async fn run(
         scenario.server.instructions = text("instructions");
     }
     scenario.replay.strict_order = args.strict_order;
+    scenario.replay.repeat = args.repeat;
     let store = Store::open(data, redactor.clone(), StoreOptions::default())
         .await
         .with_context(|| format!("cannot open the store in {}", data.display()))?;
