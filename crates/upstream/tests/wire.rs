@@ -209,6 +209,17 @@ async fn cancellation_timeout_and_abandonment_are_passed_upstream() {
     let session = connect(&scripted.upstream).await;
     let client = Recorder::default();
 
+    // Cancelled before it left: never sent at all.
+    let cancelled = CancellationToken::new();
+    cancelled.cancel();
+    let outcome = bounded(
+        "cancelled early",
+        session.request(hang_request(&client, cancelled, Duration::from_secs(30))),
+    )
+    .await;
+    assert_eq!(outcome.map_err(|e| e.kind), Err(UpstreamErrorKind::Cancelled));
+    assert!(scripted.calls_of("hang").is_empty());
+
     let cancel = CancellationToken::new();
     let canceller = {
         let cancel = cancel.clone();
