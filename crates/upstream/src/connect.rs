@@ -130,8 +130,9 @@ fn header_map(
             ));
         }
         // The value is left out of the message: headers carry credentials.
-        let value = HeaderValue::from_str(value)
-            .map_err(|_| format!("the value of header `{name}` is not a valid HTTP header value"))?;
+        let value = HeaderValue::from_str(value).map_err(|_| {
+            format!("the value of header `{name}` is not a valid HTTP header value")
+        })?;
         map.insert(header, value);
     }
     Ok(map)
@@ -141,14 +142,20 @@ fn header_map(
 fn handshake_failure(error: &ClientInitializeError, url: Option<&str>) -> String {
     match error {
         ClientInitializeError::JsonRpcError(e) => {
-            format!("the server refused initialize: {} ({})", e.message, e.code.0)
+            format!(
+                "the server refused initialize: {} ({})",
+                e.message, e.code.0
+            )
         }
         ClientInitializeError::ConnectionClosed(_) => {
             "the connection closed before the server answered initialize".to_owned()
         }
         ClientInitializeError::TransportError { error, .. } => match url {
             Some(url) => describe_http_failure(url, error.error.as_ref()).message,
-            None => format!("could not send initialize: {}", innermost(error.error.as_ref())),
+            None => format!(
+                "could not send initialize: {}",
+                innermost(error.error.as_ref())
+            ),
         },
         other => format!("the handshake failed: {other}"),
     }
@@ -163,7 +170,9 @@ pub(crate) fn explain(mut message: String, process: &ChildProcess) -> String {
         message.push_str(&line);
     }
     if let Some(noise) = process.stdout_noise() {
-        message.push_str(&format!(" (it wrote to stdout something that is not MCP: `{noise}`)"));
+        message.push_str(&format!(
+            " (it wrote to stdout something that is not MCP: `{noise}`)"
+        ));
     }
     message
 }

@@ -159,7 +159,10 @@ impl Router {
                 let meta = request.request.get_meta_mut();
                 meta.0.0.remove("progressToken");
                 if meta.0.0.is_empty() {
-                    request.request.extensions_mut().remove::<RequestMetaObject>();
+                    request
+                        .request
+                        .extensions_mut()
+                        .remove::<RequestMetaObject>();
                 }
             }
             (_, None) => {}
@@ -181,7 +184,9 @@ impl Router {
             ServerNotification::ResourceListChangedNotification(_) => {
                 "notifications/resources/list_changed"
             }
-            ServerNotification::ToolListChangedNotification(_) => "notifications/tools/list_changed",
+            ServerNotification::ToolListChangedNotification(_) => {
+                "notifications/tools/list_changed"
+            }
             ServerNotification::PromptListChangedNotification(_) => {
                 "notifications/prompts/list_changed"
             }
@@ -231,10 +236,9 @@ impl Router {
     ) -> Option<mpsc::UnboundedSender<Inbound>> {
         let state = self.lock();
         let associated = match origin {
-            Some(InboundStreamOrigin::OutboundRequest(id)) => state
-                .by_id
-                .get(id)
-                .and_then(|key| state.inflight.get(key)),
+            Some(InboundStreamOrigin::OutboundRequest(id)) => {
+                state.by_id.get(id).and_then(|key| state.inflight.get(key))
+            }
             _ => None,
         };
         associated
@@ -409,7 +413,9 @@ impl UpstreamHandler {
                 format!("the client does not support {capability}"),
                 None,
             ),
-            ClientError::Rejected { code, message } => ErrorData::new(ErrorCode(code), message, None),
+            ClientError::Rejected { code, message } => {
+                ErrorData::new(ErrorCode(code), message, None)
+            }
             ClientError::Transport(message) => {
                 ErrorData::new(ErrorCode::INTERNAL_ERROR, message, None)
             }
@@ -540,7 +546,10 @@ mod tests {
         match first.inbound.try_recv() {
             Ok(Inbound::Notify { method, params }) => {
                 assert_eq!(method, "notifications/progress");
-                assert_eq!(params, json!({"progressToken": "agent-1", "progress": 1, "total": 2}));
+                assert_eq!(
+                    params,
+                    json!({"progressToken": "agent-1", "progress": 1, "total": 2})
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -550,7 +559,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         drop(second);
-        router.route(&notification(json!({"method": "notifications/tools/list_changed"})));
+        router.route(&notification(
+            json!({"method": "notifications/tools/list_changed"}),
+        ));
         match first.inbound.try_recv() {
             Ok(Inbound::Notify { method, params }) => {
                 assert_eq!(method, "notifications/tools/list_changed");

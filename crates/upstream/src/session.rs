@@ -228,9 +228,8 @@ impl UpstreamSession for McpSession {
         // Only what the server declared is asked for; a server that lists
         // nothing of a kind simply has none.
         let capabilities = self.peer.peer_info().map(|info| info.capabilities.clone());
-        let declared = |f: fn(&rmcp::model::ServerCapabilities) -> bool| {
-            capabilities.as_ref().is_some_and(f)
-        };
+        let declared =
+            |f: fn(&rmcp::model::ServerCapabilities) -> bool| capabilities.as_ref().is_some_and(f);
         let mut catalog = Catalog::default();
         if declared(|c| c.tools.is_some()) {
             catalog.tools = self.list_all("tools/list", "tools").await?;
@@ -328,12 +327,16 @@ impl UpstreamSession for McpSession {
             Ending::Answer(answer) => {
                 inflight.settled();
                 match *answer {
-                    Ok(Ok(result)) => wire::result_json(&result).map(Outcome::Result).map_err(|e| {
-                        self.error(
-                            UpstreamErrorKind::Protocol,
-                            format!("the answer to {method} cannot be represented: {e}"),
-                        )
-                    }),
+                    Ok(Ok(result)) => {
+                        wire::result_json(&result)
+                            .map(Outcome::Result)
+                            .map_err(|e| {
+                                self.error(
+                                    UpstreamErrorKind::Protocol,
+                                    format!("the answer to {method} cannot be represented: {e}"),
+                                )
+                            })
+                    }
                     Ok(Err(ServiceError::McpError(e))) => {
                         Ok(Outcome::Error(wire::protocol_error(e)))
                     }

@@ -157,9 +157,18 @@ mod tests {
 
     #[test]
     fn unknown_methods_and_bad_params_are_refused_before_sending() {
-        for method in ["tools/frobnicate", "initialize", "notifications/cancelled", ""] {
+        for method in [
+            "tools/frobnicate",
+            "initialize",
+            "notifications/cancelled",
+            "",
+        ] {
             let refused = request_json(method, json!({}));
-            assert_eq!(refused["error"], ProtocolError::METHOD_NOT_FOUND, "{method}");
+            assert_eq!(
+                refused["error"],
+                ProtocolError::METHOD_NOT_FOUND,
+                "{method}"
+            );
         }
         let refused = request_json("tools/call", json!({"arguments": {}}));
         assert_eq!(refused["error"], ProtocolError::INVALID_PARAMS);
@@ -219,12 +228,11 @@ mod tests {
 
     #[test]
     fn notifications_without_params_give_an_empty_object() {
-        let notification: ServerNotification = match serde_json::from_value(
-            json!({"method": "notifications/tools/list_changed"}),
-        ) {
-            Ok(n) => n,
-            Err(e) => panic!("{e}"),
-        };
+        let notification: ServerNotification =
+            match serde_json::from_value(json!({"method": "notifications/tools/list_changed"})) {
+                Ok(n) => n,
+                Err(e) => panic!("{e}"),
+            };
         assert_eq!(notification_params(&notification), json!({}));
         let log: ServerNotification = match serde_json::from_value(json!({
             "method": "notifications/message",

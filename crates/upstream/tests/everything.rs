@@ -42,7 +42,10 @@ async fn check_catalog(session: &dyn UpstreamSession) {
     };
     let tools = names(&catalog.tools);
     for tool in ["echo", "get-sum", LONG_RUNNING, "trigger-sampling-request"] {
-        assert!(tools.contains(&tool.to_owned()), "{tool} missing from {tools:?}");
+        assert!(
+            tools.contains(&tool.to_owned()),
+            "{tool} missing from {tools:?}"
+        );
     }
     // Raw MCP objects, as listed.
     let echo = catalog.tools.iter().find(|t| t["name"] == "echo");
@@ -63,7 +66,7 @@ async fn check_catalog(session: &dyn UpstreamSession) {
 async fn stdio_catalog_lists_tools_resources_and_prompts() {
     let session = connect(&everything()).await;
     check_catalog(session.as_ref()).await;
-    session.close().await;
+    bounded("close", session.close()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,8 +74,17 @@ async fn stdio_tool_results_come_back_as_the_server_sent_them() {
     let session = connect(&everything()).await;
     let client = Recorder::default();
     let echo = call_tool(session.as_ref(), &client, "echo", json!({"message": "hi"})).await;
-    assert_eq!(echo, json!({"content": [{"type": "text", "text": "Echo: hi"}]}));
-    let sum = call_tool(session.as_ref(), &client, "get-sum", json!({"a": 2, "b": 3})).await;
+    assert_eq!(
+        echo,
+        json!({"content": [{"type": "text", "text": "Echo: hi"}]})
+    );
+    let sum = call_tool(
+        session.as_ref(),
+        &client,
+        "get-sum",
+        json!({"a": 2, "b": 3}),
+    )
+    .await;
     assert_eq!(first_text(&sum), "The sum of 2 and 3 is 5.");
     // An unknown tool is a tool error in this server, sent as a result.
     let unknown = call_tool(session.as_ref(), &client, "no-such-tool", json!({})).await;
@@ -83,23 +95,31 @@ async fn stdio_tool_results_come_back_as_the_server_sent_them() {
             "isError": true
         })
     );
-    session.close().await;
+    bounded("close", session.close()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resources_and_prompts_pass_through_and_errors_keep_their_code() {
     let session = connect(&everything()).await;
     let client = Recorder::default();
-    let catalog = match session.catalog().await {
+    let catalog = match bounded("catalog", session.catalog()).await {
         Ok(catalog) => catalog,
         Err(e) => panic!("{e}"),
     };
     let uri = catalog.resources[0]["uri"].clone();
-    match request(session.as_ref(), &client, "resources/read", json!({"uri": uri})).await {
+    match request(
+        session.as_ref(),
+        &client,
+        "resources/read",
+        json!({"uri": uri}),
+    )
+    .await
+    {
         Ok(Outcome::Result(result)) => {
             assert_eq!(result["contents"][0]["uri"], uri);
             assert!(
-                result["contents"][0]["text"].is_string() || result["contents"][0]["blob"].is_string()
+                result["contents"][0]["text"].is_string()
+                    || result["contents"][0]["blob"].is_string()
             );
         }
         other => panic!("resources/read: {other:?}"),
@@ -113,7 +133,9 @@ async fn resources_and_prompts_pass_through_and_errors_keep_their_code() {
     .await
     {
         Ok(Outcome::Result(result)) => {
-            let text = result["messages"][0]["content"]["text"].as_str().unwrap_or_default();
+            let text = result["messages"][0]["content"]["text"]
+                .as_str()
+                .unwrap_or_default();
             assert!(text.contains("Lisbon"), "{result}");
         }
         other => panic!("prompts/get: {other:?}"),
@@ -127,11 +149,23 @@ async fn resources_and_prompts_pass_through_and_errors_keep_their_code() {
         }))
     };
     assert_eq!(
-        request(session.as_ref(), &client, "prompts/get", json!({"name": "nope"})).await,
+        request(
+            session.as_ref(),
+            &client,
+            "prompts/get",
+            json!({"name": "nope"})
+        )
+        .await,
         expected("MCP error -32602: Prompt nope not found")
     );
     assert_eq!(
-        request(session.as_ref(), &client, "resources/read", json!({"uri": "demo://nope"})).await,
+        request(
+            session.as_ref(),
+            &client,
+            "resources/read",
+            json!({"uri": "demo://nope"})
+        )
+        .await,
         expected("MCP error -32602: Resource demo://nope not found")
     );
     // Refused before sending: an unknown method, and params that do not fit.
@@ -139,14 +173,27 @@ async fn resources_and_prompts_pass_through_and_errors_keep_their_code() {
         Ok(Outcome::Error(e)) => assert_eq!(e.code, ProtocolError::METHOD_NOT_FOUND),
         other => panic!("{other:?}"),
     }
-    match request(session.as_ref(), &client, "tools/call", json!({"arguments": 3})).await {
+    match request(
+        session.as_ref(),
+        &client,
+        "tools/call",
+        json!({"arguments": 3}),
+    )
+    .await
+    {
         Ok(Outcome::Error(e)) => assert_eq!(e.code, ProtocolError::INVALID_PARAMS),
         other => panic!("{other:?}"),
     }
     // The session is still fine.
-    let echo = call_tool(session.as_ref(), &client, "echo", json!({"message": "still"})).await;
+    let echo = call_tool(
+        session.as_ref(),
+        &client,
+        "echo",
+        json!({"message": "still"}),
+    )
+    .await;
     assert_eq!(first_text(&echo), "Echo: still");
-    session.close().await;
+    bounded("close", session.close()).await;
 }
 
 async fn check_progress(session: &dyn UpstreamSession) {
@@ -191,8 +238,12 @@ async fn progress_reaches_the_client_under_the_agents_token() {
     )
     .await;
     assert!(first_text(&result).starts_with("Long running operation completed"));
-    assert!(client.notifications_named("notifications/progress").is_empty());
-    session.close().await;
+    assert!(
+        client
+            .notifications_named("notifications/progress")
+            .is_empty()
+    );
+    bounded("close", session.close()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,19 +260,29 @@ async fn log_messages_reach_the_client_of_a_request_in_flight() {
     );
     let toggle = async {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        call_tool(session.as_ref(), &client, "toggle-simulated-logging", json!({})).await
+        call_tool(
+            session.as_ref(),
+            &client,
+            "toggle-simulated-logging",
+            json!({}),
+        )
+        .await
     };
     let (_, toggled) = tokio::join!(long, toggle);
-    assert!(first_text(&toggled).contains("Started simulated"), "{toggled}");
+    assert!(
+        first_text(&toggled).contains("Started simulated"),
+        "{toggled}"
+    );
     let messages = client.notifications_named("notifications/message");
     assert!(
         messages
             .iter()
-            .any(|m| m["level"].is_string() && m["data"].as_str().is_some_and(|d| d.contains("message"))),
+            .any(|m| m["level"].is_string()
+                && m["data"].as_str().is_some_and(|d| d.contains("message"))),
         "no log message among {:?}",
         client.notifications()
     );
-    session.close().await;
+    bounded("close", session.close()).await;
 }
 
 async fn check_sampling(session: &dyn UpstreamSession) {
@@ -238,7 +299,9 @@ async fn check_sampling(session: &dyn UpstreamSession) {
     let (method, params) = &questions[0];
     assert_eq!(method, "sampling/createMessage");
     assert_eq!(params["maxTokens"], 10);
-    let asked = params["messages"][0]["content"]["text"].as_str().unwrap_or_default();
+    let asked = params["messages"][0]["content"]["text"]
+        .as_str()
+        .unwrap_or_default();
     assert!(asked.contains("Say hello"), "{params}");
     // The client's answer went back upstream, which quotes it.
     assert!(first_text(&result).contains("a sampled reply"), "{result}");
@@ -261,7 +324,10 @@ async fn sampling_and_elicitation_go_to_the_client_and_back() {
     assert_eq!(questions.len(), 1);
     assert_eq!(questions[0].0, "elicitation/create");
     assert!(questions[0].1["requestedSchema"]["properties"].is_object());
-    assert!(result.to_string().to_lowercase().contains("decline"), "{result}");
+    assert!(
+        result.to_string().to_lowercase().contains("decline"),
+        "{result}"
+    );
 
     // A client without sampling is never asked; the upstream hears
     // method-not-found and reports its failure in its own way.
@@ -275,7 +341,7 @@ async fn sampling_and_elicitation_go_to_the_client_and_back() {
     .await;
     assert!(outcome.is_ok(), "{outcome:?}");
     assert!(unable.questions().is_empty());
-    session.close().await;
+    bounded("close", session.close()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,7 +365,8 @@ async fn cancelling_ends_the_request_at_once_and_the_session_stays_usable() {
         cancel,
         timeout: Duration::from_secs(60),
     });
-    let (outcome, cancelled_at) = bounded("cancelled call", async { tokio::join!(call, trigger) }).await;
+    let (outcome, cancelled_at) =
+        bounded("cancelled call", async { tokio::join!(call, trigger) }).await;
     match outcome {
         Err(e) => {
             assert_eq!(e.kind, UpstreamErrorKind::Cancelled, "{e}");
@@ -309,9 +376,15 @@ async fn cancelling_ends_the_request_at_once_and_the_session_stays_usable() {
     }
     assert!(cancelled_at.elapsed() < Duration::from_secs(2));
     assert!(!session.is_closed());
-    let echo = call_tool(session.as_ref(), &client, "echo", json!({"message": "after"})).await;
+    let echo = call_tool(
+        session.as_ref(),
+        &client,
+        "echo",
+        json!({"message": "after"}),
+    )
+    .await;
     assert_eq!(first_text(&echo), "Echo: after");
-    session.close().await;
+    bounded("close", session.close()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,9 +412,15 @@ async fn a_slow_answer_times_out_and_the_session_stays_usable() {
         Ok(outcome) => panic!("no timeout: {outcome:?}"),
     }
     assert!(started.elapsed() < Duration::from_secs(3));
-    let echo = call_tool(session.as_ref(), &client, "echo", json!({"message": "later"})).await;
+    let echo = call_tool(
+        session.as_ref(),
+        &client,
+        "echo",
+        json!({"message": "later"}),
+    )
+    .await;
     assert_eq!(first_text(&echo), "Echo: later");
-    session.close().await;
+    bounded("close", session.close()).await;
 }
 
 async fn check_concurrency(session: Arc<dyn UpstreamSession>) {
@@ -351,7 +430,13 @@ async fn check_concurrency(session: Arc<dyn UpstreamSession>) {
         calls.push(tokio::spawn(async move {
             let client = Recorder::default();
             let message = format!("message {i}");
-            let result = call_tool(session.as_ref(), &client, "echo", json!({"message": message})).await;
+            let result = call_tool(
+                session.as_ref(),
+                &client,
+                "echo",
+                json!({"message": message}),
+            )
+            .await;
             (message, first_text(&result))
         }));
     }
@@ -367,7 +452,7 @@ async fn check_concurrency(session: Arc<dyn UpstreamSession>) {
 async fn twenty_concurrent_calls_on_one_session_are_all_answered() {
     let session = connect(&everything()).await;
     check_concurrency(Arc::clone(&session)).await;
-    session.close().await;
+    bounded("close", session.close()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -411,8 +496,17 @@ async fn streamable_http_catalog_calls_progress_sampling_and_concurrency() {
     let session = connect(&server.upstream()).await;
     check_catalog(session.as_ref()).await;
     let client: &dyn Client = &Recorder::default();
-    let echo = call_tool(session.as_ref(), client, "echo", json!({"message": "over http"})).await;
-    assert_eq!(echo, json!({"content": [{"type": "text", "text": "Echo: over http"}]}));
+    let echo = call_tool(
+        session.as_ref(),
+        client,
+        "echo",
+        json!({"message": "over http"}),
+    )
+    .await;
+    assert_eq!(
+        echo,
+        json!({"content": [{"type": "text", "text": "Echo: over http"}]})
+    );
     check_progress(session.as_ref()).await;
     check_sampling(session.as_ref()).await;
     check_concurrency(Arc::clone(&session)).await;

@@ -90,7 +90,11 @@ async fn garbage_on_stdout_ends_in_a_clear_error_not_a_hang() {
 async fn garbage_and_an_exit_are_both_reported() {
     let upstream = quick(
         "noisy",
-        stdio("sh", &["-c", "echo 'not json'; echo 'fatal: no config' >&2; exit 1"], &[]),
+        stdio(
+            "sh",
+            &["-c", "echo 'not json'; echo 'fatal: no config' >&2; exit 1"],
+            &[],
+        ),
     );
     let error = connect_error(&upstream).await;
     assert_eq!(
@@ -111,7 +115,7 @@ async fn a_banner_before_the_server_starts_is_skipped() {
     let client = Recorder::default();
     let echo = call_tool(session.as_ref(), &client, "echo", json!({"message": "ok"})).await;
     assert_eq!(first_text(&echo), "Echo: ok");
-    session.close().await;
+    bounded("close", session.close()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,7 +144,8 @@ async fn a_process_killed_mid_request_closes_the_session_and_can_be_restarted() 
         Err(e) => {
             assert_eq!(e.kind, UpstreamErrorKind::Closed, "{e}");
             assert!(
-                e.to_string().starts_with("upstream everything: the process was killed by signal 9"),
+                e.to_string()
+                    .starts_with("upstream everything: the process was killed by signal 9"),
                 "{e}"
             );
         }
@@ -152,13 +157,13 @@ async fn a_process_killed_mid_request_closes_the_session_and_can_be_restarted() 
         Err(e) => assert_eq!(e.kind, UpstreamErrorKind::Closed),
         Ok(outcome) => panic!("{outcome:?}"),
     }
-    session.close().await;
+    bounded("close", session.close()).await;
 
     // A new connection starts the process again.
     let again = connect(&upstream).await;
     let echo = call_tool(again.as_ref(), &client, "echo", json!({"message": "back"})).await;
     assert_eq!(first_text(&echo), "Echo: back");
-    again.close().await;
+    bounded("close", again.close()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,16 +172,29 @@ async fn a_process_killed_between_requests_fails_the_next_one() {
     let pidfile = dir.path().join("pid");
     let session = connect(&everything_with_pidfile(&pidfile)).await;
     let client = Recorder::default();
-    call_tool(session.as_ref(), &client, "echo", json!({"message": "first"})).await;
+    call_tool(
+        session.as_ref(),
+        &client,
+        "echo",
+        json!({"message": "first"}),
+    )
+    .await;
     kill9(read_pid(&pidfile));
     // Whether or not the end of the stream has been seen yet, the request
     // gets a Closed error, and from then on the session says so.
-    match request(session.as_ref(), &client, "tools/call", json!({"name": "echo", "arguments": {"message": "x"}})).await {
+    match request(
+        session.as_ref(),
+        &client,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"message": "x"}}),
+    )
+    .await
+    {
         Err(e) => assert_eq!(e.kind, UpstreamErrorKind::Closed, "{e}"),
         Ok(outcome) => panic!("{outcome:?}"),
     }
     assert!(session.is_closed());
-    session.close().await;
+    bounded("close", session.close()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,7 +224,14 @@ async fn an_http_server_that_goes_away_closes_the_session() {
     let client = Recorder::default();
     call_tool(session.as_ref(), &client, "echo", json!({"message": "up"})).await;
     server.kill();
-    match request(session.as_ref(), &client, "tools/call", json!({"name": "echo", "arguments": {"message": "x"}})).await {
+    match request(
+        session.as_ref(),
+        &client,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"message": "x"}}),
+    )
+    .await
+    {
         Err(e) => {
             assert_eq!(e.kind, UpstreamErrorKind::Closed, "{e}");
             assert!(e.message.contains(&server.url), "{e}");
@@ -214,7 +239,7 @@ async fn an_http_server_that_goes_away_closes_the_session() {
         Ok(outcome) => panic!("{outcome:?}"),
     }
     assert!(session.is_closed());
-    session.close().await;
+    bounded("close", session.close()).await;
     // Reconnecting while it is down is a plain connect error.
     let error = connect_error(&upstream).await;
     assert_eq!(error.kind, UpstreamErrorKind::Connect);

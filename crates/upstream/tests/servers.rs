@@ -25,12 +25,19 @@ async fn memory_state_persists_across_calls_in_a_session() {
         ),
     ));
     let session = connect(&upstream).await;
-    let catalog = match session.catalog().await {
+    let catalog = match bounded("catalog", session.catalog()).await {
         Ok(catalog) => catalog,
         Err(e) => panic!("{e}"),
     };
-    let tools: Vec<_> = catalog.tools.iter().filter_map(|t| t["name"].as_str()).collect();
-    assert!(tools.contains(&"create_entities") && tools.contains(&"read_graph"), "{tools:?}");
+    let tools: Vec<_> = catalog
+        .tools
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(
+        tools.contains(&"create_entities") && tools.contains(&"read_graph"),
+        "{tools:?}"
+    );
     // server-memory declares no prompts: that list is empty, not an error.
     assert!(catalog.prompts.is_empty());
 
@@ -48,8 +55,11 @@ async fn memory_state_persists_across_calls_in_a_session() {
     .await;
     let graph = call_tool(session.as_ref(), &client, "read_graph", json!({})).await;
     let text = graph.to_string();
-    assert!(text.contains("Sandbar") && text.contains("records agent runs"), "{graph}");
-    session.close().await;
+    assert!(
+        text.contains("Sandbar") && text.contains("records agent runs"),
+        "{graph}"
+    );
+    bounded("close", session.close()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,7 +80,7 @@ async fn filesystem_reads_a_file_in_its_directory() {
         },
     ));
     let session = connect(&upstream).await;
-    let catalog = match session.catalog().await {
+    let catalog = match bounded("catalog", session.catalog()).await {
         Ok(catalog) => catalog,
         Err(e) => panic!("{e}"),
     };
@@ -93,5 +103,5 @@ async fn filesystem_reads_a_file_in_its_directory() {
     )
     .await;
     assert_eq!(outside["isError"], true, "{outside}");
-    session.close().await;
+    bounded("close", session.close()).await;
 }

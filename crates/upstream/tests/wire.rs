@@ -96,7 +96,10 @@ fn hang_request<'a>(
 
 async fn check_cancelled_upstream(scripted: &Scripted, reason: &str) {
     let calls = scripted.calls_of("hang");
-    let id = calls.last().map(|call| call["id"].clone()).unwrap_or_default();
+    let id = calls
+        .last()
+        .map(|call| call["id"].clone())
+        .unwrap_or_default();
     let cancelled = scripted
         .wait_for("notifications/cancelled", |m| {
             m["method"] == "notifications/cancelled" && m["params"]["requestId"] == id
@@ -113,7 +116,11 @@ async fn the_catalog_follows_pages_and_tolerates_lists_the_server_lacks() {
         Ok(catalog) => catalog,
         Err(e) => panic!("{e}"),
     };
-    let tools: Vec<_> = catalog.tools.iter().filter_map(|t| t["name"].as_str()).collect();
+    let tools: Vec<_> = catalog
+        .tools
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
     assert_eq!(tools, ["a", "b", "c", "burst", "hang"]);
     let cursors: Vec<Value> = scripted
         .received()
@@ -127,7 +134,7 @@ async fn the_catalog_follows_pages_and_tolerates_lists_the_server_lacks() {
     assert!(catalog.resource_templates.is_empty());
     // prompts/list answered with method-not-found: no prompts.
     assert!(catalog.prompts.is_empty());
-    session.close().await;
+    bounded("close", session.close()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,7 +157,9 @@ async fn everything_sent_before_the_answer_reaches_the_client_first_in_order() {
         .await;
         assert_eq!(
             outcome,
-            Ok(Outcome::Result(json!({"content": [{"type": "text", "text": "burst done"}]})))
+            Ok(Outcome::Result(
+                json!({"content": [{"type": "text", "text": "burst done"}]})
+            ))
         );
         let mut expected = Vec::new();
         for i in 1..=50 {
@@ -167,7 +176,7 @@ async fn everything_sent_before_the_answer_reaches_the_client_first_in_order() {
         }
         assert_eq!(client.notifications(), expected);
     }
-    session.close().await;
+    bounded("close", session.close()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,7 +185,11 @@ async fn the_upstream_is_asked_for_progress_only_when_the_agent_asked() {
     let session = connect(&scripted.upstream).await;
     let client = Recorder::default();
     call_tool(session.as_ref(), &client, "burst", json!({})).await;
-    assert!(client.notifications_named("notifications/progress").is_empty());
+    assert!(
+        client
+            .notifications_named("notifications/progress")
+            .is_empty()
+    );
     let with_token = bounded(
         "burst",
         session.request(UpstreamRequest {
@@ -195,12 +208,19 @@ async fn the_upstream_is_asked_for_progress_only_when_the_agent_asked() {
     // Without a token the request carries no `_meta` at all; with one, the
     // upstream gets a token of the connection's own (the agent's tokens
     // could collide across requests), mapped back to the agent's.
-    assert_eq!(calls[0]["params"], json!({"name": "burst", "arguments": {}}));
-    assert!(calls[1]["params"]["_meta"]["progressToken"].is_number(), "{}", calls[1]);
+    assert_eq!(
+        calls[0]["params"],
+        json!({"name": "burst", "arguments": {}})
+    );
+    assert!(
+        calls[1]["params"]["_meta"]["progressToken"].is_number(),
+        "{}",
+        calls[1]
+    );
     let progress = client.notifications_named("notifications/progress");
     assert_eq!(progress.len(), 50);
     assert!(progress.iter().all(|p| p["progressToken"] == 99));
-    session.close().await;
+    bounded("close", session.close()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,7 +237,10 @@ async fn cancellation_timeout_and_abandonment_are_passed_upstream() {
         session.request(hang_request(&client, cancelled, Duration::from_secs(30))),
     )
     .await;
-    assert_eq!(outcome.map_err(|e| e.kind), Err(UpstreamErrorKind::Cancelled));
+    assert_eq!(
+        outcome.map_err(|e| e.kind),
+        Err(UpstreamErrorKind::Cancelled)
+    );
     assert!(scripted.calls_of("hang").is_empty());
 
     let cancel = CancellationToken::new();
@@ -230,12 +253,19 @@ async fn cancellation_timeout_and_abandonment_are_passed_upstream() {
     };
     let call = session.request(hang_request(&client, cancel, Duration::from_secs(30)));
     let (outcome, ()) = bounded("cancel", async { tokio::join!(call, canceller) }).await;
-    assert_eq!(outcome.map_err(|e| e.kind), Err(UpstreamErrorKind::Cancelled));
+    assert_eq!(
+        outcome.map_err(|e| e.kind),
+        Err(UpstreamErrorKind::Cancelled)
+    );
     check_cancelled_upstream(&scripted, "cancelled by the client").await;
 
     let outcome = bounded(
         "timeout",
-        session.request(hang_request(&client, CancellationToken::new(), Duration::from_millis(300))),
+        session.request(hang_request(
+            &client,
+            CancellationToken::new(),
+            Duration::from_millis(300),
+        )),
     )
     .await;
     assert_eq!(outcome.map_err(|e| e.kind), Err(UpstreamErrorKind::Timeout));
@@ -244,14 +274,18 @@ async fn cancellation_timeout_and_abandonment_are_passed_upstream() {
     // A caller that stops waiting (its future dropped) still cancels.
     let abandoned = tokio::time::timeout(
         Duration::from_millis(300),
-        session.request(hang_request(&client, CancellationToken::new(), Duration::from_secs(30))),
+        session.request(hang_request(
+            &client,
+            CancellationToken::new(),
+            Duration::from_secs(30),
+        )),
     )
     .await;
     assert!(abandoned.is_err(), "the hanging request was answered");
     check_cancelled_upstream(&scripted, "the request was abandoned").await;
 
     assert!(!session.is_closed());
-    session.close().await;
+    bounded("close", session.close()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,7 +299,7 @@ async fn a_question_with_no_request_in_flight_is_refused() {
         .await;
     assert_eq!(refusal["error"]["code"], -32600, "{refusal}");
     assert!(client.questions().is_empty());
-    session.close().await;
+    bounded("close", session.close()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,5 +312,5 @@ async fn stray_json_on_stdout_does_not_disturb_the_session() {
     let result = call_tool(session.as_ref(), &client, "junk", json!({})).await;
     assert_eq!(first_text(&result), "after junk");
     assert!(!session.is_closed());
-    session.close().await;
+    bounded("close", session.close()).await;
 }

@@ -113,10 +113,7 @@ pub fn process_exists(pid: u32) -> bool {
 
 pub fn kill9(pid: u32) {
     let status = Command::new("kill").args(["-9", &pid.to_string()]).status();
-    assert!(
-        status.is_ok_and(|s| s.success()),
-        "could not kill {pid}"
-    );
+    assert!(status.is_ok_and(|s| s.success()), "could not kill {pid}");
 }
 
 pub async fn connect(upstream: &McpUpstream) -> Arc<dyn UpstreamSession> {
