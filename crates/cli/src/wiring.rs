@@ -47,5 +47,7 @@ pub fn upstreams(scenario: &Scenario) -> Vec<Arc<dyn Upstream>> {
 /// Loads and validates a cassette, with a message naming the file when it
 /// cannot.
 pub fn load_cassette(path: &Path) -> Result<Arc<Cassette>, String> {
-    Cassette::load(path).map(Arc::new).map_err(|e| e.to_string())
+    Cassette::load(path)
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
 }

@@ -56,7 +56,12 @@ fn only_cassette(dir: &Path) -> PathBuf {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
         .collect();
-    assert_eq!(files.len(), 1, "expected one cassette in {}: {files:?}", dir.display());
+    assert_eq!(
+        files.len(),
+        1,
+        "expected one cassette in {}: {files:?}",
+        dir.display()
+    );
     files[0].clone()
 }
 
@@ -201,10 +206,11 @@ replay:
     };
     let record_scenario = write_scenario(dir.path(), "record.yaml", &scenario_text("record"));
     let cassettes = dir.path().join("recorded");
-    let server = Server::start(&record_scenario, &dir.path().join("data"), &[
-        "--record",
-        cassettes.to_str().expect("path"),
-    ]);
+    let server = Server::start(
+        &record_scenario,
+        &dir.path().join("data"),
+        &["--record", cassettes.to_str().expect("path")],
+    );
     let live = with_timeout("the live session", async {
         let session = connect_http(&server.url, TestClient::default()).await;
         let mut out = Vec::new();
@@ -283,8 +289,8 @@ upstreams:
     let session_calls = |session: Session| {
         let note = note.clone();
         async move {
-        let mut out = Vec::new();
-        out.push(
+            let mut out = Vec::new();
+            out.push(
             call(
                 &session,
                 "create_entities",
@@ -292,19 +298,19 @@ upstreams:
             )
             .await,
         );
-        out.push(call(&session, "read_graph", json!({})).await);
-        out.push(call(&session, "read_text_file", json!({"path": note})).await);
-        out.push(
-            call(
-                &session,
-                "write_file",
-                json!({"path": note, "content": "second version\n"}),
-            )
-            .await,
-        );
-        out.push(call(&session, "read_text_file", json!({"path": note})).await);
-        session.cancel().await.expect("close");
-        out
+            out.push(call(&session, "read_graph", json!({})).await);
+            out.push(call(&session, "read_text_file", json!({"path": note})).await);
+            out.push(
+                call(
+                    &session,
+                    "write_file",
+                    json!({"path": note, "content": "second version\n"}),
+                )
+                .await,
+            );
+            out.push(call(&session, "read_text_file", json!({"path": note})).await);
+            session.cancel().await.expect("close");
+            out
         }
     };
     let args = vec![
@@ -320,7 +326,11 @@ upstreams:
         session_calls(connect_command(&sandbar_path(), &args, TestClient::default()).await).await
     })
     .await;
-    assert!(live[1].to_string().contains("writes programs"), "{}", live[1]);
+    assert!(
+        live[1].to_string().contains("writes programs"),
+        "{}",
+        live[1]
+    );
     assert_eq!(text(&live[2]), "first line\n");
     assert_eq!(text(&live[4]), "second version\n");
 
@@ -342,7 +352,10 @@ upstreams:
     })
     .await;
     assert_eq!(live, replayed);
-    assert!(!files.exists() && !memory_file.exists(), "replay touched the upstreams' state");
+    assert!(
+        !files.exists() && !memory_file.exists(),
+        "replay touched the upstreams' state"
+    );
 }
 
 /// Records a stub-only session (two lookups) into `dir/cassettes`, and
@@ -516,7 +529,10 @@ upstreams:
         let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
         let ok = call(&session, "echo", json!({"message": "before"})).await;
         assert_eq!(text(&ok), "Echo: before");
-        let pid = std::fs::read_to_string(&pidfile).expect("pid").trim().to_owned();
+        let pid = std::fs::read_to_string(&pidfile)
+            .expect("pid")
+            .trim()
+            .to_owned();
         let status = std::process::Command::new("kill")
             .args(["-KILL", &pid])
             .status()
@@ -534,7 +550,10 @@ upstreams:
         }
         let again = call(&session, "echo", json!({"message": "after"})).await;
         assert_eq!(text(&again), "Echo: after");
-        let new_pid = std::fs::read_to_string(&pidfile).expect("pid").trim().to_owned();
+        let new_pid = std::fs::read_to_string(&pidfile)
+            .expect("pid")
+            .trim()
+            .to_owned();
         assert_ne!(pid, new_pid, "the upstream was not restarted");
         session.cancel().await.expect("close");
     })
@@ -586,10 +605,21 @@ async fn runs_diff_shows_the_first_divergence_and_runs_round_trip_through_casset
     let exported = dir.path().join("older.jsonl");
     let (code, out, err) = cli(
         &data,
-        &["runs", "export", &older, "--format", "cassette", "-o", exported.to_str().expect("path")],
+        &[
+            "runs",
+            "export",
+            &older,
+            "--format",
+            "cassette",
+            "-o",
+            exported.to_str().expect("path"),
+        ],
     );
     assert_eq!(code, 0, "{out}{err}");
-    let (code, out, err) = cli(&data, &["runs", "diff", &older, exported.to_str().expect("path")]);
+    let (code, out, err) = cli(
+        &data,
+        &["runs", "diff", &older, exported.to_str().expect("path")],
+    );
     assert_eq!(code, 0, "a run and its cassette are the same: {out}{err}");
     let (code, out, err) = cli(&data, &["runs", "import", exported.to_str().expect("path")]);
     assert_eq!(code, 0, "{err}");
@@ -681,9 +711,16 @@ async fn upstream_progress_passes_through_is_recorded_and_replayed() {
     assert_eq!(progress.len(), 3, "{progress:?}");
     let token = progress[0]["progressToken"].clone();
     assert!(!token.is_null(), "{progress:?}");
-    assert!(progress.iter().all(|p| p["progressToken"] == token), "{progress:?}");
+    assert!(
+        progress.iter().all(|p| p["progressToken"] == token),
+        "{progress:?}"
+    );
     let steps: Vec<&Value> = progress.iter().map(|p| &p["progress"]).collect();
-    assert_eq!(steps, [&json!(1.0), &json!(2.0), &json!(3.0)], "{progress:?}");
+    assert_eq!(
+        steps,
+        [&json!(1.0), &json!(2.0), &json!(3.0)],
+        "{progress:?}"
+    );
     let recorded = std::fs::read_to_string(only_cassette(&cassettes)).expect("cassette");
     assert!(recorded.contains("notifications/progress"), "{recorded}");
 
@@ -710,7 +747,10 @@ async fn upstream_progress_passes_through_is_recorded_and_replayed() {
     assert_eq!(progress.len(), 3, "{progress:?}");
     let token = progress[0]["progressToken"].clone();
     assert!(!token.is_null(), "{progress:?}");
-    assert!(progress.iter().all(|p| p["progressToken"] == token), "{progress:?}");
+    assert!(
+        progress.iter().all(|p| p["progressToken"] == token),
+        "{progress:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -760,19 +800,40 @@ tools:
             .collect();
         let has = |n: &str| names.iter().any(|x| x == n);
         // Unique names stay as they are; renames and prefixes apply.
-        assert!(has("echo") && has("add") && has("r_echo") && has("r_get-sum"), "{names:?}");
+        assert!(
+            has("echo") && has("add") && has("r_echo") && has("r_get-sum"),
+            "{names:?}"
+        );
         // Hidden tools are not offered.
-        assert!(!names.iter().any(|n| n.starts_with("trigger-") || n == "get-env"), "{names:?}");
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.starts_with("trigger-") || n == "get-env"),
+            "{names:?}"
+        );
         assert!(has("r_trigger-long-running-operation"), "{names:?}");
         // A name taken by a declared tool: the upstream's copy is prefixed
         // with its upstream's name; the declared one keeps its name.
-        assert!(has("left__get-tiny-image") && has("get-tiny-image"), "{names:?}");
+        assert!(
+            has("left__get-tiny-image") && has("get-tiny-image"),
+            "{names:?}"
+        );
         assert!(!has("get-sum"), "{names:?}");
         let unique: std::collections::HashSet<&String> = names.iter().collect();
-        assert_eq!(unique.len(), names.len(), "names must be unambiguous: {names:?}");
+        assert_eq!(
+            unique.len(),
+            names.len(),
+            "names must be unambiguous: {names:?}"
+        );
 
-        assert_eq!(text(&call(&session, "add", json!({"a": 1, "b": 2})).await), "The sum of 1 and 2 is 3.");
-        assert_eq!(text(&call(&session, "r_echo", json!({"message": "x"})).await), "Echo: x");
+        assert_eq!(
+            text(&call(&session, "add", json!({"a": 1, "b": 2})).await),
+            "The sum of 1 and 2 is 3."
+        );
+        assert_eq!(
+            text(&call(&session, "r_echo", json!({"message": "x"})).await),
+            "Echo: x"
+        );
         assert_eq!(
             text(&call(&session, "get-tiny-image", json!({})).await),
             "declared tools keep their names"
@@ -843,15 +904,24 @@ tools:
         let session = connect(scenario, dir.path().join("d2")).await;
         let first = call(&session, "echo", json!({"message": "recorded"})).await;
         assert_eq!(first["isError"], true, "{first}");
-        assert!(text(&first).contains("lookup"), "the report names the expected call: {first}");
+        assert!(
+            text(&first).contains("lookup"),
+            "the report names the expected call: {first}"
+        );
         session.cancel().await.expect("close");
     })
     .await;
     let scenario = scenario_for("strict-ok", "  strict_order: true");
     with_timeout("the strict session in order", async {
         let session = connect(scenario, dir.path().join("d3")).await;
-        assert_eq!(text(&call(&session, "lookup", json!({"id": "c-1"})).await), "stubbed c-1");
-        assert_eq!(text(&call(&session, "echo", json!({"message": "recorded"})).await), "Echo: recorded");
+        assert_eq!(
+            text(&call(&session, "lookup", json!({"id": "c-1"})).await),
+            "stubbed c-1"
+        );
+        assert_eq!(
+            text(&call(&session, "echo", json!({"message": "recorded"})).await),
+            "Echo: recorded"
+        );
         session.cancel().await.expect("close");
     })
     .await;
@@ -861,10 +931,7 @@ tools:
 async fn secrets_never_reach_a_cassette_and_replay_still_matches_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     let secret = "sk-sandbar-cassette-canary-7f3a9c";
-    let scenario = everything_scenario(
-        dir.path(),
-        &format!("secrets:\n  api_key: \"{secret}\""),
-    );
+    let scenario = everything_scenario(dir.path(), &format!("secrets:\n  api_key: \"{secret}\""));
     let cassettes = dir.path().join("cassettes");
     let args = vec![
         "serve".to_owned(),
@@ -879,12 +946,20 @@ async fn secrets_never_reach_a_cassette_and_replay_still_matches_them() {
         let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
         // The upstream echoes the secret back: it is in the request and
         // in the response.
-        let result = call(&session, "echo", json!({"message": format!("key={secret}")})).await;
+        let result = call(
+            &session,
+            "echo",
+            json!({"message": format!("key={secret}")}),
+        )
+        .await;
         session.cancel().await.expect("close");
         result
     })
     .await;
-    assert!(text(&live).contains(secret), "the agent's own answer is not redacted: {live}");
+    assert!(
+        text(&live).contains(secret),
+        "the agent's own answer is not redacted: {live}"
+    );
     let cassette = only_cassette(&cassettes);
     let bytes = std::fs::read(&cassette).expect("cassette");
     let encoded = [
@@ -917,7 +992,12 @@ async fn secrets_never_reach_a_cassette_and_replay_still_matches_them() {
     ];
     with_timeout("the replayed session", async {
         let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
-        let result = call(&session, "echo", json!({"message": format!("key={secret}")})).await;
+        let result = call(
+            &session,
+            "echo",
+            json!({"message": format!("key={secret}")}),
+        )
+        .await;
         assert_eq!(result["isError"], Value::Null, "{result}");
         assert_eq!(text(&result), "Echo: key=[REDACTED:secret:api_key]");
         session.cancel().await.expect("close");

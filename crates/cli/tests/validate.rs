@@ -550,7 +550,11 @@ upstreams:
   - name: mailer
     url: ftp://example.com/mcp
 ",
-            &["{file}:5:10", "upstreams[0].url", "not an http:// or https:// URL"],
+            &[
+                "{file}:5:10",
+                "upstreams[0].url",
+                "not an http:// or https:// URL",
+            ],
         ),
         case(
             "a header naming an undefined secret",
@@ -561,7 +565,10 @@ upstreams:
     url: http://127.0.0.1:9/mcp
     headers: {Authorization: 'Bearer {{ secrets.mail_token }}'}
 ",
-            &["upstreams[0].headers.Authorization", "no secret named `mail_token`"],
+            &[
+                "upstreams[0].headers.Authorization",
+                "no secret named `mail_token`",
+            ],
         ),
         case(
             "a tool linked to an undefined upstream",
@@ -571,7 +578,11 @@ tools:
   - name: send
     upstream: mailer
 ",
-            &["{file}:5:15", "tools[0].upstream", "no upstream named `mailer`"],
+            &[
+                "{file}:5:15",
+                "tools[0].upstream",
+                "no upstream named `mailer`",
+            ],
         ),
         case(
             "a live tool without an upstream",

@@ -31,10 +31,10 @@ mod upstream;
 pub use call::{Call, CompletionRef, Method, Outcome, ProtocolError};
 pub use client::{Client, ClientError, DetachedClient};
 pub use render::RenderError;
-pub use rng::Stream;
 pub use replay::NOT_RECORDED;
-pub use transcript::{ImportError, cassette_of_run, import_cassette, interactions};
+pub use rng::Stream;
 pub use run::{DEFAULT_TENANT, Engine, EngineError, EngineOptions, Run, RunOptions, format_time};
+pub use transcript::{ImportError, cassette_of_run, import_cassette, interactions};
 pub use twin::{Changes, Table, Twin};
 pub use upstream::{
     Catalog, Upstream, UpstreamError, UpstreamErrorKind, UpstreamRequest, UpstreamSession,

@@ -103,10 +103,7 @@ impl Offer {
             });
             let mode = tool
                 .mode
-                .or_else(|| {
-                    link.as_ref()
-                        .and_then(|(u, _)| scenario.upstreams[*u].mode)
-                })
+                .or_else(|| link.as_ref().and_then(|(u, _)| scenario.upstreams[*u].mode))
                 .or(scenario.mode)
                 .filter(|m| link.is_some() || !m.forwards())
                 .unwrap_or(Mode::Stub);
@@ -165,9 +162,13 @@ impl Offer {
         let mut prompts_json: Vec<Value> = list(&declared.prompts, "prompts");
         let mut prompts = HashMap::new();
         let no_links = HashSet::new();
-        for (u, name, offered, item) in
-            offered_names(scenario, catalogs, |c| &c.prompts, &declared_prompts, &no_links)
-        {
+        for (u, name, offered, item) in offered_names(
+            scenario,
+            catalogs,
+            |c| &c.prompts,
+            &declared_prompts,
+            &no_links,
+        ) {
             let mut item = item.clone();
             if let Value::Object(m) = &mut item {
                 m.insert("name".to_owned(), Value::from(offered.clone()));

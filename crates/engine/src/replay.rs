@@ -206,7 +206,11 @@ impl RunCassette {
 
     /// Flushes and closes the cassette; returns its path.
     pub fn finish(&self) -> Option<Result<PathBuf, String>> {
-        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take()?;
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()?;
         Some(writer.finish().map_err(|e| e.to_string()))
     }
 }

@@ -30,7 +30,7 @@ use crate::forward::{self, Relay};
 use crate::listing::Listings;
 use crate::offer::{self, Offer};
 use crate::render::{RenderError, Renderer};
-use crate::replay::{self, RunCassette, Replayed};
+use crate::replay::{self, Replayed, RunCassette};
 use crate::stub;
 use crate::twin::Twin;
 use crate::upstream::{Catalog, Upstream, UpstreamError, UpstreamSession};
@@ -109,7 +109,13 @@ impl Engine {
                 "this scenario declares upstreams; build its engine with Engine::build".to_owned(),
             ));
         }
-        Engine::assemble(scenario, store, redactor, EngineOptions::default(), Vec::new())
+        Engine::assemble(
+            scenario,
+            store,
+            redactor,
+            EngineOptions::default(),
+            Vec::new(),
+        )
     }
 
     /// Takes a scenario in with its upstreams: lists what each upstream
@@ -132,7 +138,9 @@ impl Engine {
         }
         let mut catalogs = Vec::with_capacity(scenario.upstreams.len());
         for (i, spec) in scenario.upstreams.iter().enumerate() {
-            let catalog = if options.replay_only || offer::upstream_mode(&scenario, i) == Mode::Replay {
+            let catalog = if options.replay_only
+                || offer::upstream_mode(&scenario, i) == Mode::Replay
+            {
                 let recorded = options
                     .cassette
                     .as_ref()
@@ -171,7 +179,8 @@ impl Engine {
     ) -> Result<Arc<Engine>, EngineError> {
         register_secrets(&scenario, redactor)?;
         let renderer = Renderer::new(&scenario.templates)?;
-        let offer = Offer::new(&scenario, &catalogs).map_err(|e| EngineError::Setup(e.to_string()))?;
+        let offer =
+            Offer::new(&scenario, &catalogs).map_err(|e| EngineError::Setup(e.to_string()))?;
         let listings = match (&options.cassette, options.replay_only) {
             (Some(cassette), true) => Listings::recorded(cassette),
             _ => offer.listings.clone(),
@@ -181,7 +190,10 @@ impl Engine {
             .tools
             .iter()
             .filter(|t| {
-                offer.tools.get(&t.name).is_some_and(|r| r.mode == Mode::Stub)
+                offer
+                    .tools
+                    .get(&t.name)
+                    .is_some_and(|r| r.mode == Mode::Stub)
                     && !t
                         .faults
                         .iter()
@@ -260,14 +272,14 @@ impl Engine {
             .await?;
         let replayer = self.cassette.as_ref().map(|c| {
             replay::RunReplayer(
-                Replayer::new(c.clone(), self.offer.matching.clone())
-                    .skip_methods(&LOCAL_METHODS),
+                Replayer::new(c.clone(), self.offer.matching.clone()).skip_methods(&LOCAL_METHODS),
             )
         });
         let cassette = match (&self.record_dir, self.records()) {
             (Some(dir), true) => Some(
-                RunCassette::create(self, dir, self.record_everything, &id, seed)
-                    .map_err(|e| EngineError::Setup(format!("cannot start the run's cassette: {e}")))?,
+                RunCassette::create(self, dir, self.record_everything, &id, seed).map_err(|e| {
+                    EngineError::Setup(format!("cannot start the run's cassette: {e}"))
+                })?,
             ),
             _ => None,
         };
@@ -545,8 +557,15 @@ impl Run {
                 match engine.offer.resource_route(uri) {
                     Some(route) => {
                         let params = json!({"uri": uri});
-                        self.upstream_item(call, client, route.upstream, route.mode, "resources/read", params)
-                            .await
+                        self.upstream_item(
+                            call,
+                            client,
+                            route.upstream,
+                            route.mode,
+                            "resources/read",
+                            params,
+                        )
+                        .await
                     }
                     None => local(resource_not_found(uri)),
                 }
@@ -558,8 +577,15 @@ impl Run {
                 match engine.offer.prompts.get(name) {
                     Some(route) => {
                         let params = json!({"name": route.name, "arguments": arguments});
-                        self.upstream_item(call, client, route.upstream, route.mode, "prompts/get", params)
-                            .await
+                        self.upstream_item(
+                            call,
+                            client,
+                            route.upstream,
+                            route.mode,
+                            "prompts/get",
+                            params,
+                        )
+                        .await
                     }
                     None => local(stub::get_prompt(self, name, arguments)),
                 }
@@ -597,8 +623,15 @@ impl Run {
                             "ref": reference,
                             "argument": {"name": argument, "value": value},
                         });
-                        self.upstream_item(call, client, route.upstream, route.mode, "completion/complete", params)
-                            .await
+                        self.upstream_item(
+                            call,
+                            client,
+                            route.upstream,
+                            route.mode,
+                            "completion/complete",
+                            params,
+                        )
+                        .await
                     }
                     None => local(stub::complete(self, reference, argument, value)),
                 }
@@ -611,7 +644,14 @@ impl Run {
                         && route.mode.forwards()
                     {
                         let routed = self
-                            .upstream_item(call, client, route.upstream, route.mode, "resources/subscribe", json!({"uri": uri}))
+                            .upstream_item(
+                                call,
+                                client,
+                                route.upstream,
+                                route.mode,
+                                "resources/subscribe",
+                                json!({"uri": uri}),
+                            )
                             .await;
                         if matches!(routed.outcome, Outcome::Result(_)) {
                             self.state().subscriptions.insert(uri.clone());
@@ -633,7 +673,14 @@ impl Run {
                     && engine.scenario.resource(uri).is_none()
                 {
                     return self
-                        .upstream_item(call, client, route.upstream, route.mode, "resources/unsubscribe", json!({"uri": uri}))
+                        .upstream_item(
+                            call,
+                            client,
+                            route.upstream,
+                            route.mode,
+                            "resources/unsubscribe",
+                            json!({"uri": uri}),
+                        )
                         .await;
                 }
                 local(Outcome::empty())
@@ -688,9 +735,13 @@ impl Run {
                     })
                     .await
                 }
-                MissPolicy::Stub => self.replay_or(call, client, MissPolicy::Stub, None, stub).await,
+                MissPolicy::Stub => {
+                    self.replay_or(call, client, MissPolicy::Stub, None, stub)
+                        .await
+                }
                 MissPolicy::Live => {
-                    self.replay_or(call, client, MissPolicy::Live, None, forward).await
+                    self.replay_or(call, client, MissPolicy::Live, None, forward)
+                        .await
                 }
             },
         };

@@ -236,7 +236,10 @@ impl<'a> Compiler<'a> {
             {
                 self.problem(
                     &root.key("tools").index(i).key("upstream"),
-                    format!("no upstream named `{}` is defined under `upstreams`", link.upstream),
+                    format!(
+                        "no upstream named `{}` is defined under `upstreams`",
+                        link.upstream
+                    ),
                 );
             }
         }
@@ -564,7 +567,10 @@ impl<'a> Compiler<'a> {
         };
         let upstream = spec.upstream.map(|upstream| UpstreamTool {
             upstream,
-            tool: spec.upstream_tool.clone().unwrap_or_else(|| spec.name.clone()),
+            tool: spec
+                .upstream_tool
+                .clone()
+                .unwrap_or_else(|| spec.name.clone()),
         });
         if upstream.is_none() && spec.upstream_tool.is_some() {
             self.problem(
@@ -590,7 +596,7 @@ impl<'a> Compiler<'a> {
             miss: spec.miss.map(miss),
             matching,
             upstream,
-            declares_schema: declares_schema,
+            declares_schema,
             name: spec.name,
             title: spec.title,
             description: spec.description,
@@ -651,10 +657,7 @@ impl<'a> Compiler<'a> {
                     );
                 }
                 if !spec.args.is_empty() || !spec.env.is_empty() || spec.cwd.is_some() {
-                    self.problem(
-                        place,
-                        "`args`, `env` and `cwd` are for `command` upstreams",
-                    );
+                    self.problem(place, "`args`, `env` and `cwd` are for `command` upstreams");
                 }
                 let headers = with_secrets(self, spec.headers, "headers");
                 UpstreamTransport::Http { url, headers }
@@ -704,7 +707,9 @@ impl<'a> Compiler<'a> {
             }
         }
         if let Some(prefix) = &spec.prefix
-            && !prefix.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+            && !prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
         {
             self.problem(
                 &place.key("prefix"),
@@ -752,7 +757,9 @@ impl<'a> Compiler<'a> {
                 },
                 None => self.problem(
                     place,
-                    format!("only `{{{{ secrets.NAME }}}}` can be written here, not `{{{{ {inner} }}}}`"),
+                    format!(
+                        "only `{{{{ secrets.NAME }}}}` can be written here, not `{{{{ {inner} }}}}`"
+                    ),
                 ),
             }
             rest = &rest[start + len + 2..];

@@ -278,7 +278,12 @@ fn repeat_last_answers_again_with_the_last_recording() {
         .collect();
     assert_eq!(
         texts,
-        vec![json!("first"), json!("second"), json!("second"), json!("second")]
+        vec![
+            json!("first"),
+            json!("second"),
+            json!("second"),
+            json!("second")
+        ]
     );
     // An unrecorded call is still a miss.
     assert!(

@@ -87,7 +87,12 @@ pub async fn run(
     data: &Path,
     redactor: SharedRedactor,
 ) -> anyhow::Result<ExitCode> {
-    if let RunsCommand::Diff { left, right, json, ignore } = &command
+    if let RunsCommand::Diff {
+        left,
+        right,
+        json,
+        ignore,
+    } = &command
         && !data.join("sandbar.db").exists()
         && Path::new(left).is_file()
         && Path::new(right).is_file()
@@ -178,12 +183,9 @@ pub async fn run(
                     return Ok(ExitCode::Failure);
                 }
             };
-            let id = sandbar_engine::import_cassette(
-                &store,
-                &loaded,
-                &cassette.display().to_string(),
-            )
-            .await?;
+            let id =
+                sandbar_engine::import_cassette(&store, &loaded, &cassette.display().to_string())
+                    .await?;
             out!("imported {} as run {id}", cassette.display());
             ExitCode::Success
         }

@@ -72,7 +72,12 @@ pub async fn run(
             return Ok(ExitCode::Failure);
         }
     };
-    let cassette = match scenario.replay.cassette.as_ref().filter(|_| scenario.uses_replay()) {
+    let cassette = match scenario
+        .replay
+        .cassette
+        .as_ref()
+        .filter(|_| scenario.uses_replay())
+    {
         Some(path) => match wiring::load_cassette(path) {
             Ok(c) => Some(c),
             Err(message) => {
@@ -131,8 +136,12 @@ pub async fn serve_engine(
         .with_context(|| format!("cannot listen on {}", front.listen))?;
     let address = listener.local_addr()?;
     let mut options = HttpOptions::default();
-    options.allowed_hosts.extend(front.allow_hosts.iter().cloned());
-    options.allowed_origins.extend(front.allow_origins.iter().cloned());
+    options
+        .allowed_hosts
+        .extend(front.allow_hosts.iter().cloned());
+    options
+        .allowed_origins
+        .extend(front.allow_origins.iter().cloned());
     options.max_body_bytes = front.max_body;
     options.stateless = front.stateless;
     options.session_idle = std::time::Duration::from_secs(front.session_idle.max(1));

@@ -267,7 +267,9 @@ pub async fn connect_stdio(scenario: &Path, data: &Path, client: TestClient) -> 
 /// e.g. in `unshare`) as a child speaking MCP on stdio and connects to it.
 pub async fn connect_command(program: &str, args: &[String], client: TestClient) -> Session {
     let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args).env_remove("SANDBAR_LOG").env_remove("SANDBAR_DATA");
+    cmd.args(args)
+        .env_remove("SANDBAR_LOG")
+        .env_remove("SANDBAR_DATA");
     client
         .serve(TokioChildProcess::new(cmd).expect("spawn stdio server"))
         .await
