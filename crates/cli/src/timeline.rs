@@ -55,7 +55,7 @@ pub fn render(run: &RunRecord, events: &[EventRecord]) -> String {
     );
     for e in events {
         let arrow = match (e.direction, e.kind) {
-            (_, EventKind::Fault) => "!",
+            (_, EventKind::Fault | EventKind::Divergence) => "!",
             (Direction::ToServer, _) => "→",
             (Direction::ToClient, _) => "←",
             (Direction::Internal, _) => "·",
@@ -139,6 +139,14 @@ fn summary(e: &EventRecord) -> String {
             p.get("latency_ms")
                 .and_then(Value::as_u64)
                 .map(|ms| format!(" after {ms}ms"))
+                .unwrap_or_default()
+        ),
+        (EventKind::Divergence, _) => format!(
+            "divergence ({}): {}{}",
+            p.get("policy").and_then(Value::as_str).unwrap_or("fail"),
+            p.get("reason").and_then(Value::as_str).unwrap_or("?"),
+            p.pointer("/candidates/0/seq")
+                .map(|seq| format!(" · closest recorded call #{seq}"))
                 .unwrap_or_default()
         ),
         _ => compact(p),

@@ -498,6 +498,66 @@ upstreams:
     assert!(err.contains("ghost"), "{err}");
     assert!(err.contains("sandbar-test-no-such-command"), "{err}");
 
+    // An upstream slower than its timeout: a tool error that says so, and
+    // an error event in the run.
+    let slow = write_scenario(
+        dir.path(),
+        "slow.yaml",
+        &format!(
+            r#"
+version: 1
+name: slow
+upstreams:
+  - name: everything
+    command: node
+    args: ["{everything}", stdio]
+    timeout: 500ms
+"#,
+            everything = everything(),
+        ),
+    );
+    let slow_data = dir.path().join("data-slow");
+    let args = vec![
+        "serve".to_owned(),
+        slow.display().to_string(),
+        "--stdio".into(),
+        "--data".into(),
+        slow_data.display().to_string(),
+    ];
+    with_timeout("the slow session", async {
+        let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
+        let started = std::time::Instant::now();
+        let late = call(
+            &session,
+            "trigger-long-running-operation",
+            json!({"duration": 5, "steps": 5}),
+        )
+        .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "the timeout did not apply"
+        );
+        assert_eq!(late["isError"], true, "{late}");
+        assert!(text(&late).contains("everything"), "{late}");
+        // The sandbox keeps serving.
+        let ok = call(&session, "echo", json!({"message": "still here"})).await;
+        assert_eq!(text(&ok), "Echo: still here");
+        session.cancel().await.expect("close");
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let run = newest_run(&slow_data);
+    assert!(
+        run["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .any(|e| e["kind"] == "error"
+                && e["payload"]["upstream"] == "everything"
+                && e["payload"]["kind"] == "timeout"),
+        "{run}"
+    );
+
     // An upstream that dies mid-session: the call in flight gets a tool
     // error, and the next call starts it again.
     let pidfile = dir.path().join("upstream.pid");
@@ -621,6 +681,12 @@ async fn runs_diff_shows_the_first_divergence_and_runs_round_trip_through_casset
         &["runs", "diff", &older, exported.to_str().expect("path")],
     );
     assert_eq!(code, 0, "a run and its cassette are the same: {out}{err}");
+    let (code, out, err) = cli(&data, &["runs", "show", exported.to_str().expect("path")]);
+    assert_eq!(code, 0, "a cassette file shows as a run: {err}");
+    assert!(
+        out.contains("lookup") && out.contains("stubbed c-1"),
+        "{out}"
+    );
     let (code, out, err) = cli(&data, &["runs", "import", exported.to_str().expect("path")]);
     assert_eq!(code, 0, "{err}");
     let imported = out.trim().rsplit(' ').next().expect("id").to_owned();

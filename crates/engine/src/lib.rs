@@ -34,7 +34,9 @@ pub use render::RenderError;
 pub use replay::NOT_RECORDED;
 pub use rng::Stream;
 pub use run::{DEFAULT_TENANT, Engine, EngineError, EngineOptions, Run, RunOptions, format_time};
-pub use transcript::{ImportError, cassette_of_run, import_cassette, interactions};
+pub use transcript::{
+    ImportError, cassette_of_run, import_cassette, interactions, run_of_cassette,
+};
 pub use twin::{Changes, Table, Twin};
 pub use upstream::{
     Catalog, Upstream, UpstreamError, UpstreamErrorKind, UpstreamRequest, UpstreamSession,

@@ -110,6 +110,82 @@ pub fn cassette_of_run(run: &RunRecord, events: &[EventRecord]) -> Cassette {
     }
 }
 
+/// A cassette as a run and its events, without storing them (what `runs
+/// show` displays for a cassette file). Times that do not parse fall back
+/// to the clock start.
+pub fn run_of_cassette(cassette: &Cassette, label: &str) -> (RunRecord, Vec<EventRecord>) {
+    let parse = |value: &str| {
+        DateTime::parse_from_rfc3339(value)
+            .map(|t| t.with_timezone(&Utc))
+            .ok()
+    };
+    let header = &cassette.header;
+    let clock_start = parse(&header.clock_start).unwrap_or_default();
+    let recorded_at = parse(&header.recorded_at).unwrap_or(clock_start);
+    let id = header.run_id.clone().unwrap_or_else(|| label.to_owned());
+    let mut events = Vec::new();
+    for i in &cassette.interactions {
+        let at = parse(&i.virtual_time).unwrap_or(clock_start);
+        let mut push = |kind, direction, method: &str, request_id: Option<String>, payload| {
+            events.push(EventRecord {
+                run_id: id.clone(),
+                tenant: DEFAULT_TENANT.to_owned(),
+                seq: events.len() as u64 + 1,
+                kind,
+                direction,
+                method: Some(method.to_owned()),
+                request_id,
+                virtual_time: at,
+                wall_time: recorded_at,
+                payload,
+            });
+        };
+        let request_id = Some(i.seq.to_string());
+        push(
+            EventKind::Request,
+            Direction::ToServer,
+            &i.method,
+            request_id.clone(),
+            i.params.clone(),
+        );
+        for n in &i.notifications {
+            push(
+                EventKind::Notification,
+                Direction::ToClient,
+                &n.method,
+                None,
+                n.params.clone(),
+            );
+        }
+        let kind = match i.outcome {
+            RecordedOutcome::Result(_) => EventKind::Response,
+            RecordedOutcome::Error { .. } => EventKind::Error,
+        };
+        push(
+            kind,
+            Direction::ToClient,
+            &i.method,
+            request_id,
+            i.outcome.to_json(),
+        );
+    }
+    let run = RunRecord {
+        id,
+        tenant: DEFAULT_TENANT.to_owned(),
+        scenario_name: header.scenario.name.clone(),
+        scenario_hash: header.scenario.hash.clone(),
+        seed: header.seed,
+        clock_start,
+        started_at: recorded_at,
+        transport: "cassette".to_owned(),
+        labels: json!({"cassette": label}),
+        status: RunStatus::Completed,
+        ended_at: None,
+        event_count: events.len() as u64,
+    };
+    (run, events)
+}
+
 /// Why a cassette could not be imported.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -149,56 +225,21 @@ pub async fn import_cassette(
             labels: json!({"imported_from": label}),
         })
         .await?;
-    let mut seq = 0;
+    let (_, events) = run_of_cassette(cassette, label);
     let mut last = None;
-    let mut event = |kind, direction, method: &str, request_id: Option<String>, at, payload| {
-        seq += 1;
+    for event in events {
         last = Some(store.append(NewEvent {
             run_id: id.clone(),
-            tenant: DEFAULT_TENANT.to_owned(),
-            seq,
-            kind,
-            direction,
-            method: Some(method.to_owned()),
-            request_id,
-            virtual_time: at,
+            tenant: event.tenant,
+            seq: event.seq,
+            kind: event.kind,
+            direction: event.direction,
+            method: event.method,
+            request_id: event.request_id,
+            virtual_time: event.virtual_time,
             wall_time: Utc::now(),
-            payload,
+            payload: event.payload,
         }));
-    };
-    for i in &cassette.interactions {
-        let at = parse("interaction time", &i.virtual_time).unwrap_or(clock_start);
-        let request_id = Some(i.seq.to_string());
-        event(
-            EventKind::Request,
-            Direction::ToServer,
-            &i.method,
-            request_id.clone(),
-            at,
-            i.params.clone(),
-        );
-        for n in &i.notifications {
-            event(
-                EventKind::Notification,
-                Direction::ToClient,
-                &n.method,
-                None,
-                at,
-                n.params.clone(),
-            );
-        }
-        let kind = match i.outcome {
-            RecordedOutcome::Result(_) => EventKind::Response,
-            RecordedOutcome::Error { .. } => EventKind::Error,
-        };
-        event(
-            kind,
-            Direction::ToClient,
-            &i.method,
-            request_id,
-            at,
-            i.outcome.to_json(),
-        );
     }
     if let Some(ticket) = last {
         store.durable(ticket).await?;

@@ -29,9 +29,9 @@ pub enum RunsCommand {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
-    /// Show one run as a readable timeline.
+    /// Show one run (or a cassette file) as a readable timeline.
     Show {
-        /// A run id, or a unique prefix of at least 4 characters.
+        /// A run id, a unique prefix of at least 4 characters, or a cassette file.
         run: String,
         /// Print the run and its events as JSON.
         #[arg(long)]
@@ -98,6 +98,11 @@ pub async fn run(
         && Path::new(right).is_file()
     {
         return diff(None, left, right, *json, ignore, &redactor).await;
+    }
+    if let RunsCommand::Show { run, json } = &command
+        && Path::new(run).is_file()
+    {
+        return show_cassette(Path::new(run), *json, &redactor);
     }
     if !data.join("sandbar.db").exists() {
         return match command {
@@ -225,6 +230,28 @@ pub async fn run(
     };
     store.close().await?;
     Ok(code)
+}
+
+fn show_cassette(path: &Path, json: bool, redactor: &SharedRedactor) -> anyhow::Result<ExitCode> {
+    let cassette = match crate::wiring::load_cassette(path) {
+        Ok(c) => c,
+        Err(message) => {
+            eprintln!("sandbar: {}", redactor.redact_str(&message));
+            return Ok(ExitCode::Failure);
+        }
+    };
+    let (record, events) = sandbar_engine::run_of_cassette(&cassette, &path.display().to_string());
+    if json {
+        let mut value = json!({"run": record, "events": events});
+        redactor.redact_json(&mut value);
+        out!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        out_raw!(
+            "{}",
+            redactor.redact_str(&timeline::render(&record, &events))
+        );
+    }
+    Ok(ExitCode::Success)
 }
 
 /// One side of a comparison: a cassette file, or a stored run.
