@@ -1070,3 +1070,74 @@ async fn secrets_never_reach_a_cassette_and_replay_still_matches_them() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_change_upstream_reaches_the_agent_after_the_offer_has_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = repo().join("crates/cli/tests/servers/growing.cjs");
+    let scenario = write_scenario(
+        dir.path(),
+        "scenario.yaml",
+        &format!(
+            r#"
+version: 1
+name: growing
+upstreams:
+  - name: growing
+    command: node
+    args: ["{}"]
+"#,
+            server.display()
+        ),
+    );
+    let args = vec![
+        "serve".to_owned(),
+        scenario.display().to_string(),
+        "--stdio".into(),
+        "--data".into(),
+        dir.path().join("data").display().to_string(),
+    ];
+    let client = TestClient::default();
+    with_timeout("the session", async {
+        let session = connect_command(&sandbar_path(), &args, client).await;
+        let names = |tools: Vec<rmcp::model::Tool>| -> Vec<String> {
+            tools.into_iter().map(|t| t.name.to_string()).collect()
+        };
+        let info = session.peer_info().expect("server info");
+        assert_eq!(
+            info.capabilities
+                .tools
+                .as_ref()
+                .and_then(|t| t.list_changed),
+            Some(true)
+        );
+        assert_eq!(
+            names(session.list_all_tools().await.expect("list")),
+            ["grow"]
+        );
+        assert_eq!(
+            text(&call(&session, "grow", json!({})).await),
+            "now 1 grown"
+        );
+        // Listing again right after the change shows the new tool.
+        assert_eq!(
+            names(session.list_all_tools().await.expect("list")),
+            ["grow", "grown-1"]
+        );
+        assert_eq!(text(&call(&session, "grown-1", json!({})).await), "grown 1");
+        session.cancel().await.expect("close");
+    })
+    .await;
+    let run = newest_run(&dir.path().join("data"));
+    let events = run["events"].as_array().expect("events");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["method"] == "notifications/tools/list_changed"),
+        "{run}"
+    );
+    assert!(
+        events.iter().any(|e| e["method"] == "upstream/catalog"),
+        "{run}"
+    );
+}

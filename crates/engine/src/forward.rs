@@ -29,7 +29,18 @@ pub(crate) struct Relay<'a> {
     /// records its own.
     pub record: bool,
     pub collected: Mutex<Vec<(String, Value)>>,
+    /// List-changed notifications from the upstream, held back until the
+    /// offer has taken the new lists in (so an agent that lists again at
+    /// once sees them).
+    pub held: Mutex<Vec<(String, Value)>>,
 }
+
+/// The notifications by which a server says one of its lists changed.
+const LIST_CHANGED: [&str; 3] = [
+    "notifications/tools/list_changed",
+    "notifications/prompts/list_changed",
+    "notifications/resources/list_changed",
+];
 
 impl<'a> Relay<'a> {
     pub fn new(run: &'a Run, inner: &'a dyn Client) -> Relay<'a> {
@@ -38,6 +49,7 @@ impl<'a> Relay<'a> {
             inner,
             record: false,
             collected: Mutex::new(Vec::new()),
+            held: Mutex::new(Vec::new()),
         }
     }
 
@@ -48,7 +60,13 @@ impl<'a> Relay<'a> {
             inner: self,
             record: true,
             collected: Mutex::new(Vec::new()),
+            held: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The held list-changed notifications.
+    pub fn take_held(&self) -> Vec<(String, Value)> {
+        std::mem::take(&mut *self.held.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The notifications that passed, in order.
@@ -68,6 +86,13 @@ impl Client for Relay<'_> {
                 None,
                 params.clone(),
             );
+            if LIST_CHANGED.contains(&method) {
+                self.held
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((method.to_owned(), params));
+                return Ok(());
+            }
         } else {
             self.collected
                 .lock()
@@ -178,6 +203,13 @@ async fn try_forward(
             timeout: spec.timeout,
         })
         .await;
+    let changed = recording.take_held();
+    if !changed.is_empty() && !session.is_closed() {
+        refresh(run, index, &session).await;
+        for (method, params) in changed {
+            let _ = client.notify(&method, params).await;
+        }
+    }
     if result.is_err() && session.is_closed() {
         // Drop the dead connection; the next call opens a new one.
         let mut sessions = run.upstream_sessions.lock().await;
@@ -195,6 +227,27 @@ async fn try_forward(
         );
     }
     result
+}
+
+/// Lists what upstream `index` offers now and rebuilds the engine's offer.
+async fn refresh(run: &Run, index: usize, session: &Arc<dyn UpstreamSession>) {
+    let engine = run.engine();
+    let upstream = engine.upstreams[index].name().to_owned();
+    let outcome = match session.catalog().await {
+        Ok(catalog) => engine.refresh_catalog(index, catalog),
+        Err(e) => Err(e.to_string()),
+    };
+    let payload = match outcome {
+        Ok(()) => json!({"upstream": upstream}),
+        Err(message) => json!({"upstream": upstream, "message": message}),
+    };
+    run.record(
+        EventKind::Lifecycle,
+        Direction::Internal,
+        Some("upstream/catalog"),
+        None,
+        payload,
+    );
 }
 
 /// The run's open connection to upstream `index`, opened if needed.

@@ -159,6 +159,7 @@ impl RunCassette {
             format_time(chrono::Utc::now()),
         );
         header.run_id = Some(run_id.to_owned());
+        let current = engine.current();
         header.server = Some(json!({
             "info": {
                 "name": scenario.server.name,
@@ -166,13 +167,13 @@ impl RunCassette {
                 "instructions": scenario.server.instructions,
             },
             "listings": {
-                "tools": engine.listings().tools,
-                "resources": engine.listings().resources,
-                "resource_templates": engine.listings().resource_templates,
-                "prompts": engine.listings().prompts,
+                "tools": current.listings.tools,
+                "resources": current.listings.resources,
+                "resource_templates": current.listings.resource_templates,
+                "prompts": current.listings.prompts,
             },
         }));
-        for (u, catalog) in engine.catalogs.iter().enumerate() {
+        for (u, catalog) in current.catalogs.iter().enumerate() {
             header.upstreams.insert(
                 scenario.upstreams[u].name.clone(),
                 serde_json::to_value(catalog).unwrap_or_default(),

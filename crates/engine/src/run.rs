@@ -75,16 +75,15 @@ pub struct EngineOptions {
 pub struct Engine {
     pub(crate) scenario: Arc<Scenario>,
     pub(crate) renderer: Renderer,
-    pub(crate) offer: Offer,
-    /// The list results agents read (the offer's, or a recording's).
-    listings: Listings,
+    /// What is offered now; rebuilt when an upstream's lists change.
+    current: std::sync::RwLock<Arc<Current>>,
     pub(crate) upstreams: Vec<Arc<dyn Upstream>>,
-    /// What each upstream listed (or listed when it was recorded).
-    pub(crate) catalogs: Vec<Catalog>,
     pub(crate) cassette: Option<Arc<Cassette>>,
     replay_only: bool,
     record_dir: Option<PathBuf>,
     record_everything: bool,
+    /// Whether runs write a cassette.
+    records: bool,
     pub(crate) redactor: SharedRedactor,
     /// The twin at its seed state; runs start from (and reset to) a clone,
     /// which shares its rows and its key indexes.
@@ -185,6 +184,7 @@ impl Engine {
             (Some(cassette), true) => Listings::recorded(cassette),
             _ => offer.listings.clone(),
         };
+        let records = options.record_everything || offer.any_recorded();
         let seed_twin = Twin::from_seed(&scenario.tables);
         let quiet_tools = scenario
             .tools
@@ -211,10 +211,13 @@ impl Engine {
             },
             scenario,
             renderer,
-            offer,
-            listings,
+            current: std::sync::RwLock::new(Arc::new(Current {
+                offer,
+                listings,
+                catalogs,
+            })),
+            records,
             upstreams: options.upstreams,
-            catalogs,
             cassette: options.cassette,
             replay_only: options.replay_only,
             record_dir: options.record_dir,
@@ -225,14 +228,44 @@ impl Engine {
         }))
     }
 
-    /// The list results agents read.
-    pub(crate) fn listings(&self) -> &Listings {
-        &self.listings
+    /// What is offered now.
+    pub(crate) fn current(&self) -> Arc<Current> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
-    /// Whether runs of this engine write a cassette.
-    fn records(&self) -> bool {
-        self.record_everything || self.offer.any_recorded()
+    /// Takes in what an upstream lists now (after it said its lists
+    /// changed) and rebuilds the offer. Modes and routes of declared items
+    /// do not change; upstream items come and go.
+    pub(crate) fn refresh_catalog(&self, index: usize, catalog: Catalog) -> Result<(), String> {
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        let mut catalogs = current.catalogs.clone();
+        let Some(slot) = catalogs.get_mut(index) else {
+            return Err(format!("no upstream number {index}"));
+        };
+        if *slot == catalog {
+            return Ok(());
+        }
+        *slot = catalog;
+        let offer = Offer::new(&self.scenario, &catalogs).map_err(|e| e.to_string())?;
+        let listings = if self.replay_only {
+            current.listings.clone()
+        } else {
+            offer.listings.clone()
+        };
+        *current = Arc::new(Current {
+            offer,
+            listings,
+            catalogs,
+        });
+        Ok(())
+    }
+
+    /// Whether the scenario has upstreams (whose lists may change).
+    pub fn has_upstreams(&self) -> bool {
+        !self.scenario.upstreams.is_empty()
     }
 
     /// The scenario.
@@ -270,12 +303,13 @@ impl Engine {
                 labels: options.labels.clone(),
             })
             .await?;
+        let matching = self.current().offer.matching.clone();
         let replayer = self.cassette.as_ref().map(|c| {
             replay::RunReplayer(
-                Replayer::new(c.clone(), self.offer.matching.clone()).skip_methods(&LOCAL_METHODS),
+                Replayer::new(c.clone(), matching.clone()).skip_methods(&LOCAL_METHODS),
             )
         });
-        let cassette = match (&self.record_dir, self.records()) {
+        let cassette = match (&self.record_dir, self.records) {
             (Some(dir), true) => Some(
                 RunCassette::create(self, dir, self.record_everything, &id, seed).map_err(|e| {
                     EngineError::Setup(format!("cannot start the run's cassette: {e}"))
@@ -316,6 +350,16 @@ impl Engine {
         );
         Ok(run)
     }
+}
+
+/// The offer, its list results and the catalogs it was built from.
+#[derive(Debug)]
+pub(crate) struct Current {
+    pub offer: Offer,
+    /// The list results agents read (the offer's, or a recording's).
+    pub listings: Listings,
+    /// What each upstream listed (or listed when it was recorded).
+    pub catalogs: Vec<Catalog>,
 }
 
 /// How a run starts.
@@ -524,15 +568,16 @@ impl Run {
 
     async fn route(&self, call: &Call, client: &Relay<'_>) -> Routed {
         let engine = &self.engine;
+        let current = engine.current();
         let local = |outcome| Routed::local(outcome);
         match &call.method {
             Method::Ping => local(Outcome::empty()),
-            Method::ListTools => local(Outcome::Result(engine.listings.tools.clone())),
-            Method::ListResources => local(Outcome::Result(engine.listings.resources.clone())),
+            Method::ListTools => local(Outcome::Result(current.listings.tools.clone())),
+            Method::ListResources => local(Outcome::Result(current.listings.resources.clone())),
             Method::ListResourceTemplates => {
-                local(Outcome::Result(engine.listings.resource_templates.clone()))
+                local(Outcome::Result(current.listings.resource_templates.clone()))
             }
-            Method::ListPrompts => local(Outcome::Result(engine.listings.prompts.clone())),
+            Method::ListPrompts => local(Outcome::Result(current.listings.prompts.clone())),
             Method::SetLogLevel(level) => {
                 self.state().log_level = Some(*level);
                 local(Outcome::empty())
@@ -554,7 +599,7 @@ impl Run {
                 {
                     return local(stub::read_resource(self, uri));
                 }
-                match engine.offer.resource_route(uri) {
+                match current.offer.resource_route(uri) {
                     Some(route) => {
                         let params = json!({"uri": uri});
                         self.upstream_item(
@@ -574,7 +619,7 @@ impl Run {
                 if engine.scenario.prompt(name).is_some() {
                     return local(stub::get_prompt(self, name, arguments));
                 }
-                match engine.offer.prompts.get(name) {
+                match current.offer.prompts.get(name) {
                     Some(route) => {
                         let params = json!({"name": route.name, "arguments": arguments});
                         self.upstream_item(
@@ -596,11 +641,13 @@ impl Run {
                 value,
             } => {
                 let upstream_ref = match reference {
-                    CompletionRef::Prompt(name) if engine.scenario.prompt(name).is_none() => engine
-                        .offer
-                        .prompts
-                        .get(name)
-                        .map(|r| (r, json!({"type": "ref/prompt", "name": r.name}))),
+                    CompletionRef::Prompt(name) if engine.scenario.prompt(name).is_none() => {
+                        current
+                            .offer
+                            .prompts
+                            .get(name)
+                            .map(|r| (r, json!({"type": "ref/prompt", "name": r.name})))
+                    }
                     CompletionRef::ResourceTemplate(uri)
                         if !engine
                             .scenario
@@ -608,7 +655,7 @@ impl Run {
                             .iter()
                             .any(|t| &t.uri.template == uri) =>
                     {
-                        engine
+                        current
                             .offer
                             .resource_templates
                             .iter()
@@ -640,7 +687,7 @@ impl Run {
                 if engine.scenario.resource(uri).is_none()
                     && engine.scenario.match_resource_template(uri).is_none()
                 {
-                    if let Some(route) = engine.offer.resource_route(uri)
+                    if let Some(route) = current.offer.resource_route(uri)
                         && route.mode.forwards()
                     {
                         let routed = self
@@ -658,7 +705,7 @@ impl Run {
                         }
                         return routed;
                     }
-                    if engine.offer.resource_route(uri).is_none() {
+                    if current.offer.resource_route(uri).is_none() {
                         return local(resource_not_found(uri));
                     }
                 }
@@ -668,7 +715,7 @@ impl Run {
             Method::Unsubscribe { uri } => {
                 let was = self.state().subscriptions.remove(uri);
                 if was
-                    && let Some(route) = engine.offer.resource_route(uri)
+                    && let Some(route) = current.offer.resource_route(uri)
                     && route.mode.forwards()
                     && engine.scenario.resource(uri).is_none()
                 {
@@ -695,7 +742,8 @@ impl Run {
         call: &Call,
         client: &Relay<'_>,
     ) -> Routed {
-        let Some(route) = self.engine.offer.tools.get(name) else {
+        let current = self.engine.current();
+        let Some(route) = current.offer.tools.get(name) else {
             return Routed::local(Outcome::Error(ProtocolError::invalid_params(format!(
                 "unknown tool: {name}"
             ))));

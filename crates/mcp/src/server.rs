@@ -293,8 +293,19 @@ impl ServerHandler for SandbarServer {
             .enable_logging()
             .enable_completions()
             .build();
+        // The lists change only when an upstream's do (its list-changed
+        // notifications are passed on once the offer has taken them in).
+        let changes = self.shared.engine.has_upstreams();
         if let Some(tools) = capabilities.tools.as_mut() {
-            tools.list_changed = Some(false);
+            tools.list_changed = Some(changes);
+        }
+        if changes {
+            if let Some(prompts) = capabilities.prompts.as_mut() {
+                prompts.list_changed = Some(true);
+            }
+            if let Some(resources) = capabilities.resources.as_mut() {
+                resources.list_changed = Some(true);
+            }
         }
         let mut info = ServerConfig::new(capabilities);
         let version = scenario
