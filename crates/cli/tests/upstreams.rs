@@ -1141,3 +1141,120 @@ upstreams:
         "{run}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_cancelling_a_forwarded_call_cancels_it_upstream() {
+    use rmcp::model::{CallToolRequest, CallToolRequestParams, ClientRequest};
+    use rmcp::service::PeerRequestOptions;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = repo().join("crates/upstream/tests/scripted_server.cjs");
+    let received = dir.path().join("received.jsonl");
+    let scenario = write_scenario(
+        dir.path(),
+        "scenario.yaml",
+        &format!(
+            r#"
+version: 1
+name: cancelling
+upstreams:
+  - name: scripted
+    command: node
+    args: ["{}"]
+    env: {{RECORD: "{}"}}
+"#,
+            script.display(),
+            received.display()
+        ),
+    );
+    let data = dir.path().join("data");
+    let args = vec![
+        "serve".to_owned(),
+        scenario.display().to_string(),
+        "--stdio".into(),
+        "--data".into(),
+        data.display().to_string(),
+    ];
+    with_timeout("the session", async {
+        let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(
+            CallToolRequestParams::new("hang"),
+        ));
+        let handle = session
+            .peer()
+            .send_request_with_option(request, PeerRequestOptions::no_options())
+            .await
+            .expect("send");
+        // Wait until the call has reached the upstream, then give up on it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !std::fs::read_to_string(&received)
+            .unwrap_or_default()
+            .contains("\"hang\"")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the call never reached the upstream"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        handle
+            .cancel(Some("the user gave up".into()))
+            .await
+            .expect("cancel");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !std::fs::read_to_string(&received)
+            .unwrap_or_default()
+            .contains("notifications/cancelled")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the upstream was not told: {}",
+                std::fs::read_to_string(&received).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The session and the upstream connection go on: the scripted
+        // server answers the next call itself.
+        let after = call(&session, "a", json!({})).await;
+        assert_eq!(text(&after), "no tool a", "{after}");
+        session.cancel().await.expect("close");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_mode_keeps_only_the_recorded_items_in_the_runs_cassette() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = everything_scenario(dir.path(), "    mode: record");
+    let data = dir.path().join("data");
+    let args = vec![
+        "serve".to_owned(),
+        scenario.display().to_string(),
+        "--stdio".into(),
+        "--data".into(),
+        data.display().to_string(),
+    ];
+    with_timeout("the session", async {
+        let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
+        session.list_all_tools().await.expect("list");
+        call(&session, "lookup", json!({"id": "c-1"})).await;
+        call(&session, "echo", json!({"message": "kept"})).await;
+        session.cancel().await.expect("close");
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Without --record, the cassette goes under the data directory.
+    let cassette = only_cassette(&data.join("cassettes"));
+    let lines: Vec<Value> = std::fs::read_to_string(&cassette)
+        .expect("cassette")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "a header and the one recorded call: {lines:?}"
+    );
+    assert_eq!(lines[1]["params"]["name"], "echo");
+    assert_eq!(lines[1]["upstream"], "everything");
+}
