@@ -635,6 +635,7 @@ async fn runs_diff_shows_the_first_divergence_and_runs_round_trip_through_casset
         ];
         with_timeout("a session", async {
             let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
+            session.list_all_tools().await.expect("tools/list");
             call(&session, "echo", json!({"message": "same"})).await;
             call(&session, "lookup", json!({"id": id})).await;
             session.cancel().await.expect("close");
@@ -681,6 +682,24 @@ async fn runs_diff_shows_the_first_divergence_and_runs_round_trip_through_casset
         &["runs", "diff", &older, exported.to_str().expect("path")],
     );
     assert_eq!(code, 0, "a run and its cassette are the same: {out}{err}");
+    // The exported cassette serves what the agent saw, tools/list included.
+    let replay_args = vec![
+        "replay".to_owned(),
+        exported.display().to_string(),
+        "--stdio".into(),
+        "--data".into(),
+        dir.path().join("replay-data").display().to_string(),
+    ];
+    with_timeout("replaying the export", async {
+        let session = connect_command(&sandbar_path(), &replay_args, TestClient::default()).await;
+        let tools = session.list_all_tools().await.expect("tools/list");
+        assert!(tools.iter().any(|t| t.name == "lookup"), "{tools:?}");
+        assert!(tools.iter().any(|t| t.name == "echo"), "{tools:?}");
+        let answer = call(&session, "lookup", json!({"id": "c-1"})).await;
+        assert_eq!(text(&answer), "stubbed c-1");
+        session.cancel().await.expect("close");
+    })
+    .await;
     let (code, out, err) = cli(&data, &["runs", "show", exported.to_str().expect("path")]);
     assert_eq!(code, 0, "a cassette file shows as a run: {err}");
     assert!(

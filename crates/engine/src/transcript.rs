@@ -103,11 +103,50 @@ pub fn cassette_of_run(run: &RunRecord, events: &[EventRecord]) -> Cassette {
         format_time(run.started_at),
     );
     header.run_id = Some(run.id.clone());
+    let interactions = interactions(events);
+    header.server = Some(server_of_run(events, &interactions));
     Cassette {
         header,
-        interactions: interactions(events),
+        interactions,
         path: None,
     }
+}
+
+/// How the server introduced itself and what it listed, as far as the
+/// run shows it: the `initialize` answer, and the last answer to each list
+/// method (a list the agent never asked for stays empty), so that serving
+/// the exported cassette offers what the agent saw.
+fn server_of_run(events: &[EventRecord], interactions: &[Interaction]) -> Value {
+    let initialized = events.iter().rev().find(|e| {
+        e.kind == EventKind::Response
+            && e.direction == Direction::ToClient
+            && e.method.as_deref() == Some("initialize")
+    });
+    let result = initialized.and_then(|e| e.payload.get("result"));
+    let info = json!({
+        "name": result.and_then(|r| r.pointer("/serverInfo/name")),
+        "version": result.and_then(|r| r.pointer("/serverInfo/version")),
+        "instructions": result.and_then(|r| r.get("instructions")),
+    });
+    let listed = |method: &str| {
+        interactions
+            .iter()
+            .rev()
+            .find(|i| i.method == method)
+            .and_then(|i| match &i.outcome {
+                RecordedOutcome::Result(v) => Some(v.clone()),
+                RecordedOutcome::Error { .. } => None,
+            })
+    };
+    json!({
+        "info": info,
+        "listings": {
+            "tools": listed("tools/list"),
+            "resources": listed("resources/list"),
+            "resource_templates": listed("resources/templates/list"),
+            "prompts": listed("prompts/list"),
+        },
+    })
 }
 
 /// A cassette as a run and its events, without storing them (what `runs
