@@ -15,7 +15,9 @@
 //!   a millisecond) is timed from its actual send time: that slack is the
 //!   client's, not the server's.
 //!
-//! Every session initializes once, before any timing starts.
+//! Every session initializes once, before any timing starts. A session is
+//! either rmcp's client (the default) or the load generator's own minimal
+//! client ([`crate::raw`], `--client raw`); both are driven the same way.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +34,8 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
+use crate::raw;
+
 /// The longest latency the histograms hold; longer calls are clamped to it
 /// (and still counted).
 const MAX_TRACKED: Duration = Duration::from_secs(60);
@@ -44,8 +48,21 @@ const BACKLOG_GRACE: Duration = Duration::from_secs(5);
 /// and spinning on instant failures would only burn the CPU it shares.
 const MAX_ERRORS_PER_SESSION: u64 = 100;
 
+/// Which client speaks to the server.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientKind {
+    /// rmcp's client: a full MCP peer, the official Rust SDK's.
+    Rmcp,
+    /// The load generator's own: kept-alive HTTP/1.1, a pre-serialized
+    /// call, a small share of the CPU (see `raw.rs`).
+    Raw,
+}
+
 /// What every call sends, and where.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Target {
     pub url: String,
     pub tool: String,
@@ -56,13 +73,76 @@ pub struct Target {
     /// delayed-ACK stalls after unread SSE bodies); this uses a pooling
     /// reqwest client instead, as HTTP clients usually do.
     pub keep_alive: bool,
+    pub client: ClientKind,
+    /// The raw client's endpoint and serialized call (`--client raw`).
+    pub raw: Option<raw::Endpoint>,
+    /// A call whose first text block is not this one fails.
+    pub expect_text: Option<String>,
 }
 
 /// One initialized MCP client session.
-pub type Session = RunningService<RoleClient, ClientConfig>;
+#[derive(Debug)]
+pub enum Session {
+    Rmcp(RunningService<RoleClient, ClientConfig>),
+    Raw(raw::Session),
+}
+
+/// Who the server said it is, and the protocol version it agreed to.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub server: String,
+    pub protocol_version: String,
+}
+
+impl Session {
+    pub fn peer(&self) -> anyhow::Result<Peer> {
+        match self {
+            Session::Rmcp(session) => {
+                let info = session
+                    .peer_info()
+                    .context("the server sent no initialize result")?;
+                Ok(Peer {
+                    server: info.server_info.as_ref().map_or_else(
+                        || "(unnamed server)".to_owned(),
+                        |i| format!("{} {}", i.name, i.version),
+                    ),
+                    protocol_version: info.protocol_version.to_string(),
+                })
+            }
+            Session::Raw(session) => Ok(Peer {
+                server: session.info.server.clone(),
+                protocol_version: session.info.protocol_version.clone(),
+            }),
+        }
+    }
+
+    async fn close(self, target: &Target) {
+        match self {
+            Session::Rmcp(session) => {
+                let _ = session.cancel().await;
+            }
+            Session::Raw(session) => {
+                if let Some(endpoint) = &target.raw {
+                    session.close(endpoint).await;
+                }
+            }
+        }
+    }
+}
 
 /// Opens a session: connects and completes the `initialize` handshake.
 pub async fn connect(target: &Target) -> anyhow::Result<Session> {
+    match (target.client, &target.raw) {
+        (ClientKind::Raw, Some(endpoint)) => raw::connect(endpoint)
+            .await
+            .map(Session::Raw)
+            .with_context(|| format!("cannot open an MCP session with {}", target.url)),
+        (ClientKind::Raw, None) => anyhow::bail!("the raw client has no endpoint"),
+        (ClientKind::Rmcp, _) => connect_rmcp(target).await.map(Session::Rmcp),
+    }
+}
+
+async fn connect_rmcp(target: &Target) -> anyhow::Result<RunningService<RoleClient, ClientConfig>> {
     let identity = ClientConfig::new(
         ClientCapabilities::default(),
         Implementation::new("sandbar-bench-mcp-load", env!("CARGO_PKG_VERSION")),
@@ -101,21 +181,42 @@ pub async fn connect_all(target: &Arc<Target>, count: usize) -> anyhow::Result<V
 }
 
 /// Closes sessions, so the server can release them before the next level.
-pub async fn close_all(sessions: Vec<Arc<Session>>) {
+pub async fn close_all(target: &Arc<Target>, sessions: Vec<Arc<Session>>) {
     let mut closing = tokio::task::JoinSet::new();
     for session in sessions {
+        let target = target.clone();
         closing.spawn(async move {
             if let Ok(session) = Arc::try_unwrap(session) {
-                let _ = session.cancel().await;
+                session.close(&target).await;
             }
         });
     }
     while closing.join_next().await.is_some() {}
 }
 
-/// Makes one call; a transport failure or a tool error (`isError`) is an
-/// `Err` with its message. On success, returns the first text block.
+/// Makes one call; a transport failure, a JSON-RPC error, a tool error
+/// (`isError`) or an answer other than `--expect-text` is an `Err` with its
+/// message. On success, returns the first text block.
 pub async fn call(session: &Session, target: &Target) -> Result<String, String> {
+    let text = match session {
+        Session::Rmcp(session) => call_rmcp(session, target).await?,
+        Session::Raw(session) => match &target.raw {
+            Some(endpoint) => session.call(endpoint).await?,
+            None => return Err("the raw client has no endpoint".into()),
+        },
+    };
+    match &target.expect_text {
+        Some(expected) if &text != expected => Err(format!(
+            "the server answered {text:?}, expected {expected:?}"
+        )),
+        _ => Ok(text),
+    }
+}
+
+async fn call_rmcp(
+    session: &RunningService<RoleClient, ClientConfig>,
+    target: &Target,
+) -> Result<String, String> {
     let request =
         CallToolRequestParams::new(target.tool.clone()).with_arguments(target.arguments.clone());
     match session.call_tool(request).await {

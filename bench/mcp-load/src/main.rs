@@ -11,14 +11,18 @@
 //! Each load level opens its sessions (each initializes once), warms up,
 //! measures, and closes them. Pass `--server-pid` to also sample the
 //! server's CPU time per call, the figure that stays meaningful when client
-//! and server share the machine's cores. rmcp's client opens a new TCP
-//! connection for every request; `--keep-alive` reuses connections instead.
+//! and server share the machine's cores. The default client is rmcp's,
+//! which opens a new TCP connection for every request (`--keep-alive`
+//! reuses connections instead); `--client raw` is this program's own
+//! minimal Streamable HTTP client (`raw.rs`), which costs the shared cores
+//! a fraction of rmcp's CPU per call.
 //! `bench/mcp-throughput.sh` runs it against Sandbar and the reference
 //! TypeScript server side by side; `mcp-floor-server`, in this package, is
 //! the SDK-only baseline it also measures.
 
 mod load;
 mod procstat;
+mod raw;
 mod report;
 
 use std::io::Write as _;
@@ -32,7 +36,7 @@ use rmcp::model::ProtocolVersion;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
-use load::{Schedule, Session, Tally, Target, Window};
+use load::{ClientKind, Schedule, Session, Tally, Target, Window};
 use procstat::Process;
 use report::{Latency, LevelResult, Mode, Report};
 
@@ -108,8 +112,14 @@ struct LoadArgs {
     /// place of the table).
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
-    /// Reuse TCP connections between calls (a pooling HTTP client) instead
-    /// of rmcp's default of one new connection per request.
+    /// The client: `rmcp` (the official Rust SDK's) or `raw` (this
+    /// program's own minimal Streamable HTTP client over kept-alive
+    /// HTTP/1.1 connections, which leaves more of the cores to the server).
+    #[arg(long, value_enum, default_value = "rmcp")]
+    client: ClientKind,
+    /// rmcp client: reuse TCP connections between calls (a pooling HTTP
+    /// client) instead of rmcp's default of one new connection per request.
+    /// The raw client always reuses them.
     #[arg(long)]
     keep_alive: bool,
     /// Worker threads of the load generator (default: the number of cores).
@@ -220,33 +230,37 @@ async fn measure(args: &LoadArgs, threads: usize) -> anyhow::Result<Report> {
     if levels.is_empty() {
         anyhow::bail!("no load levels: give --concurrency or --rate");
     }
+    let raw = match args.client {
+        ClientKind::Raw => Some(raw::Endpoint::new(
+            &url,
+            &args.tool,
+            &arguments,
+            &args.protocol_version,
+        )?),
+        ClientKind::Rmcp => None,
+    };
+    let keep_alive = args.keep_alive || args.client == ClientKind::Raw;
     let target = Arc::new(Target {
         url: url.clone(),
         tool: args.tool.clone(),
         arguments,
         protocol_version,
-        keep_alive: args.keep_alive,
+        keep_alive,
+        client: args.client,
+        raw,
+        expect_text: args.expect_text.clone(),
     });
 
-    // One session first, to learn who the server is and check its answer.
+    // One session first, to learn who the server is and check its answer
+    // (every call is checked against --expect-text too).
     let probe = load::connect(&target).await?;
-    let info = probe
-        .peer_info()
-        .context("the server sent no initialize result")?;
-    let server = info.server_info.as_ref().map_or_else(
-        || "(unnamed server)".to_owned(),
-        |i| format!("{} {}", i.name, i.version),
-    );
-    let agreed_version = info.protocol_version.to_string();
+    let peer = probe.peer()?;
+    let server = peer.server;
+    let agreed_version = peer.protocol_version;
     let sample_text = load::call(&probe, &target)
         .await
         .map_err(|e| anyhow::anyhow!("the first {} call failed: {e}", target.tool))?;
-    if let Some(expected) = &args.expect_text
-        && &sample_text != expected
-    {
-        anyhow::bail!("the server answered {sample_text:?}, expected {expected:?}");
-    }
-    load::close_all(vec![Arc::new(probe)]).await;
+    load::close_all(&target, vec![Arc::new(probe)]).await;
 
     let server_process = args.server_pid.map(Process::pid);
     let mut results = Vec::new();
@@ -276,7 +290,8 @@ async fn measure(args: &LoadArgs, threads: usize) -> anyhow::Result<Report> {
         server,
         sample_text,
         client_threads: threads,
-        keep_alive: args.keep_alive,
+        client: args.client,
+        keep_alive,
         results,
     })
 }
@@ -329,7 +344,7 @@ async fn measure_level(
     }
     let cpu = sampler.await.context("the CPU sampler panicked")?;
     let rss = server.and_then(Process::rss_kib);
-    load::close_all(sessions).await;
+    load::close_all(target, sessions).await;
 
     let seconds = args.duration.as_secs_f64();
     let calls = total.latency.len();
@@ -451,6 +466,14 @@ mod tests {
         assert_eq!(cli.load.concurrency, vec![1, 8]);
         assert_eq!(cli.load.rate, vec![200.0, 1000.0]);
         assert_eq!(cli.load.rate_sessions, 8);
+        assert_eq!(
+            cli.load.client,
+            ClientKind::Rmcp,
+            "rmcp is the default client"
+        );
+        let cli = Cli::try_parse_from(["x", "--url", "http://127.0.0.1:1/mcp", "--client", "raw"])
+            .expect("parse --client raw");
+        assert_eq!(cli.load.client, ClientKind::Raw);
         let cli = Cli::try_parse_from(["x", "compare", "--reference", "peer", "a.json"])
             .expect("parse compare");
         assert!(matches!(cli.command, Some(Command::Compare(_))));

@@ -7,6 +7,12 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::load::ClientKind;
+
+fn rmcp_client() -> ClientKind {
+    ClientKind::Rmcp
+}
+
 /// Everything one invocation measured against one server.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Report {
@@ -24,7 +30,12 @@ pub struct Report {
     pub sample_text: String,
     /// Worker threads of the load generator's runtime.
     pub client_threads: usize,
-    /// Whether TCP connections were reused between calls (`--keep-alive`).
+    /// The client that drove the load (`--client`; reports written before
+    /// the option existed were rmcp's).
+    #[serde(default = "rmcp_client")]
+    pub client: ClientKind,
+    /// Whether TCP connections were reused between calls (`--keep-alive`,
+    /// and always with the raw client).
     #[serde(default)]
     pub keep_alive: bool,
     pub results: Vec<LevelResult>,
@@ -131,13 +142,17 @@ pub fn table(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} at {} — tools/call {} {} — server {} — protocol {} — client threads {}, {}",
+        "{} at {} — tools/call {} {} — server {} — protocol {} — {} client, threads {}, {}",
         report.label,
         report.url,
         report.tool,
         Value::Object(report.arguments.clone()),
         report.server,
         report.protocol_version,
+        match report.client {
+            ClientKind::Rmcp => "rmcp",
+            ClientKind::Raw => "raw",
+        },
         report.client_threads,
         if report.keep_alive {
             "connections reused"
@@ -306,6 +321,7 @@ mod tests {
             server: "x 1".into(),
             sample_text: "Echo: hi".into(),
             client_threads: 2,
+            client: ClientKind::Rmcp,
             keep_alive: false,
             results,
         }
