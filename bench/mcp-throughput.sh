@@ -2,8 +2,8 @@
 # Stubbed MCP tools/call throughput and latency over Streamable HTTP:
 # Sandbar (recording on) beside the reference TypeScript server,
 # @modelcontextprotocol/server-everything, and its `echo` tool. The same
-# client (bench/mcp-load, on rmcp) drives every server in the same run, one
-# server at a time.
+# client (bench/mcp-load) drives every server in the same run, one server at
+# a time.
 #
 #   bench/mcp-throughput.sh                          # the figures in BENCHMARKS.md
 #   DURATION=4s WARMUP=1s KEEPALIVE=0 bench/mcp-throughput.sh   # a quick look
@@ -19,17 +19,23 @@
 #                      and redactor as libraries: two events per call, the
 #                      answer sent once the second is durable)
 #
-# Two passes:
+# Three passes:
 #   1. rmcp's default client, which opens a new TCP connection for every
 #      POST: closed loop at CONCURRENCY, then fixed rates RATES shared by
 #      RATE_SESSIONS sessions.
-#   2. (KEEPALIVE=1) a client that reuses connections, as most HTTP clients
+#   2. (KEEPALIVE=1) rmcp's client reusing connections, as most HTTP clients
 #      do: closed loop at KEEPALIVE_CONCURRENCY and fixed rate KEEPALIVE_RATE;
 #      adds rmcp-floor-nodelay (the floor with TCP_NODELAY set).
+#   3. (RAW=1) the load generator's own minimal client (`--client raw`:
+#      kept-alive HTTP/1.1, a pre-serialized call, ~10-40 µs of CPU per call
+#      instead of rmcp's 60-300), so that the shared cores go to the server:
+#      closed loop at RAW_CONCURRENCY and fixed rate RAW_RATE; the floor
+#      here is rmcp-floor-nodelay.
 #
 # Settings (environment), with defaults:
 #   CONCURRENCY=1,8,32  RATES=200,1000  RATE_SESSIONS=8  DURATION=10s  WARMUP=3s
 #   KEEPALIVE=1  KEEPALIVE_CONCURRENCY=8  KEEPALIVE_RATE=1000
+#   RAW=1  RAW_CONCURRENCY=8,32  RAW_RATE=1000
 #   STATELESS=1 (measure sandbar-stateless)  FLOOR=1 (measure the rmcp floor)
 #   OUT=DIR     keep the JSON reports, comparison tables and server logs there
 #
@@ -49,6 +55,9 @@ WARMUP=${WARMUP:-3s}
 KEEPALIVE=${KEEPALIVE:-1}
 KEEPALIVE_CONCURRENCY=${KEEPALIVE_CONCURRENCY:-8}
 KEEPALIVE_RATE=${KEEPALIVE_RATE:-1000}
+RAW=${RAW:-1}
+RAW_CONCURRENCY=${RAW_CONCURRENCY:-8,32}
+RAW_RATE=${RAW_RATE:-1000}
 STATELESS=${STATELESS:-1}
 FLOOR=${FLOOR:-1}
 MESSAGE="hello from the sandbar benchmark"
@@ -205,6 +214,8 @@ say "build (release)"
 cargo build --release --locked -p sandbar -p sandbar-bench-mcp-load
 
 say "node tools"
+command -v node >/dev/null || die "node is needed for server-everything (Node 20 or later)"
+command -v npm >/dev/null || die "npm is needed to install the Node servers (npm ci --prefix .ci/node)"
 if [ ! -f "$everything/dist/index.js" ]; then
     npm ci --prefix .ci/node --no-audit --no-fund --loglevel=error
 fi
@@ -225,7 +236,7 @@ else
 fi
 echo "sandbar: $("$sandbar" --version) ($revision)"
 echo "peer:    @modelcontextprotocol/server-everything $everything_version (TypeScript SDK $sdk_version), Node $(node --version)"
-echo "client:  sandbar-bench-mcp-load on rmcp $(sed -n '/^name = "rmcp"$/{n;s/version = "\(.*\)"/\1/p}' Cargo.lock)"
+echo "client:  sandbar-bench-mcp-load: rmcp $(sed -n '/^name = "rmcp"$/{n;s/version = "\(.*\)"/\1/p}' Cargo.lock) (passes 1, 2); its own raw client on hyper $(sed -n '/^name = "hyper"$/{n;s/version = "\(.*\)"/\1/p}' Cargo.lock) (pass 3)"
 
 pass=default
 say "pass 1: rmcp's default client (a new connection per call): closed loop at $CONCURRENCY, then $RATES calls/s over $RATE_SESSIONS sessions; $WARMUP warm-up + $DURATION per level"
@@ -260,11 +271,31 @@ if [ "$KEEPALIVE" = 1 ]; then
     "$load" compare --reference server-everything "${reports[@]}" >"$out/$pass.comparison.md"
 fi
 
+if [ "$RAW" = 1 ]; then
+    pass=raw
+    say "pass 3: the raw client (kept-alive HTTP/1.1, little CPU per call): closed loop at $RAW_CONCURRENCY, then $RAW_RATE calls/s over $RATE_SESSIONS sessions"
+    levels=(--client raw --concurrency "$RAW_CONCURRENCY" --rate "$RAW_RATE" --rate-sessions "$RATE_SESSIONS")
+    reports=()
+    bench $pass sandbar sandbar "" "${levels[@]}"; reports+=("$out/$pass.sandbar.json")
+    if [ "$STATELESS" = 1 ]; then
+        bench $pass sandbar-stateless sandbar "--stateless" "${levels[@]}"; reports+=("$out/$pass.sandbar-stateless.json")
+    fi
+    if [ "$FLOOR" = 1 ]; then
+        bench $pass rmcp-floor-nodelay floor "--nodelay" "${levels[@]}"; reports+=("$out/$pass.rmcp-floor-nodelay.json")
+    fi
+    bench $pass server-everything everything "" "${levels[@]}"; reports+=("$out/$pass.server-everything.json")
+    "$load" compare --reference server-everything "${reports[@]}" >"$out/$pass.comparison.md"
+fi
+
 say "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 say "pass 1: rmcp's default client, a new TCP connection per call (ratios against server-everything)"
 cat "$out/default.comparison.md"
 if [ "$KEEPALIVE" = 1 ]; then
-    say "pass 2: connections reused (ratios against server-everything)"
+    say "pass 2: rmcp's client, connections reused (ratios against server-everything)"
     cat "$out/keepalive.comparison.md"
+fi
+if [ "$RAW" = 1 ]; then
+    say "pass 3: the raw client (ratios against server-everything)"
+    cat "$out/raw.comparison.md"
 fi
