@@ -225,7 +225,7 @@ EMAIL_DOMAINS = {
     "us": ["gmail.com", "outlook.com", "yahoo.com", "icloud.com", "acme-corp.com", "example.com", "comcast.net", "proton.me"],
     "uk": ["gmail.com", "btinternet.com", "yahoo.co.uk", "outlook.com", "sky.com", "example.co.uk", "northwind.co.uk"],
     "de": ["web.de", "gmx.de", "t-online.de", "gmail.com", "posteo.de", "example.de", "firma-mueller.de"],
-    "fr": ["orange.fr", "free.fr", "laposte.net", "gmail.com", "sfr.fr", "example.fr", "societe-generale.example"],
+    "fr": ["orange.fr", "free.fr", "laposte.net", "gmail.com", "sfr.fr", "example.fr", "entreprise-dupont.fr"],
     "in": ["gmail.com", "rediffmail.com", "yahoo.co.in", "outlook.com", "tcs-example.in", "example.in", "infotech.co.in"],
 }
 ASCII_FOLD = str.maketrans({"ü": "ue", "ö": "oe", "ä": "ae", "ß": "ss", "é": "e", "è": "e", "ê": "e", "ë": "e",
@@ -273,7 +273,7 @@ CAPITALISED = ["Customer Success Team", "Quarterly Business Review", "Black Frid
                "Kubernetes Operator", "Golden Gate", "Happy Hour", "Silver Tier", "Early Access"]
 CITIES_BARE = ["Berlin", "London", "Paris", "Mumbai", "Austin", "Lyon", "Manchester", "Pune", "Hamburg", "Denver"]
 TEAMS = ["payments", "platform", "growth", "billing", "infra", "checkout", "identity", "search", "data", "mobile"]
-HOSTS = ["db-primary.internal", "10.0.3.17", "pg.prod.acme.internal", "orders-db.cluster-c9xk2.eu-west-1.rds.amazonaws.com",
+HOSTS = ["db-primary.internal", "pg-replica-2.internal", "pg.prod.acme.internal", "orders-db.cluster-c9xk2.eu-west-1.rds.amazonaws.com",
          "mysql.staging.svc.cluster.local", "localhost", "cache-01.internal", "mq.internal"]
 WORDS = ["alpha", "bravo", "orders", "billing", "checkout", "inventory", "ledger", "reports", "gateway", "sync",
          "notify", "search", "catalog", "shipping", "accounts", "profile"]
