@@ -58,6 +58,9 @@ enum Command {
     /// Prints a Markdown table of several JSON reports side by side, with
     /// each one's ratio to the reference.
     Compare(CompareArgs),
+    /// Prints a Markdown table of the latency a proxy adds: reports of calls
+    /// made directly and through the proxy, paired round by round.
+    Overhead(OverheadArgs),
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +128,25 @@ struct LoadArgs {
     /// Worker threads of the load generator (default: the number of cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Apply no load: open one session, make this many calls one after the
+    /// other, print each answer's text, and close it (to record a session
+    /// through a recording proxy, for instance).
+    #[arg(long, value_name = "N")]
+    calls: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+struct OverheadArgs {
+    /// The label of the reports of direct calls.
+    #[arg(long, default_value = "direct")]
+    base: String,
+    /// The label of the reports of calls through the proxy.
+    #[arg(long = "with", default_value = "through")]
+    with: String,
+    /// JSON reports written with `--json`; the n-th `base` report is paired
+    /// with the n-th `with` report.
+    #[arg(required = true)]
+    reports: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +163,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Some(Command::Compare(args)) => compare(&args),
+        Some(Command::Overhead(args)) => overhead(&args),
         None => run_load(cli.load),
     };
     match outcome {
@@ -153,15 +176,26 @@ fn main() -> std::process::ExitCode {
 }
 
 fn compare(args: &CompareArgs) -> anyhow::Result<()> {
+    let reports = read_reports(&args.reports)?;
+    let table = report::compare(&reports, &args.reference)?;
+    write_stdout(&table)
+}
+
+fn read_reports(paths: &[PathBuf]) -> anyhow::Result<Vec<Report>> {
     let mut reports = Vec::new();
-    for path in &args.reports {
+    for path in paths {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         let report: Report = serde_json::from_str(&text)
             .with_context(|| format!("{} is not a report", path.display()))?;
         reports.push(report);
     }
-    let table = report::compare(&reports, &args.reference)?;
+    Ok(reports)
+}
+
+fn overhead(args: &OverheadArgs) -> anyhow::Result<()> {
+    let reports = read_reports(&args.reports)?;
+    let table = report::overhead(&reports, &args.base, &args.with)?;
     write_stdout(&table)
 }
 
@@ -175,6 +209,9 @@ fn run_load(args: LoadArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
+    if let Some(count) = args.calls {
+        return runtime.block_on(session(&args, count));
+    }
     let report = runtime.block_on(measure(&args, threads))?;
     match args.json.as_deref() {
         Some(path) if path.as_os_str() == "-" => {
@@ -195,13 +232,62 @@ fn run_load(args: LoadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn measure(args: &LoadArgs, threads: usize) -> anyhow::Result<Report> {
+/// What every call sends, and where, from the command line.
+fn target(args: &LoadArgs) -> anyhow::Result<Target> {
     let url = args.url.clone().context("--url is required")?;
     let arguments: Map<String, Value> =
         serde_json::from_str(&args.arguments).context("--args must be a JSON object")?;
     let protocol_version: ProtocolVersion =
         serde_json::from_value(Value::String(args.protocol_version.clone()))
             .context("--protocol-version")?;
+    let raw = match args.client {
+        ClientKind::Raw => Some(raw::Endpoint::new(
+            &url,
+            &args.tool,
+            &arguments,
+            &args.protocol_version,
+        )?),
+        ClientKind::Rmcp => None,
+    };
+    Ok(Target {
+        url,
+        tool: args.tool.clone(),
+        arguments,
+        protocol_version,
+        keep_alive: args.keep_alive || args.client == ClientKind::Raw,
+        client: args.client,
+        raw,
+        expect_text: args.expect_text.clone(),
+    })
+}
+
+/// `--calls N`: one session, N calls, no load.
+async fn session(args: &LoadArgs, count: u64) -> anyhow::Result<()> {
+    let target = Arc::new(target(args)?);
+    let session = load::connect(&target).await?;
+    let peer = session.peer()?;
+    eprintln!(
+        "session with {} (protocol {}) at {}",
+        peer.server, peer.protocol_version, target.url
+    );
+    let mut failed = None;
+    for n in 1..=count {
+        match load::call(&session, &target).await {
+            Ok(text) => write_stdout(&format!("{n}: {text}\n"))?,
+            Err(e) => {
+                failed = Some(format!("call {n} failed: {e}"));
+                break;
+            }
+        }
+    }
+    load::close_all(&target, vec![Arc::new(session)]).await;
+    match failed {
+        Some(message) => anyhow::bail!(message),
+        None => Ok(()),
+    }
+}
+
+async fn measure(args: &LoadArgs, threads: usize) -> anyhow::Result<Report> {
     if args.concurrency.is_empty() || args.concurrency.contains(&0) {
         anyhow::bail!("--concurrency needs positive values");
     }
@@ -230,26 +316,9 @@ async fn measure(args: &LoadArgs, threads: usize) -> anyhow::Result<Report> {
     if levels.is_empty() {
         anyhow::bail!("no load levels: give --concurrency or --rate");
     }
-    let raw = match args.client {
-        ClientKind::Raw => Some(raw::Endpoint::new(
-            &url,
-            &args.tool,
-            &arguments,
-            &args.protocol_version,
-        )?),
-        ClientKind::Rmcp => None,
-    };
-    let keep_alive = args.keep_alive || args.client == ClientKind::Raw;
-    let target = Arc::new(Target {
-        url: url.clone(),
-        tool: args.tool.clone(),
-        arguments,
-        protocol_version,
-        keep_alive,
-        client: args.client,
-        raw,
-        expect_text: args.expect_text.clone(),
-    });
+    let target = Arc::new(target(args)?);
+    let url = target.url.clone();
+    let keep_alive = target.keep_alive;
 
     // One session first, to learn who the server is and check its answer
     // (every call is checked against --expect-text too).

@@ -203,8 +203,12 @@ pub fn table(report: &Report) -> String {
 
 /// A Markdown table of several reports side by side, every load level in
 /// `reference`'s order, with each server's figures and its ratio to the
-/// reference.
+/// reference. Reports with the same label are one server's levels measured
+/// in separate runs (a server restarted for every level, say): their levels
+/// are taken together, in the order given.
 pub fn compare(reports: &[Report], reference: &str) -> anyhow::Result<String> {
+    let merged = merge_by_label(reports);
+    let reports = &merged[..];
     let Some(base) = reports.iter().find(|r| r.label == reference) else {
         anyhow::bail!(
             "no report is labelled {reference:?} (labels: {:?})",
@@ -254,6 +258,96 @@ pub fn compare(reports: &[Report], reference: &str) -> anyhow::Result<String> {
         }
     }
     Ok(out)
+}
+
+/// One report per label, in the order labels first appear, each with the
+/// levels of every report of that label.
+fn merge_by_label(reports: &[Report]) -> Vec<Report> {
+    let mut merged: Vec<Report> = Vec::new();
+    for report in reports {
+        match merged.iter_mut().find(|m| m.label == report.label) {
+            Some(m) => m.results.extend(report.results.iter().cloned()),
+            None => merged.push(Report {
+                label: report.label.clone(),
+                url: report.url.clone(),
+                tool: report.tool.clone(),
+                arguments: report.arguments.clone(),
+                protocol_version: report.protocol_version.clone(),
+                server: report.server.clone(),
+                sample_text: report.sample_text.clone(),
+                client_threads: report.client_threads,
+                client: report.client,
+                keep_alive: report.keep_alive,
+                results: report.results.clone(),
+            }),
+        }
+    }
+    merged
+}
+
+/// A Markdown table of what a proxy adds to latency: reports labelled
+/// `base` (calls made directly) and `with` (the same calls through the
+/// proxy), paired in the order given (the first `base` with the first
+/// `with`, and so on: one pair per round), every load level of each pair on
+/// a row of its own.
+pub fn overhead(reports: &[Report], base: &str, with: &str) -> anyhow::Result<String> {
+    let bases: Vec<&Report> = reports.iter().filter(|r| r.label == base).collect();
+    let withs: Vec<&Report> = reports.iter().filter(|r| r.label == with).collect();
+    if bases.is_empty() || bases.len() != withs.len() {
+        anyhow::bail!(
+            "need as many reports labelled {base:?} as {with:?}, at least one of each (got {} and {})",
+            bases.len(),
+            withs.len()
+        );
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| load | client | round | {base} p50 µs | {with} p50 µs | overhead p50 µs | {base} p99 µs | {with} p99 µs | overhead p99 µs | {base} max µs | {with} max µs | {with} server CPU µs/call | errors |"
+    );
+    let _ = writeln!(
+        out,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for level in &bases[0].results {
+        for (round, (b, w)) in bases.iter().zip(&withs).enumerate() {
+            let (Some(x), Some(y)) = (
+                b.results.iter().find(|r| r.key() == level.key()),
+                w.results.iter().find(|r| r.key() == level.key()),
+            ) else {
+                continue;
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.0} | {:.0} | {:+.0} | {:.0} | {:.0} | {:+.0} | {:.0} | {:.0} | {} | {} |",
+                x.load_name(),
+                w.client_name(),
+                round + 1,
+                x.latency_us.p50,
+                y.latency_us.p50,
+                y.latency_us.p50 - x.latency_us.p50,
+                x.latency_us.p99,
+                y.latency_us.p99,
+                y.latency_us.p99 - x.latency_us.p99,
+                x.latency_us.max,
+                y.latency_us.max,
+                optional(y.server_cpu_us_per_call, 1),
+                x.errors + y.errors,
+            );
+        }
+    }
+    Ok(out)
+}
+
+impl Report {
+    /// `raw`, `rmcp` or `rmcp, new connection per call`.
+    pub fn client_name(&self) -> &'static str {
+        match (self.client, self.keep_alive) {
+            (ClientKind::Raw, _) => "raw",
+            (ClientKind::Rmcp, true) => "rmcp",
+            (ClientKind::Rmcp, false) => "rmcp, new connection per call",
+        }
+    }
 }
 
 fn optional(value: Option<f64>, decimals: usize) -> String {
@@ -367,6 +461,48 @@ mod tests {
             "{table}"
         );
         assert!(compare(&[], "reference").is_err());
+    }
+
+    #[test]
+    fn reports_of_one_label_are_compared_together() {
+        let reports = [
+            report("peer", vec![level(Mode::Closed, 1, None, 100.0, 900.0)]),
+            report("sandbar", vec![level(Mode::Closed, 1, None, 2000.0, 50.0)]),
+            report("peer", vec![level(Mode::Closed, 8, None, 200.0, 900.0)]),
+            report("sandbar", vec![level(Mode::Closed, 8, None, 5000.0, 45.0)]),
+        ];
+        let table = compare(&reports, "peer").expect("compare");
+        assert!(
+            table.contains("| closed loop, c=1 | sandbar | 2,000 | 20.0× |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| closed loop, c=8 | sandbar | 5,000 | 25.0× |"),
+            "{table}"
+        );
+        let c1 = table.find("c=1 | sandbar").expect("c=1");
+        let c8 = table.find("c=8 | peer").expect("c=8");
+        assert!(c1 < c8, "levels in the reference's order: {table}");
+    }
+
+    #[test]
+    fn overhead_pairs_rounds_in_order() {
+        let mut direct1 = report("direct", vec![level(Mode::Closed, 1, None, 400.0, 900.0)]);
+        let mut through1 = report("through", vec![level(Mode::Closed, 1, None, 380.0, 60.0)]);
+        through1.results[0].latency_us.p50 = 160.0;
+        through1.results[0].latency_us.p99 = 450.0;
+        direct1.keep_alive = true;
+        through1.keep_alive = true;
+        let direct2 = report("direct", vec![level(Mode::Closed, 1, None, 400.0, 900.0)]);
+        let through2 = report("through", vec![level(Mode::Closed, 1, None, 400.0, 70.0)]);
+        let table = overhead(&[direct1, through1, direct2, through2], "direct", "through")
+            .expect("overhead");
+        assert!(
+            table.contains("| closed loop, c=1 | rmcp | 1 | 100 | 160 | +60 | 300 | 450 | +150 |"),
+            "{table}"
+        );
+        assert!(table.contains("| 2 | 100 | 100 | +0 |"), "{table}");
+        assert!(overhead(&[report("direct", vec![])], "direct", "through").is_err());
     }
 
     #[test]

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# What Sandbar adds to a tool call's latency in `live` mode, where it
+# forwards the call to a real MCP server (and records it: every call in its
+# store, every session in a cassette with --record).
+#
+# One server-everything over Streamable HTTP is the upstream throughout. Its
+# `echo` tool is called directly, and through `sandbar serve` with a
+# scenario whose upstream is that same server, by the same client, in the
+# same run, alternating direct and through ROUNDS times to expose drift:
+#
+#   direct, through, direct, through        (for each client in CLIENTS)
+#
+# at closed loop CONCURRENCY (one call at a time by default: pure latency)
+# and at a fixed RATE of calls/s spread over RATE_SESSIONS sessions.
+# Overhead = through − direct, at p50 and p99, round by round.
+#
+#   bench/proxy-overhead.sh                          # the figures in BENCHMARKS.md
+#   DURATION=3s WARMUP=1s ROUNDS=1 bench/proxy-overhead.sh   # a quick look
+#
+# Settings (environment), with defaults:
+#   CLIENTS=raw,rmcp   raw: bench/mcp-load's own client; rmcp: rmcp's,
+#                      reusing connections (--keep-alive)
+#   CONCURRENCY=1  RATE=200  RATE_SESSIONS=4  DURATION=10s  WARMUP=3s  ROUNDS=2
+#   RECORD=1           sandbar serve --record (cassettes); 0 leaves them off
+#   OUT=DIR            keep the JSON reports, tables, logs and cassettes there
+#
+# Everything runs on loopback; the load generator, Sandbar and the upstream
+# share the machine's cores. Only the processes this script starts are
+# stopped, by their ids.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+name_of_script=proxy-overhead
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+
+CLIENTS=${CLIENTS:-raw,rmcp}
+CONCURRENCY=${CONCURRENCY:-1}
+RATE=${RATE:-200}
+RATE_SESSIONS=${RATE_SESSIONS:-4}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-3s}
+ROUNDS=${ROUNDS:-2}
+RECORD=${RECORD:-1}
+
+bench_init
+prerequisites
+machine
+
+say "upstream: server-everything over Streamable HTTP"
+start_everything everything
+upstream_pid=$pid upstream_url=$url
+
+say "sandbar serve, live mode, upstream $upstream_url"
+cat >"$work/proxy.yaml" <<EOF
+version: 1
+name: proxy-overhead
+description: server-everything, forwarded live, for the proxy overhead benchmark.
+mode: live
+upstreams:
+  - name: everything
+    url: $upstream_url
+EOF
+cp "$work/proxy.yaml" "$out/proxy.yaml"
+record=()
+if [ "$RECORD" = 1 ]; then record=(--record "$out/cassettes"); fi
+start_sandbar sandbar serve "$work/proxy.yaml" --listen 127.0.0.1:0 --data "$work/data" "${record[@]}"
+proxy_pid=$pid proxy_url=$url
+
+# measure CLIENT ROUND direct|through: one run of the load generator.
+measure() {
+    local client=$1 round=$2 side=$3 target_url target_pid client_args
+    case $side in
+        direct) target_url=$upstream_url target_pid=$upstream_pid ;;
+        through) target_url=$proxy_url target_pid=$proxy_pid ;;
+    esac
+    case $client in
+        raw) client_args=(--client raw) ;;
+        rmcp) client_args=(--client rmcp --keep-alive) ;;
+        *) die "unknown client $client (raw or rmcp)" ;;
+    esac
+    say "$client client, round $round: $side ($target_url)"
+    "$load" --url "$target_url" --label "$side" --server-pid "$target_pid" \
+        --args "$ARGS" --expect-text "$EXPECT" "${client_args[@]}" \
+        --concurrency "$CONCURRENCY" --rate "$RATE" --rate-sessions "$RATE_SESSIONS" \
+        --duration "$DURATION" --warmup "$WARMUP" --json "$out/$client.$side.$round.json" \
+        || { alive "$upstream_pid" everything; alive "$proxy_pid" sandbar; die "the load ($client, $side, round $round) failed"; }
+    alive "$upstream_pid" everything
+    alive "$proxy_pid" sandbar
+}
+
+IFS=, read -r -a clients <<<"$CLIENTS"
+for round in $(seq 1 "$ROUNDS"); do
+    for client in "${clients[@]}"; do
+        measure "$client" "$round" direct
+        measure "$client" "$round" through
+    done
+done
+
+say "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+stop "$proxy_pid"
+if [ "$RECORD" = 1 ]; then
+    cassettes=$(find "$out/cassettes" -name '*.jsonl' | wc -l)
+    lines=$(find "$out/cassettes" -name '*.jsonl' -exec cat {} + | wc -l)
+    echo "sandbar recorded $cassettes cassettes ($lines lines) in $out/cassettes"
+fi
+
+for client in "${clients[@]}"; do
+    reports=()
+    for round in $(seq 1 "$ROUNDS"); do
+        reports+=("$out/$client.direct.$round.json" "$out/$client.through.$round.json")
+    done
+    "$load" overhead --base direct --with through "${reports[@]}" >"$out/$client.overhead.md"
+    say "$client client: overhead = through sandbar − direct (µs)"
+    cat "$out/$client.overhead.md"
+done
