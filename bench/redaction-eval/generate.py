@@ -2213,10 +2213,10 @@ def generator_digest() -> str:
 
 def write_corpus(all_docs: dict, out: str, files_only: bool):
     files_root = os.path.join(out, "files")
-    if os.path.isdir(files_root):
-        shutil.rmtree(files_root)
     for genre, docs in all_docs.items():
         gdir = os.path.join(files_root, genre)
+        if os.path.isdir(gdir):
+            shutil.rmtree(gdir)
         os.makedirs(gdir, exist_ok=True)
         for d in docs:
             with open(os.path.join(out, d["file"]), "wb") as f:
