@@ -1,8 +1,8 @@
 //! Errors raised while configuring a redactor. None of them ever carries a
-//! secret value: a message may name the secret and give its length, nothing
-//! more, because error messages end up in logs.
+//! secret value: a message may name the secret and give its length, or quote
+//! a rule, nothing more, because error messages end up in logs.
 
-/// Why a secret could not be registered.
+/// Why a secret or a rule could not be added to a redactor.
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RedactError {
@@ -42,5 +42,14 @@ pub enum RedactError {
         name: String,
         /// The limit on all encodings of all secrets, in bytes.
         limit: usize,
+    },
+    /// A user rule cannot be used: its kind, keywords or pattern are
+    /// invalid, or its pattern could make a scan slower than linear.
+    #[error("invalid redaction rule {kind:?}: {reason}")]
+    InvalidRule {
+        /// The kind the rule was given.
+        kind: String,
+        /// What is wrong with it.
+        reason: String,
     },
 }

@@ -9,10 +9,12 @@
 //!   the encodings they commonly travel in (base64 including fragments inside
 //!   larger blobs, URL encoding, JSON and Rust-debug escaping, HTML entities,
 //!   hex), and replaced by `[REDACTED:secret:NAME]`.
-//! - **Credentials found by rules**: a data table of credential shapes (cloud
-//!   keys, service tokens, private key blocks, JWTs, authorization headers,
-//!   passwords in URLs and assignments), each replaced by `[REDACTED:KIND]`.
-//!   Where a rule matches `key = value`, only the value is replaced.
+//! - **Credentials found by rules**: a data file of credential shapes
+//!   (`rules/secrets.yaml`: the token formats of well over a hundred services,
+//!   private key blocks, JWTs, authorization headers, passwords in URLs and
+//!   connection strings, and assignments), each replaced by `[REDACTED:KIND]`.
+//!   Where a rule matches `key = value`, only the value is replaced. Users add
+//!   rules of their own with [`RedactorBuilder::rule`].
 //!
 //! Redaction is deterministic and idempotent: a placeholder never matches a
 //! rule, and `redact(redact(x)) == redact(x)`. Every scan is linear in the
@@ -24,25 +26,34 @@
 
 #![forbid(unsafe_code)]
 
+mod custom;
 mod encodings;
 mod error;
+mod extenders;
 mod redactor;
+mod rule_file;
 mod rules;
 mod scan;
 mod shared;
+mod validators;
 mod writer;
 
+pub use custom::CustomRule;
 pub use error::RedactError;
 pub use redactor::{Finding, Redactor, RedactorBuilder};
 pub use shared::SharedRedactor;
 pub use writer::{RedactingMakeWriter, RedactingWriter};
 
 #[cfg(test)]
+mod custom_tests;
+#[cfg(test)]
 mod encodings_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod redactor_tests;
+#[cfg(test)]
+mod rule_file_tests;
 #[cfg(test)]
 mod rules_tests;
 #[cfg(test)]

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use aho_corasick::AhoCorasick;
 use serde_json::Value;
 
+use crate::custom::CustomRule;
 use crate::encodings;
 use crate::error::RedactError;
-use crate::rules::{self, PLACEHOLDER_PREFIX, RuleSet};
+use crate::rules::{self, CompiledRule, PLACEHOLDER_PREFIX, RuleSet};
 use crate::scan::{self, Label, Scanner, Span};
 
 /// The shortest secret value accepted, in bytes.
@@ -41,6 +42,7 @@ pub struct Redactor {
 struct Inner {
     rules: Arc<RuleSet>,
     default_patterns: bool,
+    custom: Vec<Arc<CompiledRule>>,
     secrets: Vec<KnownSecret>,
     matcher: Option<AhoCorasick>,
     owner: Vec<usize>,
@@ -77,6 +79,8 @@ impl Redactor {
     pub fn builder() -> RedactorBuilder {
         RedactorBuilder {
             default_patterns: true,
+            custom: Vec::new(),
+            rules: None,
             secrets: Vec::new(),
             pattern_bytes: 0,
         }
@@ -148,6 +152,8 @@ impl Redactor {
         let inner = &self.inner;
         RedactorBuilder {
             default_patterns: inner.default_patterns,
+            custom: inner.custom.clone(),
+            rules: Some(inner.rules.clone()),
             pattern_bytes: inner
                 .secrets
                 .iter()
@@ -274,7 +280,7 @@ impl Redactor {
                 None => "secret".to_owned(),
             },
             Label::Rule(i) => match self.inner.rules.rules.get(i) {
-                Some(rule) => rule.rule.kind.to_owned(),
+                Some(rule) => rule.rule.kind.clone(),
                 None => "credential".to_owned(),
             },
         }
@@ -328,15 +334,37 @@ impl fmt::Debug for Redactor {
 /// Configures a [`Redactor`].
 pub struct RedactorBuilder {
     default_patterns: bool,
+    /// User rules, compiled, in the order they were added.
+    custom: Vec<Arc<CompiledRule>>,
+    /// The rule set of the redactor this builder came from, while the rules
+    /// are unchanged, so that adding a secret does not rebuild it.
+    rules: Option<Arc<RuleSet>>,
     secrets: Vec<KnownSecret>,
     pattern_bytes: usize,
 }
 
 impl RedactorBuilder {
-    /// Leaves the credential rules out: only registered secrets are redacted.
+    /// Leaves the built-in credential rules out: only registered secrets and
+    /// rules added with [`RedactorBuilder::rule`] are redacted.
     pub fn without_default_patterns(mut self) -> Self {
         self.default_patterns = false;
+        self.rules = None;
         self
+    }
+
+    /// Adds a credential rule of the user's own, matched in the same pass as
+    /// the built-in rules. When a user rule and a built-in rule match exactly
+    /// the same text, the user rule names it.
+    ///
+    /// Fails, without changing the builder, when the kind is not a valid
+    /// placeholder name, there is no keyword or one is shorter than 2 bytes,
+    /// the pattern is not a valid regex, has more than 6 capture groups, or
+    /// can match unboundedly long text (see [`CustomRule`]).
+    pub fn rule(mut self, rule: CustomRule) -> Result<Self, RedactError> {
+        let compiled = rule.compile()?;
+        self.custom.push(Arc::new(compiled));
+        self.rules = None;
+        Ok(self)
     }
 
     /// Registers a value that must never appear in any sink, under a name
@@ -395,10 +423,9 @@ impl RedactorBuilder {
     /// Builds the redactor: compiles the exact-match automaton over every
     /// encoding of every secret.
     pub fn build(self) -> Redactor {
-        let rules = if self.default_patterns {
-            rules::default_rules()
-        } else {
-            rules::no_rules()
+        let rules = match self.rules {
+            Some(rules) => rules,
+            None => self.rule_set(),
         };
         let mut patterns: Vec<&[u8]> = Vec::new();
         let mut owner = Vec::new();
@@ -428,6 +455,7 @@ impl RedactorBuilder {
             inner: Arc::new(Inner {
                 rules,
                 default_patterns: self.default_patterns,
+                custom: self.custom,
                 secrets: self.secrets,
                 matcher,
                 owner,
@@ -438,11 +466,42 @@ impl RedactorBuilder {
     }
 }
 
+impl RedactorBuilder {
+    /// The rule set this builder describes: the shared default (or empty)
+    /// set when there are no user rules, else the user rules followed by the
+    /// built-in ones under a keyword automaton of their own. The built-in
+    /// rules' regexes are shared, not recompiled.
+    fn rule_set(&self) -> Arc<RuleSet> {
+        let base = if self.default_patterns {
+            rules::default_rules()
+        } else {
+            rules::no_rules()
+        };
+        if self.custom.is_empty() {
+            return base;
+        }
+        let mut all = self.custom.clone();
+        all.extend(base.rules.iter().cloned());
+        // Every rule here compiled already, and keywords were checked when
+        // each was added; the automaton over a few hundred short keywords
+        // stays far inside its limits.
+        Arc::new(RuleSet::assemble(all).expect("compiled rules assemble into a rule set"))
+    }
+}
+
 impl fmt::Debug for RedactorBuilder {
     // Never prints a secret value: only names.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedactorBuilder")
             .field("default_patterns", &self.default_patterns)
+            .field(
+                "rules",
+                &self
+                    .custom
+                    .iter()
+                    .map(|r| r.rule.kind.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .field(
                 "secrets",
                 &self

@@ -11,6 +11,7 @@ use regex_automata::util::primitives::NonMaxUsize;
 use regex_automata::{Anchored, Input};
 
 use crate::rules::{Hit, MAX_GROUPS, PLACEHOLDER_PREFIX, RuleSet};
+use crate::validators::shannon_entropy;
 
 /// What a span is, which decides its placeholder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,18 +125,45 @@ impl Scanner<'_> {
             if protected.any.last().is_some_and(|p| p.contains(&at)) {
                 continue;
             }
-            let Some(rule_ids) = set.keyword_rules.get(pattern) else {
+            let Some(triggers) = set.triggers.get(pattern) else {
                 continue;
             };
-            for &id in rule_ids {
+            let keyword = &hay[at..m.end()];
+            for trigger in triggers {
+                // Cheap checks first: each one only rejects occurrences at
+                // which the regex could not match.
+                if !trigger.exact.is_empty() && !trigger.exact.iter().any(|k| **k == *keyword) {
+                    continue;
+                }
+                let id = trigger.rule;
                 let Some(compiled) = set.rules.get(id) else {
                     continue;
                 };
-                let rule = compiled.rule;
+                if let (Some(first), Some(&next)) = (&compiled.first_bytes, hay.get(m.end()))
+                    && !first[usize::from(next)]
+                {
+                    continue;
+                }
+                let rule = &compiled.rule;
+                let lead_start = match rule.lead {
+                    Some(lead) => {
+                        let len = hay[..at]
+                            .iter()
+                            .rev()
+                            .take(lead.max + 1)
+                            .take_while(|&&b| lead.class.run(b))
+                            .count();
+                        if len < lead.min || len > lead.max {
+                            continue;
+                        }
+                        at - len
+                    }
+                    None => at,
+                };
                 if let Some(excluded) = rule.not_after
-                    && at > 0
-                    && excluded(hay[at - 1])
-                    && !after_ansi_sequence(hay, at)
+                    && lead_start > 0
+                    && excluded.run(hay[lead_start - 1])
+                    && !after_ansi_sequence(hay, lead_start)
                 {
                     continue;
                 }
@@ -152,16 +180,29 @@ impl Scanner<'_> {
                 if compiled.regex.search_slots(&input, slots).is_none() {
                     continue;
                 }
-                let Some(hit) = hit_from_slots(hay, slots) else {
+                let Some(mut hit) = hit_from_slots(hay, slots) else {
                     continue;
                 };
+                if hit.group == 0 {
+                    hit.start = lead_start;
+                }
+                if let Some(excluded) = rule.not_followed_by
+                    && hay.get(hit.match_end).is_some_and(|&b| excluded.run(b))
+                {
+                    continue;
+                }
                 if let Some(validator) = rule.validator
-                    && !validator(&hit)
+                    && !(validator.f)(&hit)
+                {
+                    continue;
+                }
+                if let Some(min) = rule.min_entropy
+                    && shannon_entropy(hit.secret()) < min
                 {
                     continue;
                 }
                 let end = match rule.extend {
-                    Some(extend) => match extend(&hit) {
+                    Some(extend) => match (extend.f)(&hit) {
                         Some(end) => end.max(hit.end),
                         None => continue,
                     },

@@ -64,7 +64,8 @@ pub(crate) const UPPER_B32: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 /// `prefix` followed by `len` characters drawn deterministically from
 /// `alphabet` (seeded by the prefix and the length), starting with `A`, `b`
 /// and `3` when the alphabet has them, so that validators asking for mixed
-/// classes are satisfied as a real random token would be.
+/// classes are satisfied as a real random token would be; a token of a
+/// format with a checksum ends in a valid one.
 pub(crate) fn fake(prefix: &str, alphabet: &str, len: usize) -> String {
     let chars: Vec<char> = alphabet.chars().collect();
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15 ^ (len as u64);
@@ -83,5 +84,15 @@ pub(crate) fn fake(prefix: &str, alphabet: &str, len: usize) -> String {
         state ^= state << 17;
         out.push(chars[(state % chars.len() as u64) as usize]);
     }
+    // Real tokens of the formats with a checksum carry a valid one.
+    if len == 36 && CHECKSUMMED.contains(&prefix) {
+        let check = crate::validators::base62_checksum(&out.as_bytes()[prefix.len()..][..30]);
+        out.truncate(out.len() - 6);
+        out.push_str(std::str::from_utf8(&check).unwrap_or_default());
+    }
     out
 }
+
+/// Prefixes of the token formats whose last 6 characters are the CRC-32 of
+/// the 30 before them (GitHub's and npm's).
+const CHECKSUMMED: &[&str] = &["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "npm_"];

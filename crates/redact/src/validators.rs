@@ -1,0 +1,662 @@
+//! The code that rules refer to by name: byte classes (for `not_after`,
+//! `not_followed_by` and `lead`) and validators, which decide whether a regex
+//! match really is a credential: checksums, structural decodes (JWT headers,
+//! `user:password` in Basic credentials), and the stop words, references and
+//! entropy that keep `password: ${DB_PASSWORD}` or `token: null` from being
+//! read as secrets.
+//!
+//! Every validator looks at a bounded prefix of its match (the regex bounds
+//! the match, and the extender runs only afterwards), so the work per
+//! attempt stays bounded.
+
+use base64::Engine as _;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
+use crate::rules::{
+    ByteClass, GROUP_UNQUOTED, Hit, Named, PLACEHOLDER_PREFIX, Validator, ValidatorFn,
+};
+
+// ---------------------------------------------------------------------------
+// Registries.
+
+/// The byte class of this name.
+pub(crate) fn byte_class(name: &str) -> Option<ByteClass> {
+    let f: fn(u8) -> bool = match name {
+        "alnum" => is_alnum,
+        "word" => is_word,
+        "base64url" => is_base64url,
+        "base64" => is_base64,
+        "hex" => |b: u8| b.is_ascii_hexdigit(),
+        "digit" => |b: u8| b.is_ascii_digit(),
+        "slash" => |b: u8| b == b'/',
+        "token" => |b: u8| is_base64url(b) || b == b'.',
+        "azure_secret" => |b: u8| is_base64url(b) || b == b'.' || b == b'~',
+        _ => return None,
+    };
+    BYTE_CLASSES
+        .iter()
+        .find(|n| *n == &name)
+        .map(|n| Named { name: n, f })
+}
+
+/// Every byte class name, for listings.
+pub(crate) const BYTE_CLASSES: &[&str] = &[
+    "alnum",
+    "word",
+    "base64url",
+    "base64",
+    "hex",
+    "digit",
+    "slash",
+    "token",
+    "azure_secret",
+];
+
+/// The validator of this name.
+pub(crate) fn validator(name: &str) -> Option<Validator> {
+    let f: ValidatorFn = match name {
+        "has_digit" => has_digit,
+        "has_digit_and_letter" => has_digit_and_letter,
+        "mixed_case_and_digit" => mixed_case_and_digit,
+        "mixed_case" => mixed_case,
+        "azure_sas" => azure_sas,
+        "openai_key" => openai_key,
+        "bearer_token" => bearer_token,
+        "basic_credentials" => basic_credentials,
+        "jwt" => jwt,
+        "url_password" => url_password,
+        "password_value" => password_value,
+        "pwd_value" => pwd_value,
+        "opaque_value" => opaque_value,
+        "crc32_base62" => crc32_base62,
+        "discord_bot_token" => discord_bot_token,
+        "embedded_base64_json" => embedded_base64_json,
+        "twitter_bearer" => twitter_bearer,
+        _ => return None,
+    };
+    VALIDATORS
+        .iter()
+        .find(|n| *n == &name)
+        .map(|n| Named { name: n, f })
+}
+
+/// Every validator name, for listings.
+pub(crate) const VALIDATORS: &[&str] = &[
+    "has_digit",
+    "has_digit_and_letter",
+    "mixed_case_and_digit",
+    "mixed_case",
+    "azure_sas",
+    "openai_key",
+    "bearer_token",
+    "basic_credentials",
+    "jwt",
+    "url_password",
+    "password_value",
+    "pwd_value",
+    "opaque_value",
+    "crc32_base62",
+    "discord_bot_token",
+    "embedded_base64_json",
+    "twitter_bearer",
+];
+
+// ---------------------------------------------------------------------------
+// Byte classes.
+
+pub(crate) fn is_alnum(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric()
+}
+
+fn is_word(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'_'
+}
+
+pub(crate) fn is_base64url(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_'
+}
+
+fn is_base64(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'+' || byte == b'/'
+}
+
+// ---------------------------------------------------------------------------
+// Shape validators.
+
+fn has_digit(hit: &Hit<'_>) -> bool {
+    hit.secret().iter().any(u8::is_ascii_digit)
+}
+
+fn has_digit_and_letter(hit: &Hit<'_>) -> bool {
+    let s = hit.secret();
+    s.iter().any(u8::is_ascii_digit) && s.iter().any(u8::is_ascii_alphabetic)
+}
+
+fn mixed_case_and_digit(hit: &Hit<'_>) -> bool {
+    let s = hit.secret();
+    s.iter().any(u8::is_ascii_digit)
+        && s.iter().any(u8::is_ascii_uppercase)
+        && s.iter().any(u8::is_ascii_lowercase)
+}
+
+fn mixed_case(hit: &Hit<'_>) -> bool {
+    let s = hit.secret();
+    s.iter().any(u8::is_ascii_uppercase) && s.iter().any(u8::is_ascii_lowercase)
+}
+
+/// An Azure shared access signature: the `sig=` parameter of a URL or
+/// connection string that also carries the signed version (`sv=`) within
+/// the 512 bytes before it.
+fn azure_sas(hit: &Hit<'_>) -> bool {
+    let from = hit.start.saturating_sub(512);
+    let before = hit.hay.get(from..hit.start).unwrap_or_default();
+    before
+        .windows(4)
+        .any(|w| w.eq_ignore_ascii_case(b"sv=2") || w.eq_ignore_ascii_case(b"&sv="))
+}
+
+fn openai_key(hit: &Hit<'_>) -> bool {
+    let secret = hit.secret();
+    let body = secret.strip_prefix(b"sk-").unwrap_or(secret);
+    if body.starts_with(b"ant-") {
+        return false;
+    }
+    body.iter().any(u8::is_ascii_digit)
+        && body.iter().any(u8::is_ascii_uppercase)
+        && body.iter().any(u8::is_ascii_lowercase)
+}
+
+fn bearer_token(hit: &Hit<'_>) -> bool {
+    let s = hit.secret();
+    if is_uniform(s) || is_masked(s) {
+        return false;
+    }
+    s.iter().any(u8::is_ascii_digit)
+        || (s.len() >= 20
+            && s.iter().any(u8::is_ascii_uppercase)
+            && s.iter().any(u8::is_ascii_lowercase))
+}
+
+/// X (Twitter) app-only bearer tokens: a run of `A`s, then URL-encoded
+/// base64 with `%2B`, `%2F` or `%3D` in it. Base64 of binary zeros also
+/// starts with `A`s but has no percent sign.
+fn twitter_bearer(hit: &Hit<'_>) -> bool {
+    let s = hit.secret();
+    s.contains(&b'%') && s.iter().any(u8::is_ascii_digit) && s.iter().any(u8::is_ascii_lowercase)
+}
+
+/// The 32-bit checksum of GitHub's and npm's token formats: a prefix, 30
+/// base62 characters, and the CRC-32 (IEEE) of those 30 characters in 6
+/// base62 digits (`0-9A-Za-z`, zero-padded). Tokens of other lengths
+/// (refresh tokens, formats yet to come) have no checksum to verify and are
+/// accepted on their prefix alone.
+fn crc32_base62(hit: &Hit<'_>) -> bool {
+    let secret = hit.secret();
+    let body = match secret.iter().position(|&b| b == b'_') {
+        Some(underscore) => &secret[underscore + 1..],
+        None => secret,
+    };
+    if body.len() != 36 {
+        return true;
+    }
+    let (random, check) = body.split_at(30);
+    check == base62_checksum(random)
+}
+
+/// The 6-digit base62 CRC-32 of `data`, as GitHub and npm tokens end.
+pub(crate) fn base62_checksum(data: &[u8]) -> [u8; 6] {
+    const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut n = crc32(data);
+    let mut out = [b'0'; 6];
+    for slot in out.iter_mut().rev() {
+        *slot = DIGITS[(n % 62) as usize];
+        n /= 62;
+    }
+    out
+}
+
+/// CRC-32 (IEEE 802.3, reflected, as zlib computes it).
+pub(crate) fn crc32(data: &[u8]) -> u32 {
+    const TABLE: [u32; 256] = {
+        let mut table = [0u32; 256];
+        let mut i = 0;
+        while i < 256 {
+            let mut c = i as u32;
+            let mut k = 0;
+            while k < 8 {
+                c = if c & 1 == 1 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+                k += 1;
+            }
+            table[i] = c;
+            i += 1;
+        }
+        table
+    };
+    let mut crc = !0u32;
+    for &b in data {
+        crc = TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
+    }
+    !crc
+}
+
+/// Discord bot tokens begin with the bot's user id (a snowflake of 17 to 20
+/// decimal digits) in base64; anything else with the same dotted shape is
+/// not one.
+fn discord_bot_token(hit: &Hit<'_>) -> bool {
+    let token = hit.secret();
+    let first = token.split(|&b| b == b'.').next().unwrap_or_default();
+    let Ok(decoded) = LENIENT_BASE64URL.decode(first) else {
+        return false;
+    };
+    (17..=20).contains(&decoded.len()) && decoded.iter().all(u8::is_ascii_digit)
+}
+
+/// Tokens that wrap a base64url JSON object after a prefix (`ops_eyJ...`,
+/// Grafana's `eyJrIjoi...`): the object must decode and parse. Only the
+/// first 2 KiB are decoded.
+fn embedded_base64_json(hit: &Hit<'_>) -> bool {
+    let secret = hit.secret();
+    let Some(at) = secret.windows(3).position(|w| w == b"eyJ") else {
+        return false;
+    };
+    let body = &secret[at..];
+    let body = body.split(|&b| b == b'.').next().unwrap_or_default();
+    // Whole bodies must parse. A body longer than that is decoded in part,
+    // and its start must read as the first member of an object.
+    let (part, whole) = if body.len() <= 2048 {
+        (body, true)
+    } else {
+        (&body[..2048], false)
+    };
+    let part = part.strip_suffix(b"=").unwrap_or(part);
+    let part = part.strip_suffix(b"=").unwrap_or(part);
+    let Ok(decoded) = LENIENT_BASE64URL
+        .decode(part)
+        .or_else(|_| LENIENT_BASE64.decode(part))
+    else {
+        return false;
+    };
+    if !decoded.starts_with(b"{\"") {
+        return false;
+    }
+    if whole {
+        return matches!(
+            serde_json::from_slice::<serde_json::Value>(&decoded),
+            Ok(serde_json::Value::Object(_))
+        );
+    }
+    let key_len = decoded[2..]
+        .iter()
+        .take(64)
+        .take_while(|&&b| b != b'"' && (0x20..0x7f).contains(&b))
+        .count();
+    decoded.get(2 + key_len..2 + key_len + 2) == Some(b"\":")
+}
+
+/// Lenient base64: padding optional, trailing bits allowed, because the
+/// value may have been cut at the regex's bound.
+const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
+
+const LENIENT_BASE64URL: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
+
+/// Decodes at most the first 96 characters: the `user:` part is at the start,
+/// and this keeps the work per match bounded.
+fn basic_credentials(hit: &Hit<'_>) -> bool {
+    let s = hit.secret();
+    let s = s.strip_suffix(b"==").or(s.strip_suffix(b"=")).unwrap_or(s);
+    let take = s.len().min(96) / 4 * 4;
+    let Some(prefix) = s.get(..take) else {
+        return false;
+    };
+    let Ok(decoded) = LENIENT_BASE64.decode(prefix) else {
+        return false;
+    };
+    match decoded.iter().position(|&b| b == b':') {
+        Some(colon) => decoded[..colon].iter().all(|b| (0x20..0x7f).contains(b)),
+        None => false,
+    }
+}
+
+/// The header segment must decode to a JSON object with an `alg` member.
+/// The decode runs once per attempt; attempts start only at run starts (see
+/// the rule), so the total work stays linear.
+fn jwt(hit: &Hit<'_>) -> bool {
+    let token = hit.secret();
+    let header = token.split(|&b| b == b'.').next().unwrap_or_default();
+    let Ok(decoded) = LENIENT_BASE64URL.decode(header) else {
+        return false;
+    };
+    match serde_json::from_slice::<serde_json::Value>(&decoded) {
+        Ok(serde_json::Value::Object(map)) => map.contains_key("alg"),
+        _ => false,
+    }
+}
+
+fn url_password(hit: &Hit<'_>) -> bool {
+    let s = hit.secret();
+    !is_uniform(s)
+        && !is_masked(s)
+        && !is_reference(s)
+        && !s.starts_with(PLACEHOLDER_PREFIX.as_bytes())
+}
+
+// ---------------------------------------------------------------------------
+// Assignment values: stop words, references, masks and paths.
+
+/// What an assignment's value must be beyond its minimum length.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ValueClass {
+    /// Passwords may be short and may be all digits (PINs).
+    Password,
+    /// Tokens, secrets and keys: an all-digit value is a count or an id.
+    Opaque,
+}
+
+fn password_value(hit: &Hit<'_>) -> bool {
+    assignment_value(hit, ValueClass::Password)
+}
+
+fn pwd_value(hit: &Hit<'_>) -> bool {
+    !is_path(hit.secret()) && assignment_value(hit, ValueClass::Password)
+}
+
+fn opaque_value(hit: &Hit<'_>) -> bool {
+    !is_path(hit.secret()) && assignment_value(hit, ValueClass::Opaque)
+}
+
+/// Words that say something about a value rather than being one: JSON and
+/// language literals, type names, and the placeholders people put in
+/// examples and templates. Compared without regard to case.
+const STOP_WORDS: &[&str] = &[
+    "null",
+    "nil",
+    "none",
+    "true",
+    "false",
+    "undefined",
+    "empty",
+    "required",
+    "optional",
+    "string",
+    "integer",
+    "number",
+    "bool",
+    "boolean",
+    "object",
+    "option",
+    "secretstr",
+    "secretstring",
+    "securestring",
+    "redacted",
+    "masked",
+    "hidden",
+    "unset",
+    "[redacted]",
+    "<redacted>",
+    "changeme",
+    "change_me",
+    "change-me",
+    "changeit",
+    "replaceme",
+    "replace_me",
+    "replace-me",
+    "placeholder",
+    "example",
+    "sample",
+    "dummy",
+    "todo",
+    "fixme",
+    "tbd",
+    "notset",
+    "not_set",
+    "not-set",
+    "xxx",
+    "n/a",
+];
+
+fn assignment_value(hit: &Hit<'_>, class: ValueClass) -> bool {
+    let value = hit.secret();
+    if value.is_empty() || is_uniform(value) || is_masked(value) || is_reference(value) {
+        return false;
+    }
+    if STOP_WORDS
+        .iter()
+        .any(|w| value.eq_ignore_ascii_case(w.as_bytes()))
+        || is_template_placeholder(value)
+    {
+        return false;
+    }
+    if value.starts_with(PLACEHOLDER_PREFIX.as_bytes()) {
+        return false;
+    }
+    if hit.group == GROUP_UNQUOTED {
+        // `password = get_password()` and `token = env["X"]` are code, not
+        // values; their unquoted capture stops at the bracket. So are type
+        // annotations: `password: Option<String>`, `api_key: Optional[str]`.
+        if looks_like_code(value, hit.hay.get(hit.end).copied()) {
+            return false;
+        }
+        // In JSON (`"password": 1234`) an unquoted value is a number, and
+        // replacing it would leave invalid JSON behind.
+        if is_json_number(value) && after_json_key(hit) {
+            return false;
+        }
+    }
+    if class == ValueClass::Opaque && value.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    true
+}
+
+/// An unquoted value that is an identifier followed by a call, an index or
+/// type parameters (`get_password()`, `env["X"]`, `Optional[str]`,
+/// `Option<String>`): the unquoted form stops at `<`, `)` and `]`, so the
+/// byte after the value tells.
+fn looks_like_code(value: &[u8], next: Option<u8>) -> bool {
+    let ident = value
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':'))
+        .count();
+    if ident == 0 || value[0].is_ascii_digit() {
+        return false;
+    }
+    match value.get(ident) {
+        // Type parameters follow a type name, which starts upper case.
+        None => next == Some(b'<') && value[0].is_ascii_uppercase(),
+        Some(b'(' | b'[') => ident + 1 == value.len() || matches!(next, Some(b')' | b']')),
+        Some(_) => false,
+    }
+}
+
+/// A value of three or more of one repeated byte (`***`, `xxxxxxxx`) is a
+/// mask, not a secret.
+fn is_uniform(value: &[u8]) -> bool {
+    value.len() >= 3 && value.windows(2).all(|w| w[0] == w[1])
+}
+
+/// Masks with separators: `xxxx-xxxx-xxxx`, `****.****`, `...`, `•••`.
+fn is_masked(value: &[u8]) -> bool {
+    value.len() >= 3
+        && value.iter().all(|b| {
+            matches!(
+                b,
+                b'x' | b'X' | b'*' | b'.' | b'#' | b'?' | b'-' | b'_' | b' '
+            )
+        })
+        || value.starts_with("•".as_bytes()) && value.chunks(3).all(|c| c == "•".as_bytes())
+}
+
+/// `your-api-key`, `<YOUR_TOKEN>`, `insert_token_here`, `sk-...`: words that
+/// ask the reader to put a value there.
+fn is_template_placeholder(value: &[u8]) -> bool {
+    let lower = value.to_ascii_lowercase();
+    let lower = lower.as_slice();
+    let separated = |prefix: &[u8]| {
+        lower.starts_with(prefix)
+            && matches!(lower.get(prefix.len()), Some(b'-' | b'_' | b' ' | b'.'))
+    };
+    separated(b"your")
+        || separated(b"insert")
+        || separated(b"enter")
+        || separated(b"replace")
+        || lower.ends_with(b"_here")
+        || lower.ends_with(b"-here")
+        || lower.ends_with(b"...")
+        || lower.ends_with("…".as_bytes())
+}
+
+/// References to a secret held elsewhere: environment variables, templates,
+/// angle-bracket placeholders, code that reads the environment, secret
+/// manager references.
+fn is_reference(value: &[u8]) -> bool {
+    const PREFIXES: &[&[u8]] = &[
+        b"${",
+        b"$(",
+        b"{{",
+        b"{%",
+        b"%(",
+        b"%{",
+        b"#{",
+        b"<%",
+        b"process.env",
+        b"import.meta.env",
+        b"Deno.env",
+        b"os.environ",
+        b"os.getenv",
+        b"getenv(",
+        b"System.getenv",
+        b"Environment.GetEnvironmentVariable",
+        b"env.",
+        b"env(",
+        b"ENV[",
+        b"ENV.fetch",
+        b"$env:",
+        b"secrets.",
+        b"vault:",
+        b"op://",
+        b"ref+",
+        b"arn:aws:secretsmanager:",
+        b"arn:aws:ssm:",
+        b"projects/",
+    ];
+    if PREFIXES.iter().any(|p| value.starts_with(p)) {
+        return true;
+    }
+    // `$DB_PASSWORD`: by convention environment variables are upper case, so
+    // a password such as `$ecret99` is still treated as a value.
+    if let Some(name) = value.strip_prefix(b"$")
+        && !name.is_empty()
+        && !name[0].is_ascii_digit()
+        && name
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_')
+    {
+        return true;
+    }
+    // `%DB_PASSWORD%` in Windows scripts.
+    if value.len() > 2
+        && value.starts_with(b"%")
+        && value.ends_with(b"%")
+        && value[1..value.len() - 1]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    {
+        return true;
+    }
+    // `<your-token-here>`
+    value.starts_with(b"<") && value.ends_with(b">")
+}
+
+/// File paths: `./key.pem`, `~/.ssh/id_rsa`, `C:\keys\x`, `file:...`, and
+/// absolute paths whose segments are lower-case words (`/run/secrets/db`).
+/// A base64 secret may start with `/` too, but it mixes cases.
+fn is_path(s: &[u8]) -> bool {
+    if s.starts_with(b"./")
+        || s.starts_with(b"../")
+        || s.starts_with(b"~/")
+        || s.starts_with(b"~")
+        || s.starts_with(b"file:")
+        || (s.len() >= 3
+            && s[0].is_ascii_alphabetic()
+            && s[1] == b':'
+            && matches!(s[2], b'\\' | b'/'))
+    {
+        return true;
+    }
+    s.starts_with(b"/")
+        && s[1..].iter().all(|&b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'/' | b'.' | b'_' | b'-')
+        })
+}
+
+fn is_json_number(value: &[u8]) -> bool {
+    let digits = value.strip_prefix(b"-").unwrap_or(value);
+    !digits.is_empty()
+        && digits[0].is_ascii_digit()
+        && digits
+            .iter()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
+}
+
+/// Whether the value follows `":` (after optional spaces), that is, the key
+/// was a quoted JSON key.
+fn after_json_key(hit: &Hit<'_>) -> bool {
+    let before = hit.hay.get(..hit.start).unwrap_or_default();
+    let mut rest = before;
+    while let Some((&last, init)) = rest.split_last() {
+        if last == b' ' || last == b'\t' {
+            rest = init;
+        } else {
+            break;
+        }
+    }
+    let Some(rest) = rest.strip_suffix(b":") else {
+        return false;
+    };
+    let trimmed = rest
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(&[][..], |i| &rest[..=i]);
+    trimmed.ends_with(b"\"")
+}
+
+// ---------------------------------------------------------------------------
+// Entropy.
+
+/// Shannon entropy of the bytes of `value`, in bits per byte: 0 for `aaaa`,
+/// 2 for `abcd`, about 5.95 for a long random base62 string. Only the first
+/// 256 bytes count, so the cost per match is bounded.
+pub(crate) fn shannon_entropy(value: &[u8]) -> f64 {
+    let value = &value[..value.len().min(256)];
+    if value.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0u16; 256];
+    for &b in value {
+        counts[usize::from(b)] += 1;
+    }
+    let len = value.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / len;
+            -p * p.log2()
+        })
+        .sum()
+}
