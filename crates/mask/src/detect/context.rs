@@ -1,0 +1,383 @@
+//! The context pass: one Aho-Corasick scan (ASCII case-insensitive) for the
+//! words that announce personal data that has no shape of its own — names,
+//! dates of birth, addresses — and for the words that vouch for numbers
+//! written without separators (`SSN 123456789`, `tel 4155550132`).
+//!
+//! Each hit is read in one of two ways. Inside a key followed by `:` or `=`
+//! (`first_name=Ada`, `"dob": "1990-02-03"`, `Date of birth: 3 Feb 1990`)
+//! the key is classified like a JSON field name and its value is checked
+//! like that field's value. Otherwise the word is prose (`Dear Ada`, `born
+//! on 3 February 1990`, `lives at 12 rue de la Paix`) and what follows it is
+//! read within a short window. Every look is bounded, so the pass is linear.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+
+use super::field::{self, FieldHint};
+use super::name::NameMode;
+use super::scan::{at, before, is_alnum, is_digit, skip_blanks};
+use super::{Candidate, PersonalKind, address, date, name, phone, ssn, values};
+
+/// What a context word announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cue {
+    /// A title written before a name: `Dr.`, `Ms`, `Herr`.
+    Title,
+    /// A salutation: `Dear`.
+    Salutation,
+    /// A closing followed by a comma: `Sincerely,`.
+    Closing,
+    /// `name is`, `named`, `called`.
+    NameIs,
+    /// A role: `customer`, `patient`.
+    Role,
+    /// Only meaningful as part of a key (`first_name:`): `name`, `first`.
+    KeyOnly,
+    Birth,
+    Address,
+    Ssn,
+    Phone,
+}
+
+const CUES: &[(&str, Cue)] = &[
+    ("mr", Cue::Title), ("mrs", Cue::Title), ("ms", Cue::Title), ("miss", Cue::Title),
+    ("mx", Cue::Title), ("dr", Cue::Title), ("prof", Cue::Title), ("sir", Cue::Title),
+    ("dame", Cue::Title), ("herr", Cue::Title), ("frau", Cue::Title), ("mme", Cue::Title),
+    ("mlle", Cue::Title), ("monsieur", Cue::Title), ("madame", Cue::Title),
+    ("señor", Cue::Title), ("señora", Cue::Title), ("sr", Cue::Title), ("sra", Cue::Title),
+    ("srta", Cue::Title), ("lady", Cue::Title), ("lord", Cue::Title),
+    ("dear", Cue::Salutation), ("liebe", Cue::Salutation), ("lieber", Cue::Salutation),
+    ("sincerely", Cue::Closing), ("regards", Cue::Closing), ("signed", Cue::Closing),
+    ("best wishes", Cue::Closing), ("yours truly", Cue::Closing), ("yours faithfully", Cue::Closing),
+    ("cordially", Cue::Closing), ("respectfully", Cue::Closing), ("thanks", Cue::Closing),
+    ("thank you", Cue::Closing), ("cheers", Cue::Closing), ("best", Cue::Closing),
+    ("grüße", Cue::Closing), ("cordialement", Cue::Closing), ("saludos", Cue::Closing),
+    ("name is", Cue::NameIs), ("named", Cue::NameIs), ("called", Cue::NameIs),
+    ("customer", Cue::Role), ("patient", Cue::Role), ("employee", Cue::Role),
+    ("contact", Cue::Role), ("owner", Cue::Role), ("user", Cue::Role), ("recipient", Cue::Role),
+    ("cardholder", Cue::Role), ("card holder", Cue::Role), ("account holder", Cue::Role),
+    ("client", Cue::Role), ("member", Cue::Role), ("passenger", Cue::Role), ("guest", Cue::Role),
+    ("applicant", Cue::Role), ("beneficiary", Cue::Role), ("tenant", Cue::Role),
+    ("sender", Cue::Role), ("assignee", Cue::Role), ("reporter", Cue::Role),
+    ("candidate", Cue::Role), ("student", Cue::Role), ("driver", Cue::Role), ("caller", Cue::Role),
+    ("requester", Cue::Role), ("subscriber", Cue::Role), ("policyholder", Cue::Role),
+    ("buyer", Cue::Role), ("seller", Cue::Role), ("author", Cue::Role), ("spouse", Cue::Role),
+    ("name", Cue::KeyOnly), ("first", Cue::KeyOnly), ("last", Cue::KeyOnly),
+    ("surname", Cue::KeyOnly), ("given", Cue::KeyOnly), ("family", Cue::KeyOnly),
+    ("full", Cue::KeyOnly), ("forename", Cue::KeyOnly), ("holder", Cue::KeyOnly),
+    ("person", Cue::KeyOnly), ("zip", Cue::KeyOnly), ("postcode", Cue::KeyOnly),
+    ("postal", Cue::KeyOnly), ("line1", Cue::KeyOnly), ("line2", Cue::KeyOnly),
+    ("dob", Cue::Birth), ("d.o.b", Cue::Birth), ("date of birth", Cue::Birth),
+    ("birth date", Cue::Birth), ("birthdate", Cue::Birth), ("birthday", Cue::Birth),
+    ("born", Cue::Birth), ("birth", Cue::Birth), ("geboren", Cue::Birth), ("geb.", Cue::Birth),
+    ("geburtsdatum", Cue::Birth), ("né le", Cue::Birth), ("née le", Cue::Birth),
+    ("né", Cue::Birth), ("née", Cue::Birth), ("naissance", Cue::Birth),
+    ("nacimiento", Cue::Birth), ("nacido", Cue::Birth), ("nacida", Cue::Birth),
+    ("address", Cue::Address), ("addr", Cue::Address), ("adresse", Cue::Address),
+    ("anschrift", Cue::Address), ("street", Cue::Address), ("ship to", Cue::Address),
+    ("shipping to", Cue::Address), ("deliver to", Cue::Address), ("delivery to", Cue::Address),
+    ("lives at", Cue::Address), ("living at", Cue::Address), ("lives on", Cue::Address),
+    ("resides at", Cue::Address), ("residing at", Cue::Address), ("reside at", Cue::Address),
+    ("located at", Cue::Address), ("domicile", Cue::Address), ("wohnhaft", Cue::Address),
+    ("wohnt in der", Cue::Address), ("dirección", Cue::Address), ("direccion", Cue::Address),
+    ("billing", Cue::Address), ("shipping", Cue::Address), ("mailing", Cue::Address),
+    ("ssn", Cue::Ssn), ("social security", Cue::Ssn), ("soc sec", Cue::Ssn), ("ss#", Cue::Ssn),
+    ("phone", Cue::Phone), ("tel", Cue::Phone), ("telephone", Cue::Phone), ("mobile", Cue::Phone),
+    ("mob", Cue::Phone), ("cell", Cue::Phone), ("fax", Cue::Phone), ("call", Cue::Phone),
+    ("ph", Cue::Phone), ("whatsapp", Cue::Phone), ("sms", Cue::Phone), ("text me", Cue::Phone),
+    ("telefon", Cue::Phone), ("téléphone", Cue::Phone), ("handy", Cue::Phone),
+];
+
+/// How far after a cue the thing it announces may start.
+const BIRTH_WINDOW: usize = 48;
+const ADDRESS_WINDOW: usize = 40;
+const NUMBER_WINDOW: usize = 24;
+/// The longest key read back from a cue, and the longest unquoted value.
+const MAX_KEY: usize = 40;
+const MAX_VALUE: usize = 300;
+
+/// The compiled cue automaton.
+pub(crate) struct Cues {
+    automaton: AhoCorasick,
+}
+
+impl Cues {
+    pub(crate) fn new() -> Cues {
+        let automaton = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostLongest)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(CUES.iter().map(|(word, _)| word.as_bytes()))
+            .expect("the fixed cue words always compile into an automaton");
+        Cues { automaton }
+    }
+
+    /// Runs the context pass over `text`, adding candidates to `out`.
+    pub(crate) fn scan(&self, text: &str, out: &mut Vec<Candidate>) {
+        let hay = text.as_bytes();
+        // The end of the last key whose value was read: cues inside it, or
+        // inside that value, were handled with it.
+        let mut handled_to = 0usize;
+        for m in self.automaton.find_iter(hay) {
+            if m.start() < handled_to {
+                continue;
+            }
+            let Some(&(_, cue)) = CUES.get(m.pattern().as_usize()) else { continue };
+            if let Some(done) = key_value(text, m.start(), m.end(), out) {
+                handled_to = done;
+                continue;
+            }
+            if !word_bounded(hay, m.start(), m.end()) {
+                continue;
+            }
+            prose(text, cue, m.start(), m.end(), out);
+        }
+    }
+}
+
+fn word_bounded(hay: &[u8], start: usize, end: usize) -> bool {
+    !before(hay, start).is_some_and(|b| b.is_ascii_alphanumeric() || b >= 0x80)
+        && !at(hay, end).is_some_and(|b| b.is_ascii_alphanumeric() || b >= 0x80)
+}
+
+fn is_key_byte(b: u8) -> bool {
+    is_alnum(b) || matches!(b, b'_' | b'-' | b'.') || b >= 0x80
+}
+
+/// If the cue is part of a key followed by `:` or `=`, classifies the key
+/// and checks its value; returns where the value ends.
+fn key_value(text: &str, start: usize, end: usize, out: &mut Vec<Candidate>) -> Option<usize> {
+    let hay = text.as_bytes();
+    // The key: back over key bytes and single spaces between words (`Date of
+    // birth`), forward over key bytes.
+    let lower = start.saturating_sub(MAX_KEY);
+    let mut ks = start;
+    while ks > lower && (is_key_byte(hay[ks - 1]) || (hay[ks - 1] == b' ' && ks >= 2 && is_key_byte(hay[ks - 2]))) {
+        ks -= 1;
+    }
+    let mut ke = end;
+    while ke < hay.len() && ke - end < MAX_KEY && is_key_byte(hay[ke]) {
+        ke += 1;
+    }
+    let mut i = ke;
+    if matches!(at(hay, i), Some(b'"' | b'\'')) {
+        i += 1;
+    }
+    i = skip_blanks(hay, i, 2);
+    match at(hay, i) {
+        Some(b':') if at(hay, i + 1) != Some(b':') => i += 1,
+        Some(b'=') if at(hay, i + 1) != Some(b'=') => {
+            i += 1;
+            if at(hay, i) == Some(b'>') {
+                i += 1;
+            }
+        }
+        _ => return None,
+    }
+    i = skip_blanks(hay, i, 4);
+    let quote = match at(hay, i) {
+        Some(q @ (b'"' | b'\'')) => {
+            i += 1;
+            Some(q)
+        }
+        _ => None,
+    };
+    let value_start = i;
+    let key = text.get(ks..ke)?;
+    let hint = field::classify(last_words(key, 3));
+    let Some(kind) = hint.kind else {
+        return Some(value_start.max(end));
+    };
+    let limit = (value_start + MAX_VALUE).min(hay.len());
+    let found_from = out.len();
+    match quote {
+        Some(q) => {
+            let mut j = value_start;
+            while j < limit && hay[j] != q && hay[j] != b'\n' && hay[j] != b'\\' {
+                j += 1;
+            }
+            let value = text.get(value_start..j)?;
+            values::check(hint, value, value_start, out);
+        }
+        None => unquoted(text, hint, kind, value_start, limit, out),
+    }
+    if out.len() == found_from && quote.is_none() {
+        // Nothing where the key said: let the cue be read as prose.
+        return None;
+    }
+    Some(value_start.max(end))
+}
+
+/// Reads an unquoted value (`name=Ada Lovelace email=...`, `DOB: 3 Feb
+/// 1990, London`): the kind's own parser decides where it ends, since
+/// commas and spaces may belong to it or to what follows.
+fn unquoted(text: &str, hint: FieldHint, kind: PersonalKind, start: usize, limit: usize, out: &mut Vec<Candidate>) {
+    let hay = text.as_bytes();
+    let line_end = (start..limit)
+        .find(|&j| matches!(hay[j], b'\n' | b'\r' | b';' | b'&' | b'|' | b'"' | b'\t' | b'}' | b']'))
+        .unwrap_or(limit);
+    let mut token_end = start;
+    while token_end < line_end && !matches!(hay[token_end], b' ' | b',') {
+        token_end += 1;
+    }
+    match kind {
+        PersonalKind::DateOfBirth => {
+            if let Some(m) = date::at_start(hay, start, true) {
+                out.push(Candidate::new(kind, start, m.end, 4));
+            }
+        }
+        PersonalKind::PostalAddress => {
+            if let Some(m) = address::at_start(hay, start) {
+                out.push(Candidate::new(kind, start, m.end, 4));
+            } else if let Some(value) = text.get(start..line_end) {
+                values::check(hint, value, start, out);
+            }
+        }
+        PersonalKind::PersonName => {
+            if let Some(end) = name::at_start(text, start, NameMode::Strong) {
+                if let Some(value) = text.get(start..end) {
+                    values::check(hint, value, start, out);
+                }
+            }
+        }
+        PersonalKind::Phone => {
+            if let Some(end) = phone::at_start(hay, start, phone::Strictness::Context) {
+                out.push(Candidate::new(kind, start, end, 4));
+            }
+        }
+        PersonalKind::UsSsn => {
+            if let Some(end) = ssn::any_at(hay, start) {
+                out.push(Candidate::new(kind, start, end, 4));
+            }
+        }
+        _ => {
+            if let Some(value) = text.get(start..token_end) {
+                values::check(hint, value, start, out);
+            }
+        }
+    }
+}
+
+fn last_words(key: &str, n: usize) -> &str {
+    let mut count = 0;
+    for (i, c) in key.char_indices().rev() {
+        if c == ' ' {
+            count += 1;
+            if count == n {
+                return &key[i + 1..];
+            }
+        }
+    }
+    key
+}
+
+/// Reads what a prose cue announces.
+fn prose(text: &str, cue: Cue, start: usize, end: usize, out: &mut Vec<Candidate>) {
+    let hay = text.as_bytes();
+    match cue {
+        Cue::Title => {
+            // Titles are written with a capital: `Dr. Ada`, not `dr ada`.
+            if !hay[start].is_ascii_uppercase() {
+                return;
+            }
+            let mut i = end;
+            if at(hay, i) == Some(b'.') {
+                i += 1;
+            }
+            if at(hay, i) != Some(b' ') {
+                return;
+            }
+            name_after(text, i + 1, NameMode::Strong, out);
+        }
+        Cue::Salutation => {
+            if at(hay, end) == Some(b' ') {
+                name_after(text, end + 1, NameMode::Strong, out);
+            }
+        }
+        Cue::Closing => {
+            if at(hay, end) != Some(b',') {
+                return;
+            }
+            let mut i = end + 1;
+            while i < hay.len() && i < end + 6 && matches!(hay[i], b' ' | b'\n' | b'\r' | b'\t') {
+                i += 1;
+            }
+            if i > end + 1 {
+                name_after(text, i, NameMode::Strong, out);
+            }
+        }
+        Cue::NameIs => {
+            if at(hay, end) == Some(b' ') {
+                name_after(text, end + 1, NameMode::Strong, out);
+            }
+        }
+        Cue::Role => {
+            if at(hay, end) == Some(b' ') {
+                name_after(text, end + 1, NameMode::Weak, out);
+            }
+        }
+        Cue::KeyOnly => {}
+        Cue::Birth => within(hay, end, BIRTH_WINDOW, |j| {
+            date::at_start(hay, j, true).map(|m| Candidate::new(PersonalKind::DateOfBirth, j, m.end, 2))
+        }, out),
+        Cue::Address => {
+            // `IP address`, `email address`, `MAC address` are not postal.
+            let word_before = previous_word(hay, start);
+            if matches!(word_before.as_str(), "ip" | "email" | "e-mail" | "mac" | "web" | "wallet" | "server" | "memory" | "return" | "bitcoin" | "hardware" | "physical" | "remote" | "local") {
+                return;
+            }
+            within(hay, end, ADDRESS_WINDOW, |j| {
+                address::at_start(hay, j).map(|m| Candidate::new(PersonalKind::PostalAddress, j, m.end, 1))
+            }, out);
+        }
+        Cue::Ssn => within(hay, end, NUMBER_WINDOW, |j| {
+            ssn::any_at(hay, j).map(|e| Candidate::new(PersonalKind::UsSsn, j, e, 3))
+        }, out),
+        Cue::Phone => within(hay, end, NUMBER_WINDOW, |j| {
+            phone::at_start(hay, j, phone::Strictness::Context).map(|e| Candidate::new(PersonalKind::Phone, j, e, 2))
+        }, out),
+    }
+}
+
+fn previous_word(hay: &[u8], start: usize) -> String {
+    let mut e = start;
+    while e > 0 && hay[e - 1] == b' ' && start - e < 2 {
+        e -= 1;
+    }
+    let mut s = e;
+    while s > 0 && e - s < 12 && (hay[s - 1].is_ascii_alphabetic() || hay[s - 1] == b'-') {
+        s -= 1;
+    }
+    String::from_utf8_lossy(&hay[s..e]).to_ascii_lowercase()
+}
+
+fn name_after(text: &str, i: usize, mode: NameMode, out: &mut Vec<Candidate>) {
+    if let Some(e) = name::at_start(text, i, mode) {
+        out.push(Candidate::new(PersonalKind::PersonName, i, e, 1));
+    }
+}
+
+/// Tries `find` at every token start in the `window` bytes after `from`
+/// and keeps the first thing found.
+fn within(hay: &[u8], from: usize, window: usize, find: impl Fn(usize) -> Option<Candidate>, out: &mut Vec<Candidate>) {
+    let limit = (from + window).min(hay.len());
+    let mut j = from;
+    while j < limit {
+        let b = hay[j];
+        let starts = (is_alnum(b) || b == b'+' || b == b'(')
+            && !before(hay, j).is_some_and(|p| is_alnum(p) || p >= 0x80);
+        if starts && (is_digit(b) || b.is_ascii_uppercase() || b == b'+' || b == b'(' || b.is_ascii_lowercase()) {
+            if let Some(c) = find(j) {
+                out.push(c);
+                return;
+            }
+        }
+        if b == b'\n' && j > from + 2 {
+            // A cue at the end of a line may announce the next line, but not
+            // the one after.
+            if hay.get(from..j).is_some_and(|s| s.iter().any(u8::is_ascii_alphanumeric)) {
+                return;
+            }
+        }
+        j += 1;
+    }
+}
