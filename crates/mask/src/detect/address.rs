@@ -84,9 +84,28 @@ fn word_end(hay: &[u8], i: usize) -> Option<usize> {
     (j > i).then_some(j)
 }
 
-fn lower(hay: &[u8], from: usize, to: usize) -> String {
-    String::from_utf8_lossy(&hay[from..to]).to_lowercase()
+/// Whether `hay[from..to]` is one of `list` (ASCII case-insensitively,
+/// ignoring a trailing dot).
+fn in_list(hay: &[u8], from: usize, to: usize, list: &[&str]) -> bool {
+    let word = &hay[from..to];
+    let bare = word.strip_suffix(b".").unwrap_or(word);
+    list.iter().any(|w| {
+        let w = w.as_bytes();
+        w.eq_ignore_ascii_case(word) || w.eq_ignore_ascii_case(bare)
+    })
 }
+
+/// Whether `hay[from..to]` ends with one of `list`, ASCII case-insensitively.
+fn ends_with_any(hay: &[u8], from: usize, to: usize, list: &[&str]) -> bool {
+    let word = &hay[from..to];
+    list.iter().any(|w| {
+        let w = w.as_bytes();
+        word.len() >= w.len() && word[word.len() - w.len()..].eq_ignore_ascii_case(w)
+    })
+}
+
+const LATIN_PARTICLES: &[&str] = &["de", "la", "le", "les", "du", "des", "del", "di", "da", "do", "dos", "das", "della", "y", "e"];
+const PLACE_PARTICLES: &[&str] = &["am", "an", "der", "sur", "en", "de", "la", "le", "upon", "on", "im", "ob"];
 
 fn is_capitalised(hay: &[u8], i: usize) -> bool {
     at(hay, i).is_some_and(|b| b.is_ascii_uppercase() || (b >= 0xC3 && b <= 0xC5))
@@ -145,16 +164,14 @@ fn number_first(hay: &[u8], s: usize) -> Option<(usize, bool)> {
     i += 1;
     // A Latin street type first: `rue de la Paix`.
     if let Some(t_end) = word_end(hay, i).map(|e| if at(hay, e) == Some(b'.') { e + 1 } else { e }) {
-        let t = lower(hay, i, t_end);
-        if LATIN_TYPES.contains(&t.as_str()) || LATIN_TYPES.contains(&t.trim_end_matches('.')) {
+        if in_list(hay, i, t_end, LATIN_TYPES) {
             let mut end = t_end;
             let mut j = t_end;
             let mut words = 0;
             while at(hay, j) == Some(b' ') && words < 6 {
                 let Some(w_end) = word_end(hay, j + 1) else { break };
-                let w = lower(hay, j + 1, w_end);
-                let particle = matches!(w.as_str(), "de" | "la" | "le" | "les" | "du" | "des" | "del" | "di" | "da" | "do" | "dos" | "das" | "della" | "d'" | "l'" | "y" | "e");
-                let elided = w.starts_with("d'") || w.starts_with("l'");
+                let particle = in_list(hay, j + 1, w_end, LATIN_PARTICLES);
+                let elided = w_end > j + 3 && matches!(hay[j + 1], b'd' | b'l' | b'D' | b'L') && hay[j + 2] == b'\'';
                 if !(particle || elided || is_capitalised(hay, j + 1)) {
                     break;
                 }
@@ -187,9 +204,8 @@ fn number_first(hay: &[u8], s: usize) -> Option<(usize, bool)> {
         } else {
             word_end(hay, j)?
         };
-        let w = lower(hay, j, w_end);
         let mut end = w_end;
-        if EN_TYPES.contains(&w.as_str()) && words > 0 {
+        if words > 0 && in_list(hay, j, w_end, EN_TYPES) {
             if at(hay, end) == Some(b'.') {
                 end += 1;
             }
@@ -237,8 +253,7 @@ fn street_then_number(hay: &[u8], s: usize) -> Option<usize> {
         if at(hay, w_end) == Some(b'.') {
             w_end += 1;
         }
-        let w = lower(hay, j, w_end);
-        let germanic = GERMANIC_SUFFIXES.iter().any(|suffix| w.ends_with(suffix));
+        let germanic = ends_with_any(hay, j, w_end, GERMANIC_SUFFIXES);
         if germanic && at(hay, w_end) == Some(b' ') {
             return house_number(hay, w_end + 1);
         }
@@ -357,8 +372,7 @@ fn town(hay: &[u8], i: usize) -> Option<usize> {
     let mut words = 1;
     while words < 4 && at(hay, end) == Some(b' ') {
         let Some(w_end) = word_end(hay, end + 1) else { break };
-        let w = lower(hay, end + 1, w_end);
-        let small = matches!(w.as_str(), "am" | "an" | "der" | "sur" | "en" | "de" | "la" | "le" | "upon" | "on" | "im" | "ob");
+        let small = in_list(hay, end + 1, w_end, PLACE_PARTICLES);
         if small {
             if at(hay, w_end) == Some(b' ') && is_capitalised(hay, w_end + 1) {
                 let Some(next) = word_end(hay, w_end + 1) else { break };
@@ -369,7 +383,9 @@ fn town(hay: &[u8], i: usize) -> Option<usize> {
             break;
         }
         // Two capital letters are a state, which `state_zip` reads.
-        if !is_capitalised(hay, end + 1) || (w_end - end - 1 == 2 && hay[end + 2].is_ascii_uppercase()) {
+        let len = w_end - end - 1;
+        let state = (2..=3).contains(&len) && hay[end + 1..w_end].iter().all(u8::is_ascii_uppercase);
+        if !is_capitalised(hay, end + 1) || state {
             break;
         }
         end = w_end;

@@ -147,16 +147,39 @@ fn is_key_byte(b: u8) -> bool {
 /// and checks its value; returns where the value ends.
 fn key_value(text: &str, start: usize, end: usize, out: &mut Vec<Candidate>) -> Option<usize> {
     let hay = text.as_bytes();
-    // The key: back over key bytes and single spaces between words (`Date of
-    // birth`), forward over key bytes.
-    let lower = start.saturating_sub(MAX_KEY);
-    let mut ks = start;
-    while ks > lower && (is_key_byte(hay[ks - 1]) || (hay[ks - 1] == b' ' && ks >= 2 && is_key_byte(hay[ks - 2]))) {
-        ks -= 1;
-    }
+    // Forward over the rest of the key first: in prose no `:` or `=`
+    // follows, and that is seen before anything else is read.
     let mut ke = end;
     while ke < hay.len() && ke - end < MAX_KEY && is_key_byte(hay[ke]) {
         ke += 1;
+    }
+    let mut probe = ke;
+    if matches!(at(hay, probe), Some(b'"' | b'\'')) {
+        probe += 1;
+    }
+    probe = skip_blanks(hay, probe, 2);
+    if !matches!(at(hay, probe), Some(b':' | b'=')) {
+        return None;
+    }
+    // The key: back over key bytes, then over up to two more words of
+    // letters before it (`Date of birth`, `Customer name`).
+    let lower = start.saturating_sub(MAX_KEY);
+    let mut ks = start;
+    while ks > lower && is_key_byte(hay[ks - 1]) {
+        ks -= 1;
+    }
+    for _ in 0..2 {
+        if ks < 2 || hay[ks - 1] != b' ' || !hay[ks - 2].is_ascii_alphabetic() {
+            break;
+        }
+        let mut w = ks - 1;
+        while w > lower && hay[w - 1].is_ascii_alphabetic() {
+            w -= 1;
+        }
+        if w > 0 && is_key_byte(hay[w - 1]) && hay[w - 1] != b' ' {
+            break;
+        }
+        ks = w;
     }
     let mut i = ke;
     if matches!(at(hay, i), Some(b'"' | b'\'')) {
@@ -183,7 +206,7 @@ fn key_value(text: &str, start: usize, end: usize, out: &mut Vec<Candidate>) -> 
     };
     let value_start = i;
     let key = text.get(ks..ke)?;
-    let hint = field::classify(last_words(key, 3));
+    let hint = field::classify(key);
     let Some(kind) = hint.kind else {
         return Some(value_start.max(end));
     };
@@ -255,19 +278,6 @@ fn unquoted(text: &str, hint: FieldHint, kind: PersonalKind, start: usize, limit
             }
         }
     }
-}
-
-fn last_words(key: &str, n: usize) -> &str {
-    let mut count = 0;
-    for (i, c) in key.char_indices().rev() {
-        if c == ' ' {
-            count += 1;
-            if count == n {
-                return &key[i + 1..];
-            }
-        }
-    }
-    key
 }
 
 /// Reads what a prose cue announces.
@@ -351,6 +361,10 @@ fn previous_word(hay: &[u8], start: usize) -> String {
 }
 
 fn name_after(text: &str, i: usize, mode: NameMode, out: &mut Vec<Candidate>) {
+    // Names start with a capital (or a letter outside ASCII).
+    if !text.as_bytes().get(i).is_some_and(|&b| b.is_ascii_uppercase() || b >= 0x80) {
+        return;
+    }
     if let Some(e) = name::at_start(text, i, mode) {
         out.push(Candidate::new(PersonalKind::PersonName, i, e, 1));
     }

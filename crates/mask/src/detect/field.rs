@@ -137,8 +137,35 @@ fn has_word(words: &[String], w: &str) -> bool {
     words.iter().any(|x| x == w)
 }
 
+/// The most classifications one thread remembers. Keys repeat (every log
+/// line has the same ones), and classifying allocates.
+const CACHE_LIMIT: usize = 2048;
+
+thread_local! {
+    static CACHE: std::cell::RefCell<std::collections::HashMap<String, FieldHint>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
 /// What the field at `path` implies about its value.
 pub(crate) fn classify(path: &str) -> FieldHint {
+    if path.len() > 200 {
+        return classify_uncached(path);
+    }
+    if let Some(hint) = CACHE.with(|c| c.borrow().get(path).copied()) {
+        return hint;
+    }
+    let hint = classify_uncached(path);
+    CACHE.with(|c| {
+        let mut cache = c.borrow_mut();
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(path.to_owned(), hint);
+    });
+    hint
+}
+
+fn classify_uncached(path: &str) -> FieldHint {
     let keys = keys(path);
     let Some((last, parents)) = keys.split_last() else {
         return FieldHint::default();

@@ -287,7 +287,7 @@ impl Detector {
         while i < n {
             let class = CLASSES[hay[i] as usize];
             if class == SKIP {
-                i += 1;
+                i = skip_boring(hay, i + 1);
                 continue;
             }
             match class {
@@ -453,6 +453,38 @@ fn token_start(hay: &[u8], i: usize) -> Option<usize> {
         return None;
     }
     Some(s)
+}
+
+/// The first position at or after `i` holding a digit, `:` or `@`. Eight
+/// bytes at a time: a word with none of them is skipped whole.
+fn skip_boring(hay: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = hay.get(i..i + 8) {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(bytes);
+        // Bytes in 0x30..=0x3A (digits and `:`), for bytes below 0x80:
+        // (x & 0x7f..) + (0x80 - 0x30) sets the high bit when >= 0x30, and
+        // (x & 0x7f..) + (0x80 - 0x3B) sets it when >= 0x3B.
+        let low = x & !HIGHS;
+        let ge_30 = low.wrapping_add(ONES * (0x80 - 0x30));
+        let ge_3b = low.wrapping_add(ONES * (0x80 - 0x3B));
+        let in_range = ge_30 & !ge_3b & !x & HIGHS;
+        // Bytes equal to `@`: zero bytes of x ^ 0x40.., found exactly by
+        // checking the high bit of (low7(y) + 0x7f) | y per byte.
+        let y = x ^ (ONES * 0x40);
+        let nonzero = ((y & !HIGHS).wrapping_add(!HIGHS) | y) & HIGHS;
+        let at_sign = !nonzero & HIGHS;
+        if in_range | at_sign != 0 {
+            break;
+        }
+        i += 8;
+    }
+    while i < hay.len() && CLASSES[hay[i] as usize] == SKIP {
+        i += 1;
+    }
+    i
 }
 
 fn skip_alnum(hay: &[u8], mut i: usize) -> usize {

@@ -81,8 +81,15 @@ const NOT_NAMES: &[&str] = &[
 static NOT_NAME_SET: LazyLock<HashSet<&'static str>> = LazyLock::new(|| NOT_NAMES.iter().copied().collect());
 
 fn is_not_name(word: &str) -> bool {
-    let lower = word.trim_end_matches('.').to_lowercase();
-    NOT_NAME_SET.contains(lower.as_str())
+    let word = word.trim_end_matches('.');
+    if word.len() <= 24 && word.is_ascii() {
+        let mut buf = [0u8; 24];
+        let lower = &mut buf[..word.len()];
+        lower.copy_from_slice(word.as_bytes());
+        lower.make_ascii_lowercase();
+        return std::str::from_utf8(lower).is_ok_and(|w| NOT_NAME_SET.contains(w));
+    }
+    NOT_NAME_SET.contains(word.to_lowercase().as_str())
 }
 
 fn is_particle(word: &str) -> bool {
@@ -169,23 +176,20 @@ fn word_at(text: &str, i: usize) -> Option<Word<'_>> {
 /// After the first letter, lower case, except a capital right after a
 /// hyphen or apostrophe, or after `Mc`, `Mac`, `De`, `La`, `Di`, `Le`.
 fn capitalised_tail(word: &str) -> bool {
-    let chars: Vec<char> = word.chars().collect();
+    let mut chars = word.char_indices();
+    let Some((_, mut prev)) = chars.next() else { return false };
     let mut lowers = 0;
-    for (k, &c) in chars.iter().enumerate().skip(1) {
+    for (off, c) in chars {
         if c.is_lowercase() {
             lowers += 1;
-            continue;
+        } else if c.is_uppercase() {
+            let after_joint = prev == '-' || is_apostrophe(prev);
+            let after_prefix = matches!(&word[..off], "Mc" | "Mac" | "De" | "La" | "Di" | "Le" | "Van" | "Du");
+            if !(after_joint || after_prefix) {
+                return false;
+            }
         }
-        if !c.is_uppercase() {
-            continue;
-        }
-        let prev = chars[k - 1];
-        let after_joint = prev == '-' || is_apostrophe(prev);
-        let prefix: String = chars[..k].iter().collect();
-        let after_prefix = matches!(prefix.as_str(), "Mc" | "Mac" | "De" | "La" | "Di" | "Le" | "Van" | "Du");
-        if !(after_joint || after_prefix) {
-            return false;
-        }
+        prev = c;
     }
     lowers > 0
 }

@@ -26,18 +26,62 @@ const MAX_DIGITS: usize = 16;
 /// The most groups a written number may have.
 const MAX_GROUPS: usize = 7;
 
+/// A short list on the stack (the parsers run at every number in a text,
+/// and must not allocate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Small<T: Copy + Default, const N: usize> {
+    items: [T; N],
+    len: usize,
+}
+
+impl<T: Copy + Default, const N: usize> Small<T, N> {
+    fn new() -> Self {
+        Small { items: [T::default(); N], len: 0 }
+    }
+    /// Appends `item`; false when full.
+    fn push(&mut self, item: T) -> bool {
+        match self.items.get_mut(self.len) {
+            Some(slot) => {
+                *slot = item;
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+    fn pop(&mut self) {
+        self.len = self.len.saturating_sub(1);
+    }
+    pub(crate) fn as_slice(&self) -> &[T] {
+        &self.items[..self.len]
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl<T: Copy + Default, const N: usize> std::ops::Deref for Small<T, N> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        self.as_slice()
+    }
+}
+
 /// The written shape of a number: its digits, the sizes of the digit
 /// groups, which separators joined them and whether it began with `+`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Shape {
     pub plus: bool,
-    pub digits: Vec<u8>,
-    pub groups: Vec<usize>,
+    pub digits: Small<u8, MAX_DIGITS>,
+    pub groups: Small<usize, 8>,
     /// Whether the first group was in parentheses (`(415) 555-0132`).
     pub paren_first: bool,
     /// Whether a `(0)` trunk group followed the country code.
     pub paren_trunk: bool,
-    pub separators: Vec<u8>,
+    pub separators: Small<u8, 8>,
 }
 
 /// Where a number was found, which decides how strict the check is.
@@ -88,11 +132,11 @@ pub(crate) fn read(hay: &[u8], s: usize) -> Option<(usize, Shape)> {
     let mut i = s;
     let mut shape = Shape {
         plus: false,
-        digits: Vec::with_capacity(MAX_DIGITS),
-        groups: Vec::with_capacity(MAX_GROUPS),
+        digits: Small::new(),
+        groups: Small::new(),
         paren_first: false,
         paren_trunk: false,
-        separators: Vec::with_capacity(MAX_GROUPS),
+        separators: Small::new(),
     };
     if at(hay, i) == Some(b'+') {
         shape.plus = true;
@@ -106,10 +150,9 @@ pub(crate) fn read(hay: &[u8], s: usize) -> Option<(usize, Shape)> {
         }
         let group_start = i;
         while at(hay, i).is_some_and(is_digit) {
-            if shape.digits.len() == MAX_DIGITS {
+            if !shape.digits.push(hay[i]) {
                 return None;
             }
-            shape.digits.push(hay[i]);
             i += 1;
         }
         let len = i - group_start;
@@ -134,8 +177,8 @@ pub(crate) fn read(hay: &[u8], s: usize) -> Option<(usize, Shape)> {
                 return None;
             }
         }
-        if !(in_paren && shape.paren_trunk && len == 1) {
-            shape.groups.push(len);
+        if !(in_paren && shape.paren_trunk && len == 1) && !shape.groups.push(len) {
+            return None;
         }
         if shape.groups.len() > MAX_GROUPS {
             return None;
@@ -150,7 +193,9 @@ pub(crate) fn read(hay: &[u8], s: usize) -> Option<(usize, Shape)> {
             (Some(b'('), Some(d), _) if is_digit(d) && shape.plus && shape.groups.len() == 1 => (b'(', i),
             _ => break,
         };
-        shape.separators.push(sep);
+        if !shape.separators.push(sep) {
+            return None;
+        }
         i = next;
     }
     Some((i, shape))
@@ -164,7 +209,7 @@ pub(crate) fn valid(shape: &Shape, strictness: Strictness) -> bool {
     if shape.paren_trunk {
         return false;
     }
-    let seps = &shape.separators;
+    let seps = shape.separators.as_slice();
     let together = shape.groups.len() == 1;
     if together && strictness == Strictness::Prose {
         return false;
@@ -186,7 +231,7 @@ fn nanp_ok(shape: &Shape, dots: bool, slash: bool) -> bool {
     }
     let d = &shape.digits;
     let (national, groups) = match (d.len(), shape.groups.as_slice()) {
-        (10, [3, 3, 4] | [10]) => (&d[..], &shape.groups[..]),
+        (10, [3, 3, 4] | [10]) => (&d[..], shape.groups.as_slice()),
         (11, [1, 3, 3, 4] | [11]) if d[0] == b'1' => (&d[1..], &shape.groups[1..]),
         _ => return false,
     };
@@ -216,7 +261,7 @@ fn trunk_ok(shape: &Shape, dots: bool) -> bool {
     if d.len() < 10 || d.len() > 12 || d[0] != b'0' || d[1] == b'0' {
         return false;
     }
-    let groups = &shape.groups;
+    let groups = shape.groups.as_slice();
     if groups.len() == 1 {
         return true;
     }
@@ -226,11 +271,11 @@ fn trunk_ok(shape: &Shape, dots: bool) -> bool {
     if dots {
         // Dotted numbers are only the French 2-2-2-2-2 form; other dotted
         // digit runs are versions and addresses.
-        return groups == &[2, 2, 2, 2, 2];
+        return groups == [2, 2, 2, 2, 2];
     }
     // Five groups of two are French; otherwise the first group is the trunk
     // zero with an area code (two to five digits after the zero).
-    groups == &[2, 2, 2, 2, 2] || groups[0] >= 3
+    groups == [2, 2, 2, 2, 2] || groups[0] >= 3
 }
 
 fn india_mobile_ok(shape: &Shape, dots: bool, slash: bool) -> bool {
