@@ -121,7 +121,7 @@ def peer_rate(name: str, files: list[str], budget: float, prefix: list[str]) -> 
     return out
 
 
-def machine() -> dict:
+def machine(load_before: float) -> dict:
     model = ""
     try:
         for line in open("/proc/cpuinfo"):
@@ -131,7 +131,12 @@ def machine() -> dict:
     except OSError:
         pass
     return {"nproc": os.cpu_count(), "cpu": model, "kernel": platform.release(),
-            "loadavg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+            "loadavg_1m_before": load_before}
+
+
+def rate(x: float) -> str:
+    """Three significant figures: 312, 41.7, 0.212, 0.0233."""
+    return "%.3g" % x if x < 1000 else "%.0f" % x
 
 
 def main(argv=None) -> int:
@@ -149,6 +154,7 @@ def main(argv=None) -> int:
     genres = [g for g in args.genres.split(",") if g]
     names = [n for n in args.detectors.split(",") if n]
     prefix = pin_prefix()
+    load_before = os.getloadavg()[0]
 
     sandbar = None
     skipped = {}
@@ -175,7 +181,7 @@ def main(argv=None) -> int:
                 print("%s: %s (up to %.0f s) ..." % (n, g, args.budget), file=sys.stderr)
                 results[g][n] = peer_rate(n, files, args.budget, prefix)
 
-    report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
+    report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(load_before),
               "pinned": " ".join(prefix) or "no", "results": results, "skipped": skipped}
     report["machine"]["loadavg_1m_after"] = os.getloadavg()[0]
     os.makedirs(args.out, exist_ok=True)
@@ -193,7 +199,7 @@ def main(argv=None) -> int:
             if r is None:
                 cells.append("skipped")
             else:
-                cells.append("%.2f (%.1f MB)" % (r["mb_per_s"], r["bytes"] / 1e6))
+                cells.append("%s (%.1f MB)" % (rate(r["mb_per_s"]), r["bytes"] / 1e6))
         print("| %s | %s |" % (g, " | ".join(cells)))
     for n, why in skipped.items():
         print("\n%s: %s" % (n, why))
