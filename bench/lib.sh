@@ -26,11 +26,12 @@ bench_init() {
     trap 'exit 130' INT TERM
 }
 
-# Stops one process this script started: TERM, up to five seconds to end
-# (Sandbar finishes its runs and cassettes then), then KILL.
+# stop PID [SIGNAL]: stops one process this script started: SIGNAL (TERM
+# by default), up to five seconds to end (Sandbar finishes its runs and
+# cassettes then), then KILL.
 stop() {
-    local pid=$1
-    if kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid" 2>/dev/null || true; fi
+    local pid=$1 signal=${2:-TERM}
+    if kill -0 "$pid" 2>/dev/null; then kill -"$signal" "$pid" 2>/dev/null || true; fi
     for _ in $(seq 1 50); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1

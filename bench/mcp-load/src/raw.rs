@@ -172,7 +172,10 @@ pub async fn connect(endpoint: &Endpoint) -> anyhow::Result<Session> {
         .await
         .context("initialize: no answer")?;
     let session_id = response.headers().get(SESSION_ID).cloned();
-    let (message, _) = answer(response, 0)
+    let (message, rest) = answer(response, 0)
+        .await
+        .map_err(|e| anyhow::anyhow!("initialize: {e}"))?;
+    finish(rest, &mut sender, endpoint)
         .await
         .map_err(|e| anyhow::anyhow!("initialize: {e}"))?;
     let result = message
@@ -250,16 +253,7 @@ impl Session {
             .await
             .map_err(|e| format!("no answer: {e}"))?;
         let (message, rest) = answer(response, id).await?;
-        // The answer is in hand; read what is left of the body, so that the
-        // connection can carry the next call.
-        if let Some(rest) = rest {
-            match tokio::time::timeout(DRAIN_LIMIT, drain(rest)).await {
-                Ok(Ok(())) => {}
-                _ => {
-                    *sender = open(endpoint).await.map_err(|e| format!("{e:#}"))?;
-                }
-            }
-        }
+        finish(rest, &mut sender, endpoint).await?;
         drop(sender);
         check(&message)
     }
@@ -407,6 +401,27 @@ fn check(message: &Value) -> Result<String, String> {
         return Err(format!("the tool answered with an error: {text}"));
     }
     Ok(text)
+}
+
+/// Once the answer is in hand, reads what is left of an event stream's body,
+/// so that the connection can carry the next request; a body that does not
+/// end in time, or ends in an error, costs the connection (a new one is
+/// opened in its place).
+async fn finish(
+    rest: Option<Incoming>,
+    sender: &mut http1::SendRequest<Full<Bytes>>,
+    endpoint: &Endpoint,
+) -> Result<(), String> {
+    let Some(rest) = rest else {
+        return Ok(());
+    };
+    if !matches!(
+        tokio::time::timeout(DRAIN_LIMIT, drain(rest)).await,
+        Ok(Ok(()))
+    ) {
+        *sender = open(endpoint).await.map_err(|e| format!("{e:#}"))?;
+    }
+    Ok(())
 }
 
 async fn drain(mut body: Incoming) -> Result<(), hyper::Error> {
