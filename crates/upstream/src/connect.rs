@@ -82,6 +82,21 @@ pub(crate) async fn connect_stdio(
     }
 }
 
+/// The HTTP client of one upstream session. The SDK's default turns
+/// connection pooling off (it avoids delayed-ACK stalls when a response body
+/// was left unread), which makes every forwarded call a new TCP connection;
+/// with `TCP_NODELAY` on, reusing connections is both safe from those stalls
+/// and far cheaper. Redirects are not followed: a redirected POST would lose
+/// its body or carry the upstream's headers to another host.
+fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_idle_timeout(std::time::Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))
+}
+
 pub(crate) async fn connect_http(
     config: &UpstreamConfig,
     url: &str,
@@ -91,8 +106,10 @@ pub(crate) async fn connect_http(
     let fail = |message: String| UpstreamError::new(name, UpstreamErrorKind::Connect, message);
     let headers = header_map(headers).map_err(fail)?;
     let router = Router::new(name);
+    let client = http_client().map_err(fail)?;
     let transport = Routed::new(
-        StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransport::with_client(
+            client,
             StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers),
         ),
         Arc::clone(&router),
