@@ -73,7 +73,7 @@ fn main() {
     };
     let started = Instant::now();
     let mut builder = Redactor::builder();
-    let mut rng = Rng::new(options.seed ^ 0x5ec7_e75);
+    let mut rng = Rng::new(options.seed ^ 0x05ec_7e75);
     for i in 0..options.secrets {
         let value = format!("vault-{i}-{}", rng.string(ALNUM, 24));
         builder = match builder.secret(&format!("vault_{i}"), &value) {

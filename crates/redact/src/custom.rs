@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use crate::error::RedactError;
 use crate::rule_file::Examples;
-use crate::rules::{self, CompiledRule, MAX_CUSTOM_MATCH, MAX_GROUPS, Rule};
+use crate::rules::{self, CompiledRule, MAX_CUSTOM_MATCH, Rule};
 
 /// A credential rule supplied by a user (from configuration or a scenario),
 /// matched in the same single pass as the built-in rules.
@@ -139,17 +139,15 @@ impl CustomRule {
             }
             Some(_) => {}
         }
-        let compiled = rules::compile_rule(rule).map_err(|e| {
-            // Strip the rule id that `compile_rule` puts first.
+        // Strip the rule id that the compiler's messages start with.
+        let reason = |e: String| {
             let reason = e.split_once(": ").map_or(e.as_str(), |(_, r)| r);
             invalid(reason.to_owned())
-        })?;
-        if compiled.slots / 2 > MAX_GROUPS {
-            return Err(invalid(format!(
-                "the pattern has too many capture groups; at most {} are supported",
-                MAX_GROUPS - 1
-            )));
-        }
+        };
+        let compiled = rules::compile_rule(rule).map_err(reason)?;
+        // Compiled now, so that a pattern too large to compile is reported
+        // here rather than at the first scan.
+        compiled.compile_now().map_err(reason)?;
         Ok(compiled)
     }
 }

@@ -1,6 +1,7 @@
 //! Property tests: for arbitrary text and arbitrary secrets, no planted
 //! secret survives in any encoding, redaction is idempotent and never panics,
-//! `find` agrees with `redact_str`, redacted JSON values hold no secret, and
+//! `find` agrees with `redact_str`, rescanning only near placeholders finds
+//! what a full rescan finds, redacted JSON values hold no secret, and
 //! redacted JSON text is still JSON.
 
 use proptest::prelude::*;
@@ -69,6 +70,15 @@ fn rich_text() -> impl Strategy<Value = String> {
         Just("😀".to_owned()),
         Just("s3cr3t-value".to_owned()),
         Just(fake("ghp_", ALNUM, 36)),
+        Just("123456789:AA".to_owned()),
+        Just("0123456789abcdef0123456789abcdef-us".to_owned()),
+        Just("8Q~".to_owned()),
+        Just("postgres://u:".to_owned()),
+        Just("hvs.".to_owned()),
+        Just("AccountKey=".to_owned()),
+        Just("-----BEGIN OpenVPN Static key V1-----".to_owned()),
+        Just("Private-Lines: 1\n".to_owned()),
+        Just("api_key: ".to_owned()),
         "[A-Za-z0-9]{1,40}",
         "[^\u{0}]{0,4}",
     ];
@@ -201,6 +211,20 @@ proptest! {
             for pair in findings.windows(2) {
                 prop_assert!(pair[0].end <= pair[1].start, "overlapping findings {:?}", findings);
             }
+        }
+    }
+
+    #[test]
+    fn rescanning_near_placeholders_finds_what_a_full_rescan_finds(
+        input in rich_text(),
+        secret in secret(),
+    ) {
+        for redactor in [Redactor::new(), redactor_with(&secret)] {
+            let windowed = redactor.redact_str(&input).into_owned();
+            crate::redactor::FULL_RESCAN.with(|f| f.set(true));
+            let full = redactor.redact_str(&input).into_owned();
+            crate::redactor::FULL_RESCAN.with(|f| f.set(false));
+            prop_assert_eq!(windowed, full, "input {:?}", input);
         }
     }
 

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
+use std::ops::Range;
 use std::sync::Arc;
 
 use aho_corasick::AhoCorasick;
@@ -30,6 +31,12 @@ const MAX_PATTERN_BYTES: usize = 256 * 1024 * 1024;
 /// replaces at least one byte that was not yet in a placeholder, so the loop
 /// ends; real inputs need one extra pass at most.
 const MAX_PASSES: usize = 16;
+
+#[cfg(test)]
+thread_local! {
+    /// Makes rescans cover the whole text, for tests that compare the two.
+    pub(crate) static FULL_RESCAN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 
 /// Redacts known secrets and credentials from text and JSON.
 ///
@@ -185,7 +192,15 @@ impl Redactor {
         }
         let mut redacted = self.render(input, &found);
         for _ in 1..MAX_PASSES {
-            let again = scanner.scan(&redacted);
+            #[cfg(test)]
+            let windows = if FULL_RESCAN.with(std::cell::Cell::get) {
+                std::iter::once(0..redacted.len()).collect()
+            } else {
+                self.rescan_windows(redacted.len(), &found)
+            };
+            #[cfg(not(test))]
+            let windows = self.rescan_windows(redacted.len(), &found);
+            let again = scanner.scan_windows(&redacted, &windows);
             if again.is_empty() {
                 break;
             }
@@ -195,6 +210,36 @@ impl Redactor {
             redacted = self.render(input, &found);
         }
         Some((found, redacted))
+    }
+
+    /// Where a rescan of the rendering of `found` must look for keywords.
+    ///
+    /// A match that replacing a span can create or change must read the
+    /// placeholder or the bytes around it: its keyword starts at most one
+    /// bounded attempt before the placeholder (`RuleSet::max_attempt`), or
+    /// just after it (where `not_after`, a lead or an ANSI sequence look a
+    /// few bytes back). Rules with unbounded patterns (JWTs) cannot match a
+    /// placeholder's `[`, and a placeholder can only shorten their runs, so
+    /// it cannot make them match where they did not. Text far from every
+    /// placeholder is exactly as it was in the previous pass, and its matches
+    /// are already known.
+    fn rescan_windows(&self, rendered_len: usize, found: &[Span]) -> Vec<Range<usize>> {
+        const MARGIN: usize = 128;
+        let back = self.inner.rules.max_attempt + MARGIN;
+        let mut windows: Vec<Range<usize>> = Vec::new();
+        let mut shift: isize = 0;
+        for span in found {
+            let start = span.start.saturating_add_signed(shift);
+            let placeholder = self.placeholder_len(span.label);
+            let end = start + placeholder;
+            shift += placeholder as isize - (span.end - span.start) as isize;
+            let window = start.saturating_sub(back)..(end + MARGIN).min(rendered_len);
+            match windows.last_mut() {
+                Some(last) if window.start <= last.end => last.end = last.end.max(window.end),
+                _ => windows.push(window),
+            }
+        }
+        windows
     }
 
     /// Maps spans found in the rendering of `found` back to the original

@@ -63,9 +63,9 @@
 use std::sync::{Arc, OnceLock};
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind};
-use regex_automata::hybrid;
-use regex_automata::util::{start, syntax};
-use regex_automata::{Anchored, meta};
+use regex_automata::meta;
+use regex_automata::util::syntax;
+use regex_syntax::hir::{Class, Hir, HirKind};
 
 use crate::rule_file::{self, Examples};
 
@@ -194,17 +194,46 @@ pub(crate) struct Rule {
     pub examples: Examples,
 }
 
-/// A rule with its regex compiled.
+/// A rule ready to run: its pattern parsed and checked, its regex compiled
+/// on first use (most rules never trigger in a given process, and compiling
+/// all of them up front would cost a tenth of a second at start-up).
 #[derive(Debug)]
 pub(crate) struct CompiledRule {
     pub rule: Rule,
-    pub regex: meta::Regex,
+    /// `(?:keywords)(?:tail)`.
+    pattern: String,
+    regex: OnceLock<meta::Regex>,
     /// How many capture slots a search fills: two per group, group 0 included.
     pub slots: usize,
+    /// The longest text the pattern can match, or `None` when unbounded.
+    pub max_len: Option<usize>,
     /// The bytes the tail can begin with, or `None` when it could begin with
     /// anything (or match the empty string). A keyword occurrence followed by
     /// any other byte cannot start a match, so the regex is not run.
     pub first_bytes: Option<Box<[bool; 256]>>,
+}
+
+impl CompiledRule {
+    /// The rule's regex, compiled on first use.
+    pub(crate) fn regex(&self) -> &meta::Regex {
+        self.regex.get_or_init(|| {
+            // The pattern parsed when the rule was loaded, user rules are
+            // compiled when they are added, and the tests compile every
+            // built-in rule; what remains would be a bug in the rule file.
+            compile_pattern(&self.pattern)
+                .unwrap_or_else(|e| panic!("rule {} does not compile: {e}", self.rule.id))
+        })
+    }
+
+    /// Compiles the regex now, reporting an error instead of panicking.
+    pub(crate) fn compile_now(&self) -> Result<&meta::Regex, String> {
+        if let Some(regex) = self.regex.get() {
+            return Ok(regex);
+        }
+        let regex =
+            compile_pattern(&self.pattern).map_err(|e| format!("rule {}: {e}", self.rule.id))?;
+        Ok(self.regex.get_or_init(|| regex))
+    }
 }
 
 /// What to try when a keyword pattern occurs.
@@ -229,6 +258,12 @@ pub(crate) struct RuleSet {
     pub triggers: Vec<Vec<Trigger>>,
     /// The pattern id of [`PLACEHOLDER_PREFIX`] in `keywords`.
     pub marker: usize,
+    /// The longest keyword, in bytes.
+    pub longest_keyword: usize,
+    /// The longest match of any rule with a bounded pattern: how far before a
+    /// change a match that the change affects can start. (Unbounded rules,
+    /// JWTs, cannot match across a placeholder; see `Redactor::resolve`.)
+    pub max_attempt: usize,
 }
 
 impl RuleSet {
@@ -292,11 +327,15 @@ impl RuleSet {
                     .build(&patterns)
             })
             .map_err(|e| format!("keyword automaton: {e}"))?;
+        let longest_keyword = patterns.iter().map(String::len).max().unwrap_or(0);
+        let max_attempt = rules.iter().filter_map(|r| r.max_len).max().unwrap_or(0);
         Ok(RuleSet {
             rules,
             keywords,
             triggers,
             marker,
+            longest_keyword,
+            max_attempt,
         })
     }
 
@@ -306,11 +345,14 @@ impl RuleSet {
     }
 }
 
-/// Compiles one rule: its regex, and the bytes its tail can begin with.
+/// Prepares one rule: parses its pattern (a syntax error is reported here),
+/// counts its groups and finds the bytes its tail can begin with. The regex
+/// itself is compiled on first use.
 pub(crate) fn compile_rule(rule: Rule) -> Result<CompiledRule, String> {
-    let regex =
-        compile_pattern(&rule_pattern(&rule)).map_err(|e| format!("rule {}: {e}", rule.id))?;
-    let groups = regex.captures_len();
+    let pattern = rule_pattern(&rule);
+    let hir = syntax::parse_with(&pattern, &syntax_config())
+        .map_err(|e| format!("rule {}: {e}", rule.id))?;
+    let groups = hir.properties().explicit_captures_len() + 1;
     if groups > MAX_GROUPS {
         return Err(format!(
             "rule {} has {} capture groups, at most {} are supported",
@@ -321,8 +363,10 @@ pub(crate) fn compile_rule(rule: Rule) -> Result<CompiledRule, String> {
     }
     let first_bytes = first_bytes(&rule.tail);
     Ok(CompiledRule {
+        max_len: hir.properties().maximum_len(),
         rule,
-        regex,
+        pattern,
+        regex: OnceLock::new(),
         slots: groups * 2,
         first_bytes,
     })
@@ -356,32 +400,75 @@ pub(crate) fn pattern_max_len(pattern: &str) -> Result<Option<usize>, String> {
     Ok(hir.properties().maximum_len())
 }
 
-/// The bytes a match of `tail` can begin with, found by stepping a lazy DFA
-/// of the tail over each byte from its anchored start state. `None` when the
-/// tail starts with a look-around assertion (its start state would depend on
-/// the keyword) or any byte can begin it.
+/// The bytes a match of `tail` can begin with, read off its parsed form.
+/// `None` when that cannot be told (a look-around assertion before the first
+/// byte), when the tail can match the empty string, or when any byte can
+/// begin it.
 fn first_bytes(tail: &str) -> Option<Box<[bool; 256]>> {
     let hir = syntax::parse_with(tail, &syntax_config()).ok()?;
-    if !hir.properties().look_set_prefix_any().is_empty() {
-        return None;
-    }
-    let dfa = hybrid::dfa::DFA::builder()
-        .syntax(syntax_config())
-        .build(tail)
-        .ok()?;
-    let mut cache = dfa.create_cache();
-    let start = dfa
-        .start_state(&mut cache, &start::Config::new().anchored(Anchored::Yes))
-        .ok()?;
     let mut set = Box::new([false; 256]);
-    for byte in 0..=255u8 {
-        let next = dfa.next_state(&mut cache, start, byte).ok()?;
-        set[usize::from(byte)] = !next.is_dead();
-    }
-    if set.iter().all(|&b| b) {
+    let nullable = first_set(&hir, &mut set)?;
+    if nullable || set.iter().all(|&b| b) {
         None
     } else {
         Some(set)
+    }
+}
+
+/// Adds to `set` the bytes a match of `hir` can begin with; returns whether
+/// it can match the empty string, or `None` when a look-around assertion
+/// comes before the first byte.
+fn first_set(hir: &Hir, set: &mut [bool; 256]) -> Option<bool> {
+    match hir.kind() {
+        HirKind::Empty => Some(true),
+        HirKind::Literal(literal) => {
+            let &first = literal.0.first()?;
+            set[usize::from(first)] = true;
+            Some(false)
+        }
+        HirKind::Class(Class::Bytes(class)) => {
+            for range in class.ranges() {
+                for byte in range.start()..=range.end() {
+                    set[usize::from(byte)] = true;
+                }
+            }
+            Some(false)
+        }
+        HirKind::Class(Class::Unicode(class)) => {
+            for range in class.ranges() {
+                // With Unicode off, classes are bytes; a class that still
+                // reaches past ASCII is not worth reasoning about.
+                let (start, end) = (u32::from(range.start()), u32::from(range.end()));
+                if end > 0x7f {
+                    return None;
+                }
+                for byte in start..=end {
+                    set[byte as usize] = true;
+                }
+            }
+            Some(false)
+        }
+        HirKind::Look(_) => None,
+        HirKind::Repetition(repetition) => {
+            let nullable = first_set(&repetition.sub, set)?;
+            Some(nullable || repetition.min == 0)
+        }
+        HirKind::Capture(capture) => first_set(&capture.sub, set),
+        HirKind::Concat(parts) => {
+            for part in parts {
+                if !first_set(part, set)? {
+                    return Some(false);
+                }
+            }
+            Some(true)
+        }
+        HirKind::Alternation(branches) => {
+            let mut nullable = false;
+            for branch in branches {
+                nullable |= first_set(branch, set)?;
+            }
+            Some(nullable)
+        }
     }
 }
 

@@ -55,6 +55,19 @@ impl Scanner<'_> {
     /// char boundaries, and outside every placeholder the text already holds.
     /// Allocates nothing when nothing is found.
     pub(crate) fn scan(&self, text: &str) -> Vec<Span> {
+        self.scan_within(text, None)
+    }
+
+    /// Like [`Scanner::scan`], but tries rules only at keywords that start
+    /// inside `windows` (sorted, non-overlapping); known secrets and
+    /// placeholders are still looked for everywhere. The redactor rescans its
+    /// output this way: a match that replacing a span could have created must
+    /// start within a rule's reach before the placeholder, or just after it.
+    pub(crate) fn scan_windows(&self, text: &str, windows: &[Range<usize>]) -> Vec<Span> {
+        self.scan_within(text, Some(windows))
+    }
+
+    fn scan_within(&self, text: &str, windows: Option<&[Range<usize>]>) -> Vec<Span> {
         let hay = text.as_bytes();
         let mut candidates = Vec::new();
         let mut protected = Protected::default();
@@ -70,7 +83,7 @@ impl Scanner<'_> {
                 }
             }
         }
-        self.find_rule_matches(hay, &mut candidates, &mut protected);
+        self.find_rule_matches(hay, &mut candidates, &mut protected, windows);
         if candidates.is_empty() {
             return candidates;
         }
@@ -101,32 +114,78 @@ impl Scanner<'_> {
 
     /// Runs the keyword prefilter, and every rule of every keyword occurrence
     /// anchored at it (see `rules.rs` for why this is complete and linear).
-    /// Also records the placeholders already in the text.
-    fn find_rule_matches(&self, hay: &[u8], out: &mut Vec<Span>, protected: &mut Protected) {
+    /// Also records the placeholders already in the text. With `windows`,
+    /// only keywords starting inside them are tried, and placeholders are
+    /// found by a plain search of the whole text first.
+    fn find_rule_matches(
+        &self,
+        hay: &[u8],
+        out: &mut Vec<Span>,
+        protected: &mut Protected,
+        windows: Option<&[Range<usize>]>,
+    ) {
         let set = self.rules;
         // Per rule, the last match it accepted (keyword start, match end); a
         // later occurrence inside it is not tried again. Sized on the first
         // accepted match so that a clean text allocates nothing.
         let mut accepted: Vec<(usize, usize)> = Vec::new();
-        for m in set.keywords.find_overlapping_iter(hay) {
-            let pattern = m.pattern().as_usize();
-            let at = m.start();
-            if pattern == set.marker {
-                match self.placeholder_at(hay, at) {
-                    Some((end, true)) => {
-                        protected.ours.push(at..end);
-                        protected.any.push(at..end);
-                    }
-                    Some((end, false)) => protected.any.push(at..end),
-                    None => {}
+        let Some(windows) = windows else {
+            for m in set.keywords.find_overlapping_iter(hay) {
+                self.try_keyword(hay, &m, out, protected, &mut accepted);
+            }
+            return;
+        };
+        let prefix = PLACEHOLDER_PREFIX.as_bytes();
+        let mut from = 0;
+        while let Some(offset) = find_bytes(&hay[from..], prefix) {
+            let at = from + offset;
+            self.record_placeholder(hay, at, protected);
+            from = at + 1;
+        }
+        for window in windows {
+            let end = hay.len().min(window.end + set.longest_keyword);
+            let input = aho_corasick::Input::new(hay).span(window.start.min(end)..end);
+            for m in set.keywords.find_overlapping_iter(input) {
+                if m.pattern().as_usize() != set.marker {
+                    self.try_keyword(hay, &m, out, protected, &mut accepted);
                 }
-                continue;
             }
-            if protected.any.last().is_some_and(|p| p.contains(&at)) {
-                continue;
+        }
+    }
+
+    fn record_placeholder(&self, hay: &[u8], at: usize, protected: &mut Protected) {
+        match self.placeholder_at(hay, at) {
+            Some((end, true)) => {
+                protected.ours.push(at..end);
+                protected.any.push(at..end);
             }
+            Some((end, false)) => protected.any.push(at..end),
+            None => {}
+        }
+    }
+
+    /// Tries the rules of one keyword occurrence.
+    fn try_keyword(
+        &self,
+        hay: &[u8],
+        m: &aho_corasick::Match,
+        out: &mut Vec<Span>,
+        protected: &mut Protected,
+        accepted: &mut Vec<(usize, usize)>,
+    ) {
+        let set = self.rules;
+        let pattern = m.pattern().as_usize();
+        let at = m.start();
+        if pattern == set.marker {
+            self.record_placeholder(hay, at, protected);
+            return;
+        }
+        if inside(&protected.any, at) {
+            return;
+        }
+        {
             let Some(triggers) = set.triggers.get(pattern) else {
-                continue;
+                return;
             };
             let keyword = &hay[at..m.end()];
             for trigger in triggers {
@@ -177,7 +236,7 @@ impl Scanner<'_> {
                 let input = Input::new(hay).range(at..).anchored(Anchored::Yes);
                 let mut slots: [Option<NonMaxUsize>; 2 * MAX_GROUPS] = [None; 2 * MAX_GROUPS];
                 let slots = &mut slots[..compiled.slots.min(2 * MAX_GROUPS)];
-                if compiled.regex.search_slots(&input, slots).is_none() {
+                if compiled.regex().search_slots(&input, slots).is_none() {
                     continue;
                 }
                 let Some(mut hit) = hit_from_slots(hay, slots) else {
@@ -266,6 +325,26 @@ struct Protected {
     /// known secrets still do, so that placeholder syntax cannot hide a
     /// registered value.
     any: Vec<Range<usize>>,
+}
+
+/// Whether `at` lies inside one of the sorted, non-overlapping `ranges`.
+fn inside(ranges: &[Range<usize>], at: usize) -> bool {
+    let i = ranges.partition_point(|r| r.end <= at);
+    ranges.get(i).is_some_and(|r| r.start <= at)
+}
+
+/// The first occurrence of `needle` in `hay`.
+fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let first = *needle.first()?;
+    let mut from = 0;
+    while let Some(offset) = hay.get(from..)?.iter().position(|&b| b == first) {
+        let at = from + offset;
+        if hay.get(at..at + needle.len()) == Some(needle) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// The longest placeholder body recognised by shape alone.
