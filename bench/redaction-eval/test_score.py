@@ -102,6 +102,14 @@ class Matching(unittest.TestCase):
                "line_start": s, "line_end": hdr_end}]
         self.assertEqual(S.score("detect-secrets", [d], fs)["per_kind"]["secret"]["found"], 1)
         self.assertEqual(S.score("sandbar", [d], fs)["per_kind"]["secret"]["found"], 0)
+        # The same key JSON-escaped is one line; the header alone still finds it for detect-secrets.
+        one = text.replace("\n", "\\n")
+        s1, e1 = one.index("-----BEGIN"), one.rindex("-----") + 5
+        d1 = self.doc(one, [{"kind": "secret", "start": s1, "end": e1, "service": "private_key_pem"}])
+        f1 = [{"doc": "d", "type": "Private Key", "kind": "secret", "start": s1, "end": s1 + 31,
+               "line_start": 0, "line_end": len(one)}]
+        self.assertEqual(S.score("detect-secrets", [d1], f1)["per_kind"]["secret"]["found"], 1)
+        self.assertEqual(S.score("sandbar", [d1], f1)["per_kind"]["secret"]["found"], 0)
 
 
 class Generator(unittest.TestCase):
