@@ -17,7 +17,17 @@
 
 pub mod detect;
 mod error;
+mod key;
 mod lists;
+mod masker;
+pub mod operators;
+mod pseudonym;
+mod token;
 
 pub use detect::{Detector, PersonalFinding, PersonalKind};
 pub use error::MaskError;
+pub use masker::Masker;
+pub use operators::{MaskKey, Operator, apply, detokenize, pseudonym, tokenize};
+
+#[cfg(test)]
+mod operators_tests;

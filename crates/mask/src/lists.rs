@@ -65,7 +65,7 @@ pub(crate) const GIVEN_NAMES: &[&str] = &[
     // Middle East and North Africa
     "Mohammed", "Ahmed", "Ali", "Omar", "Youssef", "Hassan", "Khalid", "Fatima", "Layla",
     "Zainab", "Mariam", "Noor", "Yasmin", "Karim", "Rania", "Tariq", "Samir", "Leila",
-    "Mehmet", "Mustafa", "Emre", "Elif", "Zeynep", "Ayşe", "Can", "Dariush", "Shirin",
+    "Mehmet", "Mustafa", "Emre", "Elif", "Zeynep", "Ayşe", "Dariush", "Shirin",
     "Yosef", "Noa", "Avi", "Tamar",
     // Sub-Saharan Africa
     "Chinedu", "Ngozi", "Emeka", "Oluwaseun", "Adaeze", "Kwame", "Ama", "Kofi", "Abena",
@@ -83,7 +83,7 @@ pub(crate) const FAMILY_NAMES: &[&str] = &[
     "Phillips", "Evans", "Turner", "Parker", "Collins", "Edwards", "Stewart", "Morris",
     "Murphy", "Cook", "Rogers", "Morgan", "Cooper", "Peterson", "Reed", "Bailey", "Bell",
     "Kelly", "Howard", "Ward", "Cox", "Richardson", "Wood", "Watson", "Brooks", "Bennett",
-    "Gray", "Hughes", "Price", "Sanders", "Myers", "Long", "Ross", "Foster", "Powell",
+    "Gray", "Hughes", "Sanders", "Myers", "Long", "Ross", "Foster", "Powell",
     "Jenkins", "Perry", "Russell", "Sullivan", "Fisher", "Henderson", "Coleman", "Patterson",
     "Jordan", "Reynolds", "Hamilton", "Graham", "Wallace", "Fletcher", "Holmes", "Lovelace",
     "Hopper", "Turing", "Babbage", "Hartley", "Ashworth", "Pemberton", "Whitaker", "Blackwood",
@@ -150,6 +150,14 @@ pub(crate) const STREET_NAMES: &[&str] = &[
     "Bluebell", "Clover", "Daisy", "Lavender", "Poppy", "Sparrow", "Falcon", "Heron", "Otter",
     "Badger", "Lantern", "Anchor", "Compass", "Granite", "Slate", "Amber", "Coral", "Ivory",
     "Jasper",
+];
+
+/// German street names, written together with a suffix (`Lindenstraße`).
+pub(crate) const DE_STREET_NAMES: &[&str] = &[
+    "Linden", "Birken", "Eichen", "Buchen", "Ahorn", "Kastanien", "Rosen", "Tulpen", "Garten",
+    "Schul", "Kirch", "Bahnhof", "Wald", "Wiesen", "Berg", "Bach", "Mühlen", "Sonnen", "Feld",
+    "Schiller", "Goethe", "Mozart", "Blumen", "Heide", "Ulmen", "Erlen", "Tannen", "Amsel",
+    "Finken", "Lerchen",
 ];
 
 /// English street types, written after the name, with their abbreviations.

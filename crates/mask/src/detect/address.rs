@@ -372,6 +372,10 @@ fn town(hay: &[u8], i: usize) -> Option<usize> {
     let mut words = 1;
     while words < 4 && at(hay, end) == Some(b' ') {
         let Some(w_end) = word_end(hay, end + 1) else { break };
+        if at(hay, w_end).is_some_and(is_digit) {
+            // `Sheffield S9 1ZY`: a postcode, not part of the town.
+            break;
+        }
         let small = in_list(hay, end + 1, w_end, PLACE_PARTICLES);
         if small {
             if at(hay, w_end) == Some(b' ') && is_capitalised(hay, w_end + 1) {

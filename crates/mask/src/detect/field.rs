@@ -286,3 +286,19 @@ fn is_person_key(w: &[String], joined: &str) -> bool {
     let bare_role = w.len() <= 2 && has(w, PERSON_ROLES) && !has(w, &["id", "ids", "count", "type", "email", "phone", "number", "status", "role", "address", "uuid", "key", "ref", "url", "code"]);
     joined == "name" || joined == "person" || joined == "contactperson" || joined == "createdby" || joined == "updatedby" || joined == "ownedby" || joined == "assignedto" || bare_role
 }
+
+/// Whether a name field holds a given name (`Some(true)`) or a family name
+/// (`Some(false)`).
+pub(crate) fn name_part(path: &str) -> Option<bool> {
+    let keys = keys(path);
+    let last = keys.last()?;
+    let w = words(last);
+    let joined = w.concat();
+    if has(&w, &["first", "given", "fore", "christian", "forename", "firstname", "givenname"]) || joined.starts_with("first") || joined.starts_with("given") {
+        Some(true)
+    } else if has(&w, &["last", "sur", "surname", "family", "maiden", "lastname", "familyname"]) || joined.starts_with("last") || joined.starts_with("surname") {
+        Some(false)
+    } else {
+        None
+    }
+}

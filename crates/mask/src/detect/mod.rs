@@ -501,6 +501,12 @@ fn skip_word(hay: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// For a field holding one word of a name: `Some(true)` for a given name
+/// (`first_name`), `Some(false)` for a family name (`surname`).
+pub(crate) fn field_name_part(path: &str) -> Option<bool> {
+    field::name_part(path)
+}
+
 /// Whole-value checks used by the operators to validate input.
 pub(crate) mod shapes {
     pub(crate) use super::address::{is_postcode, uk_postcode};

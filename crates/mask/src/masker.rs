@@ -1,0 +1,133 @@
+//! The [`Masker`]: a detector, a key and an operator per kind, applied to
+//! text, JSON field values and whole JSON documents.
+//!
+//! Masking is idempotent: `mask(mask(text)) == mask(text)`. Placeholders,
+//! masks and hashes are never detected again; a pseudonym is detected
+//! again but recognised as this key's own and left alone (see
+//! `pseudonym.rs` for how each kind is recognised), and a pseudonymous
+//! date of birth is its own pseudonym. Tokens are the exception: a token is
+//! a valid value of its kind and masking it again encrypts it again, so a
+//! text is tokenized once, and detokenized once.
+
+use serde_json::Value;
+
+use crate::detect::{self, Detector, PersonalFinding, PersonalKind};
+use crate::key::MaskKey;
+use crate::operators::{self, Operator};
+use crate::pseudonym::{self, NameHint};
+
+/// Masks personal data in text and JSON.
+#[derive(Debug, Clone)]
+pub struct Masker {
+    detector: Detector,
+    key: MaskKey,
+    default: Operator,
+    per_kind: Vec<(PersonalKind, Operator)>,
+}
+
+impl Masker {
+    /// A masker that applies `operator` to every kind `detector` finds.
+    pub fn new(detector: Detector, key: MaskKey, operator: Operator) -> Masker {
+        Masker { detector, key, default: operator, per_kind: Vec::new() }
+    }
+
+    /// Uses `operator` for `kind` instead of the default.
+    pub fn with_operator(mut self, kind: PersonalKind, operator: Operator) -> Masker {
+        self.per_kind.retain(|(k, _)| *k != kind);
+        self.per_kind.push((kind, operator));
+        self
+    }
+
+    /// The operator applied to `kind`.
+    pub fn operator(&self, kind: PersonalKind) -> &Operator {
+        self.per_kind.iter().find(|(k, _)| *k == kind).map_or(&self.default, |(_, op)| op)
+    }
+
+    /// `text` with its personal data masked.
+    pub fn mask(&self, text: &str) -> String {
+        let findings = self.detector.find(text);
+        self.replace(text, &findings, NameHint::Unknown)
+    }
+
+    /// One JSON string value masked, its field name (or path) giving
+    /// context; see [`Detector::find_in_field`].
+    pub fn mask_field(&self, field: Option<&str>, text: &str) -> String {
+        let findings = self.detector.find_in_field(field, text);
+        let hint = match field.and_then(detect::field_name_part) {
+            Some(true) => NameHint::Given,
+            Some(false) => NameHint::Family,
+            None => NameHint::Unknown,
+        };
+        self.replace(text, &findings, hint)
+    }
+
+    /// A JSON document with every string value masked in the context of
+    /// its path (`customer.first_name`, `orders[0].address`). Keys are not
+    /// masked.
+    pub fn mask_json(&self, value: &Value) -> Value {
+        let mut path = String::new();
+        self.mask_value(value, &mut path)
+    }
+
+    fn mask_value(&self, value: &Value, path: &mut String) -> Value {
+        match value {
+            Value::String(s) => {
+                let field = (!path.is_empty()).then_some(path.as_str());
+                Value::String(self.mask_field(field, s))
+            }
+            Value::Array(items) => {
+                let len = path.len();
+                let out = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        path.truncate(len);
+                        path.push_str(&format!("[{i}]"));
+                        self.mask_value(item, path)
+                    })
+                    .collect();
+                path.truncate(len);
+                Value::Array(out)
+            }
+            Value::Object(map) => {
+                let len = path.len();
+                let out = map
+                    .iter()
+                    .map(|(k, v)| {
+                        path.truncate(len);
+                        if len > 0 {
+                            path.push('.');
+                        }
+                        path.push_str(k);
+                        (k.clone(), self.mask_value(v, path))
+                    })
+                    .collect();
+                path.truncate(len);
+                Value::Object(out)
+            }
+            other => other.clone(),
+        }
+    }
+
+    fn replace(&self, text: &str, findings: &[PersonalFinding], hint: NameHint) -> String {
+        if findings.is_empty() {
+            return text.to_owned();
+        }
+        let mut out = String::with_capacity(text.len() + 16 * findings.len());
+        let mut last = 0;
+        for f in findings {
+            let Some(value) = text.get(f.start..f.end) else { continue };
+            out.push_str(&text[last..f.start]);
+            let op = self.operator(f.kind);
+            let replacement = match op {
+                Operator::Pseudonymize if operators::is_pseudonym(f.kind, value, &self.key) => value.to_owned(),
+                Operator::Pseudonymize => pseudonym::make(f.kind, value, &self.key, hint),
+                _ => operators::apply(op, f.kind, value, &self.key),
+            };
+            out.push_str(&replacement);
+            last = f.end;
+        }
+        out.push_str(&text[last..]);
+        out
+    }
+}
