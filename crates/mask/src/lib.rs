@@ -31,3 +31,5 @@ pub use operators::{MaskKey, Operator, apply, detokenize, pseudonym, tokenize};
 
 #[cfg(test)]
 mod operators_tests;
+#[cfg(test)]
+mod masker_tests;

@@ -1,8 +1,9 @@
 //! The [`Masker`]: a detector, a key and an operator per kind, applied to
 //! text, JSON field values and whole JSON documents.
 //!
-//! Masking is idempotent: `mask(mask(text)) == mask(text)`. Placeholders,
-//! masks and hashes are never detected again; a pseudonym is detected
+//! Masking is idempotent: `mask(mask(text)) == mask(text)`. Placeholders
+//! and hashes are never detected again; what a mask leaves visible is left
+//! alone where it touches the mask character; a pseudonym is detected
 //! again but recognised as this key's own and left alone (see
 //! `pseudonym.rs` for how each kind is recognised), and a pseudonymous
 //! date of birth is its own pseudonym. Tokens are the exception: a token is
@@ -119,6 +120,17 @@ impl Masker {
             let Some(value) = text.get(f.start..f.end) else { continue };
             out.push_str(&text[last..f.start]);
             let op = self.operator(f.kind);
+            if let Operator::Mask { char: with, .. } = op {
+                // What a mask leaves visible can have a shape of its own
+                // (`***.**8.1.20`); next to the mask character, it is the
+                // tail of a masked value.
+                let touches = text[..f.start].ends_with(*with) || text[f.end..].starts_with(*with) || value.contains(*with);
+                if touches {
+                    out.push_str(value);
+                    last = f.end;
+                    continue;
+                }
+            }
             let replacement = match op {
                 Operator::Pseudonymize if operators::is_pseudonym(f.kind, value, &self.key) => value.to_owned(),
                 Operator::Pseudonymize => pseudonym::make(f.kind, value, &self.key, hint),

@@ -3,7 +3,7 @@
 //! | operator | output for `ada@example.org` | keyed | reversible |
 //! |---|---|---|---|
 //! | `Redact` | `[REDACTED:email]` | no | no |
-//! | `Mask { keep: 4, char: '*' }` | `***@*******.org` (letters and digits but the last `keep` replaced, punctuation kept) | no | no |
+//! | `Mask { keep: 4, char: '*' }` | `***@*******.org` (letters and digits but the last `keep`, at most half, replaced; punctuation kept) | no | no |
 //! | `Hash { length: 16 }` | 16 hex digits of HMAC-SHA256 under the key | yes | no |
 //! | `Pseudonymize` | a realistic value of the same kind and format (see `pseudonym.rs`) | yes | no |
 //! | `Tokenize` | a format-preserving encryption of the value (see `token.rs`) | yes | with [`detokenize`] |
@@ -28,8 +28,8 @@ use crate::token::{self, Direction};
 pub enum Operator {
     /// `[REDACTED:KIND]`.
     Redact,
-    /// Every letter and digit but the last `keep` replaced by `char`;
-    /// punctuation and spacing kept.
+    /// Every letter and digit but the last `keep` (and never more than half
+    /// of them) replaced by `char`; punctuation and spacing kept.
     Mask {
         /// How many letters and digits at the end stay (4 keeps the last
         /// four digits of a card).
@@ -81,6 +81,8 @@ fn redact(kind: PersonalKind) -> String {
 
 fn mask(value: &str, keep: usize, with: char) -> String {
     let total = value.chars().filter(|c| c.is_alphanumeric()).count();
+    // Never show more than half of a value, however short it is.
+    let keep = keep.min(total / 2);
     let mut seen = 0;
     value
         .chars()

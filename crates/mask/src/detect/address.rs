@@ -307,7 +307,6 @@ fn locality(hay: &[u8], street_end: usize) -> (usize, bool) {
         match (at(hay, i), at(hay, i + 1)) {
             (Some(b','), Some(b' ')) => i += 2,
             (Some(b','), Some(b'\n')) => i += 2,
-            (Some(b'\n'), _) if end == street_end => i += 1,
             _ => break,
         }
         let Some((piece_end, has_postcode)) = locality_piece(hay, i) else { break };

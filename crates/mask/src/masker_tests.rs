@@ -1,0 +1,117 @@
+//! Tests of the Masker: text, fields and JSON documents are masked with
+//! each operator, and masking is idempotent.
+
+use serde_json::json;
+
+use crate::detect::{Detector, PersonalKind};
+use crate::masker::Masker;
+use crate::operators::Operator;
+use crate::operators_tests::{SAMPLES, key, render};
+
+fn masker(op: Operator) -> Masker {
+    Masker::new(Detector::new(), key(5), op)
+}
+
+const OPERATORS: &[Operator] = &[
+    Operator::Redact,
+    Operator::Mask { keep: 4, char: '*' },
+    Operator::Hash { length: 16 },
+    Operator::Pseudonymize,
+];
+
+#[test]
+fn every_sample_is_masked_and_masking_is_idempotent() {
+    for op in OPERATORS {
+        let m = masker(op.clone());
+        for &(kind, value, context) in SAMPLES {
+            let text = render(context, value);
+            let once = m.mask(&text);
+            assert!(!once.contains(value), "{op:?} left {kind} {value:?} in {once:?}");
+            let twice = m.mask(&once);
+            assert_eq!(twice, once, "{op:?} is not idempotent on {text:?}");
+        }
+    }
+}
+
+#[test]
+fn a_document_of_every_kind_is_masked_idempotently() {
+    let text: String = SAMPLES
+        .iter()
+        .map(|&(_, value, context)| render(context, value))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for op in OPERATORS {
+        let m = masker(op.clone());
+        let once = m.mask(&text);
+        for &(_, value, _) in SAMPLES {
+            assert!(!once.contains(value), "{op:?} left {value:?}");
+        }
+        assert_eq!(m.mask(&once), once, "{op:?}");
+    }
+}
+
+#[test]
+fn redaction_names_the_kind() {
+    let m = masker(Operator::Redact);
+    assert_eq!(
+        m.mask("Dear Ada Lovelace, your card 4539 1488 0343 6467 ships to 221B Baker Street, London NW1 6XE."),
+        "Dear [REDACTED:person_name], your card [REDACTED:payment_card] ships to [REDACTED:postal_address]."
+    );
+}
+
+#[test]
+fn operators_can_differ_by_kind() {
+    let m = masker(Operator::Redact).with_operator(PersonalKind::PaymentCard, Operator::Mask { keep: 4, char: '*' });
+    assert_eq!(m.mask("ada@x.org paid with 4539148803436467"), "[REDACTED:email] paid with ************6467");
+    assert_eq!(m.operator(PersonalKind::Email), &Operator::Redact);
+}
+
+#[test]
+fn fields_give_context() {
+    let m = masker(Operator::Redact);
+    assert_eq!(m.mask_field(Some("first_name"), "Ada"), "[REDACTED:person_name]");
+    assert_eq!(m.mask_field(Some("product_name"), "Widget Pro"), "Widget Pro");
+    assert_eq!(m.mask_field(Some("dob"), "1990-02-03"), "[REDACTED:date_of_birth]");
+    assert_eq!(m.mask_field(None, "Ada"), "Ada");
+    let p = masker(Operator::Pseudonymize);
+    let surname = p.mask_field(Some("last_name"), "Lovelace");
+    assert!(crate::lists::family_index(&surname).is_some(), "{surname}");
+    let given = p.mask_field(Some("first_name"), "Lovelace");
+    assert!(crate::lists::given_index(&given).is_some(), "{given}");
+}
+
+#[test]
+fn json_documents_are_masked_by_path() {
+    let doc = json!({
+        "order": {"id": "o-1001", "total": 120.5, "status": "delivered"},
+        "customer": {
+            "name": "Ada Lovelace",
+            "email": "ada@analytical.co.uk",
+            "phone": "+44 20 7123 4567",
+            "dob": "1990-02-03",
+            "address": {"line1": "221B Baker Street", "city": "London", "postcode": "NW1 6XE"}
+        },
+        "product": {"name": "Widget Pro", "sku": "WP-2000"},
+        "notes": ["Call Ada back", "card on file: 4539 1488 0343 6467"]
+    });
+    let m = masker(Operator::Redact);
+    let masked = m.mask_json(&doc);
+    let expected = json!({
+        "order": {"id": "o-1001", "total": 120.5, "status": "delivered"},
+        "customer": {
+            "name": "[REDACTED:person_name]",
+            "email": "[REDACTED:email]",
+            "phone": "[REDACTED:phone]",
+            "dob": "[REDACTED:date_of_birth]",
+            "address": {"line1": "[REDACTED:postal_address]", "city": "London", "postcode": "[REDACTED:postal_address]"}
+        },
+        "product": {"name": "Widget Pro", "sku": "WP-2000"},
+        "notes": ["Call Ada back", "card on file: [REDACTED:payment_card]"]
+    });
+    assert_eq!(masked, expected);
+    let p = masker(Operator::Pseudonymize);
+    let once = p.mask_json(&doc);
+    assert_eq!(p.mask_json(&once), once);
+    assert_eq!(once["product"], doc["product"]);
+    assert_ne!(once["customer"]["name"], doc["customer"]["name"]);
+}
