@@ -12,7 +12,8 @@
 //!
 //! Options: `--mb N` (size of each corpus), `--seed N`, `--runs N`,
 //! `--corpus prose,logs,json,code`, `--secrets N` (also register N known
-//! secrets, as a server holding vault credentials would).
+//! secrets, as a server holding vault credentials would), `--kinds` (also
+//! list what was found, by placeholder kind).
 
 #![allow(clippy::print_stdout)] // A benchmark prints its results.
 
@@ -26,6 +27,7 @@ struct Options {
     runs: usize,
     corpora: Vec<String>,
     secrets: usize,
+    kinds: bool,
 }
 
 fn options() -> Result<Options, String> {
@@ -35,6 +37,7 @@ fn options() -> Result<Options, String> {
         runs: 3,
         corpora: ["prose", "logs", "json", "code"].map(String::from).to_vec(),
         secrets: 0,
+        kinds: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -48,12 +51,13 @@ fn options() -> Result<Options, String> {
             "--seed" => options.seed = number(value()?)?,
             "--runs" => options.runs = (number(value()?)? as usize).max(1),
             "--secrets" => options.secrets = number(value()?)? as usize,
+            "--kinds" => options.kinds = true,
             "--corpus" => {
                 options.corpora = value()?.split(',').map(str::to_owned).collect();
             }
             "-h" | "--help" => {
                 return Err(
-                    "usage: redact-throughput [--mb N] [--seed N] [--runs N] [--corpus prose,logs,json,code] [--secrets N]"
+                    "usage: redact-throughput [--mb N] [--seed N] [--runs N] [--corpus prose,logs,json,code] [--secrets N] [--kinds]"
                         .to_owned(),
                 );
             }
@@ -110,7 +114,17 @@ fn main() {
         };
         let bytes: usize = records.iter().map(String::len).sum();
         let chunks = chunk(&records, 1 << 20);
-        let findings: usize = records.iter().map(|r| redactor.find(r).len()).sum();
+        let mut by_kind = std::collections::BTreeMap::<String, usize>::new();
+        for r in &records {
+            for f in redactor.find(r) {
+                *by_kind.entry(f.kind).or_default() += 1;
+            }
+        }
+        let findings: usize = by_kind.values().sum();
+        if options.kinds {
+            let list: Vec<String> = by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            println!("{name}: {}", list.join(", "));
+        }
         let per_record = median(options.runs, || {
             let t = Instant::now();
             let mut changed = 0usize;
@@ -236,7 +250,9 @@ fn crc32(data: &[u8]) -> u32 {
     !crc
 }
 
-fn github_token(rng: &mut Rng) -> String {
+/// A token in GitHub's and npm's format: 30 base62 characters and their
+/// CRC-32 in 6 base62 digits.
+fn checksummed(prefix: &str, rng: &mut Rng) -> String {
     const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let random = rng.string(ALNUM, 30);
     let mut n = crc32(random.as_bytes());
@@ -245,7 +261,7 @@ fn github_token(rng: &mut Rng) -> String {
         *slot = DIGITS[(n % 62) as usize];
         n /= 62;
     }
-    format!("ghp_{random}{}", String::from_utf8_lossy(&check))
+    format!("{prefix}{random}{}", String::from_utf8_lossy(&check))
 }
 
 fn jwt(rng: &mut Rng) -> String {
@@ -259,7 +275,7 @@ fn jwt(rng: &mut Rng) -> String {
 
 fn credential(rng: &mut Rng) -> String {
     match rng.below(16) {
-        0 => github_token(rng),
+        0 => checksummed("ghp_", rng),
         1 => format!("AKIA{}", rng.string("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)),
         2 => format!("sk_live_{}", rng.string(ALNUM, 24)),
         3 => format!(
@@ -279,7 +295,7 @@ fn credential(rng: &mut Rng) -> String {
         ),
         10 => format!("dop_v1_{}", rng.string(HEX, 64)),
         11 => format!("sk-ant-api03-{}AA", rng.string(B64URL, 93)),
-        12 => format!("npm_{}", rng.string(ALNUM, 36)),
+        12 => checksummed("npm_", rng),
         13 => format!("hvs.{}", rng.string(B64URL, 90)),
         14 => format!("shpat_{}", rng.string(HEX, 32)),
         _ => format!("xai-{}", rng.string(ALNUM, 80)),

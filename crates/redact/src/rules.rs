@@ -90,6 +90,8 @@ pub(crate) const GROUP_XML: usize = 5;
 pub(crate) struct Hit<'h> {
     /// The whole input being scanned.
     pub hay: &'h [u8],
+    /// Where the keyword occurrence that started the match begins.
+    pub keyword_start: usize,
     /// Where the regex match ends.
     pub match_end: usize,
     /// Start of the part to replace: the first capture group that took part

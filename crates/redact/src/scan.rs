@@ -239,7 +239,7 @@ impl Scanner<'_> {
                 if compiled.regex().search_slots(&input, slots).is_none() {
                     continue;
                 }
-                let Some(mut hit) = hit_from_slots(hay, slots) else {
+                let Some(mut hit) = hit_from_slots(hay, at, slots) else {
                     continue;
                 };
                 if hit.group == 0 {
@@ -385,11 +385,16 @@ fn after_ansi_sequence(hay: &[u8], at: usize) -> bool {
 
 /// Reads a match out of the capture slots: the part to replace is the first
 /// capture group that took part in the match, or the whole match.
-fn hit_from_slots<'h>(hay: &'h [u8], slots: &[Option<NonMaxUsize>]) -> Option<Hit<'h>> {
+fn hit_from_slots<'h>(
+    hay: &'h [u8],
+    keyword_start: usize,
+    slots: &[Option<NonMaxUsize>],
+) -> Option<Hit<'h>> {
     let match_start = slots.first().copied().flatten()?.get();
     let match_end = slots.get(1).copied().flatten()?.get();
     let mut hit = Hit {
         hay,
+        keyword_start,
         match_end,
         start: match_start,
         end: match_end,

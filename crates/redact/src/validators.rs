@@ -14,7 +14,7 @@ use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 use crate::rules::{
-    ByteClass, GROUP_UNQUOTED, Hit, Named, PLACEHOLDER_PREFIX, Validator, ValidatorFn,
+    ByteClass, GROUP_UNQUOTED, GROUP_XML, Hit, Named, PLACEHOLDER_PREFIX, Validator, ValidatorFn,
 };
 
 // ---------------------------------------------------------------------------
@@ -69,6 +69,7 @@ pub(crate) fn validator(name: &str) -> Option<Validator> {
         "password_value" => password_value,
         "pwd_value" => pwd_value,
         "opaque_value" => opaque_value,
+        "token_value" => token_value,
         "crc32_base62" => crc32_base62,
         "discord_bot_token" => discord_bot_token,
         "embedded_base64_json" => embedded_base64_json,
@@ -96,6 +97,7 @@ pub(crate) const VALIDATORS: &[&str] = &[
     "password_value",
     "pwd_value",
     "opaque_value",
+    "token_value",
     "crc32_base62",
     "discord_bot_token",
     "embedded_base64_json",
@@ -379,6 +381,38 @@ fn opaque_value(hit: &Hit<'_>) -> bool {
     !is_path(hit.secret()) && assignment_value(hit, ValueClass::Opaque)
 }
 
+/// Values of keys that end in `token` but name no credential: MCP progress
+/// tokens, pagination cursors (`NextToken`, `pageToken`), idempotency and
+/// cancellation tokens. Recordings need them intact.
+fn token_value(hit: &Hit<'_>) -> bool {
+    const NOT_CREDENTIALS: &[&[u8]] = &[
+        b"progress",
+        b"page",
+        b"nextpage",
+        b"next",
+        b"continuation",
+        b"sync",
+        b"resume",
+        b"cancellation",
+        b"idempotency",
+        b"pagination",
+        b"cursor",
+    ];
+    let before = hit.hay.get(..hit.keyword_start).unwrap_or_default();
+    let name_len = before
+        .iter()
+        .rev()
+        .take(40)
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+        .count();
+    let name: Vec<u8> = before[before.len() - name_len..]
+        .iter()
+        .filter(|b| b.is_ascii_alphanumeric())
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    !NOT_CREDENTIALS.iter().any(|n| name == *n) && opaque_value(hit)
+}
+
 /// Words that say something about a value rather than being one: JSON and
 /// language literals, type names, and the placeholders people put in
 /// examples and templates. Compared without regard to case.
@@ -427,6 +461,15 @@ const STOP_WORDS: &[&str] = &[
     "not-set",
     "xxx",
     "n/a",
+    // A variable named like the key: `self.password = password`.
+    "password",
+    "passwd",
+    "passphrase",
+    "pwd",
+    "secret",
+    "token",
+    "credentials",
+    "creds",
 ];
 
 fn assignment_value(hit: &Hit<'_>, class: ValueClass) -> bool {
@@ -444,7 +487,22 @@ fn assignment_value(hit: &Hit<'_>, class: ValueClass) -> bool {
     if value.starts_with(PLACEHOLDER_PREFIX.as_bytes()) {
         return false;
     }
+    if hit.group == GROUP_XML && !closes_xml_element(hit) {
+        return false;
+    }
     if hit.group == GROUP_UNQUOTED {
+        // Paths, pointers and private names are code, not values:
+        // `xToken: ::core::option::Option<...>`, `passwd: __u32`,
+        // `phrase: *const c_char`, `secret: &str`.
+        if matches!(value.first(), Some(b':' | b'_' | b'*' | b'&')) {
+            return false;
+        }
+        if TYPE_NAMES
+            .iter()
+            .any(|w| value.eq_ignore_ascii_case(w.as_bytes()))
+        {
+            return false;
+        }
         // `password = get_password()` and `token = env["X"]` are code, not
         // values; their unquoted capture stops at the bracket. So are type
         // annotations: `password: Option<String>`, `api_key: Optional[str]`.
@@ -463,10 +521,11 @@ fn assignment_value(hit: &Hit<'_>, class: ValueClass) -> bool {
     true
 }
 
-/// An unquoted value that is an identifier followed by a call, an index or
-/// type parameters (`get_password()`, `env["X"]`, `Optional[str]`,
-/// `Option<String>`): the unquoted form stops at `<`, `)` and `]`, so the
-/// byte after the value tells.
+/// An unquoted value that reads as code rather than as a value: an
+/// identifier followed by a call, an index, a macro's `!` or type parameters
+/// (`get_password()`, `env["X"]`, `Optional[str]`, `Option<String>`,
+/// `Token![fn]`), a path or a member access. The unquoted form stops at `<`,
+/// `)` and `]`, so the byte after the value tells too.
 fn looks_like_code(value: &[u8], next: Option<u8>) -> bool {
     let ident = value
         .iter()
@@ -475,12 +534,70 @@ fn looks_like_code(value: &[u8], next: Option<u8>) -> bool {
     if ident == 0 || value[0].is_ascii_digit() {
         return false;
     }
+    let whole = ident == value.len();
+    // Paths (`mio::Token`, `token::Paren`) and member access
+    // (`node.extern_token`, `self.token`).
+    if value.windows(2).any(|w| w == b"::") {
+        return true;
+    }
+    if whole
+        && value.contains(&b'.')
+        && value
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.'))
+        && !value.ends_with(b".")
+        && !value.windows(2).any(|w| w == b"..")
+    {
+        return true;
+    }
     match value.get(ident) {
-        // Type parameters follow a type name, which starts upper case.
-        None => next == Some(b'<') && value[0].is_ascii_uppercase(),
-        Some(b'(' | b'[') => ident + 1 == value.len() || matches!(next, Some(b')' | b']')),
+        // Type parameters follow a type name, which starts upper case; a
+        // CamelCase type name without digits ends a parameter or field
+        // declaration (`token: CancellationToken,`).
+        None => {
+            let camel = value[0].is_ascii_uppercase()
+                && value.iter().all(u8::is_ascii_alphabetic)
+                && value.iter().filter(|b| b.is_ascii_uppercase()).count() >= 2;
+            // A snake_case variable passed on (`token: pending_token,`).
+            let variable =
+                value.contains(&b'_') && value.iter().all(|b| b.is_ascii_lowercase() || *b == b'_');
+            (next == Some(b'<') && value[0].is_ascii_uppercase())
+                || ((camel || variable) && matches!(next, Some(b',' | b')' | b'{')))
+        }
+        // Calls (`Token(SERVER.0`, `promoted.seal(b`) and indexes.
+        Some(b'(') => true,
+        Some(b'[') => ident + 1 == value.len() || matches!(next, Some(b')' | b']')),
+        // Macros: `Token![struct]`, `bracketed!(content in input)`.
+        Some(b'!') => matches!(value.get(ident + 1), Some(b'(' | b'[' | b'{')),
         Some(_) => false,
     }
+}
+
+/// Type names that follow a key in declarations (`token: u64`, `password:
+/// str`, `secret: bytes`), beside those among the stop words.
+const TYPE_NAMES: &[&str] = &[
+    "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize", "f32",
+    "f64", "str", "char", "int", "uint", "long", "short", "float", "double", "byte", "bytes",
+    "text", "varchar", "blob", "void", "any", "unknown", "never", "dict", "list", "vec", "map",
+];
+
+/// An XML value (`<password>VALUE`) counts when the key is a tag name and the
+/// element closes right after the value (`</password>`), or the regex cut the
+/// value at its bound: `(?P<password>.*)` in a regex, or `T: Token> Peek` in
+/// code, are not elements.
+fn closes_xml_element(hit: &Hit<'_>) -> bool {
+    // The key must sit in a tag: `<password>`, `<db_password>`.
+    let before = hit.hay.get(..hit.keyword_start).unwrap_or_default();
+    let name = before
+        .iter()
+        .rev()
+        .take(64)
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+        .count();
+    if before.len() <= name || before[before.len() - name - 1] != b'<' {
+        return false;
+    }
+    hit.hay[hit.end..].starts_with(b"</") || hit.end - hit.start >= 256
 }
 
 /// A value of three or more of one repeated byte (`***`, `xxxxxxxx`) is a
