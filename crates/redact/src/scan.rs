@@ -187,19 +187,40 @@ impl Scanner<'_> {
             let Some(triggers) = set.triggers.get(pattern) else {
                 return;
             };
-            let keyword = &hay[at..m.end()];
+            let rest = &hay[at..];
             for trigger in triggers {
                 // Cheap checks first: each one only rejects occurrences at
-                // which the regex could not match.
-                if !trigger.exact.is_empty() && !trigger.exact.iter().any(|k| **k == *keyword) {
-                    continue;
+                // which the regex could not match. The automaton found the
+                // start of a keyword; the whole keyword must be there.
+                let mut keyword_end = None;
+                for keyword in &trigger.keywords {
+                    let here = rest.get(..keyword.len()).is_some_and(|t| {
+                        if trigger.case_insensitive {
+                            t.eq_ignore_ascii_case(keyword)
+                        } else {
+                            t == &**keyword
+                        }
+                    });
+                    if here {
+                        // Two keywords of the rule here: the regex decides
+                        // which, and the first-byte check is skipped.
+                        keyword_end = match keyword_end {
+                            None => Some(Some(at + keyword.len())),
+                            Some(_) => Some(None),
+                        };
+                    }
                 }
+                let Some(keyword_end) = keyword_end else {
+                    continue;
+                };
                 let id = trigger.rule;
                 let Some(compiled) = set.rules.get(id) else {
                     continue;
                 };
-                if let (Some(first), Some(&next)) = (&compiled.first_bytes, hay.get(m.end()))
-                    && !first[usize::from(next)]
+                if let (Some(first), Some(&next)) = (
+                    &compiled.first_bytes,
+                    keyword_end.and_then(|end| hay.get(end)),
+                ) && !first[usize::from(next)]
                 {
                     continue;
                 }
