@@ -30,6 +30,12 @@ use crate::validators;
 /// The default rule file, built into the binary.
 pub(crate) const SECRETS_YAML: &str = include_str!("../rules/secrets.yaml");
 
+/// The most units (characters, or escape pairs) the regex of an assignment
+/// value takes; the `value` extender continues longer values. Kept small
+/// because the regex's size, and the work of finding its groups, grow with
+/// it.
+pub(crate) const VALUE_BOUND: usize = 64;
+
 /// The only version of the format this code reads.
 const FORMAT_VERSION: u32 = 1;
 
@@ -218,7 +224,7 @@ fn expand_macro(call: &str) -> Result<String, String> {
         }
         ("value", Some(n)) => value(n),
         ("assignment", Some(n)) => format!(
-            r#"(?:{}(?:{})|>((?:[^<"\\\r\n]|\\[^\r\n]){{{n},256}}))"#,
+            r#"(?:{}(?:{})|>((?:[^<"\\\r\n]|\\[^\r\n]){{{n},{VALUE_BOUND}}}))"#,
             assign(),
             value(n)
         ),
@@ -257,14 +263,15 @@ fn assign() -> String {
 /// whitespace).
 fn value(min: usize) -> String {
     let rest = min - 1;
+    let rest_bound = VALUE_BOUND - 1;
     [
-        format!(r#"\\"((?:[^"\\\r\n]|\\[^"\r\n]){{{min},256}})"#),
+        format!(r#"\\"((?:[^"\\\r\n]|\\[^"\r\n]){{{min},{VALUE_BOUND}}})"#),
         format!(
-            r#""((?:[^"\\\s,:\]}}]|\\[^\r\n])(?:[^"\\\r\n]|\\[^\r\n]){{{rest},255}})"#
+            r#""((?:[^"\\\s,:\]}}]|\\[^\r\n])(?:[^"\\\r\n]|\\[^\r\n]){{{rest},{rest_bound}}})"#
         ),
-        format!(r#"'((?:[^'"\\\r\n]|\\[^\r\n]){{{min},256}})"#),
+        format!(r#"'((?:[^'"\\\r\n]|\\[^\r\n]){{{min},{VALUE_BOUND}}})"#),
         format!(
-            r#"((?:[^\s"'`,;&<>()\[\]{{}}\\]|\\[^\s"nrt])(?:[^\s"'`,;&<>)\]}}\\]|\\[^\s"nrt]){{{rest},255}})"#
+            r#"((?:[^\s"'`,;&<>()\[\]{{}}\\]|\\[^\s"nrt])(?:[^\s"'`,;&<>)\]}}\\]|\\[^\s"nrt]){{{rest},{rest_bound}}})"#
         ),
     ]
     .join("|")

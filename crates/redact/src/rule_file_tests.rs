@@ -266,6 +266,15 @@ fn every_attempt_is_bounded() {
 }
 
 #[test]
+fn rescans_look_at_most_a_kilobyte_before_a_placeholder() {
+    // After a replacement the redactor rescans one bounded attempt before
+    // each placeholder (`Redactor::rescan_windows`); long tokens are
+    // continued by extenders instead of long regex bounds.
+    let set = rules::default_rules();
+    assert!(set.max_attempt <= 1024, "max_attempt {}", set.max_attempt);
+}
+
+#[test]
 fn ids_are_unique_and_kinds_consistent() {
     let mut ids = HashSet::new();
     let mut services_of_kind: BTreeMap<&str, BTreeSet<Option<&str>>> = BTreeMap::new();

@@ -4,6 +4,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
+use crate::rule_file::VALUE_BOUND;
 use crate::rules::{self, RuleSet};
 use crate::test_support::{ALNUM, B64URL, HEX, UPPER_B32, check, fake, unchanged};
 
@@ -698,8 +699,8 @@ fn value_extender_agrees_with_an_unbounded_regex() {
         .find(|r| r.kind == "token" && r.keywords == ["token"])
         .expect("token rule");
     let unbounded = rules::rule_pattern(rule)
-        .replace(",256}", ",}")
-        .replace(",255}", ",}");
+        .replace(&format!(",{VALUE_BOUND}}}"), ",}")
+        .replace(&format!(",{}}}", VALUE_BOUND - 1), ",}");
     let regex = rules::compile_pattern(&unbounded).expect("unbounded compiles");
     let redactor = crate::Redactor::new();
     // Mostly value characters, so that values often outgrow the bound, and

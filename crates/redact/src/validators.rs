@@ -13,6 +13,7 @@ use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
+use crate::rule_file::VALUE_BOUND;
 use crate::rules::{
     ByteClass, GROUP_UNQUOTED, GROUP_XML, Hit, Named, PLACEHOLDER_PREFIX, Validator, ValidatorFn,
 };
@@ -270,8 +271,13 @@ fn embedded_base64_json(hit: &Hit<'_>) -> bool {
     let body = body.split(|&b| b == b'.').next().unwrap_or_default();
     // Whole bodies must parse. A body longer than that is decoded in part,
     // and its start must read as the first member of an object.
+    // A body the regex cut at its bound goes on after the match.
+    let cut = hit
+        .hay
+        .get(hit.end)
+        .is_some_and(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'+' | b'/'));
     let (part, whole) = if body.len() <= 2048 {
-        (body, true)
+        (body, !cut)
     } else {
         (&body[..2048], false)
     };
@@ -597,7 +603,7 @@ fn closes_xml_element(hit: &Hit<'_>) -> bool {
     if before.len() <= name || before[before.len() - name - 1] != b'<' {
         return false;
     }
-    hit.hay[hit.end..].starts_with(b"</") || hit.end - hit.start >= 256
+    hit.hay[hit.end..].starts_with(b"</") || hit.end - hit.start >= VALUE_BOUND
 }
 
 /// A value of three or more of one repeated byte (`***`, `xxxxxxxx`) is a
