@@ -31,20 +31,92 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "the", "customer", "order", "was", "shipped", "yesterday", "and", "our", "team", "will",
-    "follow", "up", "with", "a", "refund", "if", "needed", "please", "note", "that", "account",
-    "balance", "is", "updated", "every", "night", "user", "name", "contact", "address", "phone",
-    "meeting", "agenda", "project", "deadline", "report", "quarterly", "results", "improved",
-    "service", "support", "ticket", "resolved", "after", "review", "by", "manager", "owner",
-    "Monday", "London", "Berlin", "Paris", "version", "release", "notes", "for", "in", "on",
-    "of", "to", "from", "this", "that", "it", "be", "are", "have", "has", "been", "were",
+    "the",
+    "customer",
+    "order",
+    "was",
+    "shipped",
+    "yesterday",
+    "and",
+    "our",
+    "team",
+    "will",
+    "follow",
+    "up",
+    "with",
+    "a",
+    "refund",
+    "if",
+    "needed",
+    "please",
+    "note",
+    "that",
+    "account",
+    "balance",
+    "is",
+    "updated",
+    "every",
+    "night",
+    "user",
+    "name",
+    "contact",
+    "address",
+    "phone",
+    "meeting",
+    "agenda",
+    "project",
+    "deadline",
+    "report",
+    "quarterly",
+    "results",
+    "improved",
+    "service",
+    "support",
+    "ticket",
+    "resolved",
+    "after",
+    "review",
+    "by",
+    "manager",
+    "owner",
+    "Monday",
+    "London",
+    "Berlin",
+    "Paris",
+    "version",
+    "release",
+    "notes",
+    "for",
+    "in",
+    "on",
+    "of",
+    "to",
+    "from",
+    "this",
+    "that",
+    "it",
+    "be",
+    "are",
+    "have",
+    "has",
+    "been",
+    "were",
 ];
 
 const PII: &[&str] = &[
-    "ada.lovelace@example.com", "(415) 555-0132", "+44 20 7946 0958", "4539 1488 0343 6467",
-    "DE89 3704 0044 0532 0130 00", "SSN 123-45-6789", "192.168.1.20", "2001:db8::8a2e:370:7334",
-    "00:1A:2B:3C:4D:5E", "born on 3 February 1990", "Dear Ada Lovelace,",
-    "lives at 221B Baker Street, London NW1 6XE", "Dr. Grace Hopper",
+    "ada.lovelace@example.com",
+    "(415) 555-0132",
+    "+44 20 7946 0958",
+    "4539 1488 0343 6467",
+    "DE89 3704 0044 0532 0130 00",
+    "SSN 123-45-6789",
+    "192.168.1.20",
+    "2001:db8::8a2e:370:7334",
+    "00:1A:2B:3C:4D:5E",
+    "born on 3 February 1990",
+    "Dear Ada Lovelace,",
+    "lives at 221B Baker Street, London NW1 6XE",
+    "Dr. Grace Hopper",
 ];
 
 fn prose(rng: &mut Rng, size: usize) -> String {
@@ -76,7 +148,13 @@ fn prose(rng: &mut Rng, size: usize) -> String {
 fn logs(rng: &mut Rng, size: usize) -> String {
     let mut s = String::with_capacity(size + 300);
     let levels = ["INFO", "WARN", "DEBUG", "ERROR"];
-    let paths = ["/api/v1/orders", "/api/v1/users/42", "/healthz", "/static/app.js", "/login"];
+    let paths = [
+        "/api/v1/orders",
+        "/api/v1/users/42",
+        "/healthz",
+        "/static/app.js",
+        "/login",
+    ];
     while s.len() < size {
         let t = rng.below(86_400);
         s.push_str(&format!(
@@ -91,7 +169,11 @@ fn logs(rng: &mut Rng, size: usize) -> String {
             s.push_str(rng.pick(&["ada@example.com", "grace.hopper@navy.example"]));
             s.push_str(" phone=+1-415-555-0132");
         } else {
-            s.push_str(&format!("trace_id={:032x} span={:08x}", u128::from(rng.next()) << 64 | u128::from(rng.next()), rng.next() as u32));
+            s.push_str(&format!(
+                "trace_id={:032x} span={:08x}",
+                u128::from(rng.next()) << 64 | u128::from(rng.next()),
+                rng.next() as u32
+            ));
         }
         s.push('\n');
     }
@@ -107,17 +189,53 @@ fn json(rng: &mut Rng, size: usize) -> (String, Vec<(String, String)>) {
         id += 1;
         let record = [
             ("id", format!("{id}")),
-            ("uuid", format!("{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}", rng.next() as u32, rng.below(65536), rng.below(4096), rng.below(4096), rng.next() & 0xffff_ffff_ffff)),
-            ("first_name", rng.pick(&["Ada", "Grace", "Alan", "Ngozi", "José"]).to_string()),
-            ("last_name", rng.pick(&["Lovelace", "Hopper", "Turing", "Okafor", "Núñez"]).to_string()),
+            (
+                "uuid",
+                format!(
+                    "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+                    rng.next() as u32,
+                    rng.below(65536),
+                    rng.below(4096),
+                    rng.below(4096),
+                    rng.next() & 0xffff_ffff_ffff
+                ),
+            ),
+            (
+                "first_name",
+                rng.pick(&["Ada", "Grace", "Alan", "Ngozi", "José"])
+                    .to_string(),
+            ),
+            (
+                "last_name",
+                rng.pick(&["Lovelace", "Hopper", "Turing", "Okafor", "Núñez"])
+                    .to_string(),
+            ),
             ("email", "ada.lovelace@example.com".to_string()),
             ("phone", "+1 415 555 0132".to_string()),
-            ("dob", format!("19{}-0{}-1{}", 50 + rng.below(50), 1 + rng.below(9), rng.below(10))),
+            (
+                "dob",
+                format!(
+                    "19{}-0{}-1{}",
+                    50 + rng.below(50),
+                    1 + rng.below(9),
+                    rng.below(10)
+                ),
+            ),
             ("address", "221B Baker Street, London NW1 6XE".to_string()),
-            ("product_name", rng.pick(&["Widget Pro", "Gadget Max", "Sprocket"]).to_string()),
-            ("status", rng.pick(&["active", "pending", "closed"]).to_string()),
+            (
+                "product_name",
+                rng.pick(&["Widget Pro", "Gadget Max", "Sprocket"])
+                    .to_string(),
+            ),
+            (
+                "status",
+                rng.pick(&["active", "pending", "closed"]).to_string(),
+            ),
             ("created_at", "2024-05-01T12:30:45Z".to_string()),
-            ("notes", "Customer asked for a callback about the invoice.".to_string()),
+            (
+                "notes",
+                "Customer asked for a callback about the invoice.".to_string(),
+            ),
         ];
         s.push_str(if id == 1 { "\n  {" } else { ",\n  {" });
         for (k, (key, value)) in record.iter().enumerate() {
@@ -170,11 +288,17 @@ fn measure(label: &str, bytes: usize, mut run: impl FnMut() -> usize) {
         best = best.min(start.elapsed().as_secs_f64());
     }
     let mb = bytes as f64 / 1_000_000.0;
-    println!("{label:<24} {mb:>7.1} MB {:>9.1} MB/s {found:>9} findings", mb / best);
+    println!(
+        "{label:<24} {mb:>7.1} MB {:>9.1} MB/s {found:>9} findings",
+        mb / best
+    );
 }
 
 fn main() {
-    let size_mb: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(20);
+    let size_mb: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(20);
     let size = size_mb * 1_000_000;
     let detector = Detector::new();
     let mut rng = Rng(0x5EED_1234_ABCD_0001);
@@ -194,7 +318,10 @@ fn main() {
         measure("json (as text)", json.len(), || detector.find(&json).len());
         let field_bytes: usize = fields.iter().map(|(_, v)| v.len()).sum();
         measure("json (field by field)", field_bytes, || {
-            fields.iter().map(|(k, v)| detector.find_in_field(Some(k), v).len()).sum()
+            fields
+                .iter()
+                .map(|(k, v)| detector.find_in_field(Some(k), v).len())
+                .sum()
         });
     }
     if wanted("code") {

@@ -18,7 +18,9 @@ pub enum MaskError {
     },
     /// The value has too few characters that can be encrypted to make a
     /// token that keeps its format.
-    #[error("the {kind} is too short to tokenize: it has {len} characters that can be encrypted and at least {min} are required")]
+    #[error(
+        "the {kind} is too short to tokenize: it has {len} characters that can be encrypted and at least {min} are required"
+    )]
     TooShort {
         /// The kind the value was given as.
         kind: PersonalKind,
@@ -28,7 +30,9 @@ pub enum MaskError {
         min: usize,
     },
     /// The value is longer than a token of its kind can be.
-    #[error("the {kind} is too long to tokenize: it has {len} characters and at most {max} are accepted")]
+    #[error(
+        "the {kind} is too long to tokenize: it has {len} characters and at most {max} are accepted"
+    )]
     TooLong {
         /// The kind the value was given as.
         kind: PersonalKind,

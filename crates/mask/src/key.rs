@@ -66,7 +66,9 @@ impl MaskKey {
             ff1,
             id: [id_full[0], id_full[1], id_full[2], id_full[3]],
         };
-        MaskKey { inner: Arc::new(material) }
+        MaskKey {
+            inner: Arc::new(material),
+        }
     }
 
     /// The key of one tenant, derived from a secret held for all tenants.
@@ -84,7 +86,11 @@ impl MaskKey {
 impl fmt::Debug for MaskKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let id = self.inner.id;
-        write!(f, "MaskKey(id {:02x}{:02x}{:02x}{:02x})", id[0], id[1], id[2], id[3])
+        write!(
+            f,
+            "MaskKey(id {:02x}{:02x}{:02x}{:02x})",
+            id[0], id[1], id[2], id[3]
+        )
     }
 }
 
@@ -104,7 +110,8 @@ fn ff1_for(key: &[u8; 32], radix: u32) -> FF1<Aes256> {
 /// different lists of parts give the same message.
 pub(crate) fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     // HMAC accepts keys of any length.
-    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
+    let mut mac =
+        <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
     for part in parts {
         let len = u64::try_from(part.len()).unwrap_or(u64::MAX);
         mac.update(&len.to_be_bytes());
@@ -130,7 +137,13 @@ impl<'k> Stream<'k> {
             label.extend_from_slice(&u64::try_from(part.len()).unwrap_or(u64::MAX).to_be_bytes());
             label.extend_from_slice(part);
         }
-        Stream { key, label, block: [0; 32], used: 32, counter: 0 }
+        Stream {
+            key,
+            label,
+            block: [0; 32],
+            used: 32,
+            counter: 0,
+        }
     }
 
     /// The next 64 random bits.

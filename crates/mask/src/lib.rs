@@ -30,6 +30,8 @@ pub use masker::Masker;
 pub use operators::{MaskKey, Operator, apply, detokenize, pseudonym, tokenize};
 
 #[cfg(test)]
+mod masker_tests;
+#[cfg(test)]
 mod operators_tests;
 #[cfg(test)]
-mod masker_tests;
+mod proptests;

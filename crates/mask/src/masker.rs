@@ -2,7 +2,8 @@
 //! text, JSON field values and whole JSON documents.
 //!
 //! Masking is idempotent: `mask(mask(text)) == mask(text)`. Placeholders
-//! and hashes are never detected again; what a mask leaves visible is left
+//! are never detected again; a value that is a hash of the configured
+//! length (hex digits with a letter among them) is left alone; what a mask leaves visible is left
 //! alone where it touches the mask character; a pseudonym is detected
 //! again but recognised as this key's own and left alone (see
 //! `pseudonym.rs` for how each kind is recognised), and a pseudonymous
@@ -29,7 +30,12 @@ pub struct Masker {
 impl Masker {
     /// A masker that applies `operator` to every kind `detector` finds.
     pub fn new(detector: Detector, key: MaskKey, operator: Operator) -> Masker {
-        Masker { detector, key, default: operator, per_kind: Vec::new() }
+        Masker {
+            detector,
+            key,
+            default: operator,
+            per_kind: Vec::new(),
+        }
     }
 
     /// Uses `operator` for `kind` instead of the default.
@@ -41,7 +47,10 @@ impl Masker {
 
     /// The operator applied to `kind`.
     pub fn operator(&self, kind: PersonalKind) -> &Operator {
-        self.per_kind.iter().find(|(k, _)| *k == kind).map_or(&self.default, |(_, op)| op)
+        self.per_kind
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(&self.default, |(_, op)| op)
     }
 
     /// `text` with its personal data masked.
@@ -117,22 +126,41 @@ impl Masker {
         let mut out = String::with_capacity(text.len() + 16 * findings.len());
         let mut last = 0;
         for f in findings {
-            let Some(value) = text.get(f.start..f.end) else { continue };
+            let Some(value) = text.get(f.start..f.end) else {
+                continue;
+            };
             out.push_str(&text[last..f.start]);
             let op = self.operator(f.kind);
             if let Operator::Mask { char: with, .. } = op {
                 // What a mask leaves visible can have a shape of its own
                 // (`***.**8.1.20`); next to the mask character, it is the
                 // tail of a masked value.
-                let touches = text[..f.start].ends_with(*with) || text[f.end..].starts_with(*with) || value.contains(*with);
+                let touches = text[..f.start].ends_with(*with)
+                    || text[f.end..].starts_with(*with)
+                    || value.contains(*with);
                 if touches {
                     out.push_str(value);
                     last = f.end;
                     continue;
                 }
             }
+            if let Operator::Hash { length } = op {
+                // A hash this masker wrote (hex with a letter in it, so never
+                // a card or phone number).
+                let hex = value.len() == (*length).clamp(1, 64)
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+                if hex && value.bytes().any(|b| b.is_ascii_alphabetic()) {
+                    out.push_str(value);
+                    last = f.end;
+                    continue;
+                }
+            }
             let replacement = match op {
-                Operator::Pseudonymize if operators::is_pseudonym(f.kind, value, &self.key) => value.to_owned(),
+                Operator::Pseudonymize if operators::is_pseudonym(f.kind, value, &self.key) => {
+                    value.to_owned()
+                }
                 Operator::Pseudonymize => pseudonym::make(f.kind, value, &self.key, hint),
                 _ => operators::apply(op, f.kind, value, &self.key),
             };

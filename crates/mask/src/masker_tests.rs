@@ -26,7 +26,10 @@ fn every_sample_is_masked_and_masking_is_idempotent() {
         for &(kind, value, context) in SAMPLES {
             let text = render(context, value);
             let once = m.mask(&text);
-            assert!(!once.contains(value), "{op:?} left {kind} {value:?} in {once:?}");
+            assert!(
+                !once.contains(value),
+                "{op:?} left {kind} {value:?} in {once:?}"
+            );
             let twice = m.mask(&once);
             assert_eq!(twice, once, "{op:?} is not idempotent on {text:?}");
         }
@@ -61,17 +64,32 @@ fn redaction_names_the_kind() {
 
 #[test]
 fn operators_can_differ_by_kind() {
-    let m = masker(Operator::Redact).with_operator(PersonalKind::PaymentCard, Operator::Mask { keep: 4, char: '*' });
-    assert_eq!(m.mask("ada@x.org paid with 4539148803436467"), "[REDACTED:email] paid with ************6467");
+    let m = masker(Operator::Redact).with_operator(
+        PersonalKind::PaymentCard,
+        Operator::Mask { keep: 4, char: '*' },
+    );
+    assert_eq!(
+        m.mask("ada@x.org paid with 4539148803436467"),
+        "[REDACTED:email] paid with ************6467"
+    );
     assert_eq!(m.operator(PersonalKind::Email), &Operator::Redact);
 }
 
 #[test]
 fn fields_give_context() {
     let m = masker(Operator::Redact);
-    assert_eq!(m.mask_field(Some("first_name"), "Ada"), "[REDACTED:person_name]");
-    assert_eq!(m.mask_field(Some("product_name"), "Widget Pro"), "Widget Pro");
-    assert_eq!(m.mask_field(Some("dob"), "1990-02-03"), "[REDACTED:date_of_birth]");
+    assert_eq!(
+        m.mask_field(Some("first_name"), "Ada"),
+        "[REDACTED:person_name]"
+    );
+    assert_eq!(
+        m.mask_field(Some("product_name"), "Widget Pro"),
+        "Widget Pro"
+    );
+    assert_eq!(
+        m.mask_field(Some("dob"), "1990-02-03"),
+        "[REDACTED:date_of_birth]"
+    );
     assert_eq!(m.mask_field(None, "Ada"), "Ada");
     let p = masker(Operator::Pseudonymize);
     let surname = p.mask_field(Some("last_name"), "Lovelace");

@@ -97,7 +97,10 @@ fn mask(value: &str, keep: usize, with: char) -> String {
 }
 
 fn hash(kind: PersonalKind, value: &str, length: usize, key: &MaskKey) -> String {
-    let mac = hmac(&key.material().hash, &[kind.as_str().as_bytes(), value.as_bytes()]);
+    let mac = hmac(
+        &key.material().hash,
+        &[kind.as_str().as_bytes(), value.as_bytes()],
+    );
     let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
     hex[..length.clamp(1, hex.len())].to_owned()
 }

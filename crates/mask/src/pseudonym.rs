@@ -16,7 +16,7 @@
 //! | MAC | locally administered unicast, the last three bytes keyed check bytes | the check bytes |
 //! | date of birth | the same date with the day moved to 13–28, chosen by the key from year and month | needs none: the result is its own pseudonym |
 //! | address | a street from the built-in list, same country style and locality shape; a keyed tag (1 in 64) on the street line | list street and tag |
-//! | name | given and family names from the built-in lists, same number of words, initials, particles and case; a keyed tag (1 in 16, 1 in 4 for one word) | list names and tag |
+//! | name | given and family names from the built-in lists, same number of words, initials, particles and case; a keyed tag (1 in 64, 1 in 4 for one word) | list names and tag |
 
 use crate::detect::{self, PersonalKind, shapes};
 use crate::key::{MaskKey, Stream, hmac};
@@ -67,7 +67,14 @@ pub(crate) fn is_own(kind: PersonalKind, value: &str, key: &MaskKey) -> bool {
 // Shared pieces.
 
 fn stream<'k>(key: &'k MaskKey, kind: PersonalKind, value: &str, round: u64) -> Stream<'k> {
-    Stream::new(&key.material().pseudonym, &[kind.as_str().as_bytes(), value.as_bytes(), &round.to_be_bytes()])
+    Stream::new(
+        &key.material().pseudonym,
+        &[
+            kind.as_str().as_bytes(),
+            value.as_bytes(),
+            &round.to_be_bytes(),
+        ],
+    )
 }
 
 /// `n` keyed check digits over `parts`.
@@ -75,7 +82,9 @@ fn check_digits(key: &MaskKey, kind: PersonalKind, parts: &[&[u8]], n: usize) ->
     let mut all: Vec<&[u8]> = vec![kind.as_str().as_bytes()];
     all.extend_from_slice(parts);
     let mac = hmac(&key.material().mark, &all);
-    let mut x = u64::from_be_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], mac[6], mac[7]]);
+    let mut x = u64::from_be_bytes([
+        mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], mac[6], mac[7],
+    ]);
     let mut out = vec![b'0'; n];
     for slot in out.iter_mut().rev() {
         *slot = b'0' + u8::try_from(x % 10).unwrap_or(0);
@@ -86,9 +95,14 @@ fn check_digits(key: &MaskKey, kind: PersonalKind, parts: &[&[u8]], n: usize) ->
 
 /// Whether the keyed tag of `canonical` is 0 modulo `modulus`.
 fn tag_ok(key: &MaskKey, kind: PersonalKind, canonical: &str, modulus: u64) -> bool {
-    let mac = hmac(&key.material().mark, &[kind.as_str().as_bytes(), b"tag", canonical.as_bytes()]);
-    let x = u64::from_be_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], mac[6], mac[7]]);
-    x % modulus == 0
+    let mac = hmac(
+        &key.material().mark,
+        &[kind.as_str().as_bytes(), b"tag", canonical.as_bytes()],
+    );
+    let x = u64::from_be_bytes([
+        mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], mac[6], mac[7],
+    ]);
+    x.is_multiple_of(modulus)
 }
 
 /// `template` with its ASCII digits replaced, in order, by `digits`.
@@ -96,7 +110,13 @@ fn replace_digits(template: &str, digits: &[u8]) -> String {
     let mut next = digits.iter();
     template
         .chars()
-        .map(|c| if c.is_ascii_digit() { next.next().map_or(c, |&d| char::from(d)) } else { c })
+        .map(|c| {
+            if c.is_ascii_digit() {
+                next.next().map_or(c, |&d| char::from(d))
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -171,7 +191,9 @@ fn email(value: &str, key: &MaskKey) -> String {
 
 /// Whether the domain of an address is reserved for documentation.
 fn own_email(value: &str) -> bool {
-    let Some((_, domain)) = value.rsplit_once('@') else { return false };
+    let Some((_, domain)) = value.rsplit_once('@') else {
+        return false;
+    };
     let domain = domain.to_ascii_lowercase();
     ["example.com", "example.net", "example.org"]
         .iter()
@@ -195,22 +217,34 @@ const DE_FICTION: &[&str] = &["3023125", "6990009", "4066969", "2214710", "89999
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PhonePlan {
     /// North America: `prefix` digits before the ten-digit number.
-    Nanp { prefix: usize },
+    Nanp {
+        prefix: usize,
+    },
     /// A UK mobile or geographic number: `prefix` digits (country code or
     /// trunk zero) before a ten-digit national number.
-    UkMobile { prefix: usize },
-    UkGeographic { prefix: usize },
+    UkMobile {
+        prefix: usize,
+    },
+    UkGeographic {
+        prefix: usize,
+    },
     /// A German ten-digit national number after `prefix` digits.
-    Germany { prefix: usize },
+    Germany {
+        prefix: usize,
+    },
     /// Anything else: keep `keep` leading digits.
-    Generic { keep: usize },
+    Generic {
+        keep: usize,
+    },
 }
 
 fn phone_plan(shape: &detect::PhoneShape) -> PhonePlan {
     let d = shape.digits.as_slice();
     if shape.plus {
         let Some((cc, cc_len)) = detect::split_country(d) else {
-            return PhonePlan::Generic { keep: 2.min(d.len()) };
+            return PhonePlan::Generic {
+                keep: 2.min(d.len()),
+            };
         };
         let nsn = &d[cc_len..];
         return match (cc, nsn.len()) {
@@ -218,17 +252,30 @@ fn phone_plan(shape: &detect::PhoneShape) -> PhonePlan {
             (44, 10) if nsn[0] == b'7' => PhonePlan::UkMobile { prefix: cc_len },
             (44, 10) if matches!(nsn[0], b'1' | b'2') => PhonePlan::UkGeographic { prefix: cc_len },
             (49, 10) => PhonePlan::Germany { prefix: cc_len },
-            _ => PhonePlan::Generic { keep: (cc_len + 1).min(d.len()) },
+            _ => PhonePlan::Generic {
+                keep: (cc_len + 1).min(d.len()),
+            },
         };
     }
     match d.len() {
         10 if detect::nanp_digits_ok(d) && shape.groups.len() != 2 => PhonePlan::Nanp { prefix: 0 },
         11 if d[0] == b'1' && detect::nanp_digits_ok(&d[1..]) => PhonePlan::Nanp { prefix: 1 },
-        11 if d[0] == b'0' && d[1] == b'7' && shape.groups.as_slice() != [6, 5] => PhonePlan::UkMobile { prefix: 1 },
+        11 if d[0] == b'0' && d[1] == b'7' && shape.groups.as_slice() != [6, 5] => {
+            PhonePlan::UkMobile { prefix: 1 }
+        }
         11 if d[0] == b'0' && matches!(d[1], b'1' | b'2') => PhonePlan::UkGeographic { prefix: 1 },
-        11 if d[0] == b'0' && (b'3'..=b'9').contains(&d[1]) && shape.groups.as_slice() != [6, 5] => PhonePlan::Germany { prefix: 1 },
-        _ if d.first() == Some(&b'0') => PhonePlan::Generic { keep: 2.min(d.len()) },
-        _ => PhonePlan::Generic { keep: 1.min(d.len()) },
+        11 if d[0] == b'0'
+            && (b'3'..=b'9').contains(&d[1])
+            && shape.groups.as_slice() != [6, 5] =>
+        {
+            PhonePlan::Germany { prefix: 1 }
+        }
+        _ if d.first() == Some(&b'0') => PhonePlan::Generic {
+            keep: 2.min(d.len()),
+        },
+        _ => PhonePlan::Generic {
+            keep: 1.min(d.len()),
+        },
     }
 }
 
@@ -267,7 +314,15 @@ fn phone(value: &str, key: &MaskKey) -> String {
             out.extend_from_slice(&d[..prefix]);
             // Written nationally, `0221 4710` (Cologne) would read as a UK
             // number starting `02`; the other ranges cannot.
-            let ranges: Vec<&str> = if shape.plus { DE_FICTION.to_vec() } else { DE_FICTION.iter().copied().filter(|r| !r.starts_with('2')).collect() };
+            let ranges: Vec<&str> = if shape.plus {
+                DE_FICTION.to_vec()
+            } else {
+                DE_FICTION
+                    .iter()
+                    .copied()
+                    .filter(|r| !r.starts_with('2'))
+                    .collect()
+            };
             out.extend_from_slice(s.pick(&ranges).as_bytes());
             (0..3).for_each(|_| out.push(s.digit()));
         }
@@ -282,21 +337,28 @@ fn phone(value: &str, key: &MaskKey) -> String {
         }
     }
     // A `(0)` trunk after the country code is written but not dialled.
-    if shape.paren_trunk {
-        if let Some((_, cc_len)) = detect::split_country(d) {
-            out.insert(cc_len.min(out.len()), b'0');
-        }
+    if shape.paren_trunk
+        && let Some((_, cc_len)) = detect::split_country(d)
+    {
+        out.insert(cc_len.min(out.len()), b'0');
     }
     replace_digits(value, &out)
 }
 
 fn own_phone(value: &str, key: &MaskKey) -> bool {
-    let Some((_, shape)) = shapes::read_phone(value.as_bytes(), 0) else { return false };
+    let Some((_, shape)) = shapes::read_phone(value.as_bytes(), 0) else {
+        return false;
+    };
     let d = shape.digits.as_slice();
-    let starts = |prefix: usize, list: &[&str]| list.iter().any(|p| d.get(prefix..).is_some_and(|n| n.starts_with(p.as_bytes())));
+    let starts = |prefix: usize, list: &[&str]| {
+        list.iter()
+            .any(|p| d.get(prefix..).is_some_and(|n| n.starts_with(p.as_bytes())))
+    };
     match phone_plan(&shape) {
         PhonePlan::Nanp { prefix } => d.get(prefix + 3..prefix + 8) == Some(b"55501".as_slice()),
-        PhonePlan::UkMobile { prefix } | PhonePlan::UkGeographic { prefix } => starts(prefix, UK_FICTION),
+        PhonePlan::UkMobile { prefix } | PhonePlan::UkGeographic { prefix } => {
+            starts(prefix, UK_FICTION)
+        }
         PhonePlan::Germany { prefix } => starts(prefix, DE_FICTION),
         PhonePlan::Generic { keep } => {
             let checks = phone_check_len(d.len(), keep);
@@ -327,9 +389,17 @@ fn card_check_len(len: usize) -> usize {
 fn card(value: &str, key: &MaskKey) -> String {
     let d = digits_of(value);
     if d.len() < CARD_KEEP + 4 {
-        return replace_digits(value, &fallback_digits(key, PersonalKind::PaymentCard, value));
+        return replace_digits(
+            value,
+            &fallback_digits(key, PersonalKind::PaymentCard, value),
+        );
     }
-    let mut s = stream(key, PersonalKind::PaymentCard, &String::from_utf8_lossy(&d), 0);
+    let mut s = stream(
+        key,
+        PersonalKind::PaymentCard,
+        &String::from_utf8_lossy(&d),
+        0,
+    );
     let checks = card_check_len(d.len());
     let mut out = d[..CARD_KEEP].to_vec();
     while out.len() < d.len() - 1 - checks {
@@ -360,7 +430,9 @@ const IBAN_CHECKS: usize = 6;
 /// The positions in a compact IBAN's BBAN (from index 4) that carry keyed
 /// check digits: the last six digit positions.
 fn iban_check_positions(compact: &[u8]) -> Vec<usize> {
-    let mut positions: Vec<usize> = (4..compact.len()).filter(|&i| compact[i].is_ascii_digit()).collect();
+    let mut positions: Vec<usize> = (4..compact.len())
+        .filter(|&i| compact[i].is_ascii_digit())
+        .collect();
     let keep_from = positions.len().saturating_sub(IBAN_CHECKS);
     positions.drain(..keep_from);
     positions
@@ -376,17 +448,35 @@ fn iban_check_input(compact: &[u8], positions: &[usize]) -> Vec<u8> {
 }
 
 fn iban(value: &str, key: &MaskKey) -> String {
-    let compact: Vec<u8> = value.bytes().filter(u8::is_ascii_alphanumeric).map(|b| b.to_ascii_uppercase()).collect();
+    let compact: Vec<u8> = value
+        .bytes()
+        .filter(u8::is_ascii_alphanumeric)
+        .map(|b| b.to_ascii_uppercase())
+        .collect();
     if compact.len() < 8 {
         return value.to_owned();
     }
-    let mut s = stream(key, PersonalKind::Iban, &String::from_utf8_lossy(&compact), 0);
+    let mut s = stream(
+        key,
+        PersonalKind::Iban,
+        &String::from_utf8_lossy(&compact),
+        0,
+    );
     let mut out = compact.clone();
     for b in out.iter_mut().skip(4) {
-        *b = if b.is_ascii_digit() { s.digit() } else { b'A' + u8::try_from(s.below(26)).unwrap_or(0) };
+        *b = if b.is_ascii_digit() {
+            s.digit()
+        } else {
+            b'A' + u8::try_from(s.below(26)).unwrap_or(0)
+        };
     }
     let positions = iban_check_positions(&out);
-    let check = check_digits(key, PersonalKind::Iban, &[&iban_check_input(&out, &positions)], positions.len());
+    let check = check_digits(
+        key,
+        PersonalKind::Iban,
+        &[&iban_check_input(&out, &positions)],
+        positions.len(),
+    );
     for (&p, &c) in positions.iter().zip(check.iter()) {
         out[p] = c;
     }
@@ -397,18 +487,37 @@ fn iban(value: &str, key: &MaskKey) -> String {
     let mut next = out.iter();
     value
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { next.next().map_or(c, |&b| char::from(b)) } else { c })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                next.next().map_or(c, |&b| char::from(b))
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
 fn own_iban(value: &str, key: &MaskKey) -> bool {
-    let compact: Vec<u8> = value.bytes().filter(u8::is_ascii_alphanumeric).map(|b| b.to_ascii_uppercase()).collect();
+    let compact: Vec<u8> = value
+        .bytes()
+        .filter(u8::is_ascii_alphanumeric)
+        .map(|b| b.to_ascii_uppercase())
+        .collect();
     if compact.len() < 8 || !detect::mod97_ok(&compact) {
         return false;
     }
     let positions = iban_check_positions(&compact);
-    let check = check_digits(key, PersonalKind::Iban, &[&iban_check_input(&compact, &positions)], positions.len());
-    !positions.is_empty() && positions.iter().zip(check.iter()).all(|(&p, &c)| compact[p] == c)
+    let check = check_digits(
+        key,
+        PersonalKind::Iban,
+        &[&iban_check_input(&compact, &positions)],
+        positions.len(),
+    );
+    !positions.is_empty()
+        && positions
+            .iter()
+            .zip(check.iter())
+            .all(|(&p, &c)| compact[p] == c)
 }
 
 // ---------------------------------------------------------------------------
@@ -428,7 +537,16 @@ fn ssn(value: &str, key: &MaskKey) -> String {
     let check = check_digits(key, PersonalKind::UsSsn, &[head.as_bytes()], 3);
     let mut out = head.into_bytes();
     out.extend_from_slice(&check);
-    if d.len() == 9 { replace_digits(value, &out) } else { format!("{}-{}-{}", &String::from_utf8_lossy(&out[..3]), &String::from_utf8_lossy(&out[3..5]), &String::from_utf8_lossy(&out[5..])) }
+    if d.len() == 9 {
+        replace_digits(value, &out)
+    } else {
+        format!(
+            "{}-{}-{}",
+            &String::from_utf8_lossy(&out[..3]),
+            &String::from_utf8_lossy(&out[3..5]),
+            &String::from_utf8_lossy(&out[5..])
+        )
+    }
 }
 
 fn own_ssn(value: &str, key: &MaskKey) -> bool {
@@ -436,8 +554,12 @@ fn own_ssn(value: &str, key: &MaskKey) -> bool {
     if d.len() != 9 {
         return false;
     }
-    let area = d[..3].iter().fold(0u64, |a, &b| a * 10 + u64::from(b - b'0'));
-    SSN_AREAS.contains(&area) && d[5] != b'0' && check_digits(key, PersonalKind::UsSsn, &[&d[..6]], 3) == d[6..]
+    let area = d[..3]
+        .iter()
+        .fold(0u64, |a, &b| a * 10 + u64::from(b - b'0'));
+    SSN_AREAS.contains(&area)
+        && d[5] != b'0'
+        && check_digits(key, PersonalKind::UsSsn, &[&d[..6]], 3) == d[6..]
 }
 
 // ---------------------------------------------------------------------------
@@ -457,14 +579,24 @@ fn ip(value: &str, key: &MaskKey) -> String {
     let upper = value.bytes().any(|b| b.is_ascii_uppercase());
     let groups: Vec<String> = (0..6).map(|_| format!("{:x}", s.below(0x1_0000))).collect();
     let text = format!("2001:db8:{}", groups.join(":"));
-    if upper { text.to_ascii_uppercase() } else { text }
+    if upper {
+        text.to_ascii_uppercase()
+    } else {
+        text
+    }
 }
 
 fn own_ip(value: &str) -> bool {
     let lower = value.to_ascii_lowercase();
     let v4 = lower.rsplit(':').next().unwrap_or(&lower);
-    lower.starts_with("2001:db8:") || lower.starts_with("2001:0db8:") || lower == "2001:db8::"
-        || DOC_NETS.iter().any(|net| v4.starts_with(net) && v4.len() > net.len() && v4[net.len()..].bytes().all(|b| b.is_ascii_digit()))
+    lower.starts_with("2001:db8:")
+        || lower.starts_with("2001:0db8:")
+        || lower == "2001:db8::"
+        || DOC_NETS.iter().any(|net| {
+            v4.starts_with(net)
+                && v4.len() > net.len()
+                && v4[net.len()..].bytes().all(|b| b.is_ascii_digit())
+        })
 }
 
 // ---------------------------------------------------------------------------
@@ -489,18 +621,41 @@ fn mac_check(key: &MaskKey, head: &[u8]) -> [u8; 3] {
 }
 
 fn mac(value: &str, key: &MaskKey) -> String {
-    let upper = value.bytes().any(|b| b.is_ascii_uppercase()) && !value.bytes().any(|b| b.is_ascii_lowercase());
+    let upper = value.bytes().any(|b| b.is_ascii_uppercase())
+        && !value.bytes().any(|b| b.is_ascii_lowercase());
     let dotted = value.contains('.');
     let mut rendered = String::new();
     for round in 0..32 {
-        let mut s = stream(key, PersonalKind::MacAddress, &value.to_ascii_lowercase(), round);
+        let mut s = stream(
+            key,
+            PersonalKind::MacAddress,
+            &value.to_ascii_lowercase(),
+            round,
+        );
         let b0 = (u8::try_from(s.below(256)).unwrap_or(0) & 0xFC) | 0x02;
-        let head = [b0, u8::try_from(s.below(256)).unwrap_or(0), u8::try_from(s.below(256)).unwrap_or(0)];
+        let head = [
+            b0,
+            u8::try_from(s.below(256)).unwrap_or(0),
+            u8::try_from(s.below(256)).unwrap_or(0),
+        ];
         let check = mac_check(key, &head);
-        let hex: String = head.iter().chain(check.iter()).map(|b| format!("{b:02x}")).collect();
+        let hex: String = head
+            .iter()
+            .chain(check.iter())
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let hex = if upper { hex.to_ascii_uppercase() } else { hex };
         let mut next = hex.chars();
-        rendered = value.chars().map(|c| if c.is_ascii_hexdigit() { next.next().unwrap_or(c) } else { c }).collect();
+        rendered = value
+            .chars()
+            .map(|c| {
+                if c.is_ascii_hexdigit() {
+                    next.next().unwrap_or(c)
+                } else {
+                    c
+                }
+            })
+            .collect();
         // The dotted form is only read as a MAC with a letter and a digit.
         let letters = hex.bytes().any(|b| b.is_ascii_alphabetic());
         let digits = hex.bytes().any(|b| b.is_ascii_digit());
@@ -512,7 +667,8 @@ fn mac(value: &str, key: &MaskKey) -> String {
 }
 
 fn own_mac(value: &str, key: &MaskKey) -> bool {
-    mac_bytes(value).is_some_and(|b| b[0] & 0x03 == 0x02 && mac_check(key, &b[..3]) == [b[3], b[4], b[5]])
+    mac_bytes(value)
+        .is_some_and(|b| b[0] & 0x03 == 0x02 && mac_check(key, &b[..3]) == [b[3], b[4], b[5]])
 }
 
 // ---------------------------------------------------------------------------
@@ -525,12 +681,16 @@ fn own_mac(value: &str, key: &MaskKey) -> bool {
 /// month, so the reading of `DD/MM` against `MM/DD` does not change.
 fn date_of_birth(value: &str, key: &MaskKey) -> String {
     let Some(m) = shapes::whole_date(value) else {
-        return replace_digits(value, &fallback_digits(key, PersonalKind::DateOfBirth, value));
+        return replace_digits(
+            value,
+            &fallback_digits(key, PersonalKind::DateOfBirth, value),
+        );
     };
     let ym = format!("{:04}-{:02}", m.year, m.month);
     let mut s = stream(key, PersonalKind::DateOfBirth, &ym, 0);
     let days = detect::SAFE_DAYS;
-    let day = days.start() + u32::try_from(s.below(u64::from(days.end() - days.start() + 1))).unwrap_or(0);
+    let day = days.start()
+        + u32::try_from(s.below(u64::from(days.end() - days.start() + 1))).unwrap_or(0);
     let (ds, de) = m.day_digits;
     let mut out = String::with_capacity(value.len() + 1);
     out.push_str(&value[..ds]);
@@ -545,7 +705,11 @@ fn date_of_birth(value: &str, key: &MaskKey) -> String {
                 _ => "th",
             };
             let upper = value[os..oe].bytes().all(|b| b.is_ascii_uppercase());
-            out.push_str(&if upper { suffix.to_ascii_uppercase() } else { suffix.to_owned() });
+            out.push_str(&if upper {
+                suffix.to_ascii_uppercase()
+            } else {
+                suffix.to_owned()
+            });
             out.push_str(&value[oe..]);
         }
         None => out.push_str(&value[de..]),
@@ -581,7 +745,12 @@ fn address_style(value: &str) -> AddressStyle {
         return AddressStyle::German;
     }
     let second_word = first_line.split_whitespace().nth(1).unwrap_or("");
-    if lists::FR_STREET_TYPES.contains(&second_word) || matches!(second_word, "calle" | "via" | "rua" | "avenida" | "bd" | "av.") {
+    if lists::FR_STREET_TYPES.contains(&second_word)
+        || matches!(
+            second_word,
+            "calle" | "via" | "rua" | "avenida" | "bd" | "av."
+        )
+    {
         AddressStyle::French
     } else {
         AddressStyle::English
@@ -590,10 +759,19 @@ fn address_style(value: &str) -> AddressStyle {
 
 fn address_locality(value: &str) -> Locality {
     let bytes = value.as_bytes();
-    let has_uk = (0..bytes.len()).any(|i| (i == 0 || bytes[i - 1] == b' ') && shapes::uk_postcode(bytes, i).is_some());
+    let has_uk = (0..bytes.len())
+        .any(|i| (i == 0 || bytes[i - 1] == b' ') && shapes::uk_postcode(bytes, i).is_some());
     let words: Vec<&str> = value.split([' ', ',']).filter(|w| !w.is_empty()).collect();
-    let has_state_zip = words.windows(2).any(|w| w[0].len() == 2 && w[0].bytes().all(|b| b.is_ascii_uppercase()) && shapes::is_postcode(w[1]) && w[1].len() >= 5);
-    let has_postcode = words.iter().skip(1).any(|w| w.len() >= 4 && w.len() <= 5 && w.bytes().all(|b| b.is_ascii_digit()));
+    let has_state_zip = words.windows(2).any(|w| {
+        w[0].len() == 2
+            && w[0].bytes().all(|b| b.is_ascii_uppercase())
+            && shapes::is_postcode(w[1])
+            && w[1].len() >= 5
+    });
+    let has_postcode = words
+        .iter()
+        .skip(1)
+        .any(|w| w.len() >= 4 && w.len() <= 5 && w.bytes().all(|b| b.is_ascii_digit()));
     if has_uk {
         Locality::Uk
     } else if has_state_zip {
@@ -606,14 +784,25 @@ fn address_locality(value: &str) -> Locality {
 }
 
 fn house_number(value: &str, s: &mut Stream<'_>) -> String {
-    let original = value.split(|c: char| !c.is_ascii_alphanumeric()).find(|w| w.starts_with(|c: char| c.is_ascii_digit())).unwrap_or("1");
-    let width = original.bytes().take_while(u8::is_ascii_digit).count().clamp(1, 4);
+    let original = value
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))
+        .unwrap_or("1");
+    let width = original
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .count()
+        .clamp(1, 4);
     let mut n = String::new();
     n.push(char::from(b'1' + u8::try_from(s.below(9)).unwrap_or(0)));
     while n.len() < width {
         n.push(char::from(s.digit()));
     }
-    if original.bytes().last().is_some_and(|b| b.is_ascii_alphabetic()) {
+    if original
+        .bytes()
+        .last()
+        .is_some_and(|b| b.is_ascii_alphabetic())
+    {
         n.push(char::from(b'A' + u8::try_from(s.below(6)).unwrap_or(0)));
     }
     n
@@ -627,34 +816,62 @@ fn address_candidate(value: &str, s: &mut Stream<'_>) -> String {
             let (street_type, _) = s.pick(lists::EN_STREET_TYPES);
             let mut out = format!("{number} {} {street_type}", s.pick(lists::STREET_NAMES));
             match locality {
-                Locality::Us | Locality::Postcode if locality == Locality::Us || !value.contains("straße") => {
+                Locality::Us | Locality::Postcode
+                    if locality == Locality::Us || !value.contains("straße") =>
+                {
                     let (town, state, zip) = s.pick(lists::US_TOWNS);
-                    out.push_str(&format!(", {town}, {state} {zip}{}{}", char::from(s.digit()), char::from(s.digit())));
+                    out.push_str(&format!(
+                        ", {town}, {state} {zip}{}{}",
+                        char::from(s.digit()),
+                        char::from(s.digit())
+                    ));
                 }
                 Locality::Uk => {
                     let (town, area) = s.pick(lists::UK_TOWNS);
                     const LETTERS: &[u8] = b"ABDEFGHJLNPQRSTUWXYZ";
                     let l1 = char::from(s.pick(LETTERS));
                     let l2 = char::from(s.pick(LETTERS));
-                    out.push_str(&format!(", {town} {area}{} {}{l1}{l2}", 1 + s.below(9), s.below(10)));
+                    out.push_str(&format!(
+                        ", {town} {area}{} {}{l1}{l2}",
+                        1 + s.below(9),
+                        s.below(10)
+                    ));
                 }
                 _ => {}
             }
             out
         }
         AddressStyle::French => {
-            let mut out = format!("{number} {} {}", s.pick(lists::FR_STREET_TYPES), s.pick(lists::FR_STREET_NAMES));
+            let mut out = format!(
+                "{number} {} {}",
+                s.pick(lists::FR_STREET_TYPES),
+                s.pick(lists::FR_STREET_NAMES)
+            );
             if locality != Locality::None {
                 let (town, prefix) = s.pick(lists::FR_TOWNS);
-                out.push_str(&format!(", {prefix}{}{}{} {town}", s.digit() - b'0', s.digit() - b'0', s.digit() - b'0'));
+                out.push_str(&format!(
+                    ", {prefix}{}{}{} {town}",
+                    s.digit() - b'0',
+                    s.digit() - b'0',
+                    s.digit() - b'0'
+                ));
             }
             out
         }
         AddressStyle::German => {
-            let mut out = format!("{}{} {number}", s.pick(lists::DE_STREET_NAMES), s.pick(lists::DE_STREET_SUFFIXES));
+            let mut out = format!(
+                "{}{} {number}",
+                s.pick(lists::DE_STREET_NAMES),
+                s.pick(lists::DE_STREET_SUFFIXES)
+            );
             if locality != Locality::None {
                 let (town, prefix) = s.pick(lists::DE_TOWNS);
-                out.push_str(&format!(", {prefix}{}{}{} {town}", s.digit() - b'0', s.digit() - b'0', s.digit() - b'0'));
+                out.push_str(&format!(
+                    ", {prefix}{}{}{} {town}",
+                    s.digit() - b'0',
+                    s.digit() - b'0',
+                    s.digit() - b'0'
+                ));
             }
             out
         }
@@ -662,15 +879,25 @@ fn address_candidate(value: &str, s: &mut Stream<'_>) -> String {
 }
 
 fn street_line(value: &str) -> String {
-    value.split(',').next().unwrap_or(value).trim().to_lowercase()
+    value
+        .split(',')
+        .next()
+        .unwrap_or(value)
+        .trim()
+        .to_lowercase()
 }
 
 fn address(value: &str, key: &MaskKey) -> String {
     let mut candidate = String::new();
-    for round in 0..512 {
-        let mut s = stream(key, PersonalKind::PostalAddress, value, round);
+    let mut s = stream(key, PersonalKind::PostalAddress, value, 0);
+    for _ in 0..4096 {
         candidate = address_candidate(value, &mut s);
-        if tag_ok(key, PersonalKind::PostalAddress, &street_line(&candidate), ADDRESS_TAG) {
+        if tag_ok(
+            key,
+            PersonalKind::PostalAddress,
+            &street_line(&candidate),
+            ADDRESS_TAG,
+        ) {
             break;
         }
     }
@@ -679,9 +906,15 @@ fn address(value: &str, key: &MaskKey) -> String {
 
 fn own_address(value: &str, key: &MaskKey) -> bool {
     let line = street_line(value);
-    let listed = lists::STREET_NAMES.iter().any(|n| line.contains(&n.to_lowercase()))
-        || lists::DE_STREET_NAMES.iter().any(|n| line.contains(&n.to_lowercase()))
-        || lists::FR_STREET_NAMES.iter().any(|n| line.contains(&n.to_lowercase()));
+    let listed = lists::STREET_NAMES
+        .iter()
+        .any(|n| line.contains(&n.to_lowercase()))
+        || lists::DE_STREET_NAMES
+            .iter()
+            .any(|n| line.contains(&n.to_lowercase()))
+        || lists::FR_STREET_NAMES
+            .iter()
+            .any(|n| line.contains(&n.to_lowercase()));
     listed && tag_ok(key, PersonalKind::PostalAddress, &line, ADDRESS_TAG)
 }
 
@@ -689,8 +922,8 @@ fn own_address(value: &str, key: &MaskKey) -> bool {
 // Person name.
 
 const PARTICLES: &[&str] = &[
-    "van", "von", "de", "der", "den", "del", "della", "di", "da", "du", "dos", "das", "la",
-    "le", "ter", "ten", "bin", "binti", "ibn", "al", "el", "y", "zu", "af", "av",
+    "van", "von", "de", "der", "den", "del", "della", "di", "da", "du", "dos", "das", "la", "le",
+    "ter", "ten", "bin", "binti", "ibn", "al", "el", "y", "zu", "af", "av",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -707,7 +940,11 @@ enum Piece {
     /// An initial, with its trailing dot if any.
     Initial { dot: bool },
     /// A name word (maybe hyphenated), its role and case.
-    Word { given: bool, parts: usize, case: WordCase },
+    Word {
+        given: bool,
+        parts: usize,
+        case: WordCase,
+    },
 }
 
 fn word_case(word: &str) -> WordCase {
@@ -728,7 +965,7 @@ fn name_pieces(value: &str, hint: NameHint) -> Vec<Piece> {
         None => (None, value),
     };
     let mut pieces = Vec::new();
-    let mut push_words = |text: &str, all_family: bool, all_given: bool, pieces: &mut Vec<Piece>| {
+    let push_words = |text: &str, all_family: bool, all_given: bool, pieces: &mut Vec<Piece>| {
         let words: Vec<&str> = text.split(' ').collect();
         let name_words: Vec<usize> = words
             .iter()
@@ -744,7 +981,9 @@ fn name_pieces(value: &str, hint: NameHint) -> Vec<Piece> {
             if w.is_empty() || PARTICLES.contains(w) {
                 pieces.push(Piece::Keep((*w).into()));
             } else if is_initial(w) {
-                pieces.push(Piece::Initial { dot: w.ends_with('.') });
+                pieces.push(Piece::Initial {
+                    dot: w.ends_with('.'),
+                });
             } else {
                 let given = if all_family {
                     false
@@ -754,12 +993,18 @@ fn name_pieces(value: &str, hint: NameHint) -> Vec<Piece> {
                     match hint {
                         NameHint::Family => false,
                         NameHint::Given => true,
-                        NameHint::Unknown => lists::is_given_name(w) || lists::family_index(w).is_none(),
+                        NameHint::Unknown => {
+                            lists::is_given_name(w) || lists::family_index(w).is_none()
+                        }
                     }
                 } else {
                     Some(i) != last
                 };
-                pieces.push(Piece::Word { given, parts: w.split('-').count().min(3), case: word_case(w) });
+                pieces.push(Piece::Word {
+                    given,
+                    parts: w.split('-').count().min(3),
+                    case: word_case(w),
+                });
             }
         }
     };
@@ -803,16 +1048,27 @@ fn name_canonical(value: &str) -> Option<String> {
     (!names.is_empty()).then(|| names.join(" "))
 }
 
+/// One in this many names of several words carries the key's tag (one in
+/// four single words): the rate at which a real name made only of list
+/// words is taken for a pseudonym, against how many pseudonyms a key has.
 fn name_tag(word_count: usize) -> u64 {
-    if word_count <= 1 { 4 } else { 16 }
+    if word_count <= 1 { 4 } else { 64 }
 }
 
 fn name(value: &str, key: &MaskKey, hint: NameHint) -> String {
     let pieces = name_pieces(value.trim(), hint);
-    let words = pieces.iter().filter(|p| matches!(p, Piece::Word { .. })).count();
+    let words = pieces
+        .iter()
+        .filter(|p| matches!(p, Piece::Word { .. }))
+        .count();
     let mut candidate = String::new();
-    for round in 0..256 {
-        let mut s = stream(key, PersonalKind::PersonName, &value.trim().to_lowercase(), round);
+    let mut s = stream(
+        key,
+        PersonalKind::PersonName,
+        &value.trim().to_lowercase(),
+        0,
+    );
+    for _ in 0..4096 {
         candidate.clear();
         for piece in &pieces {
             match piece {
@@ -824,7 +1080,11 @@ fn name(value: &str, key: &MaskKey, hint: NameHint) -> String {
                     }
                 }
                 Piece::Word { given, parts, case } => {
-                    let list = if *given { lists::GIVEN_NAMES } else { lists::FAMILY_NAMES };
+                    let list = if *given {
+                        lists::GIVEN_NAMES
+                    } else {
+                        lists::FAMILY_NAMES
+                    };
                     let word: Vec<&str> = (0..*parts).map(|_| s.pick(list)).collect();
                     candidate.push_str(&apply_case(&word.join("-"), *case));
                 }
@@ -833,7 +1093,9 @@ fn name(value: &str, key: &MaskKey, hint: NameHint) -> String {
         if words == 0 {
             break;
         }
-        if name_canonical(&candidate).is_some_and(|c| tag_ok(key, PersonalKind::PersonName, &c, name_tag(words))) {
+        if name_canonical(&candidate)
+            .is_some_and(|c| tag_ok(key, PersonalKind::PersonName, &c, name_tag(words)))
+        {
             break;
         }
     }
@@ -841,6 +1103,10 @@ fn name(value: &str, key: &MaskKey, hint: NameHint) -> String {
 }
 
 fn own_name(value: &str, key: &MaskKey) -> bool {
-    let words = value.split([' ', ',']).filter(|w| !w.is_empty() && !PARTICLES.contains(w) && !is_initial(w)).count();
-    name_canonical(value).is_some_and(|c| tag_ok(key, PersonalKind::PersonName, &c, name_tag(words)))
+    let words = value
+        .split([' ', ','])
+        .filter(|w| !w.is_empty() && !PARTICLES.contains(w) && !is_initial(w))
+        .count();
+    name_canonical(value)
+        .is_some_and(|c| tag_ok(key, PersonalKind::PersonName, &c, name_tag(words)))
 }

@@ -45,7 +45,12 @@ pub(crate) enum Direction {
 }
 
 /// Tokenizes or detokenizes `value`.
-pub(crate) fn run(kind: PersonalKind, value: &str, key: &MaskKey, dir: Direction) -> Result<String, MaskError> {
+pub(crate) fn run(
+    kind: PersonalKind,
+    value: &str,
+    key: &MaskKey,
+    dir: Direction,
+) -> Result<String, MaskError> {
     match kind {
         PersonalKind::PaymentCard => card(value, key, dir),
         PersonalKind::Iban => iban(value, key, dir),
@@ -65,7 +70,13 @@ pub(crate) fn run(kind: PersonalKind, value: &str, key: &MaskKey, dir: Direction
 
 /// Permutes numerals of `radix` under `tweak`: FF1 when the domain allows,
 /// the small-domain Feistel permutation otherwise.
-fn permute(key: &MaskKey, radix: u32, tweak: &[u8], numerals: &[u16], dir: Direction) -> Result<Vec<u16>, MaskError> {
+fn permute(
+    key: &MaskKey,
+    radix: u32,
+    tweak: &[u8],
+    numerals: &[u16],
+    dir: Direction,
+) -> Result<Vec<u16>, MaskError> {
     if numerals.is_empty() {
         return Ok(Vec::new());
     }
@@ -92,7 +103,9 @@ fn permute(key: &MaskKey, radix: u32, tweak: &[u8], numerals: &[u16], dir: Direc
         });
     }
     let n = domain.unwrap_or(1);
-    let x = numerals.iter().fold(0u64, |acc, &d| acc * u64::from(radix) + u64::from(d));
+    let x = numerals
+        .iter()
+        .fold(0u64, |acc, &d| acc * u64::from(radix) + u64::from(d));
     let y = small_domain(key, tweak, n, x, dir);
     let mut out = vec![0u16; numerals.len()];
     let mut rest = y;
@@ -115,8 +128,13 @@ pub(crate) fn small_domain(key: &MaskKey, tweak: &[u8], n: u64, x: u64, dir: Dir
         m += 1;
     }
     let round = |r: u8, half: u64| -> u64 {
-        let mac = hmac(&key.material().feistel, &[tweak, &[r], &half.to_be_bytes(), &n.to_be_bytes()]);
-        u64::from_be_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], mac[6], mac[7]]) % m
+        let mac = hmac(
+            &key.material().feistel,
+            &[tweak, &[r], &half.to_be_bytes(), &n.to_be_bytes()],
+        );
+        u64::from_be_bytes([
+            mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], mac[6], mac[7],
+        ]) % m
     };
     let once = |v: u64| -> u64 {
         let (mut l, mut r) = (v / m, v % m);
@@ -189,18 +207,36 @@ fn letters_and_digits(
 ) -> Result<String, MaskError> {
     let chars: Vec<char> = value.chars().collect();
     if chars.len() > 200 {
-        return Err(MaskError::TooLong { kind, len: chars.len(), max: 200 });
+        return Err(MaskError::TooLong {
+            kind,
+            len: chars.len(),
+            max: 200,
+        });
     }
     let mut out = chars.clone();
-    let letters: Vec<usize> = (0..chars.len()).filter(|&i| chars[i].is_ascii_alphabetic() && eligible(i)).collect();
-    let digits: Vec<usize> = (0..chars.len()).filter(|&i| chars[i].is_ascii_digit() && eligible(i)).collect();
-    let numerals: Vec<u16> = letters.iter().map(|&i| u16::from(chars[i].to_ascii_lowercase() as u8 - b'a')).collect();
+    let letters: Vec<usize> = (0..chars.len())
+        .filter(|&i| chars[i].is_ascii_alphabetic() && eligible(i))
+        .collect();
+    let digits: Vec<usize> = (0..chars.len())
+        .filter(|&i| chars[i].is_ascii_digit() && eligible(i))
+        .collect();
+    let numerals: Vec<u16> = letters
+        .iter()
+        .map(|&i| u16::from(chars[i].to_ascii_lowercase() as u8 - b'a'))
+        .collect();
     let permuted = permute(key, 26, &tweak(kind, "letters", &[]), &numerals, dir)?;
     for (&i, &v) in letters.iter().zip(permuted.iter()) {
         let c = char::from(b'a' + u8::try_from(v).unwrap_or(0));
-        out[i] = if chars[i].is_ascii_uppercase() { c.to_ascii_uppercase() } else { c };
+        out[i] = if chars[i].is_ascii_uppercase() {
+            c.to_ascii_uppercase()
+        } else {
+            c
+        };
     }
-    let numerals: Vec<u16> = digits.iter().map(|&i| u16::from(chars[i] as u8 - b'0')).collect();
+    let numerals: Vec<u16> = digits
+        .iter()
+        .map(|&i| u16::from(chars[i] as u8 - b'0'))
+        .collect();
     let permuted = permute(key, 10, &tweak(kind, "digits", &[]), &numerals, dir)?;
     for (&i, &v) in digits.iter().zip(permuted.iter()) {
         out[i] = char::from(b'0' + u8::try_from(v).unwrap_or(0));
@@ -213,14 +249,23 @@ fn to_numerals(digits: &[u8]) -> Vec<u16> {
 }
 
 fn from_numerals(numerals: &[u16]) -> Vec<u8> {
-    numerals.iter().map(|&n| b'0' + u8::try_from(n).unwrap_or(0)).collect()
+    numerals
+        .iter()
+        .map(|&n| b'0' + u8::try_from(n).unwrap_or(0))
+        .collect()
 }
 
 fn replace_digits(template: &str, digits: &[u8]) -> String {
     let mut next = digits.iter();
     template
         .chars()
-        .map(|c| if c.is_ascii_digit() { next.next().map_or(c, |&d| char::from(d)) } else { c })
+        .map(|c| {
+            if c.is_ascii_digit() {
+                next.next().map_or(c, |&d| char::from(d))
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -234,14 +279,30 @@ fn digits_of(value: &str) -> Vec<u8> {
 fn card(value: &str, key: &MaskKey, dir: Direction) -> Result<String, MaskError> {
     let kind = PersonalKind::PaymentCard;
     let d = digits_of(value);
-    if !(13..=19).contains(&d.len()) || !value.bytes().all(|b| b.is_ascii_digit() || b == b' ' || b == b'-') {
-        return Err(MaskError::Malformed { kind, reason: "a card number has 13 to 19 digits" });
+    if !(13..=19).contains(&d.len())
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b' ' || b == b'-')
+    {
+        return Err(MaskError::Malformed {
+            kind,
+            reason: "a card number has 13 to 19 digits",
+        });
     }
     if !detect::luhn_ok(&d) {
-        return Err(MaskError::Malformed { kind, reason: "the Luhn check fails" });
+        return Err(MaskError::Malformed {
+            kind,
+            reason: "the Luhn check fails",
+        });
     }
     let body = &d[6..d.len() - 1];
-    let permuted = permute(key, 10, &tweak(kind, "body", &d[..6]), &to_numerals(body), dir)?;
+    let permuted = permute(
+        key,
+        10,
+        &tweak(kind, "body", &d[..6]),
+        &to_numerals(body),
+        dir,
+    )?;
     let mut out = d[..6].to_vec();
     out.extend_from_slice(&from_numerals(&permuted));
     out.push(detect::luhn_check_digit(&out));
@@ -252,25 +313,49 @@ fn iban(value: &str, key: &MaskKey, dir: Direction) -> Result<String, MaskError>
     let kind = PersonalKind::Iban;
     let compact: Vec<u8> = value.bytes().filter(|b| *b != b' ').collect();
     let well_formed = compact.len() >= 5
-        && compact.iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        && compact
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
         && detect::iban_length(&compact[..2]) == Some(compact.len());
     if !well_formed {
-        return Err(MaskError::Malformed { kind, reason: "an IBAN has a known country code and that country's length" });
+        return Err(MaskError::Malformed {
+            kind,
+            reason: "an IBAN has a known country code and that country's length",
+        });
     }
     if !detect::mod97_ok(&compact) {
-        return Err(MaskError::Malformed { kind, reason: "the mod-97 check fails" });
+        return Err(MaskError::Malformed {
+            kind,
+            reason: "the mod-97 check fails",
+        });
     }
     let country = &compact[..2];
     let bban = &compact[4..];
-    let digit_pos: Vec<usize> = (0..bban.len()).filter(|&i| bban[i].is_ascii_digit()).collect();
-    let letter_pos: Vec<usize> = (0..bban.len()).filter(|&i| bban[i].is_ascii_uppercase()).collect();
+    let digit_pos: Vec<usize> = (0..bban.len())
+        .filter(|&i| bban[i].is_ascii_digit())
+        .collect();
+    let letter_pos: Vec<usize> = (0..bban.len())
+        .filter(|&i| bban[i].is_ascii_uppercase())
+        .collect();
     let mut out_bban = bban.to_vec();
-    let digits: Vec<u16> = digit_pos.iter().map(|&i| u16::from(bban[i] - b'0')).collect();
-    for (&i, &v) in digit_pos.iter().zip(permute(key, 10, &tweak(kind, "digits", country), &digits, dir)?.iter()) {
+    let digits: Vec<u16> = digit_pos
+        .iter()
+        .map(|&i| u16::from(bban[i] - b'0'))
+        .collect();
+    for (&i, &v) in digit_pos
+        .iter()
+        .zip(permute(key, 10, &tweak(kind, "digits", country), &digits, dir)?.iter())
+    {
         out_bban[i] = b'0' + u8::try_from(v).unwrap_or(0);
     }
-    let letters: Vec<u16> = letter_pos.iter().map(|&i| u16::from(bban[i] - b'A')).collect();
-    for (&i, &v) in letter_pos.iter().zip(permute(key, 26, &tweak(kind, "letters", country), &letters, dir)?.iter()) {
+    let letters: Vec<u16> = letter_pos
+        .iter()
+        .map(|&i| u16::from(bban[i] - b'A'))
+        .collect();
+    for (&i, &v) in letter_pos
+        .iter()
+        .zip(permute(key, 26, &tweak(kind, "letters", country), &letters, dir)?.iter())
+    {
         out_bban[i] = b'A' + u8::try_from(v).unwrap_or(0);
     }
     let mut out = country.to_vec();
@@ -280,16 +365,31 @@ fn iban(value: &str, key: &MaskKey, dir: Direction) -> Result<String, MaskError>
     out[2] = cd[0];
     out[3] = cd[1];
     let mut next = out.iter();
-    Ok(value.chars().map(|c| if c == ' ' { c } else { next.next().map_or(c, |&b| char::from(b)) }).collect())
+    Ok(value
+        .chars()
+        .map(|c| {
+            if c == ' ' {
+                c
+            } else {
+                next.next().map_or(c, |&b| char::from(b))
+            }
+        })
+        .collect())
 }
 
 fn phone(value: &str, key: &MaskKey, dir: Direction) -> Result<String, MaskError> {
     let kind = PersonalKind::Phone;
     let Some((end, shape)) = shapes::read_phone(value.as_bytes(), 0) else {
-        return Err(MaskError::Malformed { kind, reason: "no telephone number could be read" });
+        return Err(MaskError::Malformed {
+            kind,
+            reason: "no telephone number could be read",
+        });
     };
     if end != value.len() || shape.digits.len() < 7 {
-        return Err(MaskError::Malformed { kind, reason: "a telephone number is seven or more digits with separators" });
+        return Err(MaskError::Malformed {
+            kind,
+            reason: "a telephone number is seven or more digits with separators",
+        });
     }
     let d = shape.digits.as_slice();
     // What stays in clear, and whether the number follows the North
@@ -311,10 +411,13 @@ fn phone(value: &str, key: &MaskKey, dir: Direction) -> Result<String, MaskError
     } else {
         (1, None)
     };
-    if let Some(from) = nanp_from {
-        if !detect::nanp_digits_ok(&d[from..]) {
-            return Err(MaskError::Malformed { kind, reason: "a North American number has a valid area code and exchange" });
-        }
+    if let Some(from) = nanp_from
+        && !detect::nanp_digits_ok(&d[from..])
+    {
+        return Err(MaskError::Malformed {
+            kind,
+            reason: "a North American number has a valid area code and exchange",
+        });
     }
     let kept = &d[..keep];
     let rest = to_numerals(&d[keep..]);
@@ -329,10 +432,10 @@ fn phone(value: &str, key: &MaskKey, dir: Direction) -> Result<String, MaskError
     let permuted = permute_valid(key, 10, &tweak(kind, "digits", kept), &rest, dir, valid)?;
     let mut out = kept.to_vec();
     out.extend_from_slice(&from_numerals(&permuted));
-    if shape.paren_trunk {
-        if let Some((_, cc_len)) = detect::split_country(d) {
-            out.insert(cc_len.min(out.len()), b'0');
-        }
+    if shape.paren_trunk
+        && let Some((_, cc_len)) = detect::split_country(d)
+    {
+        out.insert(cc_len.min(out.len()), b'0');
     }
     Ok(replace_digits(value, &out))
 }
@@ -340,23 +443,39 @@ fn phone(value: &str, key: &MaskKey, dir: Direction) -> Result<String, MaskError
 fn ssn(value: &str, key: &MaskKey, dir: Direction) -> Result<String, MaskError> {
     let kind = PersonalKind::UsSsn;
     let Some([area, group, serial]) = shapes::ssn_parts(value) else {
-        return Err(MaskError::Malformed { kind, reason: "an SSN has nine digits" });
+        return Err(MaskError::Malformed {
+            kind,
+            reason: "an SSN has nine digits",
+        });
     };
     if !shapes::ssn_parts_ok(area, group, serial) {
-        return Err(MaskError::Malformed { kind, reason: "the SSA never issues this area, group or serial" });
+        return Err(MaskError::Malformed {
+            kind,
+            reason: "the SSA never issues this area, group or serial",
+        });
     }
     let valid = |n: &[u16]| {
         let v = |r: std::ops::Range<usize>| n[r].iter().fold(0u64, |a, &d| a * 10 + u64::from(d));
         shapes::ssn_parts_ok(v(0..3), v(3..5), v(5..9))
     };
-    let permuted = permute_valid(key, 10, &tweak(kind, "digits", &[]), &to_numerals(&digits_of(value)), dir, valid)?;
+    let permuted = permute_valid(
+        key,
+        10,
+        &tweak(kind, "digits", &[]),
+        &to_numerals(&digits_of(value)),
+        dir,
+        valid,
+    )?;
     Ok(replace_digits(value, &from_numerals(&permuted)))
 }
 
 fn email(value: &str, key: &MaskKey, dir: Direction) -> Result<String, MaskError> {
     let kind = PersonalKind::Email;
     if !shapes::is_email(value) {
-        return Err(MaskError::Malformed { kind, reason: "an email address is a local part, `@` and a domain" });
+        return Err(MaskError::Malformed {
+            kind,
+            reason: "an email address is a local part, `@` and a domain",
+        });
     }
     // Everything but the top-level domain (after the last dot).
     let tld_start = value.rfind('.').unwrap_or(value.len());
@@ -367,7 +486,10 @@ fn email(value: &str, key: &MaskKey, dir: Direction) -> Result<String, MaskError
 fn ip(value: &str, key: &MaskKey, dir: Direction) -> Result<String, MaskError> {
     let kind = PersonalKind::IpAddress;
     if !shapes::is_ip(value) {
-        return Err(MaskError::Malformed { kind, reason: "not an IPv4 or IPv6 address" });
+        return Err(MaskError::Malformed {
+            kind,
+            reason: "not an IPv4 or IPv6 address",
+        });
     }
     if value.contains(':') {
         // IPv6: the hex digits, with an embedded IPv4 tail as IPv4.
@@ -381,11 +503,23 @@ fn ip(value: &str, key: &MaskKey, dir: Direction) -> Result<String, MaskError> {
 }
 
 fn ipv4(value: &str, key: &MaskKey, dir: Direction) -> Result<String, MaskError> {
-    let octets: Vec<u16> = value.split('.').filter_map(|o| o.parse::<u16>().ok()).collect();
+    let octets: Vec<u16> = value
+        .split('.')
+        .filter_map(|o| o.parse::<u16>().ok())
+        .collect();
     if octets.len() != 4 || octets.iter().any(|&o| o > 255) {
-        return Err(MaskError::Malformed { kind: PersonalKind::IpAddress, reason: "an IPv4 address has four octets" });
+        return Err(MaskError::Malformed {
+            kind: PersonalKind::IpAddress,
+            reason: "an IPv4 address has four octets",
+        });
     }
-    let out = permute(key, 256, &tweak(PersonalKind::IpAddress, "v4", &[]), &octets, dir)?;
+    let out = permute(
+        key,
+        256,
+        &tweak(PersonalKind::IpAddress, "v4", &[]),
+        &octets,
+        dir,
+    )?;
     Ok(out.iter().map(u16::to_string).collect::<Vec<_>>().join("."))
 }
 
@@ -393,20 +527,41 @@ fn ipv4(value: &str, key: &MaskKey, dir: Direction) -> Result<String, MaskError>
 /// value whose letters are all capitals gets a token with at least one
 /// capital (cycle-walking over "has a letter"), so that its token shows
 /// which case to decrypt in; mixed case is refused.
-fn hex_digits(kind: PersonalKind, value: &str, key: &MaskKey, dir: Direction) -> Result<String, MaskError> {
+fn hex_digits(
+    kind: PersonalKind,
+    value: &str,
+    key: &MaskKey,
+    dir: Direction,
+) -> Result<String, MaskError> {
     let upper = value.bytes().any(|b| b.is_ascii_uppercase());
     let lower = value.bytes().any(|b| matches!(b, b'a'..=b'f'));
     if upper && lower {
-        return Err(MaskError::Malformed { kind, reason: "hex digits must be all upper or all lower case" });
+        return Err(MaskError::Malformed {
+            kind,
+            reason: "hex digits must be all upper or all lower case",
+        });
     }
     let numerals: Vec<u16> = value
         .bytes()
         .filter(u8::is_ascii_hexdigit)
-        .map(|b| u16::from(if b.is_ascii_digit() { b - b'0' } else { b.to_ascii_lowercase() - b'a' + 10 }))
+        .map(|b| {
+            u16::from(if b.is_ascii_digit() {
+                b - b'0'
+            } else {
+                b.to_ascii_lowercase() - b'a' + 10
+            })
+        })
         .collect();
     let has_letter = |n: &[u16]| n.iter().any(|&v| v >= 10);
     let permuted = if upper {
-        permute_valid(key, 16, &tweak(kind, "hex", &[]), &numerals, dir, has_letter)?
+        permute_valid(
+            key,
+            16,
+            &tweak(kind, "hex", &[]),
+            &numerals,
+            dir,
+            has_letter,
+        )?
     } else {
         permute(key, 16, &tweak(kind, "hex", &[]), &numerals, dir)?
     };
@@ -427,8 +582,15 @@ fn hex_digits(kind: PersonalKind, value: &str, key: &MaskKey, dir: Direction) ->
 fn mac(value: &str, key: &MaskKey, dir: Direction) -> Result<String, MaskError> {
     let kind = PersonalKind::MacAddress;
     let hex = value.bytes().filter(u8::is_ascii_hexdigit).count();
-    if hex != 12 || !value.bytes().all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'-' | b'.')) {
-        return Err(MaskError::Malformed { kind, reason: "a MAC address has twelve hex digits" });
+    if hex != 12
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'-' | b'.'))
+    {
+        return Err(MaskError::Malformed {
+            kind,
+            reason: "a MAC address has twelve hex digits",
+        });
     }
     hex_digits(kind, value, key, dir)
 }
@@ -436,11 +598,17 @@ fn mac(value: &str, key: &MaskKey, dir: Direction) -> Result<String, MaskError> 
 fn date_of_birth(value: &str, key: &MaskKey, dir: Direction) -> Result<String, MaskError> {
     let kind = PersonalKind::DateOfBirth;
     let Some(m) = shapes::whole_date(value) else {
-        return Err(MaskError::Malformed { kind, reason: "no date could be read" });
+        return Err(MaskError::Malformed {
+            kind,
+            reason: "no date could be read",
+        });
     };
     let (ds, de) = m.day_digits;
     let width = de - ds;
-    let days_in_month = (28..=31).rev().find(|&d| valid_day(m.year, m.month, d)).unwrap_or(28);
+    let days_in_month = (28..=31)
+        .rev()
+        .find(|&d| valid_day(m.year, m.month, d))
+        .unwrap_or(28);
     // One-digit days stay one digit (1-9), so the token's width tells which
     // domain to decrypt in. `13/02/1990` is read day first only because 13
     // is no month, so its day stays above 12.
@@ -453,8 +621,18 @@ fn date_of_birth(value: &str, key: &MaskKey, dir: Direction) -> Result<String, M
         (1, u64::from(days_in_month))
     };
     let extra = format!("{:04}-{:02}-{width}-{low}", m.year, m.month);
-    let day = small_domain(key, &tweak(kind, "day", extra.as_bytes()), domain, u64::from(m.day) - low, dir) + low;
-    let day_text = if width == 1 { day.to_string() } else { format!("{day:02}") };
+    let day = small_domain(
+        key,
+        &tweak(kind, "day", extra.as_bytes()),
+        domain,
+        u64::from(m.day) - low,
+        dir,
+    ) + low;
+    let day_text = if width == 1 {
+        day.to_string()
+    } else {
+        format!("{day:02}")
+    };
     let mut out = String::with_capacity(value.len());
     out.push_str(&value[..ds]);
     out.push_str(&day_text);
@@ -468,7 +646,11 @@ fn date_of_birth(value: &str, key: &MaskKey, dir: Direction) -> Result<String, M
                 _ => "th",
             };
             let upper = value[os..oe].bytes().all(|b| b.is_ascii_uppercase());
-            out.push_str(&if upper { suffix.to_ascii_uppercase() } else { suffix.to_owned() });
+            out.push_str(&if upper {
+                suffix.to_ascii_uppercase()
+            } else {
+                suffix.to_owned()
+            });
             out.push_str(&value[oe..]);
         }
         None => out.push_str(&value[de..]),
@@ -480,7 +662,9 @@ fn valid_day(year: u32, month: u32, day: u32) -> bool {
     let dim = match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
         2 => 28,
         _ => 0,
     };

@@ -18,47 +18,219 @@ use super::scan::{at, before, digit_run, is_alnum, is_digit, starts_with_ci};
 /// English street types, written after the street name (lower case,
 /// without a trailing dot).
 const EN_TYPES: &[&str] = &[
-    "street", "st", "avenue", "ave", "av", "road", "rd", "lane", "ln", "drive", "dr",
-    "boulevard", "blvd", "court", "ct", "place", "pl", "way", "terrace", "ter", "parkway",
-    "pkwy", "highway", "hwy", "circle", "cir", "square", "sq", "close", "crescent", "cres",
-    "grove", "gardens", "gdns", "row", "mews", "walk", "hill", "trail", "trl", "alley",
-    "plaza", "loop", "pike", "broadway", "embankment", "parade", "esplanade", "wharf", "quay",
-    "green", "rise", "vale", "wynd", "gate", "yard", "expressway", "expy", "freeway", "fwy",
-    "turnpike", "tpke", "causeway", "point", "pt", "run", "path", "pass", "crossing", "xing",
+    "street",
+    "st",
+    "avenue",
+    "ave",
+    "av",
+    "road",
+    "rd",
+    "lane",
+    "ln",
+    "drive",
+    "dr",
+    "boulevard",
+    "blvd",
+    "court",
+    "ct",
+    "place",
+    "pl",
+    "way",
+    "terrace",
+    "ter",
+    "parkway",
+    "pkwy",
+    "highway",
+    "hwy",
+    "circle",
+    "cir",
+    "square",
+    "sq",
+    "close",
+    "crescent",
+    "cres",
+    "grove",
+    "gardens",
+    "gdns",
+    "row",
+    "mews",
+    "walk",
+    "hill",
+    "trail",
+    "trl",
+    "alley",
+    "plaza",
+    "loop",
+    "pike",
+    "broadway",
+    "embankment",
+    "parade",
+    "esplanade",
+    "wharf",
+    "quay",
+    "green",
+    "rise",
+    "vale",
+    "wynd",
+    "gate",
+    "yard",
+    "expressway",
+    "expy",
+    "freeway",
+    "fwy",
+    "turnpike",
+    "tpke",
+    "causeway",
+    "point",
+    "pt",
+    "run",
+    "path",
+    "pass",
+    "crossing",
+    "xing",
+];
+
+/// The abbreviated street types, which may carry a dot.
+const EN_ABBREVIATIONS: &[&str] = &[
+    "st", "ave", "av", "rd", "ln", "dr", "blvd", "ct", "pl", "ter", "pkwy", "hwy", "cir", "sq",
+    "cres", "gdns", "trl", "expy", "fwy", "tpke", "pt", "xing",
 ];
 
 /// Street types written before the name (French, Spanish, Italian,
 /// Portuguese).
 const LATIN_TYPES: &[&str] = &[
-    "rue", "avenue", "av.", "boulevard", "bd", "bld", "place", "pl.", "chemin", "impasse",
-    "allée", "allee", "quai", "cours", "route", "rte", "passage", "voie", "square", "calle",
-    "c/", "avenida", "avda", "paseo", "plaza", "camino", "carrera", "via", "viale", "piazza",
-    "corso", "largo", "vicolo", "rua", "travessa", "praça",
+    "rue",
+    "avenue",
+    "av.",
+    "boulevard",
+    "bd",
+    "bld",
+    "place",
+    "pl.",
+    "chemin",
+    "impasse",
+    "allée",
+    "allee",
+    "quai",
+    "cours",
+    "route",
+    "rte",
+    "passage",
+    "voie",
+    "square",
+    "calle",
+    "c/",
+    "avenida",
+    "avda",
+    "paseo",
+    "plaza",
+    "camino",
+    "carrera",
+    "via",
+    "viale",
+    "piazza",
+    "corso",
+    "largo",
+    "vicolo",
+    "rua",
+    "travessa",
+    "praça",
 ];
 
 /// German and Dutch street words, written at the end of the street name.
 const GERMANIC_SUFFIXES: &[&str] = &[
-    "straße", "strasse", "str.", "weg", "platz", "allee", "gasse", "ring", "damm", "ufer",
-    "chaussee", "steig", "pfad", "promenade", "markt", "graben", "straat", "laan", "plein",
-    "gracht", "kade", "singel", "dijk", "gata", "gatan", "vej", "vägen", "veien",
+    "straße",
+    "strasse",
+    "str.",
+    "weg",
+    "platz",
+    "allee",
+    "gasse",
+    "ring",
+    "damm",
+    "ufer",
+    "chaussee",
+    "steig",
+    "pfad",
+    "promenade",
+    "markt",
+    "graben",
+    "straat",
+    "laan",
+    "plein",
+    "gracht",
+    "kade",
+    "singel",
+    "dijk",
+    "gata",
+    "gatan",
+    "vej",
+    "vägen",
+    "veien",
 ];
 
 /// Unit designators after the street (`Apt 4B`, `Suite 200`, `Flat 2`).
 const UNITS: &[&str] = &[
-    "apt", "apartment", "suite", "ste", "unit", "flat", "fl", "floor", "room", "rm", "bldg",
-    "building", "#", "no.", "dept", "po box",
+    "apt",
+    "apartment",
+    "suite",
+    "ste",
+    "unit",
+    "flat",
+    "fl",
+    "floor",
+    "room",
+    "rm",
+    "bldg",
+    "building",
+    "#",
+    "no.",
+    "dept",
+    "po box",
 ];
 
 /// Compass directions after US street names.
-const DIRECTIONS: &[&str] = &["N", "S", "E", "W", "NE", "NW", "SE", "SW", "N.", "S.", "E.", "W.", "N.E.", "N.W.", "S.E.", "S.W."];
+const DIRECTIONS: &[&str] = &[
+    "N", "S", "E", "W", "NE", "NW", "SE", "SW", "N.", "S.", "E.", "W.", "N.E.", "N.W.", "S.E.",
+    "S.W.",
+];
 
 /// Country names that may end an address.
 const COUNTRIES: &[&str] = &[
-    "USA", "U.S.A.", "US", "United States", "UK", "U.K.", "United Kingdom", "England",
-    "Scotland", "Wales", "Ireland", "Germany", "Deutschland", "France", "Spain", "España",
-    "Italy", "Italia", "Netherlands", "Nederland", "Belgium", "Switzerland", "Schweiz",
-    "Austria", "Österreich", "Canada", "Australia", "India", "Portugal", "Sweden", "Norway",
-    "Denmark", "Finland", "Poland",
+    "USA",
+    "U.S.A.",
+    "US",
+    "United States",
+    "UK",
+    "U.K.",
+    "United Kingdom",
+    "England",
+    "Scotland",
+    "Wales",
+    "Ireland",
+    "Germany",
+    "Deutschland",
+    "France",
+    "Spain",
+    "España",
+    "Italy",
+    "Italia",
+    "Netherlands",
+    "Nederland",
+    "Belgium",
+    "Switzerland",
+    "Schweiz",
+    "Austria",
+    "Österreich",
+    "Canada",
+    "Australia",
+    "India",
+    "Portugal",
+    "Sweden",
+    "Norway",
+    "Denmark",
+    "Finland",
+    "Poland",
 ];
 
 /// What was found.
@@ -75,7 +247,13 @@ pub(crate) struct AddressMatch {
 /// trailing dot.
 fn word_end(hay: &[u8], i: usize) -> Option<usize> {
     let mut j = i;
-    while j < hay.len() && (hay[j].is_ascii_alphabetic() || hay[j] >= 0x80 || ((hay[j] == b'-' || hay[j] == b'\'') && j > i && at(hay, j + 1).is_some_and(|b| b.is_ascii_alphabetic() || b >= 0x80))) {
+    while j < hay.len()
+        && (hay[j].is_ascii_alphabetic()
+            || hay[j] >= 0x80
+            || ((hay[j] == b'-' || hay[j] == b'\'')
+                && j > i
+                && at(hay, j + 1).is_some_and(|b| b.is_ascii_alphabetic() || b >= 0x80)))
+    {
         j += 1;
         if j - i > 40 {
             return None;
@@ -104,11 +282,15 @@ fn ends_with_any(hay: &[u8], from: usize, to: usize, list: &[&str]) -> bool {
     })
 }
 
-const LATIN_PARTICLES: &[&str] = &["de", "la", "le", "les", "du", "des", "del", "di", "da", "do", "dos", "das", "della", "y", "e"];
-const PLACE_PARTICLES: &[&str] = &["am", "an", "der", "sur", "en", "de", "la", "le", "upon", "on", "im", "ob"];
+const LATIN_PARTICLES: &[&str] = &[
+    "de", "la", "le", "les", "du", "des", "del", "di", "da", "do", "dos", "das", "della", "y", "e",
+];
+const PLACE_PARTICLES: &[&str] = &[
+    "am", "an", "der", "sur", "en", "de", "la", "le", "upon", "on", "im", "ob",
+];
 
 fn is_capitalised(hay: &[u8], i: usize) -> bool {
-    at(hay, i).is_some_and(|b| b.is_ascii_uppercase() || (b >= 0xC3 && b <= 0xC5))
+    at(hay, i).is_some_and(|b| b.is_ascii_uppercase() || (0xC3..=0xC5).contains(&b))
 }
 
 /// A house number at `i`: digits, an optional letter, an optional range.
@@ -118,7 +300,9 @@ fn house_number(hay: &[u8], i: usize) -> Option<usize> {
         return None;
     }
     let mut j = i + d;
-    if at(hay, j).is_some_and(|b| b.is_ascii_alphabetic()) && !at(hay, j + 1).is_some_and(|b| b.is_ascii_alphabetic()) {
+    if at(hay, j).is_some_and(|b| b.is_ascii_alphabetic())
+        && !at(hay, j + 1).is_some_and(|b| b.is_ascii_alphabetic())
+    {
         j += 1;
     }
     if at(hay, j) == Some(b'-') && at(hay, j + 1).is_some_and(is_digit) {
@@ -148,7 +332,11 @@ pub(crate) fn at_start(hay: &[u8], s: usize) -> Option<AddressMatch> {
     if !typed && !postcode {
         return None;
     }
-    Some(AddressMatch { end, postcode, typed })
+    Some(AddressMatch {
+        end,
+        postcode,
+        typed,
+    })
 }
 
 /// `221B Baker Street`, `12 rue de la Paix`, `1600 Pennsylvania Ave NW`.
@@ -163,26 +351,30 @@ fn number_first(hay: &[u8], s: usize) -> Option<(usize, bool)> {
     }
     i += 1;
     // A Latin street type first: `rue de la Paix`.
-    if let Some(t_end) = word_end(hay, i).map(|e| if at(hay, e) == Some(b'.') { e + 1 } else { e }) {
-        if in_list(hay, i, t_end, LATIN_TYPES) {
-            let mut end = t_end;
-            let mut j = t_end;
-            let mut words = 0;
-            while at(hay, j) == Some(b' ') && words < 6 {
-                let Some(w_end) = word_end(hay, j + 1) else { break };
-                let particle = in_list(hay, j + 1, w_end, LATIN_PARTICLES);
-                let elided = w_end > j + 3 && matches!(hay[j + 1], b'd' | b'l' | b'D' | b'L') && hay[j + 2] == b'\'';
-                if !(particle || elided || is_capitalised(hay, j + 1)) {
-                    break;
-                }
-                j = w_end;
-                words += 1;
-                if !particle {
-                    end = w_end;
-                }
+    if let Some(t_end) = word_end(hay, i).map(|e| if at(hay, e) == Some(b'.') { e + 1 } else { e })
+        && in_list(hay, i, t_end, LATIN_TYPES)
+    {
+        let mut end = t_end;
+        let mut j = t_end;
+        let mut words = 0;
+        while at(hay, j) == Some(b' ') && words < 6 {
+            let Some(w_end) = word_end(hay, j + 1) else {
+                break;
+            };
+            let particle = in_list(hay, j + 1, w_end, LATIN_PARTICLES);
+            let elided = w_end > j + 3
+                && matches!(hay[j + 1], b'd' | b'l' | b'D' | b'L')
+                && hay[j + 2] == b'\'';
+            if !(particle || elided || is_capitalised(hay, j + 1)) {
+                break;
             }
-            return (end > t_end).then_some((end, true));
+            j = w_end;
+            words += 1;
+            if !particle {
+                end = w_end;
+            }
         }
+        return (end > t_end).then_some((end, true));
     }
     // English order: capitalised name words, then a street type.
     let mut j = i;
@@ -197,7 +389,13 @@ fn number_first(hay: &[u8], s: usize) -> Option<(usize, bool)> {
         let w_end = if at(hay, j).is_some_and(is_digit) {
             let d = digit_run(hay, j, 3);
             let e = j + d;
-            if d == 0 || d > 3 || !(starts_with_ci(hay, e, b"st") || starts_with_ci(hay, e, b"nd") || starts_with_ci(hay, e, b"rd") || starts_with_ci(hay, e, b"th")) {
+            if d == 0
+                || d > 3
+                || !(starts_with_ci(hay, e, b"st")
+                    || starts_with_ci(hay, e, b"nd")
+                    || starts_with_ci(hay, e, b"rd")
+                    || starts_with_ci(hay, e, b"th"))
+            {
                 break;
             }
             e + 2
@@ -205,8 +403,10 @@ fn number_first(hay: &[u8], s: usize) -> Option<(usize, bool)> {
             word_end(hay, j)?
         };
         let mut end = w_end;
-        if words > 0 && in_list(hay, j, w_end, EN_TYPES) {
-            if at(hay, end) == Some(b'.') {
+        let bounded = !at(hay, w_end).is_some_and(|b| is_alnum(b) || b == b'_');
+        if words > 0 && bounded && in_list(hay, j, w_end, EN_TYPES) {
+            // `St.` keeps its dot; `Street.` ends a sentence.
+            if at(hay, end) == Some(b'.') && in_list(hay, j, w_end, EN_ABBREVIATIONS) {
                 end += 1;
             }
             typed_end = Some(end);
@@ -235,7 +435,9 @@ fn direction(hay: &[u8], end: usize) -> usize {
     }
     for d in DIRECTIONS {
         let d = d.as_bytes();
-        if hay.get(end + 1..end + 1 + d.len()) == Some(d) && !at(hay, end + 1 + d.len()).is_some_and(|b| b.is_ascii_alphanumeric()) {
+        if hay.get(end + 1..end + 1 + d.len()) == Some(d)
+            && !at(hay, end + 1 + d.len()).is_some_and(|b| b.is_ascii_alphanumeric())
+        {
             return end + 1 + d.len();
         }
     }
@@ -289,7 +491,10 @@ fn unit(hay: &[u8], end: usize) -> usize {
             while j < hay.len() && j - start < 6 && (is_alnum(hay[j]) || hay[j] == b'-') {
                 j += 1;
             }
-            if j > start && hay[start..j].iter().any(|b| is_digit(*b)) && !at(hay, j).is_some_and(is_alnum) {
+            if j > start
+                && hay[start..j].iter().any(|b| is_digit(*b))
+                && !at(hay, j).is_some_and(is_alnum)
+            {
                 return j;
             }
         }
@@ -309,7 +514,9 @@ fn locality(hay: &[u8], street_end: usize) -> (usize, bool) {
             (Some(b','), Some(b'\n')) => i += 2,
             _ => break,
         }
-        let Some((piece_end, has_postcode)) = locality_piece(hay, i) else { break };
+        let Some((piece_end, has_postcode)) = locality_piece(hay, i) else {
+            break;
+        };
         end = piece_end;
         postcode |= has_postcode;
     }
@@ -320,7 +527,9 @@ fn locality_piece(hay: &[u8], i: usize) -> Option<(usize, bool)> {
     // A postcode before the town: `10115 Berlin`, `D-10115 Berlin`, `75002 Paris`.
     let mut j = i;
     for prefix in [&b"D-"[..], b"F-", b"A-", b"CH-", b"NL-", b"B-", b"L-"] {
-        if hay.get(j..j + prefix.len()) == Some(prefix) && at(hay, j + prefix.len()).is_some_and(is_digit) {
+        if hay.get(j..j + prefix.len()) == Some(prefix)
+            && at(hay, j + prefix.len()).is_some_and(is_digit)
+        {
             j += prefix.len();
             break;
         }
@@ -343,7 +552,9 @@ fn locality_piece(hay: &[u8], i: usize) -> Option<(usize, bool)> {
     }
     for country in COUNTRIES {
         let c = country.as_bytes();
-        if hay.get(i..i + c.len()) == Some(c) && !at(hay, i + c.len()).is_some_and(|b| b.is_ascii_alphabetic()) {
+        if hay.get(i..i + c.len()) == Some(c)
+            && !at(hay, i + c.len()).is_some_and(|b| b.is_ascii_alphabetic())
+        {
             return Some((i + c.len(), false));
         }
     }
@@ -356,10 +567,10 @@ fn locality_piece(hay: &[u8], i: usize) -> Option<(usize, bool)> {
     }
     let town_end = town(hay, i)?;
     // `Washington DC 20500`, `London NW1 6XE`.
-    if at(hay, town_end) == Some(b' ') {
-        if let Some(e) = state_zip(hay, town_end + 1).or_else(|| uk_postcode(hay, town_end + 1)) {
-            return Some((e, true));
-        }
+    if at(hay, town_end) == Some(b' ')
+        && let Some(e) = state_zip(hay, town_end + 1).or_else(|| uk_postcode(hay, town_end + 1))
+    {
+        return Some((e, true));
     }
     Some((town_end, false))
 }
@@ -370,7 +581,9 @@ fn town(hay: &[u8], i: usize) -> Option<usize> {
     let mut end = word_end(hay, i)?;
     let mut words = 1;
     while words < 4 && at(hay, end) == Some(b' ') {
-        let Some(w_end) = word_end(hay, end + 1) else { break };
+        let Some(w_end) = word_end(hay, end + 1) else {
+            break;
+        };
         if at(hay, w_end).is_some_and(is_digit) {
             // `Sheffield S9 1ZY`: a postcode, not part of the town.
             break;
@@ -378,7 +591,9 @@ fn town(hay: &[u8], i: usize) -> Option<usize> {
         let small = in_list(hay, end + 1, w_end, PLACE_PARTICLES);
         if small {
             if at(hay, w_end) == Some(b' ') && is_capitalised(hay, w_end + 1) {
-                let Some(next) = word_end(hay, w_end + 1) else { break };
+                let Some(next) = word_end(hay, w_end + 1) else {
+                    break;
+                };
                 end = next;
                 words += 2;
                 continue;
@@ -387,7 +602,8 @@ fn town(hay: &[u8], i: usize) -> Option<usize> {
         }
         // Two capital letters are a state, which `state_zip` reads.
         let len = w_end - end - 1;
-        let state = (2..=3).contains(&len) && hay[end + 1..w_end].iter().all(u8::is_ascii_uppercase);
+        let state =
+            (2..=3).contains(&len) && hay[end + 1..w_end].iter().all(u8::is_ascii_uppercase);
         if !is_capitalised(hay, end + 1) || state {
             break;
         }
@@ -478,7 +694,7 @@ pub(crate) fn is_address_value(value: &str) -> bool {
     let has_letter = hay.iter().any(u8::is_ascii_alphabetic);
     let has_digit = hay.iter().any(|b| is_digit(*b));
     let words = v.split_whitespace().count();
-    let identifier = v.contains('@')
+    let identifier = v.contains(['@', '=', '{', '}', '<', '>', '|', '\\', '[', ']'])
         || v.contains("://")
         || v.starts_with("0x")
         || super::network::is_ip(v)
@@ -491,9 +707,13 @@ pub(crate) fn is_address_value(value: &str) -> bool {
 /// or `line1` under an address).
 pub(crate) fn is_street_value(value: &str) -> bool {
     let v = value.trim();
+    let letters = v.bytes().filter(u8::is_ascii_alphabetic).count();
+    let has_digit = v.bytes().any(|b| b.is_ascii_digit());
+    let words = v.split_whitespace().count();
     v.len() >= 4
         && v.len() <= 200
-        && v.bytes().any(|b| b.is_ascii_alphabetic())
-        && !v.contains('@')
+        && letters >= 2
+        && (words >= 2 || (has_digit && at_start(v.as_bytes(), 0).is_some()))
+        && !v.contains(['@', '=', '{', '}', '<', '>', '|', '\\', '[', ']'])
         && !v.contains("://")
 }

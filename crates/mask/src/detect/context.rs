@@ -39,52 +39,157 @@ pub(crate) enum Cue {
 }
 
 const CUES: &[(&str, Cue)] = &[
-    ("mr", Cue::Title), ("mrs", Cue::Title), ("ms", Cue::Title), ("miss", Cue::Title),
-    ("mx", Cue::Title), ("dr", Cue::Title), ("prof", Cue::Title), ("sir", Cue::Title),
-    ("dame", Cue::Title), ("herr", Cue::Title), ("frau", Cue::Title), ("mme", Cue::Title),
-    ("mlle", Cue::Title), ("monsieur", Cue::Title), ("madame", Cue::Title),
-    ("señor", Cue::Title), ("señora", Cue::Title), ("sr", Cue::Title), ("sra", Cue::Title),
-    ("srta", Cue::Title), ("lady", Cue::Title), ("lord", Cue::Title),
-    ("dear", Cue::Salutation), ("liebe", Cue::Salutation), ("lieber", Cue::Salutation),
-    ("sincerely", Cue::Closing), ("regards", Cue::Closing), ("signed", Cue::Closing),
-    ("best wishes", Cue::Closing), ("yours truly", Cue::Closing), ("yours faithfully", Cue::Closing),
-    ("cordially", Cue::Closing), ("respectfully", Cue::Closing), ("thanks", Cue::Closing),
-    ("thank you", Cue::Closing), ("cheers", Cue::Closing), ("best", Cue::Closing),
-    ("grüße", Cue::Closing), ("cordialement", Cue::Closing), ("saludos", Cue::Closing),
-    ("name is", Cue::NameIs), ("named", Cue::NameIs), ("called", Cue::NameIs),
-    ("customer", Cue::Role), ("patient", Cue::Role), ("employee", Cue::Role),
-    ("contact", Cue::Role), ("owner", Cue::Role), ("user", Cue::Role), ("recipient", Cue::Role),
-    ("cardholder", Cue::Role), ("card holder", Cue::Role), ("account holder", Cue::Role),
-    ("client", Cue::Role), ("member", Cue::Role), ("passenger", Cue::Role), ("guest", Cue::Role),
-    ("applicant", Cue::Role), ("beneficiary", Cue::Role), ("tenant", Cue::Role),
-    ("sender", Cue::Role), ("assignee", Cue::Role), ("reporter", Cue::Role),
-    ("candidate", Cue::Role), ("student", Cue::Role), ("driver", Cue::Role), ("caller", Cue::Role),
-    ("requester", Cue::Role), ("subscriber", Cue::Role), ("policyholder", Cue::Role),
-    ("buyer", Cue::Role), ("seller", Cue::Role), ("author", Cue::Role), ("spouse", Cue::Role),
-    ("name", Cue::KeyOnly), ("first", Cue::KeyOnly), ("last", Cue::KeyOnly),
-    ("surname", Cue::KeyOnly), ("given", Cue::KeyOnly), ("family", Cue::KeyOnly),
-    ("full", Cue::KeyOnly), ("forename", Cue::KeyOnly), ("holder", Cue::KeyOnly),
-    ("person", Cue::KeyOnly), ("zip", Cue::KeyOnly), ("postcode", Cue::KeyOnly),
-    ("postal", Cue::KeyOnly), ("line1", Cue::KeyOnly), ("line2", Cue::KeyOnly),
-    ("dob", Cue::Birth), ("d.o.b", Cue::Birth), ("date of birth", Cue::Birth),
-    ("birth date", Cue::Birth), ("birthdate", Cue::Birth), ("birthday", Cue::Birth),
-    ("born", Cue::Birth), ("birth", Cue::Birth), ("geboren", Cue::Birth), ("geb.", Cue::Birth),
-    ("geburtsdatum", Cue::Birth), ("né le", Cue::Birth), ("née le", Cue::Birth),
-    ("né", Cue::Birth), ("née", Cue::Birth), ("naissance", Cue::Birth),
-    ("nacimiento", Cue::Birth), ("nacido", Cue::Birth), ("nacida", Cue::Birth),
-    ("address", Cue::Address), ("addr", Cue::Address), ("adresse", Cue::Address),
-    ("anschrift", Cue::Address), ("street", Cue::Address), ("ship to", Cue::Address),
-    ("shipping to", Cue::Address), ("deliver to", Cue::Address), ("delivery to", Cue::Address),
-    ("lives at", Cue::Address), ("living at", Cue::Address), ("lives on", Cue::Address),
-    ("resides at", Cue::Address), ("residing at", Cue::Address), ("reside at", Cue::Address),
-    ("located at", Cue::Address), ("domicile", Cue::Address), ("wohnhaft", Cue::Address),
-    ("wohnt in der", Cue::Address), ("dirección", Cue::Address), ("direccion", Cue::Address),
-    ("billing", Cue::Address), ("shipping", Cue::Address), ("mailing", Cue::Address),
-    ("ssn", Cue::Ssn), ("social security", Cue::Ssn), ("soc sec", Cue::Ssn), ("ss#", Cue::Ssn),
-    ("phone", Cue::Phone), ("tel", Cue::Phone), ("telephone", Cue::Phone), ("mobile", Cue::Phone),
-    ("mob", Cue::Phone), ("cell", Cue::Phone), ("fax", Cue::Phone), ("call", Cue::Phone),
-    ("ph", Cue::Phone), ("whatsapp", Cue::Phone), ("sms", Cue::Phone), ("text me", Cue::Phone),
-    ("telefon", Cue::Phone), ("téléphone", Cue::Phone), ("handy", Cue::Phone),
+    ("mr", Cue::Title),
+    ("mrs", Cue::Title),
+    ("ms", Cue::Title),
+    ("miss", Cue::Title),
+    ("mx", Cue::Title),
+    ("dr", Cue::Title),
+    ("prof", Cue::Title),
+    ("sir", Cue::Title),
+    ("dame", Cue::Title),
+    ("herr", Cue::Title),
+    ("frau", Cue::Title),
+    ("mme", Cue::Title),
+    ("mlle", Cue::Title),
+    ("monsieur", Cue::Title),
+    ("madame", Cue::Title),
+    ("señor", Cue::Title),
+    ("señora", Cue::Title),
+    ("sr", Cue::Title),
+    ("sra", Cue::Title),
+    ("srta", Cue::Title),
+    ("lady", Cue::Title),
+    ("lord", Cue::Title),
+    ("dear", Cue::Salutation),
+    ("liebe", Cue::Salutation),
+    ("lieber", Cue::Salutation),
+    ("sincerely", Cue::Closing),
+    ("regards", Cue::Closing),
+    ("signed", Cue::Closing),
+    ("best wishes", Cue::Closing),
+    ("yours truly", Cue::Closing),
+    ("yours faithfully", Cue::Closing),
+    ("cordially", Cue::Closing),
+    ("respectfully", Cue::Closing),
+    ("thanks", Cue::Closing),
+    ("thank you", Cue::Closing),
+    ("cheers", Cue::Closing),
+    ("best", Cue::Closing),
+    ("grüße", Cue::Closing),
+    ("cordialement", Cue::Closing),
+    ("saludos", Cue::Closing),
+    ("name is", Cue::NameIs),
+    ("named", Cue::NameIs),
+    ("called", Cue::NameIs),
+    ("customer", Cue::Role),
+    ("patient", Cue::Role),
+    ("employee", Cue::Role),
+    ("contact", Cue::Role),
+    ("owner", Cue::Role),
+    ("user", Cue::Role),
+    ("recipient", Cue::Role),
+    ("cardholder", Cue::Role),
+    ("card holder", Cue::Role),
+    ("account holder", Cue::Role),
+    ("client", Cue::Role),
+    ("member", Cue::Role),
+    ("passenger", Cue::Role),
+    ("guest", Cue::Role),
+    ("applicant", Cue::Role),
+    ("beneficiary", Cue::Role),
+    ("tenant", Cue::Role),
+    ("sender", Cue::Role),
+    ("assignee", Cue::Role),
+    ("reporter", Cue::Role),
+    ("candidate", Cue::Role),
+    ("student", Cue::Role),
+    ("driver", Cue::Role),
+    ("caller", Cue::Role),
+    ("requester", Cue::Role),
+    ("subscriber", Cue::Role),
+    ("policyholder", Cue::Role),
+    ("buyer", Cue::Role),
+    ("seller", Cue::Role),
+    ("author", Cue::Role),
+    ("spouse", Cue::Role),
+    ("name", Cue::KeyOnly),
+    ("first", Cue::KeyOnly),
+    ("last", Cue::KeyOnly),
+    ("surname", Cue::KeyOnly),
+    ("given", Cue::KeyOnly),
+    ("family", Cue::KeyOnly),
+    ("full", Cue::KeyOnly),
+    ("forename", Cue::KeyOnly),
+    ("holder", Cue::KeyOnly),
+    ("person", Cue::KeyOnly),
+    ("zip", Cue::KeyOnly),
+    ("postcode", Cue::KeyOnly),
+    ("postal", Cue::KeyOnly),
+    ("line1", Cue::KeyOnly),
+    ("line2", Cue::KeyOnly),
+    ("dob", Cue::Birth),
+    ("d.o.b", Cue::Birth),
+    ("date of birth", Cue::Birth),
+    ("birth date", Cue::Birth),
+    ("birthdate", Cue::Birth),
+    ("birthday", Cue::Birth),
+    ("born", Cue::Birth),
+    ("birth", Cue::Birth),
+    ("geboren", Cue::Birth),
+    ("geb.", Cue::Birth),
+    ("geburtsdatum", Cue::Birth),
+    ("né le", Cue::Birth),
+    ("née le", Cue::Birth),
+    ("né", Cue::Birth),
+    ("née", Cue::Birth),
+    ("naissance", Cue::Birth),
+    ("nacimiento", Cue::Birth),
+    ("nacido", Cue::Birth),
+    ("nacida", Cue::Birth),
+    ("address", Cue::Address),
+    ("addr", Cue::Address),
+    ("adresse", Cue::Address),
+    ("anschrift", Cue::Address),
+    ("street", Cue::Address),
+    ("ship to", Cue::Address),
+    ("shipping to", Cue::Address),
+    ("deliver to", Cue::Address),
+    ("delivery to", Cue::Address),
+    ("lives at", Cue::Address),
+    ("living at", Cue::Address),
+    ("lives on", Cue::Address),
+    ("resides at", Cue::Address),
+    ("residing at", Cue::Address),
+    ("reside at", Cue::Address),
+    ("located at", Cue::Address),
+    ("domicile", Cue::Address),
+    ("wohnhaft", Cue::Address),
+    ("wohnt in der", Cue::Address),
+    ("dirección", Cue::Address),
+    ("direccion", Cue::Address),
+    ("billing", Cue::Address),
+    ("shipping", Cue::Address),
+    ("mailing", Cue::Address),
+    ("ssn", Cue::Ssn),
+    ("social security", Cue::Ssn),
+    ("soc sec", Cue::Ssn),
+    ("ss#", Cue::Ssn),
+    ("phone", Cue::Phone),
+    ("tel", Cue::Phone),
+    ("telephone", Cue::Phone),
+    ("mobile", Cue::Phone),
+    ("mob", Cue::Phone),
+    ("cell", Cue::Phone),
+    ("fax", Cue::Phone),
+    ("call", Cue::Phone),
+    ("ph", Cue::Phone),
+    ("whatsapp", Cue::Phone),
+    ("sms", Cue::Phone),
+    ("text me", Cue::Phone),
+    ("telefon", Cue::Phone),
+    ("téléphone", Cue::Phone),
+    ("handy", Cue::Phone),
 ];
 
 /// How far after a cue the thing it announces may start.
@@ -121,7 +226,9 @@ impl Cues {
             if m.start() < handled_to {
                 continue;
             }
-            let Some(&(_, cue)) = CUES.get(m.pattern().as_usize()) else { continue };
+            let Some(&(_, cue)) = CUES.get(m.pattern().as_usize()) else {
+                continue;
+            };
             if let Some(done) = key_value(text, m.start(), m.end(), out) {
                 handled_to = done;
                 continue;
@@ -233,10 +340,22 @@ fn key_value(text: &str, start: usize, end: usize, out: &mut Vec<Candidate>) -> 
 /// Reads an unquoted value (`name=Ada Lovelace email=...`, `DOB: 3 Feb
 /// 1990, London`): the kind's own parser decides where it ends, since
 /// commas and spaces may belong to it or to what follows.
-fn unquoted(text: &str, hint: FieldHint, kind: PersonalKind, start: usize, limit: usize, out: &mut Vec<Candidate>) {
+fn unquoted(
+    text: &str,
+    hint: FieldHint,
+    kind: PersonalKind,
+    start: usize,
+    limit: usize,
+    out: &mut Vec<Candidate>,
+) {
     let hay = text.as_bytes();
     let line_end = (start..limit)
-        .find(|&j| matches!(hay[j], b'\n' | b'\r' | b';' | b'&' | b'|' | b'"' | b'\t' | b'}' | b']'))
+        .find(|&j| {
+            matches!(
+                hay[j],
+                b'\n' | b'\r' | b';' | b'&' | b'|' | b'"' | b'\t' | b'}' | b']'
+            )
+        })
         .unwrap_or(limit);
     let mut token_end = start;
     while token_end < line_end && !matches!(hay[token_end], b' ' | b',') {
@@ -249,17 +368,21 @@ fn unquoted(text: &str, hint: FieldHint, kind: PersonalKind, start: usize, limit
             }
         }
         PersonalKind::PostalAddress => {
+            // Unquoted, only a street the parser reads: the loose checks of
+            // whole field values would take in whatever follows.
             if let Some(m) = address::at_start(hay, start) {
                 out.push(Candidate::new(kind, start, m.end, 4));
-            } else if let Some(value) = text.get(start..line_end) {
+            } else if hint.component == Some(super::field::Component::Postcode)
+                && let Some(value) = text.get(start..token_end)
+            {
                 values::check(hint, value, start, out);
             }
         }
         PersonalKind::PersonName => {
-            if let Some(end) = name::at_start(text, start, NameMode::Strong) {
-                if let Some(value) = text.get(start..end) {
-                    values::check(hint, value, start, out);
-                }
+            if let Some(end) = name::at_start(text, start, NameMode::Strong)
+                && let Some(value) = text.get(start..end)
+            {
+                values::check(hint, value, start, out);
             }
         }
         PersonalKind::Phone => {
@@ -326,25 +449,65 @@ fn prose(text: &str, cue: Cue, start: usize, end: usize, out: &mut Vec<Candidate
             }
         }
         Cue::KeyOnly => {}
-        Cue::Birth => within(hay, end, BIRTH_WINDOW, |j| {
-            date::at_start(hay, j, true).map(|m| Candidate::new(PersonalKind::DateOfBirth, j, m.end, 2))
-        }, out),
+        Cue::Birth => within(
+            hay,
+            end,
+            BIRTH_WINDOW,
+            |j| {
+                date::at_start(hay, j, true)
+                    .map(|m| Candidate::new(PersonalKind::DateOfBirth, j, m.end, 2))
+            },
+            out,
+        ),
         Cue::Address => {
             // `IP address`, `email address`, `MAC address` are not postal.
             let word_before = previous_word(hay, start);
-            if matches!(word_before.as_str(), "ip" | "email" | "e-mail" | "mac" | "web" | "wallet" | "server" | "memory" | "return" | "bitcoin" | "hardware" | "physical" | "remote" | "local") {
+            if matches!(
+                word_before.as_str(),
+                "ip" | "email"
+                    | "e-mail"
+                    | "mac"
+                    | "web"
+                    | "wallet"
+                    | "server"
+                    | "memory"
+                    | "return"
+                    | "bitcoin"
+                    | "hardware"
+                    | "physical"
+                    | "remote"
+                    | "local"
+            ) {
                 return;
             }
-            within(hay, end, ADDRESS_WINDOW, |j| {
-                address::at_start(hay, j).map(|m| Candidate::new(PersonalKind::PostalAddress, j, m.end, 1))
-            }, out);
+            within(
+                hay,
+                end,
+                ADDRESS_WINDOW,
+                |j| {
+                    address::at_start(hay, j)
+                        .map(|m| Candidate::new(PersonalKind::PostalAddress, j, m.end, 1))
+                },
+                out,
+            );
         }
-        Cue::Ssn => within(hay, end, NUMBER_WINDOW, |j| {
-            ssn::any_at(hay, j).map(|e| Candidate::new(PersonalKind::UsSsn, j, e, 3))
-        }, out),
-        Cue::Phone => within(hay, end, NUMBER_WINDOW, |j| {
-            phone::at_start(hay, j, phone::Strictness::Context).map(|e| Candidate::new(PersonalKind::Phone, j, e, 2))
-        }, out),
+        Cue::Ssn => within(
+            hay,
+            end,
+            NUMBER_WINDOW,
+            |j| ssn::any_at(hay, j).map(|e| Candidate::new(PersonalKind::UsSsn, j, e, 3)),
+            out,
+        ),
+        Cue::Phone => within(
+            hay,
+            end,
+            NUMBER_WINDOW,
+            |j| {
+                phone::at_start(hay, j, phone::Strictness::Context)
+                    .map(|e| Candidate::new(PersonalKind::Phone, j, e, 2))
+            },
+            out,
+        ),
     }
 }
 
@@ -362,7 +525,11 @@ fn previous_word(hay: &[u8], start: usize) -> String {
 
 fn name_after(text: &str, i: usize, mode: NameMode, out: &mut Vec<Candidate>) {
     // Names start with a capital (or a letter outside ASCII).
-    if !text.as_bytes().get(i).is_some_and(|&b| b.is_ascii_uppercase() || b >= 0x80) {
+    if !text
+        .as_bytes()
+        .get(i)
+        .is_some_and(|&b| b.is_ascii_uppercase() || b >= 0x80)
+    {
         return;
     }
     if let Some(e) = name::at_start(text, i, mode) {
@@ -372,23 +539,37 @@ fn name_after(text: &str, i: usize, mode: NameMode, out: &mut Vec<Candidate>) {
 
 /// Tries `find` at every token start in the `window` bytes after `from`
 /// and keeps the first thing found.
-fn within(hay: &[u8], from: usize, window: usize, find: impl Fn(usize) -> Option<Candidate>, out: &mut Vec<Candidate>) {
+fn within(
+    hay: &[u8],
+    from: usize,
+    window: usize,
+    find: impl Fn(usize) -> Option<Candidate>,
+    out: &mut Vec<Candidate>,
+) {
     let limit = (from + window).min(hay.len());
     let mut j = from;
     while j < limit {
         let b = hay[j];
         let starts = (is_alnum(b) || b == b'+' || b == b'(')
             && !before(hay, j).is_some_and(|p| is_alnum(p) || p >= 0x80);
-        if starts && (is_digit(b) || b.is_ascii_uppercase() || b == b'+' || b == b'(' || b.is_ascii_lowercase()) {
-            if let Some(c) = find(j) {
-                out.push(c);
-                return;
-            }
+        if starts
+            && (is_digit(b)
+                || b.is_ascii_uppercase()
+                || b == b'+'
+                || b == b'('
+                || b.is_ascii_lowercase())
+            && let Some(c) = find(j)
+        {
+            out.push(c);
+            return;
         }
         if b == b'\n' && j > from + 2 {
             // A cue at the end of a line may announce the next line, but not
             // the one after.
-            if hay.get(from..j).is_some_and(|s| s.iter().any(u8::is_ascii_alphanumeric)) {
+            if hay
+                .get(from..j)
+                .is_some_and(|s| s.iter().any(u8::is_ascii_alphanumeric))
+            {
                 return;
             }
         }

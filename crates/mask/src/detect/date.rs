@@ -24,18 +24,77 @@ pub(crate) struct DateMatch {
 /// Month names and abbreviations, lower case, with their month number.
 /// Longer spellings come before their prefixes.
 const MONTHS: &[(&str, u32)] = &[
-    ("january", 1), ("januar", 1), ("janvier", 1), ("jänner", 1), ("enero", 1), ("jan", 1),
-    ("february", 2), ("februar", 2), ("février", 2), ("fevrier", 2), ("febrero", 2), ("feb", 2), ("fév", 2), ("fev", 2),
-    ("march", 3), ("märz", 3), ("maerz", 3), ("mars", 3), ("marzo", 3), ("mar", 3), ("mär", 3),
-    ("april", 4), ("avril", 4), ("abril", 4), ("apr", 4), ("avr", 4), ("abr", 4),
-    ("may", 5), ("mai", 5), ("mayo", 5),
-    ("june", 6), ("juni", 6), ("juin", 6), ("junio", 6), ("jun", 6),
-    ("july", 7), ("juli", 7), ("juillet", 7), ("julio", 7), ("jul", 7), ("juil", 7),
-    ("august", 8), ("août", 8), ("aout", 8), ("agosto", 8), ("aug", 8), ("ago", 8),
-    ("september", 9), ("septembre", 9), ("septiembre", 9), ("sept", 9), ("sep", 9),
-    ("october", 10), ("oktober", 10), ("octobre", 10), ("octubre", 10), ("oct", 10), ("okt", 10),
-    ("november", 11), ("novembre", 11), ("noviembre", 11), ("nov", 11),
-    ("december", 12), ("dezember", 12), ("décembre", 12), ("decembre", 12), ("diciembre", 12), ("dec", 12), ("dez", 12), ("déc", 12), ("dic", 12),
+    ("january", 1),
+    ("januar", 1),
+    ("janvier", 1),
+    ("jänner", 1),
+    ("enero", 1),
+    ("jan", 1),
+    ("february", 2),
+    ("februar", 2),
+    ("février", 2),
+    ("fevrier", 2),
+    ("febrero", 2),
+    ("feb", 2),
+    ("fév", 2),
+    ("fev", 2),
+    ("march", 3),
+    ("märz", 3),
+    ("maerz", 3),
+    ("mars", 3),
+    ("marzo", 3),
+    ("mar", 3),
+    ("mär", 3),
+    ("april", 4),
+    ("avril", 4),
+    ("abril", 4),
+    ("apr", 4),
+    ("avr", 4),
+    ("abr", 4),
+    ("may", 5),
+    ("mai", 5),
+    ("mayo", 5),
+    ("june", 6),
+    ("juni", 6),
+    ("juin", 6),
+    ("junio", 6),
+    ("jun", 6),
+    ("july", 7),
+    ("juli", 7),
+    ("juillet", 7),
+    ("julio", 7),
+    ("jul", 7),
+    ("juil", 7),
+    ("august", 8),
+    ("août", 8),
+    ("aout", 8),
+    ("agosto", 8),
+    ("aug", 8),
+    ("ago", 8),
+    ("september", 9),
+    ("septembre", 9),
+    ("septiembre", 9),
+    ("sept", 9),
+    ("sep", 9),
+    ("october", 10),
+    ("oktober", 10),
+    ("octobre", 10),
+    ("octubre", 10),
+    ("oct", 10),
+    ("okt", 10),
+    ("november", 11),
+    ("novembre", 11),
+    ("noviembre", 11),
+    ("nov", 11),
+    ("december", 12),
+    ("dezember", 12),
+    ("décembre", 12),
+    ("decembre", 12),
+    ("diciembre", 12),
+    ("dec", 12),
+    ("dez", 12),
+    ("déc", 12),
+    ("dic", 12),
 ];
 
 /// The earliest and latest years accepted for a date of birth.
@@ -45,7 +104,9 @@ fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
         2 => 28,
         _ => 0,
     }
@@ -75,7 +136,9 @@ fn month_at(hay: &[u8], i: usize) -> Option<(u32, usize)> {
 
 fn ordinal_at(hay: &[u8], i: usize) -> Option<usize> {
     for suffix in [b"st", b"nd", b"rd", b"th"] {
-        if starts_with_ci(hay, i, suffix) && !at(hay, i + 2).is_some_and(|b| b.is_ascii_alphabetic()) {
+        if starts_with_ci(hay, i, suffix)
+            && !at(hay, i + 2).is_some_and(|b| b.is_ascii_alphabetic())
+        {
             return Some(i + 2);
         }
     }
@@ -83,8 +146,10 @@ fn ordinal_at(hay: &[u8], i: usize) -> Option<usize> {
 }
 
 fn boundary_after(hay: &[u8], i: usize) -> bool {
-    !at(hay, i).is_some_and(|b| is_alnum(b) || b == b'_')
-        && !(matches!(at(hay, i), Some(b'.' | b'/' | b'-')) && at(hay, i + 1).is_some_and(is_digit))
+    let glued = at(hay, i).is_some_and(|b| is_alnum(b) || b == b'_');
+    let continued =
+        matches!(at(hay, i), Some(b'.' | b'/' | b'-')) && at(hay, i + 1).is_some_and(is_digit);
+    !glued && !continued
 }
 
 /// The date starting at `s`. `two_digit_years` allows `03/02/90`.
@@ -93,7 +158,9 @@ pub(crate) fn at_start(hay: &[u8], s: usize, two_digit_years: bool) -> Option<Da
         return None;
     }
     match at(hay, s) {
-        Some(b) if is_digit(b) => numeric(hay, s, two_digit_years).or_else(|| day_first_words(hay, s)),
+        Some(b) if is_digit(b) => {
+            numeric(hay, s, two_digit_years).or_else(|| day_first_words(hay, s))
+        }
         Some(b) if b.is_ascii_alphabetic() => month_first(hay, s),
         _ => None,
     }
@@ -115,11 +182,18 @@ fn numeric(hay: &[u8], s: usize, two_digit_years: bool) -> Option<DateMatch> {
     let end = c_start + c;
     // An ISO date may carry a time (`1990-02-03T04:05:06Z`); the date ends
     // before the `T`.
-    let iso_time = a == 4 && sep == b'-' && matches!(at(hay, end), Some(b'T' | b't')) && at(hay, end + 1).is_some_and(is_digit);
+    let iso_time = a == 4
+        && sep == b'-'
+        && matches!(at(hay, end), Some(b'T' | b't'))
+        && at(hay, end + 1).is_some_and(is_digit);
     if !iso_time && !boundary_after(hay, end) {
         return None;
     }
-    let (na, nb, nc) = (number(hay, s, s + a), number(hay, b_start, b_start + b), number(hay, c_start, end));
+    let (na, nb, nc) = (
+        number(hay, s, s + a),
+        number(hay, b_start, b_start + b),
+        number(hay, c_start, end),
+    );
     let narrow = |v: u64| u32::try_from(v).unwrap_or(0);
     let (na, nb, nc) = (narrow(na), narrow(nb), narrow(nc));
     if a == 4 && (1..=2).contains(&c) {
@@ -139,7 +213,11 @@ fn numeric(hay: &[u8], s: usize, two_digit_years: bool) -> Option<DateMatch> {
     let year = match c {
         4 if YEARS.contains(&nc) => nc,
         2 if two_digit_years => {
-            if nc <= 30 { 2000 + nc } else { 1900 + nc }
+            if nc <= 30 {
+                2000 + nc
+            } else {
+                1900 + nc
+            }
         }
         _ => return None,
     };
@@ -149,9 +227,23 @@ fn numeric(hay: &[u8], s: usize, two_digit_years: bool) -> Option<DateMatch> {
     let month_first = valid(year, na, nb);
     let take_month_first = month_first && (!day_first || sep == b'/');
     if take_month_first {
-        Some(DateMatch { end, year, month: na, day: nb, day_digits: (b_start, b_start + b), ordinal: None })
+        Some(DateMatch {
+            end,
+            year,
+            month: na,
+            day: nb,
+            day_digits: (b_start, b_start + b),
+            ordinal: None,
+        })
     } else if day_first {
-        Some(DateMatch { end, year, month: nb, day: na, day_digits: (s, s + a), ordinal: None })
+        Some(DateMatch {
+            end,
+            year,
+            month: nb,
+            day: na,
+            day_digits: (s, s + a),
+            ordinal: None,
+        })
     } else {
         None
     }
@@ -189,7 +281,14 @@ fn day_first_words(hay: &[u8], s: usize) -> Option<DateMatch> {
         return None;
     }
     let (year, end) = year_at(hay, year_start)?;
-    valid(year, month, day).then_some(DateMatch { end, year, month, day, day_digits: (s, s + d), ordinal })
+    valid(year, month, day).then_some(DateMatch {
+        end,
+        year,
+        month,
+        day,
+        day_digits: (s, s + d),
+        ordinal,
+    })
 }
 
 /// `February 3, 1990`, `Feb. 3rd 1990`.
@@ -242,7 +341,10 @@ pub(crate) fn whole(value: &str) -> Option<DateMatch> {
     let m = at_start(hay, 0, true)?;
     let rest = &hay[m.end..];
     let time_ok = rest.is_empty()
-        || (matches!(rest[0], b'T' | b't' | b' ') && rest[1..].iter().all(|&b| is_digit(b) || matches!(b, b':' | b'.' | b'Z' | b'z' | b'+' | b'-')));
+        || (matches!(rest[0], b'T' | b't' | b' ')
+            && rest[1..]
+                .iter()
+                .all(|&b| is_digit(b) || matches!(b, b':' | b'.' | b'Z' | b'z' | b'+' | b'-')));
     time_ok.then_some(m)
 }
 

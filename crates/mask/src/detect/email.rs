@@ -18,11 +18,11 @@ const MAX_DOMAIN: usize = 253;
 const FILE_EXTENSIONS: &[&[u8]] = &[
     b"png", b"jpg", b"jpeg", b"gif", b"svg", b"webp", b"ico", b"bmp", b"tif", b"tiff", b"css",
     b"js", b"mjs", b"cjs", b"ts", b"tsx", b"jsx", b"json", b"yaml", b"yml", b"toml", b"txt",
-    b"lock", b"html", b"htm", b"xml", b"map", b"wasm", b"pdf", b"zip", b"gz", b"tgz", b"md",
-    b"rs", b"py", b"rb", b"go", b"java", b"kt", b"swift", b"php", b"sh", b"exe", b"dll",
-    b"so", b"dylib", b"jar", b"war", b"mp3", b"mp4", b"mov", b"avi", b"wav", b"ogg", b"woff",
-    b"woff2", b"ttf", b"otf", b"eot", b"csv", b"tsv", b"log", b"bak", b"tmp", b"ini", b"cfg",
-    b"conf", b"env", b"pem", b"crt", b"key", b"der", b"lib", b"a", b"o",
+    b"lock", b"html", b"htm", b"xml", b"map", b"wasm", b"pdf", b"zip", b"gz", b"tgz", b"md", b"rs",
+    b"py", b"rb", b"go", b"java", b"kt", b"swift", b"php", b"sh", b"exe", b"dll", b"so", b"dylib",
+    b"jar", b"war", b"mp3", b"mp4", b"mov", b"avi", b"wav", b"ogg", b"woff", b"woff2", b"ttf",
+    b"otf", b"eot", b"csv", b"tsv", b"log", b"bak", b"tmp", b"ini", b"cfg", b"conf", b"env",
+    b"pem", b"crt", b"key", b"der", b"lib", b"a", b"o",
 ];
 
 fn is_local(b: u8) -> bool {

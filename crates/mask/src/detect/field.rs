@@ -67,66 +67,413 @@ fn keys(path: &str) -> Vec<&str> {
         .collect()
 }
 
-const TEST_WORDS: &[&str] = &["test", "testing", "tests", "sample", "samples", "example", "examples", "dummy", "fake", "mock", "fixture", "fixtures", "demo", "sandbox"];
+const TEST_WORDS: &[&str] = &[
+    "test", "testing", "tests", "sample", "samples", "example", "examples", "dummy", "fake",
+    "mock", "fixture", "fixtures", "demo", "sandbox",
+];
 
 /// Words that make a name field a person's.
-const NAME_PARTS: &[&str] = &["first", "given", "fore", "last", "sur", "family", "middle", "maiden", "full", "legal", "real", "birth", "christian", "nick"];
+const NAME_PARTS: &[&str] = &[
+    "first",
+    "given",
+    "fore",
+    "last",
+    "sur",
+    "family",
+    "middle",
+    "maiden",
+    "full",
+    "legal",
+    "real",
+    "birth",
+    "christian",
+    "nick",
+];
 
 /// Roles people have in records.
 const PERSON_ROLES: &[&str] = &[
-    "customer", "customers", "patient", "patients", "employee", "employees", "person", "persons",
-    "people", "contact", "contacts", "owner", "owners", "holder", "holders", "cardholder",
-    "recipient", "recipients", "sender", "author", "authors", "assignee", "reporter",
-    "requester", "approver", "reviewer", "member", "members", "guest", "guests", "passenger",
-    "passengers", "driver", "drivers", "student", "students", "teacher", "applicant",
-    "applicants", "beneficiary", "spouse", "partner", "guardian", "parent", "child", "children",
-    "dependent", "dependents", "insured", "policyholder", "subscriber", "subscribers", "caller",
-    "buyer", "seller", "tenant", "landlord", "doctor", "physician", "nurse", "manager",
-    "signer", "signatory", "witness", "victim", "emergency", "billing", "shipping", "client",
-    "clients", "user", "users", "agent", "rep", "representative", "attendee", "attendees",
-    "participant", "participants", "candidate", "candidates", "volunteer", "donor", "donors",
-    "borrower", "lender", "payee", "payer", "account",
+    "customer",
+    "customers",
+    "patient",
+    "patients",
+    "employee",
+    "employees",
+    "person",
+    "persons",
+    "people",
+    "contact",
+    "contacts",
+    "owner",
+    "owners",
+    "holder",
+    "holders",
+    "cardholder",
+    "recipient",
+    "recipients",
+    "sender",
+    "author",
+    "authors",
+    "assignee",
+    "reporter",
+    "requester",
+    "approver",
+    "reviewer",
+    "member",
+    "members",
+    "guest",
+    "guests",
+    "passenger",
+    "passengers",
+    "driver",
+    "drivers",
+    "student",
+    "students",
+    "teacher",
+    "applicant",
+    "applicants",
+    "beneficiary",
+    "spouse",
+    "partner",
+    "guardian",
+    "parent",
+    "child",
+    "children",
+    "dependent",
+    "dependents",
+    "insured",
+    "policyholder",
+    "subscriber",
+    "subscribers",
+    "caller",
+    "buyer",
+    "seller",
+    "tenant",
+    "landlord",
+    "doctor",
+    "physician",
+    "nurse",
+    "manager",
+    "signer",
+    "signatory",
+    "witness",
+    "victim",
+    "emergency",
+    "billing",
+    "shipping",
+    "client",
+    "clients",
+    "user",
+    "users",
+    "agent",
+    "rep",
+    "representative",
+    "attendee",
+    "attendees",
+    "participant",
+    "participants",
+    "candidate",
+    "candidates",
+    "volunteer",
+    "donor",
+    "donors",
+    "borrower",
+    "lender",
+    "payee",
+    "payer",
+    "account",
 ];
 
 /// Things that have names but are not people.
 const ENTITIES: &[&str] = &[
-    "product", "products", "company", "companies", "org", "organization", "organisation",
-    "business", "brand", "file", "filename", "host", "hostname", "server", "domain", "app",
-    "application", "service", "project", "repo", "repository", "bucket", "table", "column",
-    "field", "key", "team", "group", "role", "channel", "device", "model", "item", "items",
-    "sku", "category", "tag", "city", "country", "state", "street", "bank", "store", "shop",
-    "event", "plan", "tier", "queue", "topic", "branch", "image", "container", "pod", "node",
-    "cluster", "region", "zone", "database", "db", "schema", "index", "class", "method",
-    "function", "module", "package", "variable", "env", "feature", "flag", "metric", "label",
-    "screen", "login", "handle", "path", "url", "type", "kind", "status", "code", "version",
-    "workspace", "folder", "directory", "dir", "pipeline", "job", "task", "step", "template",
-    "resource", "vendor", "merchant", "supplier", "manufacturer", "carrier", "venue", "place",
-    "location", "site", "hotel", "airline", "school", "university", "hospital", "course",
-    "title", "subject", "song", "album", "movie", "book", "game", "attribute", "param",
-    "parameter", "property", "setting", "option", "config", "section", "unit", "currency",
-    "language", "locale", "timezone", "campaign", "portfolio", "fund", "asset", "coin",
-    "token", "network", "interface", "volume", "disk", "mount", "cert", "certificate",
-    "secret", "policy", "rule", "alarm", "alert", "dashboard", "report", "document", "doc",
-    "sheet", "page", "form", "widget", "component", "element", "entity", "object", "record",
-    "store", "warehouse", "route", "street", "building", "room", "floor", "department",
-    "division", "office", "employer", "institution", "clinic", "pharmacy", "insurer",
-    "provider", "plan", "drug", "medication", "diagnosis", "procedure", "test", "lab",
-    "event", "venue", "restaurant", "dish", "menu", "recipe", "color", "colour", "size",
-    "pet", "animal", "breed", "species", "vehicle", "make", "ship", "vessel", "flight",
-    "airport", "station", "stop", "line", "brand", "label", "legal_entity", "entity",
-    "display", "username", "nickname",
+    "product",
+    "products",
+    "company",
+    "companies",
+    "org",
+    "organization",
+    "organisation",
+    "business",
+    "brand",
+    "file",
+    "filename",
+    "host",
+    "hostname",
+    "server",
+    "domain",
+    "app",
+    "application",
+    "service",
+    "project",
+    "repo",
+    "repository",
+    "bucket",
+    "table",
+    "column",
+    "field",
+    "key",
+    "team",
+    "group",
+    "role",
+    "channel",
+    "device",
+    "model",
+    "item",
+    "items",
+    "sku",
+    "category",
+    "tag",
+    "city",
+    "country",
+    "state",
+    "street",
+    "bank",
+    "store",
+    "shop",
+    "event",
+    "plan",
+    "tier",
+    "queue",
+    "topic",
+    "branch",
+    "image",
+    "container",
+    "pod",
+    "node",
+    "cluster",
+    "region",
+    "zone",
+    "database",
+    "db",
+    "schema",
+    "index",
+    "class",
+    "method",
+    "function",
+    "module",
+    "package",
+    "variable",
+    "env",
+    "feature",
+    "flag",
+    "metric",
+    "label",
+    "screen",
+    "login",
+    "handle",
+    "path",
+    "url",
+    "type",
+    "kind",
+    "status",
+    "code",
+    "version",
+    "workspace",
+    "folder",
+    "directory",
+    "dir",
+    "pipeline",
+    "job",
+    "task",
+    "step",
+    "template",
+    "resource",
+    "vendor",
+    "merchant",
+    "supplier",
+    "manufacturer",
+    "carrier",
+    "venue",
+    "place",
+    "location",
+    "site",
+    "hotel",
+    "airline",
+    "school",
+    "university",
+    "hospital",
+    "course",
+    "title",
+    "subject",
+    "song",
+    "album",
+    "movie",
+    "book",
+    "game",
+    "attribute",
+    "param",
+    "parameter",
+    "property",
+    "setting",
+    "option",
+    "config",
+    "section",
+    "unit",
+    "currency",
+    "language",
+    "locale",
+    "timezone",
+    "campaign",
+    "portfolio",
+    "fund",
+    "asset",
+    "coin",
+    "token",
+    "network",
+    "interface",
+    "volume",
+    "disk",
+    "mount",
+    "cert",
+    "certificate",
+    "secret",
+    "policy",
+    "rule",
+    "alarm",
+    "alert",
+    "dashboard",
+    "report",
+    "document",
+    "doc",
+    "sheet",
+    "page",
+    "form",
+    "widget",
+    "component",
+    "element",
+    "entity",
+    "object",
+    "record",
+    "store",
+    "warehouse",
+    "route",
+    "street",
+    "building",
+    "room",
+    "floor",
+    "department",
+    "division",
+    "office",
+    "employer",
+    "institution",
+    "clinic",
+    "pharmacy",
+    "insurer",
+    "provider",
+    "plan",
+    "drug",
+    "medication",
+    "diagnosis",
+    "procedure",
+    "test",
+    "lab",
+    "event",
+    "venue",
+    "restaurant",
+    "dish",
+    "menu",
+    "recipe",
+    "color",
+    "colour",
+    "size",
+    "pet",
+    "animal",
+    "breed",
+    "species",
+    "vehicle",
+    "make",
+    "ship",
+    "vessel",
+    "flight",
+    "airport",
+    "station",
+    "stop",
+    "line",
+    "brand",
+    "label",
+    "legal_entity",
+    "entity",
+    "display",
+    "username",
+    "nickname",
 ];
 
 /// Words that make an `address` field something other than a postal one.
 const NOT_POSTAL: &[&str] = &[
-    "ip", "ipv4", "ipv6", "mac", "email", "e", "web", "url", "uri", "wallet", "server",
-    "remote", "local", "bind", "listen", "host", "hw", "ether", "ethernet", "contract", "btc",
-    "eth", "bitcoin", "ethereum", "crypto", "node", "peer", "socket", "memory", "mem", "base",
-    "return", "reply", "public", "private", "key", "multicast", "broadcast", "gateway", "proxy",
-    "dns", "smtp", "mx", "to", "from", "cc", "bcc", "network", "net", "subnet", "device",
-    "bluetooth", "bt", "wifi", "link", "hardware", "loopback", "source", "src", "dest",
-    "destination", "target", "virtual", "physical", "advertise", "advertised", "external",
-    "internal", "inet", "sock", "client", "router", "forward", "forwarded", "origin",
+    "ip",
+    "ipv4",
+    "ipv6",
+    "mac",
+    "email",
+    "e",
+    "web",
+    "url",
+    "uri",
+    "wallet",
+    "server",
+    "remote",
+    "local",
+    "bind",
+    "listen",
+    "host",
+    "hw",
+    "ether",
+    "ethernet",
+    "contract",
+    "btc",
+    "eth",
+    "bitcoin",
+    "ethereum",
+    "crypto",
+    "node",
+    "peer",
+    "socket",
+    "memory",
+    "mem",
+    "base",
+    "return",
+    "reply",
+    "public",
+    "private",
+    "key",
+    "multicast",
+    "broadcast",
+    "gateway",
+    "proxy",
+    "dns",
+    "smtp",
+    "mx",
+    "to",
+    "from",
+    "cc",
+    "bcc",
+    "network",
+    "net",
+    "subnet",
+    "device",
+    "bluetooth",
+    "bt",
+    "wifi",
+    "link",
+    "hardware",
+    "loopback",
+    "source",
+    "src",
+    "dest",
+    "destination",
+    "target",
+    "virtual",
+    "physical",
+    "advertise",
+    "advertised",
+    "external",
+    "internal",
+    "inet",
+    "sock",
+    "client",
+    "router",
+    "forward",
+    "forwarded",
+    "origin",
 ];
 
 fn has(words: &[String], set: &[&str]) -> bool {
@@ -177,7 +524,12 @@ fn classify_uncached(path: &str) -> FieldHint {
         ..FieldHint::default()
     };
     let joined: String = key_words.concat();
-    hint.version = has(&key_words, &["version", "ver", "release", "build", "firmware", "revision", "rev", "semver"]);
+    hint.version = has(
+        &key_words,
+        &[
+            "version", "ver", "release", "build", "firmware", "revision", "rev", "semver",
+        ],
+    );
     if let Some(kind) = kind_from_key(&key_words, &joined) {
         hint.kind = Some(kind);
         if kind == PersonalKind::PersonName {
@@ -198,13 +550,34 @@ fn classify_uncached(path: &str) -> FieldHint {
                 hint.kind = None;
             }
         }
-        if hint.kind.is_none() && parent_is_person && matches!(joined.as_str(), "first" | "last" | "middle" | "given" | "family" | "full") {
+        if hint.kind.is_none()
+            && parent_is_person
+            && matches!(
+                joined.as_str(),
+                "first" | "last" | "middle" | "given" | "family" | "full"
+            )
+        {
             hint.kind = Some(PersonalKind::PersonName);
             hint.definite = true;
         }
         // Parts of an address: `address.street`, `billing.line1`, `shipping.zip`.
-        let parent_is_address = has(parent, &["address", "addresses", "addr", "billing", "shipping", "mailing", "residence", "home", "postal", "location", "adresse", "anschrift"])
-            && !has(parent, NOT_POSTAL);
+        let parent_is_address = has(
+            parent,
+            &[
+                "address",
+                "addresses",
+                "addr",
+                "billing",
+                "shipping",
+                "mailing",
+                "residence",
+                "home",
+                "postal",
+                "location",
+                "adresse",
+                "anschrift",
+            ],
+        ) && !has(parent, NOT_POSTAL);
         if hint.kind.is_none() && parent_is_address {
             hint.component = address_component(&key_words, &joined);
             if hint.component.is_some() {
@@ -212,11 +585,29 @@ fn classify_uncached(path: &str) -> FieldHint {
             }
         }
     }
-    if hint.kind.is_none() && matches!(joined.as_str(), "zip" | "zipcode" | "postcode" | "postalcode" | "plz" | "postleitzahl" | "codepostal" | "cp") {
+    if hint.kind.is_none()
+        && matches!(
+            joined.as_str(),
+            "zip"
+                | "zipcode"
+                | "postcode"
+                | "postalcode"
+                | "plz"
+                | "postleitzahl"
+                | "codepostal"
+                | "cp"
+        )
+    {
         hint.kind = Some(PersonalKind::PostalAddress);
         hint.component = Some(Component::Postcode);
     }
-    if hint.kind == Some(PersonalKind::PostalAddress) && hint.component.is_none() && matches!(joined.as_str(), "street" | "streetaddress" | "street1" | "street2" | "strasse" | "straße") {
+    if hint.kind == Some(PersonalKind::PostalAddress)
+        && hint.component.is_none()
+        && matches!(
+            joined.as_str(),
+            "street" | "streetaddress" | "street1" | "street2" | "strasse" | "straße"
+        )
+    {
         hint.component = Some(Component::Street);
     }
     hint
@@ -224,8 +615,11 @@ fn classify_uncached(path: &str) -> FieldHint {
 
 fn address_component(words: &[String], joined: &str) -> Option<Component> {
     match joined {
-        "street" | "street1" | "street2" | "streetaddress" | "line" | "line1" | "line2" | "line3" | "addressline1" | "addressline2" | "address1" | "address2" | "house" | "housenumber" | "building" | "strasse" | "straße" | "rue" => Some(Component::Street),
-        "zip" | "zipcode" | "postcode" | "postalcode" | "plz" | "postleitzahl" | "codepostal" | "cp" => Some(Component::Postcode),
+        "street" | "street1" | "street2" | "streetaddress" | "line" | "line1" | "line2"
+        | "line3" | "addressline1" | "addressline2" | "address1" | "address2" | "house"
+        | "housenumber" | "building" | "strasse" | "straße" | "rue" => Some(Component::Street),
+        "zip" | "zipcode" | "postcode" | "postalcode" | "plz" | "postleitzahl" | "codepostal"
+        | "cp" => Some(Component::Postcode),
         _ if has_word(words, "street") || has_word(words, "line") => Some(Component::Street),
         _ => None,
     }
@@ -237,7 +631,12 @@ fn kind_from_key(w: &[String], joined: &str) -> Option<PersonalKind> {
         || joined == "birthday"
         || joined == "birthdate"
         || joined == "dateofbirth"
-        || (birth && (has_word(w, "date") || has_word(w, "day") || has_word(w, "dt") || has_word(w, "on") || w.len() == 1))
+        || (birth
+            && (has_word(w, "date")
+                || has_word(w, "day")
+                || has_word(w, "dt")
+                || has_word(w, "on")
+                || w.len() == 1))
         || joined == "born"
         || joined == "bornon"
         || joined.contains("geburtsdatum")
@@ -247,16 +646,64 @@ fn kind_from_key(w: &[String], joined: &str) -> Option<PersonalKind> {
     {
         return Some(PersonalKind::DateOfBirth);
     }
-    if has_word(w, "ssn") || joined.contains("socialsecurity") || (has_word(w, "social") && has_word(w, "security")) {
+    if has_word(w, "ssn")
+        || joined.contains("socialsecurity")
+        || (has_word(w, "social") && has_word(w, "security"))
+    {
         return Some(PersonalKind::UsSsn);
     }
-    if has(w, &["phone", "telephone", "tel", "mobile", "cell", "cellphone", "fax", "msisdn", "telefon", "telefono", "téléphone", "telephone", "handy", "portable", "whatsapp", "landline", "phonenumber", "mobilephone", "homephone", "workphone"]) {
+    if has(
+        w,
+        &[
+            "phone",
+            "telephone",
+            "tel",
+            "mobile",
+            "cell",
+            "cellphone",
+            "fax",
+            "msisdn",
+            "telefon",
+            "telefono",
+            "téléphone",
+            "telephone",
+            "handy",
+            "portable",
+            "whatsapp",
+            "landline",
+            "phonenumber",
+            "mobilephone",
+            "homephone",
+            "workphone",
+        ],
+    ) {
         return Some(PersonalKind::Phone);
     }
-    let postal_word = has(w, &["address", "addr", "adresse", "anschrift", "street", "strasse", "straße", "residence", "domicile", "direccion", "dirección", "indirizzo", "endereco", "address1", "address2", "addressline", "streetaddress"])
-        || joined.starts_with("addressline")
+    let postal_word = has(
+        w,
+        &[
+            "address",
+            "addr",
+            "adresse",
+            "anschrift",
+            "street",
+            "strasse",
+            "straße",
+            "residence",
+            "domicile",
+            "direccion",
+            "dirección",
+            "indirizzo",
+            "endereco",
+            "address1",
+            "address2",
+            "addressline",
+            "streetaddress",
+        ],
+    ) || joined.starts_with("addressline")
         || joined.ends_with("address");
-    if postal_word && !has(w, NOT_POSTAL) && !(has_word(w, "mail") && !has_word(w, "mailing")) && !joined.contains("email") {
+    let email_like = (has_word(w, "mail") && !has_word(w, "mailing")) || joined.contains("email");
+    if postal_word && !has(w, NOT_POSTAL) && !email_like {
         return Some(PersonalKind::PostalAddress);
     }
     if is_person_key(w, joined) {
@@ -267,14 +714,45 @@ fn kind_from_key(w: &[String], joined: &str) -> Option<PersonalKind> {
 
 fn definite_name(w: &[String], joined: &str) -> bool {
     let name = has_word(w, "name") || joined.ends_with("name");
-    (name && (has(w, NAME_PARTS) || NAME_PARTS.iter().any(|p| joined.starts_with(p)))
-        && !joined.starts_with("username") && !joined.starts_with("nickname") && !joined.starts_with("filename"))
+    (name
+        && (has(w, NAME_PARTS) || NAME_PARTS.iter().any(|p| joined.starts_with(p)))
+        && !joined.starts_with("username")
+        && !joined.starts_with("nickname")
+        && !joined.starts_with("filename"))
         || (name && has(w, PERSON_ROLES) && !has(w, ENTITIES))
-        || matches!(joined, "surname" | "forename" | "firstname" | "lastname" | "fullname" | "givenname" | "familyname" | "middlename" | "maidenname" | "cardholder" | "cardholdername" | "nameoncard" | "accountholder" | "accountholdername" | "signatory" | "policyholder")
+        || matches!(
+            joined,
+            "surname"
+                | "forename"
+                | "firstname"
+                | "lastname"
+                | "fullname"
+                | "givenname"
+                | "familyname"
+                | "middlename"
+                | "maidenname"
+                | "cardholder"
+                | "cardholdername"
+                | "nameoncard"
+                | "accountholder"
+                | "accountholdername"
+                | "signatory"
+                | "policyholder"
+        )
 }
 
 fn is_person_key(w: &[String], joined: &str) -> bool {
-    if matches!(joined, "username" | "nickname" | "screenname" | "login" | "handle" | "filename" | "hostname" | "displayname") {
+    if matches!(
+        joined,
+        "username"
+            | "nickname"
+            | "screenname"
+            | "login"
+            | "handle"
+            | "filename"
+            | "hostname"
+            | "displayname"
+    ) {
         return joined == "displayname";
     }
     if definite_name(w, joined) {
@@ -283,8 +761,23 @@ fn is_person_key(w: &[String], joined: &str) -> bool {
     if has(w, ENTITIES) && !has(w, NAME_PARTS) {
         return false;
     }
-    let bare_role = w.len() <= 2 && has(w, PERSON_ROLES) && !has(w, &["id", "ids", "count", "type", "email", "phone", "number", "status", "role", "address", "uuid", "key", "ref", "url", "code"]);
-    joined == "name" || joined == "person" || joined == "contactperson" || joined == "createdby" || joined == "updatedby" || joined == "ownedby" || joined == "assignedto" || bare_role
+    let bare_role = w.len() <= 2
+        && has(w, PERSON_ROLES)
+        && !has(
+            w,
+            &[
+                "id", "ids", "count", "type", "email", "phone", "number", "status", "role",
+                "address", "uuid", "key", "ref", "url", "code",
+            ],
+        );
+    joined == "name"
+        || joined == "person"
+        || joined == "contactperson"
+        || joined == "createdby"
+        || joined == "updatedby"
+        || joined == "ownedby"
+        || joined == "assignedto"
+        || bare_role
 }
 
 /// Whether a name field holds a given name (`Some(true)`) or a family name
@@ -294,9 +787,35 @@ pub(crate) fn name_part(path: &str) -> Option<bool> {
     let last = keys.last()?;
     let w = words(last);
     let joined = w.concat();
-    if has(&w, &["first", "given", "fore", "christian", "forename", "firstname", "givenname"]) || joined.starts_with("first") || joined.starts_with("given") {
+    if has(
+        &w,
+        &[
+            "first",
+            "given",
+            "fore",
+            "christian",
+            "forename",
+            "firstname",
+            "givenname",
+        ],
+    ) || joined.starts_with("first")
+        || joined.starts_with("given")
+    {
         Some(true)
-    } else if has(&w, &["last", "sur", "surname", "family", "maiden", "lastname", "familyname"]) || joined.starts_with("last") || joined.starts_with("surname") {
+    } else if has(
+        &w,
+        &[
+            "last",
+            "sur",
+            "surname",
+            "family",
+            "maiden",
+            "lastname",
+            "familyname",
+        ],
+    ) || joined.starts_with("last")
+        || joined.starts_with("surname")
+    {
         Some(false)
     } else {
         None

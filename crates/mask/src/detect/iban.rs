@@ -8,19 +8,94 @@ use super::scan::{at, before, is_alnum, is_digit};
 /// IBAN lengths by country, from the IBAN registry: all SEPA countries and
 /// the other countries that issue IBANs.
 const LENGTHS: &[(&[u8; 2], usize)] = &[
-    (b"AD", 24), (b"AE", 23), (b"AL", 28), (b"AT", 20), (b"AZ", 28), (b"BA", 20), (b"BE", 16),
-    (b"BG", 22), (b"BH", 22), (b"BI", 27), (b"BR", 29), (b"BY", 28), (b"CH", 21), (b"CR", 22),
-    (b"CY", 28), (b"CZ", 24), (b"DE", 22), (b"DJ", 27), (b"DK", 18), (b"DO", 28), (b"EE", 20),
-    (b"EG", 29), (b"ES", 24), (b"FI", 18), (b"FK", 18), (b"FO", 18), (b"FR", 27), (b"GB", 22),
-    (b"GE", 22), (b"GI", 23), (b"GL", 18), (b"GR", 27), (b"GT", 28), (b"HR", 21), (b"HU", 28),
-    (b"IE", 22), (b"IL", 23), (b"IQ", 23), (b"IS", 26), (b"IT", 27), (b"JO", 30), (b"KW", 30),
-    (b"KZ", 20), (b"LB", 28), (b"LC", 32), (b"LI", 21), (b"LT", 20), (b"LU", 20), (b"LV", 21),
-    (b"LY", 25), (b"MC", 27), (b"MD", 24), (b"ME", 22), (b"MK", 19), (b"MN", 20), (b"MR", 27),
-    (b"MT", 31), (b"MU", 30), (b"NI", 28), (b"NL", 18), (b"NO", 15), (b"OM", 23), (b"PK", 24),
-    (b"PL", 28), (b"PS", 29), (b"PT", 25), (b"QA", 29), (b"RO", 24), (b"RS", 22), (b"RU", 33),
-    (b"SA", 24), (b"SC", 31), (b"SD", 18), (b"SE", 24), (b"SI", 19), (b"SK", 24), (b"SM", 27),
-    (b"SO", 23), (b"ST", 25), (b"SV", 28), (b"TL", 23), (b"TN", 24), (b"TR", 26), (b"UA", 29),
-    (b"VA", 22), (b"VG", 24), (b"XK", 20), (b"YE", 30),
+    (b"AD", 24),
+    (b"AE", 23),
+    (b"AL", 28),
+    (b"AT", 20),
+    (b"AZ", 28),
+    (b"BA", 20),
+    (b"BE", 16),
+    (b"BG", 22),
+    (b"BH", 22),
+    (b"BI", 27),
+    (b"BR", 29),
+    (b"BY", 28),
+    (b"CH", 21),
+    (b"CR", 22),
+    (b"CY", 28),
+    (b"CZ", 24),
+    (b"DE", 22),
+    (b"DJ", 27),
+    (b"DK", 18),
+    (b"DO", 28),
+    (b"EE", 20),
+    (b"EG", 29),
+    (b"ES", 24),
+    (b"FI", 18),
+    (b"FK", 18),
+    (b"FO", 18),
+    (b"FR", 27),
+    (b"GB", 22),
+    (b"GE", 22),
+    (b"GI", 23),
+    (b"GL", 18),
+    (b"GR", 27),
+    (b"GT", 28),
+    (b"HR", 21),
+    (b"HU", 28),
+    (b"IE", 22),
+    (b"IL", 23),
+    (b"IQ", 23),
+    (b"IS", 26),
+    (b"IT", 27),
+    (b"JO", 30),
+    (b"KW", 30),
+    (b"KZ", 20),
+    (b"LB", 28),
+    (b"LC", 32),
+    (b"LI", 21),
+    (b"LT", 20),
+    (b"LU", 20),
+    (b"LV", 21),
+    (b"LY", 25),
+    (b"MC", 27),
+    (b"MD", 24),
+    (b"ME", 22),
+    (b"MK", 19),
+    (b"MN", 20),
+    (b"MR", 27),
+    (b"MT", 31),
+    (b"MU", 30),
+    (b"NI", 28),
+    (b"NL", 18),
+    (b"NO", 15),
+    (b"OM", 23),
+    (b"PK", 24),
+    (b"PL", 28),
+    (b"PS", 29),
+    (b"PT", 25),
+    (b"QA", 29),
+    (b"RO", 24),
+    (b"RS", 22),
+    (b"RU", 33),
+    (b"SA", 24),
+    (b"SC", 31),
+    (b"SD", 18),
+    (b"SE", 24),
+    (b"SI", 19),
+    (b"SK", 24),
+    (b"SM", 27),
+    (b"SO", 23),
+    (b"ST", 25),
+    (b"SV", 28),
+    (b"TL", 23),
+    (b"TN", 24),
+    (b"TR", 26),
+    (b"UA", 29),
+    (b"VA", 22),
+    (b"VG", 24),
+    (b"XK", 20),
+    (b"YE", 30),
 ];
 
 /// The IBAN length for a country code, if the country issues IBANs.
@@ -38,7 +113,11 @@ fn is_bban(b: u8) -> bool {
 /// The IBAN starting at `s` (its country code), as its end.
 pub(crate) fn at_start(hay: &[u8], s: usize) -> Option<usize> {
     let head = hay.get(s..s + 4)?;
-    if !(head[0].is_ascii_uppercase() && head[1].is_ascii_uppercase() && is_digit(head[2]) && is_digit(head[3])) {
+    if !(head[0].is_ascii_uppercase()
+        && head[1].is_ascii_uppercase()
+        && is_digit(head[2])
+        && is_digit(head[3]))
+    {
         return None;
     }
     if before(hay, s).is_some_and(|b| is_alnum(b) || matches!(b, b'_' | b'-' | b'/' | b'.')) {
@@ -71,7 +150,10 @@ pub(crate) fn at_start(hay: &[u8], s: usize) -> Option<usize> {
     if chars.len() != len || at(hay, i).is_some_and(|b| is_alnum(b) || b == b'_') {
         return None;
     }
-    if at(hay, i) == Some(b' ') && at(hay, i + 1).is_some_and(is_bban) && !at(hay, i + 2).is_some_and(|b| b.is_ascii_lowercase()) {
+    if at(hay, i) == Some(b' ')
+        && at(hay, i + 1).is_some_and(is_bban)
+        && !at(hay, i + 2).is_some_and(|b| b.is_ascii_lowercase())
+    {
         // More groups follow than the country allows.
         if at(hay, i + 1).is_some_and(is_digit) {
             return None;
@@ -114,9 +196,4 @@ pub(crate) fn check_digits(compact: &[u8]) -> [u8; 2] {
     let tens = u8::try_from(check / 10).unwrap_or(0);
     let ones = u8::try_from(check % 10).unwrap_or(0);
     [b'0' + tens, b'0' + ones]
-}
-
-/// Whether `value` as a whole is an IBAN.
-pub(crate) fn is_iban(value: &str) -> bool {
-    at_start(value.as_bytes(), 0) == Some(value.len())
 }

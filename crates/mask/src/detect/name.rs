@@ -25,60 +25,430 @@ pub(crate) enum NameMode {
 
 /// Lower-case particles that may stand between the words of a name.
 const PARTICLES: &[&str] = &[
-    "van", "von", "de", "der", "den", "del", "della", "di", "da", "du", "dos", "das", "la",
-    "le", "ter", "ten", "bin", "binti", "ibn", "al", "el", "y", "zu", "af", "av", "st",
+    "van", "von", "de", "der", "den", "del", "della", "di", "da", "du", "dos", "das", "la", "le",
+    "ter", "ten", "bin", "binti", "ibn", "al", "el", "y", "zu", "af", "av", "st",
 ];
 
 /// Capitalised words that are not names: pronouns, roles, departments,
 /// greetings, placeholders, company and product words.
 const NOT_NAMES: &[&str] = &[
-    "the", "a", "an", "this", "that", "these", "those", "our", "your", "my", "his", "her",
-    "their", "its", "we", "you", "they", "he", "she", "it", "i", "me", "us", "them", "all",
-    "everyone", "everybody", "anyone", "someone", "sir", "madam", "madame", "mr", "mrs", "ms",
-    "dr", "prof", "dear", "hello", "hi", "hey", "thanks", "thank", "regards", "best",
-    "sincerely", "cheers", "team", "support", "service", "services", "customer", "customers",
-    "client", "clients", "user", "users", "admin", "administrator", "account", "accounts",
-    "manager", "management", "department", "dept", "sales", "billing", "operations", "ops",
-    "engineering", "staff", "friend", "friends", "colleague", "colleagues", "member",
-    "members", "valued", "guest", "guests", "unknown", "none", "null", "nil", "n", "na",
-    "anonymous", "test", "testing", "example", "sample", "demo", "name", "first", "last",
-    "full", "company", "inc", "ltd", "llc", "llp", "plc", "corp", "corporation", "gmbh", "ag",
-    "sa", "sarl", "bv", "co", "group", "holdings", "bank", "hospital", "clinic", "university",
-    "school", "college", "center", "centre", "institute", "foundation", "association", "street",
-    "avenue", "road", "yes", "no", "not", "please", "note", "notes", "id", "order", "orders",
-    "invoice", "product", "products", "item", "items", "widget", "pro", "plus", "max", "mini",
-    "ultra", "lite", "edition", "version", "model", "series", "premium", "standard", "basic",
-    "free", "enterprise", "project", "app", "application", "system", "server", "database",
-    "api", "data", "file", "report", "error", "warning", "info", "debug", "true", "false",
-    "ok", "success", "failed", "pending", "active", "inactive", "new", "old", "other",
-    "general", "public", "private", "internal", "external", "global", "local", "default",
-    "primary", "secondary", "main", "home", "office", "work", "mobile", "phone", "email",
-    "address", "contact", "details", "information", "portal", "desk", "help", "helpdesk",
-    "care", "experience", "relations", "agent", "bot", "assistant", "robot", "ai", "owner",
-    "patient", "employee", "recipient", "sender", "tenant", "is", "was", "has", "had", "will",
-    "would", "can", "could", "should", "may", "might", "must", "and", "or", "but", "if", "on",
-    "in", "at", "to", "for", "from", "with", "of", "by", "as", "via", "per", "about", "re",
-    "fwd", "subject", "date", "time", "today", "tomorrow", "yesterday", "monday", "tuesday",
-    "wednesday", "thursday", "friday", "saturday", "sunday", "kit", "pack", "bundle", "set",
-    "cable", "adapter", "charger", "case", "cover", "device", "tablet", "laptop", "router",
-    "speaker", "camera", "watch", "card", "gift", "box", "deluxe", "classic", "original",
-    "limited", "special", "essentials", "starter", "advanced", "smart", "wireless", "digital",
-    "total", "amount", "price", "payment", "balance", "status", "type", "category", "unit",
-    "department", "division", "office", "headquarters", "hq", "ceo", "cto", "cfo", "vp",
-    "director", "lead", "head", "chief", "officer", "senior", "junior", "jr", "sr", "ii",
-    "iii", "phd", "md", "esq", "redacted", "masked", "hidden", "private", "confidential",
-    "tbd", "tba", "n/a", "various", "multiple", "several", "unassigned", "nobody", "noone",
-    "everyone", "whom", "who", "what", "which", "where", "when", "why", "how", "there",
-    "here", "then", "than", "so", "also", "just", "only", "very", "really", "please",
-    "welcome", "good", "morning", "afternoon", "evening", "night", "day", "week", "month",
-    "year", "january", "february", "march", "august", "september", "october", "november",
-    "december", "inbox", "draft", "sent", "spam", "trash", "folder", "settings", "profile",
-    "login", "logout", "signup", "sign", "register", "password", "username", "security",
-    "privacy", "terms", "policy", "legal", "copyright", "reserved", "rights", "click", "here",
-    "view", "open", "close", "submit", "cancel", "save", "delete", "edit", "update", "create",
+    "the",
+    "a",
+    "an",
+    "this",
+    "that",
+    "these",
+    "those",
+    "our",
+    "your",
+    "my",
+    "his",
+    "her",
+    "their",
+    "its",
+    "we",
+    "you",
+    "they",
+    "he",
+    "she",
+    "it",
+    "i",
+    "me",
+    "us",
+    "them",
+    "all",
+    "everyone",
+    "everybody",
+    "anyone",
+    "someone",
+    "sir",
+    "madam",
+    "madame",
+    "mr",
+    "mrs",
+    "ms",
+    "dr",
+    "prof",
+    "dear",
+    "hello",
+    "hi",
+    "hey",
+    "thanks",
+    "thank",
+    "regards",
+    "best",
+    "sincerely",
+    "cheers",
+    "team",
+    "support",
+    "service",
+    "services",
+    "customer",
+    "customers",
+    "client",
+    "clients",
+    "user",
+    "users",
+    "admin",
+    "administrator",
+    "account",
+    "accounts",
+    "manager",
+    "management",
+    "department",
+    "dept",
+    "sales",
+    "billing",
+    "operations",
+    "ops",
+    "engineering",
+    "staff",
+    "friend",
+    "friends",
+    "colleague",
+    "colleagues",
+    "member",
+    "members",
+    "valued",
+    "guest",
+    "guests",
+    "unknown",
+    "none",
+    "null",
+    "nil",
+    "n",
+    "na",
+    "anonymous",
+    "test",
+    "testing",
+    "example",
+    "sample",
+    "demo",
+    "name",
+    "first",
+    "last",
+    "full",
+    "company",
+    "inc",
+    "ltd",
+    "llc",
+    "llp",
+    "plc",
+    "corp",
+    "corporation",
+    "gmbh",
+    "ag",
+    "sa",
+    "sarl",
+    "bv",
+    "co",
+    "group",
+    "holdings",
+    "bank",
+    "hospital",
+    "clinic",
+    "university",
+    "school",
+    "college",
+    "center",
+    "centre",
+    "institute",
+    "foundation",
+    "association",
+    "street",
+    "avenue",
+    "road",
+    "yes",
+    "no",
+    "not",
+    "please",
+    "note",
+    "notes",
+    "id",
+    "order",
+    "orders",
+    "invoice",
+    "product",
+    "products",
+    "item",
+    "items",
+    "widget",
+    "pro",
+    "plus",
+    "max",
+    "mini",
+    "ultra",
+    "lite",
+    "edition",
+    "version",
+    "model",
+    "series",
+    "premium",
+    "standard",
+    "basic",
+    "free",
+    "enterprise",
+    "project",
+    "app",
+    "application",
+    "system",
+    "server",
+    "database",
+    "api",
+    "data",
+    "file",
+    "report",
+    "error",
+    "warning",
+    "info",
+    "debug",
+    "true",
+    "false",
+    "ok",
+    "success",
+    "failed",
+    "pending",
+    "active",
+    "inactive",
+    "new",
+    "old",
+    "other",
+    "general",
+    "public",
+    "private",
+    "internal",
+    "external",
+    "global",
+    "local",
+    "default",
+    "primary",
+    "secondary",
+    "main",
+    "home",
+    "office",
+    "work",
+    "mobile",
+    "phone",
+    "email",
+    "address",
+    "contact",
+    "details",
+    "information",
+    "portal",
+    "desk",
+    "help",
+    "helpdesk",
+    "care",
+    "experience",
+    "relations",
+    "agent",
+    "bot",
+    "assistant",
+    "robot",
+    "ai",
+    "owner",
+    "patient",
+    "employee",
+    "recipient",
+    "sender",
+    "tenant",
+    "is",
+    "was",
+    "has",
+    "had",
+    "will",
+    "would",
+    "can",
+    "could",
+    "should",
+    "may",
+    "might",
+    "must",
+    "and",
+    "or",
+    "but",
+    "if",
+    "on",
+    "in",
+    "at",
+    "to",
+    "for",
+    "from",
+    "with",
+    "of",
+    "by",
+    "as",
+    "via",
+    "per",
+    "about",
+    "re",
+    "fwd",
+    "subject",
+    "date",
+    "time",
+    "today",
+    "tomorrow",
+    "yesterday",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "kit",
+    "pack",
+    "bundle",
+    "set",
+    "cable",
+    "adapter",
+    "charger",
+    "case",
+    "cover",
+    "device",
+    "tablet",
+    "laptop",
+    "router",
+    "speaker",
+    "camera",
+    "watch",
+    "card",
+    "gift",
+    "box",
+    "deluxe",
+    "classic",
+    "original",
+    "limited",
+    "special",
+    "essentials",
+    "starter",
+    "advanced",
+    "smart",
+    "wireless",
+    "digital",
+    "total",
+    "amount",
+    "price",
+    "payment",
+    "balance",
+    "status",
+    "type",
+    "category",
+    "unit",
+    "department",
+    "division",
+    "office",
+    "headquarters",
+    "hq",
+    "ceo",
+    "cto",
+    "cfo",
+    "vp",
+    "director",
+    "lead",
+    "head",
+    "chief",
+    "officer",
+    "senior",
+    "junior",
+    "jr",
+    "sr",
+    "ii",
+    "iii",
+    "phd",
+    "md",
+    "esq",
+    "redacted",
+    "masked",
+    "hidden",
+    "private",
+    "confidential",
+    "tbd",
+    "tba",
+    "n/a",
+    "various",
+    "multiple",
+    "several",
+    "unassigned",
+    "nobody",
+    "noone",
+    "everyone",
+    "whom",
+    "who",
+    "what",
+    "which",
+    "where",
+    "when",
+    "why",
+    "how",
+    "there",
+    "here",
+    "then",
+    "than",
+    "so",
+    "also",
+    "just",
+    "only",
+    "very",
+    "really",
+    "please",
+    "welcome",
+    "good",
+    "morning",
+    "afternoon",
+    "evening",
+    "night",
+    "day",
+    "week",
+    "month",
+    "year",
+    "january",
+    "february",
+    "march",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+    "inbox",
+    "draft",
+    "sent",
+    "spam",
+    "trash",
+    "folder",
+    "settings",
+    "profile",
+    "login",
+    "logout",
+    "signup",
+    "sign",
+    "register",
+    "password",
+    "username",
+    "security",
+    "privacy",
+    "terms",
+    "policy",
+    "legal",
+    "copyright",
+    "reserved",
+    "rights",
+    "click",
+    "here",
+    "view",
+    "open",
+    "close",
+    "submit",
+    "cancel",
+    "save",
+    "delete",
+    "edit",
+    "update",
+    "create",
 ];
 
-static NOT_NAME_SET: LazyLock<HashSet<&'static str>> = LazyLock::new(|| NOT_NAMES.iter().copied().collect());
+static NOT_NAME_SET: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| NOT_NAMES.iter().copied().collect());
 
 fn is_not_name(word: &str) -> bool {
     let word = word.trim_end_matches('.');
@@ -161,30 +531,48 @@ fn word_at(text: &str, i: usize) -> Option<Word<'_>> {
             abs_end += 1;
         }
         Case::Initial
-    } else if word.chars().filter(|c| c.is_alphabetic()).all(char::is_uppercase) {
+    } else if word
+        .chars()
+        .filter(|c| c.is_alphabetic())
+        .all(char::is_uppercase)
+    {
         Case::Capitals
-    } else if word.chars().filter(|c| c.is_alphabetic()).all(char::is_lowercase) {
+    } else if word
+        .chars()
+        .filter(|c| c.is_alphabetic())
+        .all(char::is_lowercase)
+    {
         Case::Lower
     } else if first.is_uppercase() && capitalised_tail(word) {
         Case::Capitalised
     } else {
         Case::Mixed
     };
-    Some(Word { text: word, start: i, end: abs_end, case })
+    Some(Word {
+        text: word,
+        start: i,
+        end: abs_end,
+        case,
+    })
 }
 
 /// After the first letter, lower case, except a capital right after a
 /// hyphen or apostrophe, or after `Mc`, `Mac`, `De`, `La`, `Di`, `Le`.
 fn capitalised_tail(word: &str) -> bool {
     let mut chars = word.char_indices();
-    let Some((_, mut prev)) = chars.next() else { return false };
+    let Some((_, mut prev)) = chars.next() else {
+        return false;
+    };
     let mut lowers = 0;
     for (off, c) in chars {
         if c.is_lowercase() {
             lowers += 1;
         } else if c.is_uppercase() {
             let after_joint = prev == '-' || is_apostrophe(prev);
-            let after_prefix = matches!(&word[..off], "Mc" | "Mac" | "De" | "La" | "Di" | "Le" | "Van" | "Du");
+            let after_prefix = matches!(
+                &word[..off],
+                "Mc" | "Mac" | "De" | "La" | "Di" | "Le" | "Van" | "Du"
+            );
             if !(after_joint || after_prefix) {
                 return false;
             }
@@ -205,8 +593,7 @@ pub(crate) fn at_start(text: &str, s: usize, mode: NameMode) -> Option<usize> {
 fn read_words(text: &str, s: usize) -> Option<Vec<Word<'_>>> {
     let mut words = Vec::with_capacity(4);
     let mut i = s;
-    loop {
-        let Some(word) = word_at(text, i) else { break };
+    while let Some(word) = word_at(text, i) {
         words.push(word);
         if words.len() == 6 {
             break;
@@ -214,7 +601,11 @@ fn read_words(text: &str, s: usize) -> Option<Vec<Word<'_>>> {
         let bytes = text.as_bytes();
         let next = word.end;
         let gap = if bytes.get(next) == Some(&b' ') { 1 } else { 0 };
-        if gap == 0 || !bytes.get(next + 1).is_some_and(|&b| b.is_ascii_alphabetic() || b >= 0x80) {
+        if gap == 0
+            || !bytes
+                .get(next + 1)
+                .is_some_and(|&b| b.is_ascii_alphabetic() || b >= 0x80)
+        {
             break;
         }
         i = next + gap;
@@ -263,7 +654,9 @@ fn accept(words: &[Word<'_>], mode: NameMode) -> Option<usize> {
     match mode {
         NameMode::Strong => Some(end),
         NameMode::Weak if names >= 2 => Some(end),
-        NameMode::Weak => first_name_word.filter(|w| lists::is_given_name(w)).map(|_| end),
+        NameMode::Weak => first_name_word
+            .filter(|w| lists::is_given_name(w))
+            .map(|_| end),
     }
 }
 
@@ -284,7 +677,30 @@ fn possessive_end(word: &Word<'_>) -> usize {
 /// words, or a single known given name.
 pub(crate) fn is_name_value(value: &str, definite: bool) -> bool {
     let value = value.trim();
-    if value.is_empty() || value.len() > 120 || value.chars().any(|c| c.is_ascii_digit() || matches!(c, '@' | '/' | '\\' | '_' | ':' | '=' | '#' | '<' | '>' | '{' | '}' | '[' | ']' | '|' | '+' | '*')) {
+    if value.is_empty()
+        || value.len() > 120
+        || value.chars().any(|c| {
+            c.is_ascii_digit()
+                || matches!(
+                    c,
+                    '@' | '/'
+                        | '\\'
+                        | '_'
+                        | ':'
+                        | '='
+                        | '#'
+                        | '<'
+                        | '>'
+                        | '{'
+                        | '}'
+                        | '['
+                        | ']'
+                        | '|'
+                        | '+'
+                        | '*'
+                )
+        })
+    {
         return false;
     }
     // "Lovelace, Ada" is a name written surname first.
@@ -296,7 +712,9 @@ pub(crate) fn is_name_value(value: &str, definite: bool) -> bool {
     let mut cases = Vec::new();
     for part in &parts {
         for raw in part.split(' ').filter(|w| !w.is_empty()) {
-            let Some(word) = word_at(raw, 0) else { return false };
+            let Some(word) = word_at(raw, 0) else {
+                return false;
+            };
             if word.end != raw.len() && !(word.case == Case::Initial && word.end == raw.len()) {
                 return false;
             }
@@ -321,8 +739,12 @@ pub(crate) fn is_name_value(value: &str, definite: bool) -> bool {
     if definite {
         return true;
     }
-    let capitalised = cases.iter().all(|&c| matches!(c, Case::Capitalised | Case::Initial))
-        || cases.iter().all(|&c| matches!(c, Case::Capitals | Case::Initial));
+    let capitalised = cases
+        .iter()
+        .all(|&c| matches!(c, Case::Capitalised | Case::Initial))
+        || cases
+            .iter()
+            .all(|&c| matches!(c, Case::Capitals | Case::Initial));
     if !capitalised || names > 4 {
         return false;
     }

@@ -4,7 +4,9 @@
 //! and MAC addresses (six pairs of hex digits joined by `:` or `-`, or the
 //! dotted `xxxx.xxxx.xxxx` form).
 
-use super::scan::{at, before, contains_word_start_ci, digit_run, hex_run, is_alnum, is_digit, is_hex, number};
+use super::scan::{
+    at, before, contains_word_start_ci, digit_run, hex_run, is_alnum, is_digit, is_hex, number,
+};
 
 /// The IPv4 address starting at `s`, as its end.
 pub(crate) fn ipv4_at(hay: &[u8], s: usize) -> Option<usize> {
@@ -108,11 +110,17 @@ pub(crate) fn ipv6_at(hay: &[u8], s: usize) -> Option<usize> {
         }
         break;
     }
-    let shape_ok = if compressed { groups <= 7 && (groups >= 1) } else { groups == 8 };
+    let shape_ok = if compressed {
+        (1..=7).contains(&groups)
+    } else {
+        groups == 8
+    };
     if !shape_ok || !digits_seen {
         return None;
     }
-    if at(hay, i).is_some_and(|b| is_alnum(b) || b == b'_') || (at(hay, i) == Some(b'.') && at(hay, i + 1).is_some_and(is_digit)) {
+    if at(hay, i).is_some_and(|b| is_alnum(b) || b == b'_')
+        || (at(hay, i) == Some(b'.') && at(hay, i + 1).is_some_and(is_digit))
+    {
         return None;
     }
     // `::1` style loopback is an address; a lone `::` or `a::b` in code is

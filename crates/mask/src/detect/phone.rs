@@ -36,7 +36,10 @@ pub(crate) struct Small<T: Copy + Default, const N: usize> {
 
 impl<T: Copy + Default, const N: usize> Small<T, N> {
     fn new() -> Self {
-        Small { items: [T::default(); N], len: 0 }
+        Small {
+            items: [T::default(); N],
+            len: 0,
+        }
     }
     /// Appends `item`; false when full.
     fn push(&mut self, item: T) -> bool {
@@ -109,7 +112,15 @@ pub(crate) fn at_start(hay: &[u8], s: usize, strictness: Strictness) -> Option<u
 fn left_ok(hay: &[u8], s: usize) -> bool {
     match before(hay, s) {
         None => true,
-        Some(b) if is_alnum(b) || matches!(b, b'_' | b'/' | b'$' | b'#' | b'+' | b'\\' | b'@' | b'%' | b'^' | b'*' | b'~') => false,
+        Some(b)
+            if is_alnum(b)
+                || matches!(
+                    b,
+                    b'_' | b'/' | b'$' | b'#' | b'+' | b'\\' | b'@' | b'%' | b'^' | b'*' | b'~'
+                ) =>
+        {
+            false
+        }
         Some(b'.' | b'-' | b',') => !before(hay, s - 1).is_some_and(is_alnum),
         // A group of a longer digit sequence (`DE89 3704 0044 0532 0130`).
         Some(b' ') => !before(hay, s - 1).is_some_and(is_digit),
@@ -121,7 +132,9 @@ fn right_ok(hay: &[u8], end: usize) -> bool {
     match at(hay, end) {
         None => true,
         Some(b) if is_alnum(b) || matches!(b, b'_' | b'@' | b'%') => false,
-        Some(b'.' | b',' | b'-' | b'/' | b' ' | b':' | b')') => !at(hay, end + 1).is_some_and(is_digit),
+        Some(b'.' | b',' | b'-' | b'/' | b' ' | b':' | b')') => {
+            !at(hay, end + 1).is_some_and(is_digit)
+        }
         Some(_) => true,
     }
 }
@@ -164,7 +177,8 @@ pub(crate) fn read(hay: &[u8], s: usize) -> Option<(usize, Shape)> {
                 return None;
             }
             i += 1;
-            let is_trunk = shape.plus && shape.groups.len() == 1 && len == 1 && hay[group_start] == b'0';
+            let is_trunk =
+                shape.plus && shape.groups.len() == 1 && len == 1 && hay[group_start] == b'0';
             if is_trunk {
                 shape.paren_trunk = true;
                 // The trunk zero is not dialled from abroad.
@@ -177,7 +191,8 @@ pub(crate) fn read(hay: &[u8], s: usize) -> Option<(usize, Shape)> {
                 return None;
             }
         }
-        if !(in_paren && shape.paren_trunk && len == 1) && !shape.groups.push(len) {
+        let trunk_group = in_paren && shape.paren_trunk && len == 1;
+        if !trunk_group && !shape.groups.push(len) {
             return None;
         }
         if shape.groups.len() > MAX_GROUPS {
@@ -189,8 +204,12 @@ pub(crate) fn read(hay: &[u8], s: usize) -> Option<(usize, Shape)> {
             // `(415)555-0132`, `+44 (0)20 7946 0958`: digits right after `)`.
             _ if closed_paren => (b')', i),
             (Some(c @ (b' ' | b'-' | b'.' | b'/')), Some(d), _) if is_digit(d) => (c, i + 1),
-            (Some(c @ (b' ' | b'-')), Some(b'('), Some(d)) if is_digit(d) && shape.plus => (c, i + 1),
-            (Some(b'('), Some(d), _) if is_digit(d) && shape.plus && shape.groups.len() == 1 => (b'(', i),
+            (Some(c @ (b' ' | b'-')), Some(b'('), Some(d)) if is_digit(d) && shape.plus => {
+                (c, i + 1)
+            }
+            (Some(b'('), Some(d), _) if is_digit(d) && shape.plus && shape.groups.len() == 1 => {
+                (b'(', i)
+            }
             _ => break,
         };
         if !shape.separators.push(sep) {
@@ -222,7 +241,9 @@ pub(crate) fn valid(shape: &Shape, strictness: Strictness) -> bool {
     if slash.is_some_and(|p| p != 0) || seps.iter().filter(|&&c| c == b'/').count() > 1 {
         return false;
     }
-    nanp_ok(shape, dots, slash.is_some()) || trunk_ok(shape, dots) || india_mobile_ok(shape, dots, slash.is_some())
+    nanp_ok(shape, dots, slash.is_some())
+        || trunk_ok(shape, dots)
+        || india_mobile_ok(shape, dots, slash.is_some())
 }
 
 fn nanp_ok(shape: &Shape, dots: bool, slash: bool) -> bool {
@@ -280,40 +301,107 @@ fn trunk_ok(shape: &Shape, dots: bool) -> bool {
 
 fn india_mobile_ok(shape: &Shape, dots: bool, slash: bool) -> bool {
     let d = &shape.digits;
-    !dots && !slash && d.len() == 10 && (b'6'..=b'9').contains(&d[0]) && matches!(shape.groups.as_slice(), [5, 5] | [10])
+    !dots
+        && !slash
+        && d.len() == 10
+        && (b'6'..=b'9').contains(&d[0])
+        && matches!(shape.groups.as_slice(), [5, 5] | [10])
         && !(shape.groups.len() == 1 && nanp_digits_ok(d))
 }
 
 /// National significant number lengths by country code. Countries missing
 /// from the table but present in [`COUNTRY_CODES`] accept 6 to 12 digits.
 const NSN_LENGTHS: &[(u16, u8, u8)] = &[
-    (1, 10, 10), (7, 10, 10), (20, 9, 10), (27, 9, 9), (30, 10, 10), (31, 9, 9), (32, 8, 9),
-    (33, 9, 9), (34, 9, 9), (36, 8, 9), (39, 6, 11), (40, 9, 9), (41, 9, 9), (43, 4, 13),
-    (44, 9, 10), (45, 8, 8), (46, 7, 13), (47, 8, 8), (48, 9, 9), (49, 6, 13), (51, 8, 11),
-    (52, 10, 10), (53, 8, 8), (54, 10, 11), (55, 10, 11), (56, 9, 9), (57, 10, 10), (58, 10, 10),
-    (60, 8, 10), (61, 9, 9), (62, 8, 12), (63, 10, 10), (64, 8, 10), (65, 8, 8), (66, 8, 9),
-    (81, 9, 10), (82, 8, 10), (84, 9, 10), (86, 10, 11), (90, 10, 10), (91, 10, 10), (92, 9, 10),
-    (93, 9, 9), (94, 9, 9), (95, 7, 10), (98, 10, 10), (212, 9, 9), (213, 9, 9), (216, 8, 8),
-    (234, 8, 10), (254, 9, 9), (255, 9, 9), (256, 9, 9), (351, 9, 9), (352, 6, 11), (353, 7, 9),
-    (354, 7, 9), (358, 6, 12), (359, 7, 9), (370, 8, 8), (371, 8, 8), (372, 7, 8), (380, 9, 9),
-    (381, 8, 9), (385, 8, 9), (386, 8, 8), (420, 9, 9), (421, 9, 9), (852, 8, 8), (886, 8, 9),
-    (966, 9, 9), (971, 8, 9), (972, 8, 9), (974, 8, 8),
+    (1, 10, 10),
+    (7, 10, 10),
+    (20, 9, 10),
+    (27, 9, 9),
+    (30, 10, 10),
+    (31, 9, 9),
+    (32, 8, 9),
+    (33, 9, 9),
+    (34, 9, 9),
+    (36, 8, 9),
+    (39, 6, 11),
+    (40, 9, 9),
+    (41, 9, 9),
+    (43, 4, 13),
+    (44, 9, 10),
+    (45, 8, 8),
+    (46, 7, 13),
+    (47, 8, 8),
+    (48, 9, 9),
+    (49, 6, 13),
+    (51, 8, 11),
+    (52, 10, 10),
+    (53, 8, 8),
+    (54, 10, 11),
+    (55, 10, 11),
+    (56, 9, 9),
+    (57, 10, 10),
+    (58, 10, 10),
+    (60, 8, 10),
+    (61, 9, 9),
+    (62, 8, 12),
+    (63, 10, 10),
+    (64, 8, 10),
+    (65, 8, 8),
+    (66, 8, 9),
+    (81, 9, 10),
+    (82, 8, 10),
+    (84, 9, 10),
+    (86, 10, 11),
+    (90, 10, 10),
+    (91, 10, 10),
+    (92, 9, 10),
+    (93, 9, 9),
+    (94, 9, 9),
+    (95, 7, 10),
+    (98, 10, 10),
+    (212, 9, 9),
+    (213, 9, 9),
+    (216, 8, 8),
+    (234, 8, 10),
+    (254, 9, 9),
+    (255, 9, 9),
+    (256, 9, 9),
+    (351, 9, 9),
+    (352, 6, 11),
+    (353, 7, 9),
+    (354, 7, 9),
+    (358, 6, 12),
+    (359, 7, 9),
+    (370, 8, 8),
+    (371, 8, 8),
+    (372, 7, 8),
+    (380, 9, 9),
+    (381, 8, 9),
+    (385, 8, 9),
+    (386, 8, 8),
+    (420, 9, 9),
+    (421, 9, 9),
+    (852, 8, 8),
+    (886, 8, 9),
+    (966, 9, 9),
+    (971, 8, 9),
+    (972, 8, 9),
+    (974, 8, 8),
 ];
 
 /// Country calling codes in use (ITU-T E.164 assignments), besides `1`
 /// and `7`, which have one digit.
 const COUNTRY_CODES: &[u16] = &[
-    20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49, 51, 52, 53, 54, 55,
-    56, 57, 58, 60, 61, 62, 63, 64, 65, 66, 81, 82, 84, 86, 90, 91, 92, 93, 94, 95, 98, 211,
-    212, 213, 216, 218, 220, 221, 222, 223, 224, 225, 226, 227, 228, 229, 230, 231, 232, 233,
-    234, 235, 236, 237, 238, 239, 240, 241, 242, 243, 244, 245, 246, 248, 249, 250, 251, 252,
-    253, 254, 255, 256, 257, 258, 260, 261, 262, 263, 264, 265, 266, 267, 268, 269, 290, 291,
-    297, 298, 299, 350, 351, 352, 353, 354, 355, 356, 357, 358, 359, 370, 371, 372, 373, 374,
-    375, 376, 377, 378, 380, 381, 382, 383, 385, 386, 387, 389, 420, 421, 423, 500, 501, 502,
-    503, 504, 505, 506, 507, 508, 509, 590, 591, 592, 593, 594, 595, 596, 597, 598, 599, 670,
-    672, 673, 674, 675, 676, 677, 678, 679, 680, 681, 682, 683, 685, 686, 687, 688, 689, 690,
-    691, 692, 850, 852, 853, 855, 856, 880, 886, 960, 961, 962, 963, 964, 965, 966, 967, 968,
-    970, 971, 972, 973, 974, 975, 976, 977, 992, 993, 994, 995, 996, 998,
+    20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49, 51, 52, 53, 54, 55, 56,
+    57, 58, 60, 61, 62, 63, 64, 65, 66, 81, 82, 84, 86, 90, 91, 92, 93, 94, 95, 98, 211, 212, 213,
+    216, 218, 220, 221, 222, 223, 224, 225, 226, 227, 228, 229, 230, 231, 232, 233, 234, 235, 236,
+    237, 238, 239, 240, 241, 242, 243, 244, 245, 246, 248, 249, 250, 251, 252, 253, 254, 255, 256,
+    257, 258, 260, 261, 262, 263, 264, 265, 266, 267, 268, 269, 290, 291, 297, 298, 299, 350, 351,
+    352, 353, 354, 355, 356, 357, 358, 359, 370, 371, 372, 373, 374, 375, 376, 377, 378, 380, 381,
+    382, 383, 385, 386, 387, 389, 420, 421, 423, 500, 501, 502, 503, 504, 505, 506, 507, 508, 509,
+    590, 591, 592, 593, 594, 595, 596, 597, 598, 599, 670, 672, 673, 674, 675, 676, 677, 678, 679,
+    680, 681, 682, 683, 685, 686, 687, 688, 689, 690, 691, 692, 850, 852, 853, 855, 856, 880, 886,
+    960, 961, 962, 963, 964, 965, 966, 967, 968, 970, 971, 972, 973, 974, 975, 976, 977, 992, 993,
+    994, 995, 996, 998,
 ];
 
 /// Splits the digits of an international number into its country code and

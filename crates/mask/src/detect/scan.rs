@@ -21,14 +21,6 @@ pub(crate) fn is_hex(b: u8) -> bool {
     b.is_ascii_hexdigit()
 }
 
-/// Whether `b` can be part of a word: an ASCII letter or digit, `_`, or any
-/// byte of a multi-byte UTF-8 character (which, in the scripts names and
-/// streets are written in, is almost always a letter).
-#[inline]
-pub(crate) fn is_word(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
-}
-
 /// The byte at `i`, if any.
 #[inline]
 pub(crate) fn at(hay: &[u8], i: usize) -> Option<u8> {
@@ -38,7 +30,11 @@ pub(crate) fn at(hay: &[u8], i: usize) -> Option<u8> {
 /// The byte just before `i`, if any.
 #[inline]
 pub(crate) fn before(hay: &[u8], i: usize) -> Option<u8> {
-    if i == 0 { None } else { hay.get(i - 1).copied() }
+    if i == 0 {
+        None
+    } else {
+        hay.get(i - 1).copied()
+    }
 }
 
 /// Whether the byte at `i` satisfies `f` (false past the end).
@@ -74,7 +70,10 @@ pub(crate) fn number(hay: &[u8], from: usize, to: usize) -> u64 {
     hay.get(from..to)
         .unwrap_or_default()
         .iter()
-        .fold(0u64, |acc, &b| acc.saturating_mul(10).saturating_add(u64::from(b.wrapping_sub(b'0'))))
+        .fold(0u64, |acc, &b| {
+            acc.saturating_mul(10)
+                .saturating_add(u64::from(b.wrapping_sub(b'0')))
+        })
 }
 
 /// Whether `hay[i..]` starts with `word`, ignoring ASCII case.
@@ -104,35 +103,4 @@ pub(crate) fn skip_blanks(hay: &[u8], mut i: usize, max: usize) -> usize {
         i += 1;
     }
     i
-}
-
-/// The end of the UTF-8 character that starts at `i` (for a continuation
-/// byte or past the end, `i + 1`).
-#[inline]
-pub(crate) fn char_end(hay: &[u8], i: usize) -> usize {
-    let width = match at(hay, i) {
-        Some(b) if b >= 0xF0 => 4,
-        Some(b) if b >= 0xE0 => 3,
-        Some(b) if b >= 0xC0 => 2,
-        _ => 1,
-    };
-    (i + width).min(hay.len().max(i + 1))
-}
-
-/// Moves `i` back to the start of the UTF-8 character it is in.
-#[inline]
-pub(crate) fn floor_char(hay: &[u8], mut i: usize) -> usize {
-    while i > 0 && i < hay.len() && (hay[i] & 0xC0) == 0x80 {
-        i -= 1;
-    }
-    i
-}
-
-/// Moves `i` forward to the start of the next UTF-8 character (or the end).
-#[inline]
-pub(crate) fn ceil_char(hay: &[u8], mut i: usize) -> usize {
-    while i < hay.len() && (hay[i] & 0xC0) == 0x80 {
-        i += 1;
-    }
-    i.min(hay.len())
 }

@@ -48,8 +48,12 @@ pub(crate) fn separated_at(hay: &[u8], s: usize) -> Option<usize> {
     if digit_run(hay, s + 7, 4) != 4 || !right_ok(hay, s + 11) {
         return None;
     }
-    parts_ok(number(hay, s, s + 3), number(hay, s + 4, s + 6), number(hay, s + 7, s + 11))
-        .then_some(s + 11)
+    parts_ok(
+        number(hay, s, s + 3),
+        number(hay, s + 4, s + 6),
+        number(hay, s + 7, s + 11),
+    )
+    .then_some(s + 11)
 }
 
 /// Nine digits together at `s` (only meaningful where the context says SSN).
@@ -57,8 +61,12 @@ pub(crate) fn bare_at(hay: &[u8], s: usize) -> Option<usize> {
     if !left_ok(hay, s) || digit_run(hay, s, 9) != 9 || !right_ok(hay, s + 9) {
         return None;
     }
-    parts_ok(number(hay, s, s + 3), number(hay, s + 3, s + 5), number(hay, s + 5, s + 9))
-        .then_some(s + 9)
+    parts_ok(
+        number(hay, s, s + 3),
+        number(hay, s + 3, s + 5),
+        number(hay, s + 5, s + 9),
+    )
+    .then_some(s + 9)
 }
 
 /// An SSN in any accepted spelling at `s`.
@@ -78,5 +86,9 @@ pub(crate) fn parts(value: &str) -> Option<[u64; 3]> {
     if digits.len() != 9 {
         return None;
     }
-    Some([number(&digits, 0, 3), number(&digits, 3, 5), number(&digits, 5, 9)])
+    Some([
+        number(&digits, 0, 3),
+        number(&digits, 3, 5),
+        number(&digits, 5, 9),
+    ])
 }

@@ -38,7 +38,11 @@ fn unchanged(input: &str) {
 fn check_field(field: &str, value: &str, expected: &str) {
     let detector = Detector::new();
     let findings = detector.find_in_field(Some(field), value);
-    assert_eq!(render(value, &findings), expected, "\nfield {field:?}, value {value:?}");
+    assert_eq!(
+        render(value, &findings),
+        expected,
+        "\nfield {field:?}, value {value:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -47,10 +51,16 @@ fn check_field(field: &str, value: &str, expected: &str) {
 #[test]
 fn emails() {
     check("write to ada@example.com today", "write to <email> today");
-    check("Ada.Lovelace+work@mail.analytical-engine.co.uk.", "<email>.");
+    check(
+        "Ada.Lovelace+work@mail.analytical-engine.co.uk.",
+        "<email>.",
+    );
     check("<grace.hopper@navy.mil>", "<<email>>");
     check("mailto:ada_l%1@example.org", "mailto:<email>");
-    check("\"email\": \"j.doe99@corp.example\"", "\"email\": \"<email>\"");
+    check(
+        "\"email\": \"j.doe99@corp.example\"",
+        "\"email\": \"<email>\"",
+    );
     check("a@b.co and c@d.io", "<email> and <email>");
     check("user@xn--bcher-kva.example", "<email>");
 }
@@ -191,7 +201,10 @@ fn not_ibans() {
 fn ssns() {
     check("SSN 123-45-6789", "SSN <us_ssn>");
     check("ssn: 123 45 6789", "ssn: <us_ssn>");
-    check("social security number 123456789", "social security number <us_ssn>");
+    check(
+        "social security number 123456789",
+        "social security number <us_ssn>",
+    );
     check("SSN#: 234567890.", "SSN#: <us_ssn>.");
 }
 
@@ -254,12 +267,18 @@ fn not_mac_addresses() {
 fn dates_of_birth() {
     check("DOB: 1990-02-03", "DOB: <date_of_birth>");
     check("date of birth 03/02/1990", "date of birth <date_of_birth>");
-    check("born on 3 February 1990 in Leeds", "born on <date_of_birth> in Leeds");
+    check(
+        "born on 3 February 1990 in Leeds",
+        "born on <date_of_birth> in Leeds",
+    );
     check("born Feb 3, 1990", "born <date_of_birth>");
     check("birthday: February 3rd, 1990", "birthday: <date_of_birth>");
     check("geboren am 3. Februar 1990", "geboren am <date_of_birth>");
     check("née le 3 février 1990", "née le <date_of_birth>");
-    check("\"birth_date\": \"1990-02-03\"", "\"birth_date\": \"<date_of_birth>\"");
+    check(
+        "\"birth_date\": \"1990-02-03\"",
+        "\"birth_date\": \"<date_of_birth>\"",
+    );
     check("dob=12/31/1985;", "dob=<date_of_birth>;");
 }
 
@@ -275,12 +294,30 @@ fn dates_without_birth_context() {
 
 #[test]
 fn postal_addresses() {
-    check("lives at 221B Baker Street, London NW1 6XE.", "lives at <postal_address>.");
-    check("address: 1600 Pennsylvania Ave NW, Washington, DC 20500", "address: <postal_address>");
-    check("Anschrift: Hauptstraße 5, 10115 Berlin", "Anschrift: <postal_address>");
-    check("adresse : 12 rue de la Paix, 75002 Paris", "adresse : <postal_address>");
-    check("ship to 350 Fifth Avenue, Suite 200, New York, NY 10118", "ship to <postal_address>");
-    check("Send it to 42 Wallaby Way, Sydney NSW 2000 please", "Send it to <postal_address> please");
+    check(
+        "lives at 221B Baker Street, London NW1 6XE.",
+        "lives at <postal_address>.",
+    );
+    check(
+        "address: 1600 Pennsylvania Ave NW, Washington, DC 20500",
+        "address: <postal_address>",
+    );
+    check(
+        "Anschrift: Hauptstraße 5, 10115 Berlin",
+        "Anschrift: <postal_address>",
+    );
+    check(
+        "adresse : 12 rue de la Paix, 75002 Paris",
+        "adresse : <postal_address>",
+    );
+    check(
+        "ship to 350 Fifth Avenue, Suite 200, New York, NY 10118",
+        "ship to <postal_address>",
+    );
+    check(
+        "Send it to 42 Wallaby Way, Sydney NSW 2000 please",
+        "Send it to <postal_address> please",
+    );
 }
 
 #[test]
@@ -297,15 +334,27 @@ fn not_postal_addresses() {
 #[test]
 fn names_in_prose() {
     check("Dear Ada Lovelace,", "Dear <person_name>,");
-    check("Dr. Grace Hopper will see you", "Dr. <person_name> will see you");
+    check(
+        "Dr. Grace Hopper will see you",
+        "Dr. <person_name> will see you",
+    );
     check("Ms Ngozi Okafor-Adeyemi called", "Ms <person_name> called");
     check("Sincerely,\nJean-Luc Picard", "Sincerely,\n<person_name>");
-    check("my name is Ludwig van Beethoven.", "my name is <person_name>.");
-    check("patient John F. Kennedy was admitted", "patient <person_name> was admitted");
+    check(
+        "my name is Ludwig van Beethoven.",
+        "my name is <person_name>.",
+    );
+    check(
+        "patient John F. Kennedy was admitted",
+        "patient <person_name> was admitted",
+    );
     check("customer Ada reported", "customer <person_name> reported");
     check("Mr. O'Brien's order", "Mr. <person_name>'s order");
     check("name: José Núñez", "name: <person_name>");
-    check("full_name=Ada Lovelace email=x", "full_name=<person_name> email=x");
+    check(
+        "full_name=Ada Lovelace email=x",
+        "full_name=<person_name> email=x",
+    );
 }
 
 #[test]
@@ -333,10 +382,22 @@ fn fields_imply_kinds() {
     check_field("name", "Ada Lovelace", "<person_name>");
     check_field("dob", "1990-02-03", "<date_of_birth>");
     check_field("dateOfBirth", "03/02/1990", "<date_of_birth>");
-    check_field("birth_date", "1990-02-03T00:00:00Z", "<date_of_birth>T00:00:00Z");
+    check_field(
+        "birth_date",
+        "1990-02-03T00:00:00Z",
+        "<date_of_birth>T00:00:00Z",
+    );
     check_field("address", "1 Main St", "<postal_address>");
-    check_field("billingAddress", "Hauptstraße 5, 10115 Berlin", "<postal_address>");
-    check_field("shipping.address.line1", "Flat 2, 10 Downing Street", "<postal_address>");
+    check_field(
+        "billingAddress",
+        "Hauptstraße 5, 10115 Berlin",
+        "<postal_address>",
+    );
+    check_field(
+        "shipping.address.line1",
+        "Flat 2, 10 Downing Street",
+        "<postal_address>",
+    );
     check_field("address.zip", "94107", "<postal_address>");
     check_field("phone", "4155550132", "<phone>");
     check_field("mobile_number", "+447700900123", "<phone>");
