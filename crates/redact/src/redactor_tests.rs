@@ -327,6 +327,29 @@ fn adversarial_inputs() -> Vec<(&'static str, String)> {
             "mixed",
             repeat("password=\"eyJ\\\" ghp_AKIA://u:p@ -----BEGIN "),
         ),
+        ("telegram leads", repeat("123456789:AA")),
+        (
+            "long digit runs before a lead keyword",
+            format!("{}:AA", "1".repeat(MB)),
+        ),
+        (
+            "mailchimp leads",
+            repeat("0123456789abcdef0123456789abcdef-us"),
+        ),
+        (
+            "hex run before a lead keyword",
+            format!("{}-us1", "a".repeat(MB)),
+        ),
+        ("azure secret markers", repeat("abc8Q~")),
+        ("short prefixes", repeat("sk_pat1/2/AC SK re_ cs_ ")),
+        ("vault prefix run", format!("hvs.{}", "A".repeat(2 * MB))),
+        ("connection strings", repeat("postgres://u:")),
+        (
+            "putty private lines",
+            format!("Private-Lines: 9\n{}", "QUJD\n".repeat(MB / 5)),
+        ),
+        ("assignment keys", repeat("DD_API_KEY=")),
+        ("placeholders and leads", repeat("[REDACTED:password]:AA")),
     ]
 }
 

@@ -15,7 +15,8 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 use crate::rule_file::VALUE_BOUND;
 use crate::rules::{
-    ByteClass, GROUP_UNQUOTED, GROUP_XML, Hit, Named, PLACEHOLDER_PREFIX, Validator, ValidatorFn,
+    ByteClass, GROUP_SINGLE_QUOTED, GROUP_UNQUOTED, GROUP_XML, Hit, Named, PLACEHOLDER_PREFIX,
+    Validator, ValidatorFn,
 };
 
 // ---------------------------------------------------------------------------
@@ -334,6 +335,18 @@ fn basic_credentials(hit: &Hit<'_>) -> bool {
     let Ok(decoded) = LENIENT_BASE64.decode(prefix) else {
         return false;
     };
+    // Credentials are text: printable, and UTF-8 up to where the decoded
+    // prefix was cut.
+    let text = match std::str::from_utf8(&decoded) {
+        Ok(text) => text,
+        Err(e) if e.error_len().is_none() => {
+            std::str::from_utf8(&decoded[..e.valid_up_to()]).unwrap_or_default()
+        }
+        Err(_) => return false,
+    };
+    if text.chars().any(char::is_control) {
+        return false;
+    }
     match decoded.iter().position(|&b| b == b':') {
         Some(colon) => decoded[..colon].iter().all(|b| (0x20..0x7f).contains(b)),
         None => false,
@@ -380,7 +393,9 @@ fn password_value(hit: &Hit<'_>) -> bool {
 }
 
 fn pwd_value(hit: &Hit<'_>) -> bool {
-    !is_path(hit.secret()) && assignment_value(hit, ValueClass::Password)
+    // The shell's `PWD` holds a directory, whatever its case.
+    let s = hit.secret();
+    !s.starts_with(b"/") && !is_path(s) && assignment_value(hit, ValueClass::Password)
 }
 
 fn opaque_value(hit: &Hit<'_>) -> bool {
@@ -494,6 +509,16 @@ fn assignment_value(hit: &Hit<'_>, class: ValueClass) -> bool {
         return false;
     }
     if hit.group == GROUP_XML && !closes_xml_element(hit) {
+        return false;
+    }
+    // `prompt='Password: ', stream=None`: the quote after the colon closes a
+    // string; what follows it is code, not a quoted value.
+    if hit.group == GROUP_SINGLE_QUOTED
+        && matches!(
+            value.first(),
+            Some(b',' | b')' | b';' | b']' | b'}' | b' ' | b'\t')
+        )
+    {
         return false;
     }
     if hit.group == GROUP_UNQUOTED {
