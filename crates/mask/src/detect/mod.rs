@@ -369,6 +369,11 @@ impl Detector {
     fn at_token(&self, hay: &[u8], s: usize, out: &mut Vec<Candidate>) -> usize {
         let found_from = out.len();
         let first = hay[s];
+        // The continuation of a number or word (`05` in `2024-05-01`, `1` in
+        // `v1.2`): no kind starts there.
+        if matches!(before(hay, s), Some(b'-' | b'.' | b':' | b'/')) && s >= 2 && is_alnum(hay[s - 2]) {
+            return s;
+        }
         let push =
             |kind: PersonalKind, start: usize, e: Option<usize>, out: &mut Vec<Candidate>| {
                 if let Some(e) = e {
@@ -405,7 +410,7 @@ impl Detector {
                 );
             }
             if self.enabled(PersonalKind::PostalAddress)
-                && at(hay, skip_alnum(hay, s)) == Some(b' ')
+                && street_may_follow(hay, skip_alnum(hay, s))
                 && let Some(m) = address::at_start(hay, s)
                 && m.postcode
                 && m.typed
@@ -574,6 +579,19 @@ fn hex_group_before(hay: &[u8], s: usize) -> Option<usize> {
     }
     let q = start?;
     (!before(hay, q).is_some_and(|b| is_alnum(b) || matches!(b, b'-' | b'.' | b':'))).then_some(q)
+}
+
+/// Whether a street name may follow a number ending at `i`: a space, then
+/// a letter or an ordinal (`5th Avenue`).
+fn street_may_follow(hay: &[u8], i: usize) -> bool {
+    if at(hay, i) != Some(b' ') {
+        return false;
+    }
+    match at(hay, i + 1) {
+        Some(b) if b.is_ascii_alphabetic() || b >= 0x80 => true,
+        Some(b) if is_digit(b) => (i + 2..i + 5).any(|j| at(hay, j).is_some_and(|b| b.is_ascii_alphabetic())),
+        _ => false,
+    }
 }
 
 fn skip_alnum(hay: &[u8], mut i: usize) -> usize {

@@ -46,6 +46,10 @@ fn ipv4_body(hay: &[u8], s: usize) -> Option<usize> {
 
 /// Whether the words just before `s` make a dotted number a version.
 fn is_version_context(hay: &[u8], s: usize) -> bool {
+    // Every version word is followed by a space or dot before the number.
+    if !matches!(before(hay, s), Some(b' ' | b'.')) {
+        return false;
+    }
     let from = s.saturating_sub(12);
     contains_word_start_ci(hay, from, s, b"version")
         || contains_word_start_ci(hay, from, s, b"ver ")
