@@ -7,7 +7,7 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use serde_json::Value;
 
 use crate::custom::CustomRule;
@@ -23,6 +23,10 @@ pub(crate) const MIN_SECRET_LEN: usize = 4;
 /// It keeps the exact-match automaton far inside its size limits, so that
 /// building it cannot fail.
 const MAX_PATTERN_BYTES: usize = 256 * 1024 * 1024;
+
+/// Up to this many bytes of secret patterns (all encodings of all secrets),
+/// the exact-match automaton is a DFA: about a hundred secrets.
+const SECRET_DFA_BYTES: usize = 256 * 1024;
 
 /// How many times a text is rescanned after a replacement. Replacing a span
 /// can make text next to it match where it did not before (`xghp_...` is not
@@ -55,6 +59,8 @@ struct Inner {
     owner: Vec<usize>,
     placeholders: HashSet<Vec<u8>>,
     max_placeholder: usize,
+    /// The longest pattern of `matcher`, in bytes.
+    longest_secret: usize,
 }
 
 /// A registered secret with its encodings (raw first).
@@ -178,6 +184,7 @@ impl Redactor {
             secret_owner: &inner.owner,
             placeholders: &inner.placeholders,
             max_placeholder: inner.max_placeholder,
+            longest_secret: inner.longest_secret,
         }
     }
 
@@ -485,10 +492,21 @@ impl RedactorBuilder {
         } else {
             // The pattern total is capped by `secret` far below the
             // automaton's limits, so building it cannot fail.
-            Some(
+            // A DFA searches fastest; it is built when the patterns are few
+            // enough for it to stay small, else the default kind is used.
+            let total: usize = patterns.iter().map(|p| p.len()).sum();
+            let dfa = (total <= SECRET_DFA_BYTES)
+                .then(|| {
+                    AhoCorasick::builder()
+                        .kind(Some(AhoCorasickKind::DFA))
+                        .build(&patterns)
+                        .ok()
+                })
+                .flatten();
+            Some(dfa.unwrap_or_else(|| {
                 AhoCorasick::new(&patterns)
-                    .expect("secret patterns stay within the automaton's limits"),
-            )
+                    .expect("secret patterns stay within the automaton's limits")
+            }))
         };
         let mut placeholders: HashSet<Vec<u8>> =
             rules.kinds().map(|kind| kind.as_bytes().to_vec()).collect();
@@ -496,6 +514,7 @@ impl RedactorBuilder {
             placeholders.insert(format!("secret:{}", secret.name).into_bytes());
         }
         let max_placeholder = placeholders.iter().map(Vec::len).max().unwrap_or(0);
+        let longest_secret = patterns.iter().map(|p| p.len()).max().unwrap_or(0);
         Redactor {
             inner: Arc::new(Inner {
                 rules,
@@ -506,6 +525,7 @@ impl RedactorBuilder {
                 owner,
                 placeholders,
                 max_placeholder,
+                longest_secret,
             }),
         }
     }

@@ -303,6 +303,7 @@ fn scan_one(set: &RuleSet, text: &str) -> usize {
         secret_owner: &[],
         placeholders: &placeholders,
         max_placeholder: 0,
+        longest_secret: 0,
     };
     scanner.scan(text).len()
 }

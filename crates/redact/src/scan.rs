@@ -48,6 +48,8 @@ pub(crate) struct Scanner<'r> {
     pub placeholders: &'r HashSet<Vec<u8>>,
     /// The longest entry of `placeholders`.
     pub max_placeholder: usize,
+    /// The longest pattern of `secrets`, in bytes.
+    pub longest_secret: usize,
 }
 
 impl Scanner<'_> {
@@ -72,7 +74,7 @@ impl Scanner<'_> {
         let mut candidates = Vec::new();
         let mut protected = Protected::default();
         if let Some(secrets) = self.secrets {
-            for m in secrets.find_overlapping_iter(hay) {
+            let mut push = |m: aho_corasick::Match| {
                 let owner = self.secret_owner.get(m.pattern().as_usize()).copied();
                 if let Some(owner) = owner {
                     candidates.push(Span {
@@ -80,6 +82,18 @@ impl Scanner<'_> {
                         end: m.end(),
                         label: Label::Secret(owner),
                     });
+                }
+            };
+            match windows {
+                None => secrets.find_overlapping_iter(hay).for_each(&mut push),
+                // A secret that replacing a span could have revealed overlaps
+                // that span's placeholder, so it lies within the longest
+                // secret's length of it; anywhere else the text is as it was.
+                Some(windows) => {
+                    for span in widen(windows, self.longest_secret, hay.len()) {
+                        let input = aho_corasick::Input::new(hay).span(span);
+                        secrets.find_overlapping_iter(input).for_each(&mut push);
+                    }
                 }
             }
         }
@@ -346,6 +360,19 @@ struct Protected {
     /// known secrets still do, so that placeholder syntax cannot hide a
     /// registered value.
     any: Vec<Range<usize>>,
+}
+
+/// The `windows` widened by `by` bytes on each side and merged.
+fn widen(windows: &[Range<usize>], by: usize, len: usize) -> Vec<Range<usize>> {
+    let mut out: Vec<Range<usize>> = Vec::with_capacity(windows.len());
+    for w in windows {
+        let wide = w.start.saturating_sub(by)..len.min(w.end.saturating_add(by));
+        match out.last_mut() {
+            Some(last) if wide.start <= last.end => last.end = last.end.max(wide.end),
+            _ => out.push(wide),
+        }
+    }
+    out
 }
 
 /// Whether `at` lies inside one of the sorted, non-overlapping `ranges`.
