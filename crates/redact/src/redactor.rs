@@ -25,8 +25,9 @@ pub(crate) const MIN_SECRET_LEN: usize = 4;
 const MAX_PATTERN_BYTES: usize = 256 * 1024 * 1024;
 
 /// Up to this many bytes of secret patterns (all encodings of all secrets),
-/// the exact-match automaton is a DFA: about a hundred secrets.
-const SECRET_DFA_BYTES: usize = 256 * 1024;
+/// the exact-match automaton is a DFA (some fifty secrets; a DFA of that
+/// many pattern bytes takes a few megabytes and milliseconds to build).
+const SECRET_DFA_BYTES: usize = 64 * 1024;
 
 /// How many times a text is rescanned after a replacement. Replacing a span
 /// can make text next to it match where it did not before (`xghp_...` is not
