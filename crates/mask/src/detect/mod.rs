@@ -371,7 +371,10 @@ impl Detector {
         let first = hay[s];
         // The continuation of a number or word (`05` in `2024-05-01`, `1` in
         // `v1.2`): no kind starts there.
-        if matches!(before(hay, s), Some(b'-' | b'.' | b':' | b'/')) && s >= 2 && is_alnum(hay[s - 2]) {
+        if matches!(before(hay, s), Some(b'-' | b'.' | b':' | b'/'))
+            && s >= 2
+            && is_alnum(hay[s - 2])
+        {
             return s;
         }
         let push =
@@ -589,7 +592,9 @@ fn street_may_follow(hay: &[u8], i: usize) -> bool {
     }
     match at(hay, i + 1) {
         Some(b) if b.is_ascii_alphabetic() || b >= 0x80 => true,
-        Some(b) if is_digit(b) => (i + 2..i + 5).any(|j| at(hay, j).is_some_and(|b| b.is_ascii_alphabetic())),
+        Some(b) if is_digit(b) => {
+            (i + 2..i + 5).any(|j| at(hay, j).is_some_and(|b| b.is_ascii_alphabetic()))
+        }
         _ => false,
     }
 }

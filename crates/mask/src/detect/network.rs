@@ -51,12 +51,30 @@ fn is_version_context(hay: &[u8], s: usize) -> bool {
         return false;
     }
     let from = s.saturating_sub(12);
-    contains_word_start_ci(hay, from, s, b"version")
-        || contains_word_start_ci(hay, from, s, b"ver ")
-        || contains_word_start_ci(hay, from, s, b"ver.")
-        || contains_word_start_ci(hay, from, s, b"release")
-        || contains_word_start_ci(hay, from, s, b"build")
-        || contains_word_start_ci(hay, from, s, b"firmware")
+    const WORDS: &[&[u8]] = &[
+        b"version",
+        b"ver ",
+        b"ver.",
+        b"release",
+        b"build",
+        b"firmware",
+        b"section",
+        b"sect.",
+        b"chapter",
+        b"clause",
+        b"paragraph",
+        b"figure",
+        b"fig.",
+        b"table",
+        b"appendix",
+        b"step",
+        b"item",
+        b"rule",
+        b"\xc2\xa7",
+    ];
+    WORDS
+        .iter()
+        .any(|w| contains_word_start_ci(hay, from, s, w))
 }
 
 /// The IPv6 address starting at `s`, as its end.

@@ -103,10 +103,35 @@ pub(crate) fn at_start(hay: &[u8], s: usize, strictness: Strictness) -> Option<u
         return None;
     }
     let (end, shape) = read(hay, s)?;
+    let end = extension(hay, end).unwrap_or(end);
     if !right_ok(hay, end) {
         return None;
     }
     valid(&shape, strictness).then_some(end)
+}
+
+/// An extension after a number (`x123`, ` ext. 4567`, ` ext 89`), as the
+/// end of the number with it.
+fn extension(hay: &[u8], end: usize) -> Option<usize> {
+    let mut i = end;
+    if at(hay, i) == Some(b' ') {
+        i += 1;
+    }
+    let marker = [&b"ext."[..], b"ext", b"x"].into_iter().find(|m| {
+        hay.get(i..i + m.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(m))
+    })?;
+    if marker == b"x" && i != end {
+        return None;
+    }
+    i += marker.len();
+    if marker != b"x" && at(hay, i) == Some(b' ') {
+        i += 1;
+    }
+    let digits = (0..6)
+        .take_while(|k| at(hay, i + k).is_some_and(is_digit))
+        .count();
+    ((1..=5).contains(&digits)).then_some(i + digits)
 }
 
 fn left_ok(hay: &[u8], s: usize) -> bool {
@@ -224,6 +249,27 @@ pub(crate) fn read(hay: &[u8], s: usize) -> Option<(usize, Shape)> {
 pub(crate) fn valid(shape: &Shape, strictness: Strictness) -> bool {
     if shape.plus {
         return international_ok(shape);
+    }
+    // `001-415-555-0132`, `0044 20 7946 0958`: the international prefix
+    // dialled instead of `+`.
+    if shape.digits.starts_with(b"00")
+        && shape.groups.len() > 1
+        && shape.groups.first().is_some_and(|&g| g >= 3)
+    {
+        let mut international = *shape;
+        let mut digits = Small::new();
+        for &d in &shape.digits[2..] {
+            digits.push(d);
+        }
+        international.digits = digits;
+        let mut groups = Small::new();
+        groups.push(shape.groups[0] - 2);
+        for &g in &shape.groups[1..] {
+            groups.push(g);
+        }
+        international.groups = groups;
+        international.plus = true;
+        return international_ok(&international);
     }
     if shape.paren_trunk {
         return false;

@@ -431,3 +431,33 @@ fn kinds_can_be_limited() {
     assert_eq!(render(text, &findings), "<email> 415-555-0132");
     assert_eq!(detector.kinds(), vec![PersonalKind::Email]);
 }
+
+#[test]
+fn phone_extensions_and_international_prefixes() {
+    check("call (415)555-0132x123 today", "call <phone> today");
+    check("+1-415-555-0132 ext. 4567", "<phone>");
+    check("415-555-0132 ext 89.", "<phone>.");
+    check("001-415-555-0132", "<phone>");
+    check("0044 20 7946 0958", "<phone>");
+    unchanged("415-555-0132xyz");
+    unchanged("0012 3456");
+}
+
+#[test]
+fn common_hard_negatives() {
+    unchanged("uuid 550e8400-e29b-41d4-a716-446655440000 and 123e4567-e89b-12d3-a456-426614174000");
+    unchanged("sha1 da39a3ee5e6b4b0d3255bfef95601890afd80709");
+    unchanged("md5 d41d8cd98f00b204e9800998ecf8427e");
+    unchanged("token dGhpcyBpcyA0MTU1NTUwMTMyIGluIGJhc2U2NA==");
+    unchanged("semver 1.2.3, 10.20.30-beta.1, v2.0.0+build.5");
+    unchanged("2024-05-01T12:30:45.123Z INFO request took 1234ms");
+    unchanged("Total: $1,234.56 (EUR 1.234,56) for 3 items");
+    unchanged("order #100234567, invoice INV-2024-000123, ticket JIRA-4521");
+    unchanged("ISBN 978-3-16-148410-0");
+    unchanged("lat 51.5074, lon -0.1278");
+    unchanged("port 8080, pid 12345, uid 1000");
+    unchanged("epoch 1714567890 and 1714567890123");
+    unchanged("ratio 16:9, time 12:30, 23:59:59");
+    unchanged("call me at 5");
+    unchanged("Section 3.1.4.1 of RFC 7231");
+}
