@@ -83,6 +83,22 @@ proptest! {
     }
 
     #[test]
+    fn operators_never_panic_on_arbitrary_values(value in prop_oneof![rich_text(), "\\PC{0,40}"], seed in any::<u8>()) {
+        let key = MaskKey::from_bytes([seed; 32]);
+        for &kind in PersonalKind::ALL {
+            let _ = pseudonym(kind, &value, &key);
+            let _ = is_pseudonym(kind, &value, &key);
+            if let Ok(token) = tokenize(kind, &value, &key) {
+                prop_assert_eq!(detokenize(kind, &token, &key), Ok(value.clone()), "{} {:?}", kind, value);
+            }
+            let _ = detokenize(kind, &value, &key);
+            for op in [Operator::Redact, Operator::Mask { keep: 4, char: '*' }, Operator::Hash { length: 8 }] {
+                let _ = crate::operators::apply(&op, kind, &value, &key);
+            }
+        }
+    }
+
+    #[test]
     fn masking_is_idempotent_on_rich_text(text in rich_text(), seed in any::<u8>()) {
         let key = MaskKey::from_bytes([seed; 32]);
         for op in [Operator::Pseudonymize, Operator::Redact, Operator::Hash { length: 16 }, Operator::Mask { keep: 4, char: '*' }] {

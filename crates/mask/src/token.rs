@@ -71,6 +71,7 @@ pub(crate) fn run(
 /// Permutes numerals of `radix` under `tweak`: FF1 when the domain allows,
 /// the small-domain Feistel permutation otherwise.
 fn permute(
+    kind: PersonalKind,
     key: &MaskKey,
     radix: u32,
     tweak: &[u8],
@@ -97,9 +98,9 @@ fn permute(
         // The numerals are all below the radix and the length is within
         // FF1's limits (checked above and by the callers' length caps).
         return output.map(Vec::from).map_err(|_| MaskError::TooLong {
-            kind: PersonalKind::Email,
+            kind,
             len: numerals.len(),
-            max: 64,
+            max: 200,
         });
     }
     let n = domain.unwrap_or(1);
@@ -168,6 +169,7 @@ pub(crate) fn small_domain(key: &MaskKey, tweak: &[u8], n: u64, x: u64, dir: Dir
 /// Applies `permute` with cycle-walking until `valid` holds, which keeps
 /// a permutation of the valid values when the input is valid.
 fn permute_valid(
+    kind: PersonalKind,
     key: &MaskKey,
     radix: u32,
     tweak: &[u8],
@@ -175,14 +177,14 @@ fn permute_valid(
     dir: Direction,
     valid: impl Fn(&[u16]) -> bool,
 ) -> Result<Vec<u16>, MaskError> {
-    let mut out = permute(key, radix, tweak, numerals, dir)?;
+    let mut out = permute(kind, key, radix, tweak, numerals, dir)?;
     // A valid input reaches a valid output; the bound is far above what
     // the densities used here need (each step succeeds with p > 1/4).
     for _ in 0..10_000 {
         if valid(&out) {
             return Ok(out);
         }
-        out = permute(key, radix, tweak, &out, dir)?;
+        out = permute(kind, key, radix, tweak, &out, dir)?;
     }
     Ok(out)
 }
@@ -224,7 +226,7 @@ fn letters_and_digits(
         .iter()
         .map(|&i| u16::from(chars[i].to_ascii_lowercase() as u8 - b'a'))
         .collect();
-    let permuted = permute(key, 26, &tweak(kind, "letters", &[]), &numerals, dir)?;
+    let permuted = permute(kind, key, 26, &tweak(kind, "letters", &[]), &numerals, dir)?;
     for (&i, &v) in letters.iter().zip(permuted.iter()) {
         let c = char::from(b'a' + u8::try_from(v).unwrap_or(0));
         out[i] = if chars[i].is_ascii_uppercase() {
@@ -237,7 +239,7 @@ fn letters_and_digits(
         .iter()
         .map(|&i| u16::from(chars[i] as u8 - b'0'))
         .collect();
-    let permuted = permute(key, 10, &tweak(kind, "digits", &[]), &numerals, dir)?;
+    let permuted = permute(kind, key, 10, &tweak(kind, "digits", &[]), &numerals, dir)?;
     for (&i, &v) in digits.iter().zip(permuted.iter()) {
         out[i] = char::from(b'0' + u8::try_from(v).unwrap_or(0));
     }
@@ -297,6 +299,7 @@ fn card(value: &str, key: &MaskKey, dir: Direction) -> Result<String, MaskError>
     }
     let body = &d[6..d.len() - 1];
     let permuted = permute(
+        kind,
         key,
         10,
         &tweak(kind, "body", &d[..6]),
@@ -344,7 +347,7 @@ fn iban(value: &str, key: &MaskKey, dir: Direction) -> Result<String, MaskError>
         .collect();
     for (&i, &v) in digit_pos
         .iter()
-        .zip(permute(key, 10, &tweak(kind, "digits", country), &digits, dir)?.iter())
+        .zip(permute(kind, key, 10, &tweak(kind, "digits", country), &digits, dir)?.iter())
     {
         out_bban[i] = b'0' + u8::try_from(v).unwrap_or(0);
     }
@@ -352,10 +355,17 @@ fn iban(value: &str, key: &MaskKey, dir: Direction) -> Result<String, MaskError>
         .iter()
         .map(|&i| u16::from(bban[i] - b'A'))
         .collect();
-    for (&i, &v) in letter_pos
-        .iter()
-        .zip(permute(key, 26, &tweak(kind, "letters", country), &letters, dir)?.iter())
-    {
+    for (&i, &v) in letter_pos.iter().zip(
+        permute(
+            kind,
+            key,
+            26,
+            &tweak(kind, "letters", country),
+            &letters,
+            dir,
+        )?
+        .iter(),
+    ) {
         out_bban[i] = b'A' + u8::try_from(v).unwrap_or(0);
     }
     let mut out = country.to_vec();
@@ -429,7 +439,15 @@ fn phone(value: &str, key: &MaskKey, dir: Direction) -> Result<String, MaskError
         }
         None => true,
     };
-    let permuted = permute_valid(key, 10, &tweak(kind, "digits", kept), &rest, dir, valid)?;
+    let permuted = permute_valid(
+        kind,
+        key,
+        10,
+        &tweak(kind, "digits", kept),
+        &rest,
+        dir,
+        valid,
+    )?;
     let mut out = kept.to_vec();
     out.extend_from_slice(&from_numerals(&permuted));
     if shape.paren_trunk
@@ -459,6 +477,7 @@ fn ssn(value: &str, key: &MaskKey, dir: Direction) -> Result<String, MaskError> 
         shapes::ssn_parts_ok(v(0..3), v(3..5), v(5..9))
     };
     let permuted = permute_valid(
+        kind,
         key,
         10,
         &tweak(kind, "digits", &[]),
@@ -513,13 +532,8 @@ fn ipv4(value: &str, key: &MaskKey, dir: Direction) -> Result<String, MaskError>
             reason: "an IPv4 address has four octets",
         });
     }
-    let out = permute(
-        key,
-        256,
-        &tweak(PersonalKind::IpAddress, "v4", &[]),
-        &octets,
-        dir,
-    )?;
+    let kind = PersonalKind::IpAddress;
+    let out = permute(kind, key, 256, &tweak(kind, "v4", &[]), &octets, dir)?;
     Ok(out.iter().map(u16::to_string).collect::<Vec<_>>().join("."))
 }
 
@@ -555,6 +569,7 @@ fn hex_digits(
     let has_letter = |n: &[u16]| n.iter().any(|&v| v >= 10);
     let permuted = if upper {
         permute_valid(
+            kind,
             key,
             16,
             &tweak(kind, "hex", &[]),
@@ -563,7 +578,7 @@ fn hex_digits(
             has_letter,
         )?
     } else {
-        permute(key, 16, &tweak(kind, "hex", &[]), &numerals, dir)?
+        permute(kind, key, 16, &tweak(kind, "hex", &[]), &numerals, dir)?
     };
     let mut next = permuted.iter();
     Ok(value
