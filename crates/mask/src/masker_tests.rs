@@ -133,3 +133,21 @@ fn json_documents_are_masked_by_path() {
     assert_eq!(once["product"], doc["product"]);
     assert_ne!(once["customer"]["name"], doc["customer"]["name"]);
 }
+
+#[test]
+fn detector_key_and_masker_are_shareable_between_threads() {
+    fn shareable<T: Send + Sync + Clone>() {}
+    shareable::<Detector>();
+    shareable::<crate::operators::MaskKey>();
+    shareable::<Masker>();
+    let m = masker(Operator::Redact);
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let m = m.clone();
+            std::thread::spawn(move || m.mask("ada@example.org"))
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().ok().as_deref(), Some("[REDACTED:email]"));
+    }
+}
