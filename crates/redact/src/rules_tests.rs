@@ -742,3 +742,36 @@ fn value_extender_agrees_with_an_unbounded_regex() {
         }
     }
 }
+
+#[test]
+fn github_and_npm_checksums() {
+    // A body of lower-case letters alone is no random token, unless its
+    // checksum says it is one.
+    let body = "abcdefghijklmnopqrstuvwxyzabcd";
+    let sum = crate::validators::base62_checksum(body.as_bytes());
+    let sum = std::str::from_utf8(&sum).expect("base62 is ASCII");
+    for prefix in ["ghp_", "npm_"] {
+        check_with_default(&format!("{prefix}{body}{sum}"), true);
+        check_with_default(&format!("{prefix}{body}zzzzzz"), false);
+    }
+    // A random-looking body is redacted whether or not its checksum holds:
+    // a mistyped or made-up token is not proven harmless.
+    let token = format!("ghp_{}", fake("", ALNUM, 36));
+    let mut broken = token.clone();
+    broken.pop();
+    broken.push(if token.ends_with('A') { 'B' } else { 'A' });
+    check(&broken, "[REDACTED:github_token]");
+}
+
+fn check_with_default(input: &str, redacted: bool) {
+    let kind = if input.starts_with("ghp_") {
+        "github_token"
+    } else {
+        "npm_token"
+    };
+    if redacted {
+        check(input, &format!("[REDACTED:{kind}]"));
+    } else {
+        unchanged(input);
+    }
+}

@@ -192,20 +192,30 @@ fn twitter_bearer(hit: &Hit<'_>) -> bool {
 
 /// The 32-bit checksum of GitHub's and npm's token formats: a prefix, 30
 /// base62 characters, and the CRC-32 (IEEE) of those 30 characters in 6
-/// base62 digits (`0-9A-Za-z`, zero-padded). Tokens of other lengths
-/// (refresh tokens, formats yet to come) have no checksum to verify and are
-/// accepted on their prefix alone.
+/// base62 digits (`0-9A-Za-z`, zero-padded).
+///
+/// A token whose checksum verifies is accepted whatever its characters. One
+/// whose checksum fails is not proven harmless — a token mistyped by one
+/// character, or a made-up one pasted into a configuration, still deserves
+/// hiding — so it is accepted when its body mixes upper case, lower case and
+/// digits as random tokens do, and rejected otherwise (`npm_` followed by
+/// words is not a token). Tokens of other lengths (refresh tokens, formats
+/// yet to come) have no checksum to verify and are judged by the same mix.
 fn crc32_base62(hit: &Hit<'_>) -> bool {
     let secret = hit.secret();
     let body = match secret.iter().position(|&b| b == b'_') {
         Some(underscore) => &secret[underscore + 1..],
         None => secret,
     };
-    if body.len() != 36 {
-        return true;
+    if body.len() == 36 {
+        let (random, check) = body.split_at(30);
+        if check == base62_checksum(random) {
+            return true;
+        }
     }
-    let (random, check) = body.split_at(30);
-    check == base62_checksum(random)
+    body.iter().any(u8::is_ascii_digit)
+        && body.iter().any(u8::is_ascii_uppercase)
+        && body.iter().any(u8::is_ascii_lowercase)
 }
 
 /// The 6-digit base62 CRC-32 of `data`, as GitHub and npm tokens end.
