@@ -76,6 +76,13 @@ enum Command {
     /// closest recorded calls, and the run gets a divergence event. Nothing is
     /// forwarded anywhere: no upstream is started and no connection is opened.
     Replay(commands::replay::ReplayArgs),
+    /// Report the secrets and personal data in files (kind, place, a redacted preview).
+    ///
+    /// Exit status: 0 when nothing is found, 1 when something is, 2 on usage errors.
+    Scan(commands::scan::ScanArgs),
+    /// Mask files: personal data becomes consistent pseudonyms (or another
+    /// operator's output), secrets are redacted. JSON, JSONL, CSV and text.
+    Mask(commands::mask::MaskArgs),
     /// List, show, export, import and compare recorded runs.
     #[command(subcommand)]
     Runs(commands::runs::RunsCommand),
@@ -116,6 +123,8 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => {
                 commands::serve::run(args, &cli.global.data, redactor.clone()).await
             }
+            Command::Scan(args) => commands::scan::run(args, &redactor),
+            Command::Mask(args) => commands::mask::run(args, &cli.global.data, &redactor),
             Command::Replay(args) => {
                 commands::replay::run(args, &cli.global.data, redactor.clone()).await
             }

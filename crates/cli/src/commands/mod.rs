@@ -1,8 +1,10 @@
 //! One module per subcommand.
 
 pub mod demo;
+pub mod mask;
 pub mod replay;
 pub mod runs;
+pub mod scan;
 pub mod serve;
 pub mod validate;
 
