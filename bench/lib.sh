@@ -114,11 +114,16 @@ start_everything() {
     echo "$name: pid $pid at $url"
 }
 
-# Builds Sandbar and the load generator; checks for Node and server-everything.
+# Builds Sandbar and the load generator (BUILD=0: uses the binaries already
+# built); checks for Node and server-everything.
 prerequisites() {
-    say "build (release)"
-    command -v cargo >/dev/null || die "cargo is needed to build Sandbar and bench/mcp-load"
-    cargo build --release --locked -p sandbar -p sandbar-bench-mcp-load
+    if [ "${BUILD:-1}" = 1 ]; then
+        say "build (release)"
+        command -v cargo >/dev/null || die "cargo is needed to build Sandbar and bench/mcp-load"
+        cargo build --release --locked -p sandbar -p sandbar-bench-mcp-load
+    fi
+    [ -x "$sandbar" ] || die "$sandbar is missing: cargo build --release -p sandbar"
+    [ -x "$load" ] || die "$load is missing: cargo build --release -p sandbar-bench-mcp-load"
     say "node tools"
     command -v node >/dev/null || die "node is needed for server-everything (Node 20 or later)"
     if [ ! -f "$everything/dist/index.js" ]; then

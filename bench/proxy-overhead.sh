@@ -23,6 +23,7 @@
 #   CONCURRENCY=1  RATE=200  RATE_SESSIONS=4  DURATION=10s  WARMUP=3s  ROUNDS=2
 #   RECORD=1           sandbar serve --record (cassettes); 0 leaves them off
 #   OUT=DIR            keep the JSON reports, tables, logs and cassettes there
+#   BUILD=0            use the binaries already in target/release
 #
 # Everything runs on loopback; the load generator, Sandbar and the upstream
 # share the machine's cores. Only the processes this script starts are

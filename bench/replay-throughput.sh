@@ -39,6 +39,7 @@
 #   VENV=${XDG_CACHE_HOME:-$HOME/.cache}/sandbar/bench-venv (mcp-recorder is
 #        installed there with pip on the first run)
 #   OUT=DIR  keep the JSON reports, tables, logs and cassettes there
+#   BUILD=0  use the binaries already in target/release
 #
 # Everything runs on loopback; the load generator and the replayer share the
 # machine's cores. Only the processes this script starts are stopped, by
