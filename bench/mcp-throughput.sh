@@ -27,10 +27,10 @@
 #      do: closed loop at KEEPALIVE_CONCURRENCY and fixed rate KEEPALIVE_RATE;
 #      adds rmcp-floor-nodelay (the floor with TCP_NODELAY set).
 #   3. (RAW=1) the load generator's own minimal client (`--client raw`:
-#      kept-alive HTTP/1.1, a pre-serialized call, ~10-40 µs of CPU per call
-#      instead of rmcp's 60-300), so that the shared cores go to the server:
-#      closed loop at RAW_CONCURRENCY and fixed rate RAW_RATE; the floor
-#      here is rmcp-floor-nodelay.
+#      kept-alive HTTP/1.1, a pre-serialized call, 13-35 µs of CPU per call
+#      in a closed loop against rmcp's 65-350), so that the shared cores go
+#      to the server: closed loop at RAW_CONCURRENCY and fixed rate
+#      RAW_RATE; the floor here is rmcp-floor-nodelay.
 #
 # Settings (environment), with defaults:
 #   CONCURRENCY=1,8,32  RATES=200,1000  RATE_SESSIONS=8  DURATION=10s  WARMUP=3s
