@@ -49,6 +49,19 @@ tools:
     )
 }
 
+/// `sandbar COMMAND TARGET --stdio --data DATA EXTRA...` as arguments.
+fn stdio_args(command: &str, target: &Path, data: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        command.to_owned(),
+        target.display().to_string(),
+        "--stdio".to_owned(),
+        "--data".to_owned(),
+        data.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args
+}
+
 /// The one cassette in `dir`.
 fn only_cassette(dir: &Path) -> PathBuf {
     let files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -107,15 +120,12 @@ async fn a_stdio_upstream_is_recorded_and_replayed_offline_byte_for_byte() {
     let dir = tempfile::tempdir().expect("tempdir");
     let scenario = everything_scenario(dir.path(), "");
     let cassettes = dir.path().join("cassettes");
-    let args: Vec<String> = vec![
-        "serve".into(),
-        scenario.display().to_string(),
-        "--stdio".into(),
-        "--data".into(),
-        dir.path().join("data").display().to_string(),
-        "--record".into(),
-        cassettes.display().to_string(),
-    ];
+    let args: Vec<String> = stdio_args(
+        "serve",
+        &scenario,
+        &dir.path().join("data"),
+        &["--record", &cassettes.display().to_string()],
+    );
     let live = with_timeout("the live session", async {
         let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
         let transcript = session_transcript(&session).await;
@@ -313,15 +323,12 @@ upstreams:
             out
         }
     };
-    let args = vec![
-        "serve".to_owned(),
-        scenario.display().to_string(),
-        "--stdio".into(),
-        "--data".into(),
-        dir.path().join("data").display().to_string(),
-        "--record".into(),
-        cassettes.display().to_string(),
-    ];
+    let args = stdio_args(
+        "serve",
+        &scenario,
+        &dir.path().join("data"),
+        &["--record", &cassettes.display().to_string()],
+    );
     let live = with_timeout("the live session", async {
         session_calls(connect_command(&sandbar_path(), &args, TestClient::default()).await).await
     })
@@ -363,15 +370,12 @@ upstreams:
 async fn record_lookups(dir: &Path) -> PathBuf {
     let scenario = everything_scenario(dir, "");
     let cassettes = dir.join("recorded");
-    let args = vec![
-        "serve".to_owned(),
-        scenario.display().to_string(),
-        "--stdio".into(),
-        "--data".into(),
-        dir.join("data").display().to_string(),
-        "--record".into(),
-        cassettes.display().to_string(),
-    ];
+    let args = stdio_args(
+        "serve",
+        &scenario,
+        &dir.join("data"),
+        &["--record", &cassettes.display().to_string()],
+    );
     with_timeout("the recording session", async {
         let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
         call(&session, "lookup", json!({"id": "c-1"})).await;
@@ -422,13 +426,7 @@ tools:
         let scenario = scenario_for(policy);
         let data = dir.path().join(format!("data-{policy}"));
         async move {
-            let args = vec![
-                "serve".to_owned(),
-                scenario.display().to_string(),
-                "--stdio".into(),
-                "--data".into(),
-                data.display().to_string(),
-            ];
+            let args = stdio_args("serve", &scenario, &data, &[]);
             connect_command(&sandbar_path(), &args, TestClient::default()).await
         }
     };
@@ -517,13 +515,7 @@ upstreams:
         ),
     );
     let slow_data = dir.path().join("data-slow");
-    let args = vec![
-        "serve".to_owned(),
-        slow.display().to_string(),
-        "--stdio".into(),
-        "--data".into(),
-        slow_data.display().to_string(),
-    ];
+    let args = stdio_args("serve", &slow, &slow_data, &[]);
     with_timeout("the slow session", async {
         let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
         let started = std::time::Instant::now();
@@ -578,13 +570,7 @@ upstreams:
             everything = everything(),
         ),
     );
-    let args = vec![
-        "serve".to_owned(),
-        scenario.display().to_string(),
-        "--stdio".into(),
-        "--data".into(),
-        dir.path().join("data").display().to_string(),
-    ];
+    let args = stdio_args("serve", &scenario, &dir.path().join("data"), &[]);
     with_timeout("the crash session", async {
         let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
         let ok = call(&session, "echo", json!({"message": "before"})).await;
@@ -626,13 +612,7 @@ async fn runs_diff_shows_the_first_divergence_and_runs_round_trip_through_casset
     let scenario = everything_scenario(dir.path(), "");
     let data = dir.path().join("data");
     for id in ["c-1", "c-2"] {
-        let args = vec![
-            "serve".to_owned(),
-            scenario.display().to_string(),
-            "--stdio".into(),
-            "--data".into(),
-            data.display().to_string(),
-        ];
+        let args = stdio_args("serve", &scenario, &data, &[]);
         with_timeout("a session", async {
             let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
             session.list_all_tools().await.expect("tools/list");
@@ -683,13 +663,7 @@ async fn runs_diff_shows_the_first_divergence_and_runs_round_trip_through_casset
     );
     assert_eq!(code, 0, "a run and its cassette are the same: {out}{err}");
     // The exported cassette serves what the agent saw, tools/list included.
-    let replay_args = vec![
-        "replay".to_owned(),
-        exported.display().to_string(),
-        "--stdio".into(),
-        "--data".into(),
-        dir.path().join("replay-data").display().to_string(),
-    ];
+    let replay_args = stdio_args("replay", &exported, &dir.path().join("replay-data"), &[]);
     with_timeout("replaying the export", async {
         let session = connect_command(&sandbar_path(), &replay_args, TestClient::default()).await;
         let tools = session.list_all_tools().await.expect("tools/list");
@@ -771,15 +745,12 @@ async fn upstream_progress_passes_through_is_recorded_and_replayed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let scenario = everything_scenario(dir.path(), "");
     let cassettes = dir.path().join("cassettes");
-    let args = vec![
-        "serve".to_owned(),
-        scenario.display().to_string(),
-        "--stdio".into(),
-        "--data".into(),
-        dir.path().join("data").display().to_string(),
-        "--record".into(),
-        cassettes.display().to_string(),
-    ];
+    let args = stdio_args(
+        "serve",
+        &scenario,
+        &dir.path().join("data"),
+        &["--record", &cassettes.display().to_string()],
+    );
     let client = TestClient::default();
     let inbox = client.inbox.clone();
     let live = with_timeout("the live session", async {
@@ -810,13 +781,12 @@ async fn upstream_progress_passes_through_is_recorded_and_replayed() {
     assert!(recorded.contains("notifications/progress"), "{recorded}");
 
     // Replayed, the client sees the same progress under its own token.
-    let replay_args = vec![
-        "replay".to_owned(),
-        only_cassette(&cassettes).display().to_string(),
-        "--stdio".into(),
-        "--data".into(),
-        dir.path().join("replay-data").display().to_string(),
-    ];
+    let replay_args = stdio_args(
+        "replay",
+        &only_cassette(&cassettes),
+        &dir.path().join("replay-data"),
+        &[],
+    );
     let client = TestClient::default();
     let inbox = client.inbox.clone();
     let replayed = with_timeout("the replayed session", async {
@@ -867,13 +837,7 @@ tools:
         ),
     );
     let data = dir.path().join("data");
-    let args = vec![
-        "serve".to_owned(),
-        scenario.display().to_string(),
-        "--stdio".into(),
-        "--data".into(),
-        data.display().to_string(),
-    ];
+    let args = stdio_args("serve", &scenario, &data, &[]);
     with_timeout("the session", async {
         let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
         let names: Vec<String> = session
@@ -959,13 +923,7 @@ tools:
         )
     };
     let connect = |scenario: PathBuf, data: PathBuf| async move {
-        let args = vec![
-            "serve".to_owned(),
-            scenario.display().to_string(),
-            "--stdio".into(),
-            "--data".into(),
-            data.display().to_string(),
-        ];
+        let args = stdio_args("serve", &scenario, &data, &[]);
         connect_command(&sandbar_path(), &args, TestClient::default()).await
     };
 
@@ -1018,15 +976,12 @@ async fn secrets_never_reach_a_cassette_and_replay_still_matches_them() {
     let secret = "sk-sandbar-cassette-canary-7f3a9c";
     let scenario = everything_scenario(dir.path(), &format!("secrets:\n  api_key: \"{secret}\""));
     let cassettes = dir.path().join("cassettes");
-    let args = vec![
-        "serve".to_owned(),
-        scenario.display().to_string(),
-        "--stdio".into(),
-        "--data".into(),
-        dir.path().join("data").display().to_string(),
-        "--record".into(),
-        cassettes.display().to_string(),
-    ];
+    let args = stdio_args(
+        "serve",
+        &scenario,
+        &dir.path().join("data"),
+        &["--record", &cassettes.display().to_string()],
+    );
     let live = with_timeout("the live session", async {
         let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
         // The upstream echoes the secret back: it is in the request and
@@ -1068,13 +1023,7 @@ async fn secrets_never_reach_a_cassette_and_replay_still_matches_them() {
             cassette.display()
         ),
     );
-    let args = vec![
-        "serve".to_owned(),
-        replay_scenario.display().to_string(),
-        "--stdio".into(),
-        "--data".into(),
-        dir.path().join("data2").display().to_string(),
-    ];
+    let args = stdio_args("serve", &replay_scenario, &dir.path().join("data2"), &[]);
     with_timeout("the replayed session", async {
         let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
         let result = call(
@@ -1109,13 +1058,7 @@ upstreams:
             server.display()
         ),
     );
-    let args = vec![
-        "serve".to_owned(),
-        scenario.display().to_string(),
-        "--stdio".into(),
-        "--data".into(),
-        dir.path().join("data").display().to_string(),
-    ];
+    let args = stdio_args("serve", &scenario, &dir.path().join("data"), &[]);
     let client = TestClient::default();
     with_timeout("the session", async {
         let session = connect_command(&sandbar_path(), &args, client).await;
@@ -1187,13 +1130,7 @@ upstreams:
         ),
     );
     let data = dir.path().join("data");
-    let args = vec![
-        "serve".to_owned(),
-        scenario.display().to_string(),
-        "--stdio".into(),
-        "--data".into(),
-        data.display().to_string(),
-    ];
+    let args = stdio_args("serve", &scenario, &data, &[]);
     with_timeout("the session", async {
         let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(
@@ -1246,13 +1183,7 @@ async fn record_mode_keeps_only_the_recorded_items_in_the_runs_cassette() {
     let dir = tempfile::tempdir().expect("tempdir");
     let scenario = everything_scenario(dir.path(), "    mode: record");
     let data = dir.path().join("data");
-    let args = vec![
-        "serve".to_owned(),
-        scenario.display().to_string(),
-        "--stdio".into(),
-        "--data".into(),
-        data.display().to_string(),
-    ];
+    let args = stdio_args("serve", &scenario, &data, &[]);
     with_timeout("the session", async {
         let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
         session.list_all_tools().await.expect("list");
