@@ -186,29 +186,50 @@ impl Engine {
         };
         let records = options.record_everything || offer.any_recorded();
         let seed_twin = Twin::from_seed(&scenario.tables);
-        let quiet_tools = scenario
+        // Tools whose calls never talk to the client: stubs without steps or
+        // hang faults, and replayed tools whose recordings carry no
+        // notifications and whose misses fail (a miss is a tool error).
+        let talks_in_recording = |name: &str| {
+            options.cassette.as_ref().is_none_or(|c| {
+                c.interactions
+                    .iter()
+                    .any(|i| i.tool() == Some(name) && !i.notifications.is_empty())
+            })
+        };
+        let mut quiet_tools: std::collections::HashSet<String> = offer
             .tools
             .iter()
-            .filter(|t| {
-                offer
-                    .tools
-                    .get(&t.name)
-                    .is_some_and(|r| r.mode == Mode::Stub)
-                    && !t
-                        .faults
-                        .iter()
-                        .any(|f| matches!(f.action, sandbar_scenario::FaultAction::Hang))
-                    && t.rules.iter().all(rule_is_quiet)
+            .filter(|(name, route)| {
+                if options.replay_only {
+                    return !talks_in_recording(name);
+                }
+                match route.mode {
+                    Mode::Stub => scenario.tool(name).is_some_and(|t| {
+                        !t.faults
+                            .iter()
+                            .any(|f| matches!(f.action, sandbar_scenario::FaultAction::Hang))
+                            && t.rules.iter().all(rule_is_quiet)
+                    }),
+                    Mode::Replay => route.miss == MissPolicy::Fail && !talks_in_recording(name),
+                    Mode::Live | Mode::Record => false,
+                }
             })
-            .map(|t| t.name.clone())
+            .map(|(name, _)| name.clone())
             .collect();
+        if options.replay_only
+            && let Some(tools) = listings.tools.get("tools").and_then(Value::as_array)
+        {
+            quiet_tools.extend(
+                tools
+                    .iter()
+                    .filter_map(|t| t.get("name").and_then(Value::as_str))
+                    .filter(|name| !talks_in_recording(name))
+                    .map(str::to_owned),
+            );
+        }
         Ok(Arc::new(Engine {
             seed_twin,
-            quiet_tools: if options.replay_only {
-                Default::default()
-            } else {
-                quiet_tools
-            },
+            quiet_tools,
             scenario,
             renderer,
             current: std::sync::RwLock::new(Arc::new(Current {

@@ -307,8 +307,33 @@ impl Guard {
         {
             return response;
         }
-        next.run(Request::from_parts(parts, Body::from(bytes)))
-            .await
+        let opens_session =
+            message.get("method").and_then(Value::as_str) == Some("notifications/initialized");
+        let session = parts
+            .headers
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let response = next
+            .run(Request::from_parts(parts, Body::from(bytes)))
+            .await;
+        // The SDK accepts `notifications/initialized` before its handler has
+        // seen it, and only the handler binds the session to its run. Holding
+        // the 202 until the binding exists (briefly, and never past a bound)
+        // makes the session's next call take the one-piece path every time,
+        // rather than depending on which task ran first.
+        if opens_session
+            && response.status() == StatusCode::ACCEPTED
+            && let Some(session) = session
+        {
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(200);
+            while self.shared.session_run(&session).is_none()
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
+        response
     }
 }
 
