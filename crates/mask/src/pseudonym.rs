@@ -16,7 +16,7 @@
 //! | MAC | locally administered unicast, the last three bytes keyed check bytes | the check bytes |
 //! | date of birth | the same date with the day moved to 13–28, chosen by the key from year and month | needs none: the result is its own pseudonym |
 //! | address | a street from the built-in list, same country style and locality shape; a keyed tag (1 in 64) on the street line | list street and tag |
-//! | name | given and family names from the built-in lists, same number of words, initials, particles and case; a keyed tag (1 in 64) | list names and tag |
+//! | name | given and family names from the built-in lists, same number of words, initials, particles and case; a keyed tag (1 in 64; 1 in 16 for one word) | list names and tag |
 
 use crate::detect::{self, PersonalKind, shapes};
 use crate::key::{MaskKey, Stream, hmac};
@@ -1050,12 +1050,14 @@ fn name_canonical(value: &str) -> Option<String> {
 
 /// One in this many names carries the key's tag: the rate at which a real
 /// name made only of list words is taken for a pseudonym (and left as it
-/// is), against how many pseudonyms a key has. Lone words (a CSV's
-/// `first_name` column) get the same rate as full names: a real first name
-/// left unmasked one time in four would be a leak, while a key with a few
-/// given names of its own for lone words is still a plausible fake.
-fn name_tag(_word_count: usize) -> u64 {
-    64
+/// is), against how many pseudonyms a key has. Full names have the space
+/// for one in 64. A lone word (a CSV's `first_name` column) is drawn from
+/// one list of 348–422 names, and every key must tag some of them, or its
+/// pseudonyms would not be recognised again: one in 16 leaves 22–26 tagged
+/// names per list (a key with none: about 1 in 10⁹), where one in 64 left
+/// some keys with none.
+fn name_tag(word_count: usize) -> u64 {
+    if word_count <= 1 { 16 } else { 64 }
 }
 
 fn name(value: &str, key: &MaskKey, hint: NameHint) -> String {
