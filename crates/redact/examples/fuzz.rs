@@ -112,7 +112,10 @@ fn fail(what: &str, input: &str) -> ! {
 fn main() {
     let mut args = std::env::args().skip(1);
     let iterations: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
-    let seed: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(0x5a5d_ba12);
+    let seed: u64 = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(0x5a5d_ba12);
     let redactor = match Redactor::builder().secret("fuzz", SECRET) {
         Ok(builder) => builder.build(),
         Err(e) => {
@@ -147,7 +150,10 @@ fn main() {
         }
         let twice = redactor.redact_str(&once);
         if twice != once {
-            fail(&format!("iteration {i}: redacting twice changed the text"), &text);
+            fail(
+                &format!("iteration {i}: redacting twice changed the text"),
+                &text,
+            );
         }
         for form in &forbidden {
             if once.contains(form.as_str()) {
