@@ -605,7 +605,7 @@ impl Run {
             }
             _ if engine.replay_only => {
                 let outcome = self
-                    .replay_or(call, client, MissPolicy::Fail, None, || async {
+                    .replay_or(call, client, MissPolicy::Fail, || async {
                         Outcome::empty()
                     })
                     .await;
@@ -799,17 +799,14 @@ impl Run {
             Mode::Live | Mode::Record => forward().await,
             Mode::Replay => match route.miss {
                 MissPolicy::Fail => {
-                    self.replay_or(call, client, MissPolicy::Fail, None, || async {
+                    self.replay_or(call, client, MissPolicy::Fail, || async {
                         Outcome::empty()
                     })
                     .await
                 }
-                MissPolicy::Stub => {
-                    self.replay_or(call, client, MissPolicy::Stub, None, stub)
-                        .await
-                }
+                MissPolicy::Stub => self.replay_or(call, client, MissPolicy::Stub, stub).await,
                 MissPolicy::Live => {
-                    self.replay_or(call, client, MissPolicy::Live, None, forward)
+                    self.replay_or(call, client, MissPolicy::Live, forward)
                         .await
                 }
             },
@@ -837,9 +834,9 @@ impl Run {
             Mode::Replay => {
                 let miss = self.engine.scenario.replay.miss;
                 match miss {
-                    MissPolicy::Live => self.replay_or(call, client, miss, None, forward).await,
+                    MissPolicy::Live => self.replay_or(call, client, miss, forward).await,
                     _ => {
-                        self.replay_or(call, client, MissPolicy::Fail, None, || async {
+                        self.replay_or(call, client, MissPolicy::Fail, || async {
                             Outcome::empty()
                         })
                         .await
@@ -858,7 +855,6 @@ impl Run {
         call: &Call,
         client: &Relay<'_>,
         policy: MissPolicy,
-        _upstream: Option<usize>,
         fallback: F,
     ) -> Outcome
     where
