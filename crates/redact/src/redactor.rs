@@ -232,7 +232,7 @@ impl Redactor {
     /// placeholder is exactly as it was in the previous pass, and its matches
     /// are already known.
     fn rescan_windows(&self, rendered_len: usize, found: &[Span]) -> Vec<Range<usize>> {
-        const MARGIN: usize = 128;
+        const MARGIN: usize = scan::RESCAN_MARGIN;
         let back = self.inner.rules.max_attempt + MARGIN;
         let mut windows: Vec<Range<usize>> = Vec::new();
         let mut shift: isize = 0;

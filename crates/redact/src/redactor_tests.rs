@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::rules::EXTENDED_BYTES;
 use crate::scan::ATTEMPTS;
-use crate::test_support::{ALNUM, check, check_with, fake, unchanged};
+use crate::test_support::{ALNUM, check, check_with, fake, render, unchanged};
 use crate::{Finding, Redactor};
 
 #[test]
@@ -285,6 +285,67 @@ fn escaped_secret_halves_are_cut_whole() {
 
 const MB: usize = 1024 * 1024;
 
+/// Redacts `input` twice and checks that the second pass changes nothing
+/// and that `find` reports what the first replaced.
+#[track_caller]
+fn assert_settles(redactor: &Redactor, input: &str) -> String {
+    let once = redactor.redact_str(input).into_owned();
+    assert_eq!(
+        redactor.redact_str(&once),
+        once,
+        "not idempotent for {input:?}"
+    );
+    assert_eq!(render(input, &redactor.find(input)), once);
+    once
+}
+
+#[test]
+fn chains_of_values_that_end_at_placeholders_settle() {
+    // The fuzzer's first finding (`examples/fuzz.rs -- 200000 12345`),
+    // minimized: assignments to `secret` whose values run on into the next
+    // one. Only the last value passed; once it was a placeholder, the value
+    // before it read up to (and into) the placeholder and passed too, and so
+    // on backwards, one link per pass, until the passes ran out. A rule
+    // attempt now stops at the next placeholder, and a rescan tries the
+    // keywords before a span it finds, last first, on the text the next
+    // rescan would see.
+    let mut minimized = String::new();
+    for (c_before, c_after) in [
+        (9, 1),
+        (9, 17),
+        (9, 13),
+        (9, 5),
+        (9, 17),
+        (9, 1),
+        (9, 17),
+        (9, 3),
+        (9, 15),
+        (9, 11),
+        (9, 7),
+        (9, 15),
+        (9, 3),
+        (7, 17),
+        (9, 3),
+        (9, 15),
+    ] {
+        minimized.push_str("secret:");
+        minimized.push_str(&"C".repeat(c_before));
+        minimized.push('\u{3}');
+        minimized.push_str(&"C".repeat(c_after));
+    }
+    minimized.push_str("secret:ED:secre");
+    let redactor = Redactor::builder()
+        .secret("fuzz", "fz-Sandbar-Fuzz-Secret-91c7e2")
+        .expect("valid")
+        .build();
+    let once = assert_settles(&redactor, &minimized);
+    assert!(once.ends_with("secret:[REDACTED:secret]"), "{once:?}");
+    // The input as found: unterminated placeholder fragments, each holding
+    // `secret:`, far more of them than there are passes.
+    let fragment = "CCCCCCCCC\u{3}CCCCBCCCCCCCCCCCCCCCCC[REDACTED:secret:";
+    assert_settles(&redactor, &format!("{}ED:secre", fragment.repeat(40)));
+}
+
 fn adversarial_inputs() -> Vec<(&'static str, String)> {
     let repeat = |unit: &str| unit.repeat(MB / unit.len());
     vec![
@@ -350,6 +411,14 @@ fn adversarial_inputs() -> Vec<(&'static str, String)> {
         ),
         ("assignment keys", repeat("DD_API_KEY=")),
         ("placeholders and leads", repeat("[REDACTED:password]:AA")),
+        (
+            "values running into the next assignment",
+            repeat("secret:CCCCCCCCC\u{3}CCCCCCCCCCCCCCCCCsecret:"),
+        ),
+        (
+            "placeholder fragments",
+            repeat("CCCCCCCCC\u{3}CCCCBCCCCCCCCCCCCCCCCC[REDACTED:secret:"),
+        ),
     ]
 }
 

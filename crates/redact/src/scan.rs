@@ -3,8 +3,9 @@
 //! replaced, each one safe to cut at (char boundaries, whole JSON escapes,
 //! never inside a placeholder).
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use aho_corasick::AhoCorasick;
 use regex_automata::util::primitives::NonMaxUsize;
@@ -97,7 +98,7 @@ impl Scanner<'_> {
                 }
             }
         }
-        self.find_rule_matches(hay, &mut candidates, &mut protected, windows);
+        self.find_rule_matches(text, &mut candidates, &mut protected, windows);
         if candidates.is_empty() {
             return candidates;
         }
@@ -128,41 +129,94 @@ impl Scanner<'_> {
 
     /// Runs the keyword prefilter, and every rule of every keyword occurrence
     /// anchored at it (see `rules.rs` for why this is complete and linear).
-    /// Also records the placeholders already in the text. With `windows`,
-    /// only keywords starting inside them are tried, and placeholders are
-    /// found by a plain search of the whole text first.
+    /// Also records the placeholders already in the text, first, so that
+    /// every attempt can stop at the next one.
+    ///
+    /// With `windows` (a rescan of the redactor's output), only keywords
+    /// starting inside them are tried, from the last to the first; an attempt
+    /// that fails is tried again on the text cut where a span this scan has
+    /// just found begins, which is the text the next rescan would see there.
+    /// A window grows backwards when a span found in it starts close enough
+    /// to its start for keywords before it to reach that span. So a chain of
+    /// matches that each appear only once the next one is replaced
+    /// (`secret:a..secret:b..secret:c`, where the value after each `secret:`
+    /// passes only when it ends at a placeholder) is found in one rescan, not
+    /// one link per pass.
     fn find_rule_matches(
         &self,
-        hay: &[u8],
+        text: &str,
         out: &mut Vec<Span>,
         protected: &mut Protected,
         windows: Option<&[Range<usize>]>,
     ) {
         let set = self.rules;
+        let hay = text.as_bytes();
+        for at in placeholder_prefixes(hay) {
+            self.record_placeholder(hay, at, protected);
+        }
         // Per rule, the last match it accepted (keyword start, match end); a
         // later occurrence inside it is not tried again. Sized on the first
         // accepted match so that a clean text allocates nothing.
         let mut accepted: Vec<(usize, usize)> = Vec::new();
         let Some(windows) = windows else {
             for m in set.keywords.find_overlapping_iter(hay) {
-                self.try_keyword(hay, &m, out, protected, &mut accepted);
+                if m.pattern().as_usize() != set.marker {
+                    let limit = next_start(&protected.any, m.start(), hay.len());
+                    self.try_keyword(hay, limit, &m, out, protected, &mut accepted);
+                }
             }
             return;
         };
-        let prefix = PLACEHOLDER_PREFIX.as_bytes();
-        let mut from = 0;
-        while let Some(offset) = find_bytes(&hay[from..], prefix) {
-            let at = from + offset;
-            self.record_placeholder(hay, at, protected);
-            from = at + 1;
-        }
-        for window in windows {
-            let end = hay.len().min(window.end + set.longest_keyword);
-            let input = aho_corasick::Input::new(hay).span(window.start.min(end)..end);
-            for m in set.keywords.find_overlapping_iter(input) {
-                if m.pattern().as_usize() != set.marker {
-                    self.try_keyword(hay, &m, out, protected, &mut accepted);
+        // Where the spans found in this scan will start once they are cut
+        // safely: the known secrets found already, and the rule matches as
+        // they are found.
+        let mut fresh: BTreeSet<usize> =
+            out.iter().map(|span| cut_safe(text, *span).start).collect();
+        // How far before a span a keyword whose attempt reaches it can start.
+        let reach = set.max_attempt + RESCAN_MARGIN;
+        let mut floor = hay.len();
+        let mut occurrences: Vec<aho_corasick::Match> = Vec::new();
+        for window in windows.iter().rev() {
+            let mut hi = window.end.min(floor);
+            let mut lo = window.start.min(hi);
+            while lo < hi {
+                let end = hay.len().min(hi + set.longest_keyword);
+                let input = aho_corasick::Input::new(hay).span(lo..end);
+                occurrences.clear();
+                occurrences.extend(
+                    set.keywords
+                        .find_overlapping_iter(input)
+                        .filter(|m| m.pattern().as_usize() != set.marker && m.start() < hi),
+                );
+                occurrences.sort_by(|a, b| b.start().cmp(&a.start()).then(b.end().cmp(&a.end())));
+                let mut lowest = lo;
+                for m in &occurrences {
+                    let at = m.start();
+                    let limit = next_start(&protected.any, at, hay.len());
+                    let before = out.len();
+                    self.try_keyword(hay, limit, m, out, protected, &mut accepted);
+                    if out.len() == before {
+                        // The text the next rescan sees here ends where the
+                        // first span found after this keyword begins.
+                        if let Some(&cut) = fresh.range(at + 1..).next()
+                            && cut < limit
+                        {
+                            self.try_keyword(hay, cut, m, out, protected, &mut accepted);
+                        }
+                    }
+                    for span in &out[before..] {
+                        let start = cut_safe(text, *span).start;
+                        fresh.insert(start);
+                        lowest = lowest.min(start);
+                    }
                 }
+                floor = lo;
+                hi = lo;
+                lo = if lowest < lo + reach {
+                    lowest.saturating_sub(reach)
+                } else {
+                    lo
+                };
             }
         }
     }
@@ -178,25 +232,27 @@ impl Scanner<'_> {
         }
     }
 
-    /// Tries the rules of one keyword occurrence.
+    /// Tries the rules of one keyword occurrence on `hay[..limit]`: an
+    /// attempt stops at the next placeholder, so that neither the bytes of a
+    /// placeholder nor what follows it decide whether the text before it is
+    /// a credential (the text before a placeholder reads the same in every
+    /// pass, which is what lets rescanning settle).
     fn try_keyword(
         &self,
         hay: &[u8],
+        limit: usize,
         m: &aho_corasick::Match,
         out: &mut Vec<Span>,
-        protected: &mut Protected,
+        protected: &Protected,
         accepted: &mut Vec<(usize, usize)>,
     ) {
         let set = self.rules;
         let pattern = m.pattern().as_usize();
         let at = m.start();
-        if pattern == set.marker {
-            self.record_placeholder(hay, at, protected);
+        if pattern == set.marker || inside(&protected.any, at) {
             return;
         }
-        if inside(&protected.any, at) {
-            return;
-        }
+        let hay = &hay[..limit.clamp(at, hay.len())];
         {
             let Some(triggers) = set.triggers.get(pattern) else {
                 return;
@@ -381,19 +437,29 @@ fn inside(ranges: &[Range<usize>], at: usize) -> bool {
     ranges.get(i).is_some_and(|r| r.start <= at)
 }
 
-/// The first occurrence of `needle` in `hay`.
-fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    let first = *needle.first()?;
-    let mut from = 0;
-    while let Some(offset) = hay.get(from..)?.iter().position(|&b| b == first) {
-        let at = from + offset;
-        if hay.get(at..at + needle.len()) == Some(needle) {
-            return Some(at);
-        }
-        from = at + 1;
-    }
-    None
+/// Where every `[REDACTED:` of `hay` starts, in order. A single-literal
+/// automaton searches with `memchr`'s vectorised search, so a text without
+/// placeholders costs a small fraction of the keyword scan.
+fn placeholder_prefixes(hay: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    static FINDER: OnceLock<AhoCorasick> = OnceLock::new();
+    let finder = FINDER.get_or_init(|| {
+        AhoCorasick::new([PLACEHOLDER_PREFIX]).expect("one short literal builds an automaton")
+    });
+    finder.find_iter(hay).map(|m| m.start())
 }
+
+/// The start of the first of the sorted, non-overlapping `ranges` that
+/// begins after `at`, or `len`.
+fn next_start(ranges: &[Range<usize>], at: usize, len: usize) -> usize {
+    let i = ranges.partition_point(|r| r.start <= at);
+    ranges.get(i).map_or(len, |r| r.start)
+}
+
+/// How far past a placeholder a rescan looks for keywords (`not_after`, a
+/// lead or an ANSI sequence look a few bytes back from a keyword), and how
+/// far beyond the longest bounded attempt it looks before one (validators
+/// peek a few bytes past a match).
+pub(crate) const RESCAN_MARGIN: usize = 128;
 
 /// The longest placeholder body recognised by shape alone.
 const MAX_FOREIGN_PLACEHOLDER: usize = 160;

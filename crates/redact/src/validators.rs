@@ -538,6 +538,12 @@ fn assignment_value(hit: &Hit<'_>, class: ValueClass) -> bool {
         if matches!(value.first(), Some(b':' | b'_' | b'*' | b'&')) {
             return false;
         }
+        // A control byte does not start a value: after `password=` in a
+        // coloured log, `\x1b[0m` resets the colour and the value follows it
+        // (quoted, or already a placeholder).
+        if value.first().is_some_and(u8::is_ascii_control) {
+            return false;
+        }
         if TYPE_NAMES
             .iter()
             .any(|w| value.eq_ignore_ascii_case(w.as_bytes()))
