@@ -19,6 +19,7 @@ use rmcp::transport::streamable_http_client::{
 use sandbar_engine::{UpstreamError, UpstreamErrorKind, UpstreamSession};
 
 use crate::UpstreamConfig;
+use crate::http::{HttpLink, NotingClient, SessionId};
 use crate::process::{self, ChildProcess, CommandLine, Spawned, io_message};
 use crate::routing::{Routed, Router, UpstreamHandler};
 use crate::session::{Link, McpSession};
@@ -107,24 +108,31 @@ pub(crate) async fn connect_http(
     let headers = header_map(headers).map_err(fail)?;
     let router = Router::new(name);
     let client = http_client().map_err(fail)?;
+    let session_id = Arc::new(SessionId::default());
     let transport = Routed::new(
         StreamableHttpClientTransport::with_client(
-            client,
-            StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers),
+            NotingClient::new(client.clone(), Arc::clone(&session_id)),
+            StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers.clone()),
         ),
         Arc::clone(&router),
     );
     let handshake = UpstreamHandler::new(Arc::clone(&router)).serve(transport);
     match tokio::time::timeout(config.connect_timeout, handshake).await {
-        Ok(Ok(service)) => Ok(Arc::new(McpSession::new(
-            name,
-            service,
-            router,
-            Link::Http {
-                url: url.to_owned(),
-            },
-            config.timeout,
-        ))),
+        Ok(Ok(service)) => {
+            let version = service
+                .peer()
+                .peer_info()
+                .map(|info| info.protocol_version.to_string())
+                .unwrap_or_default();
+            let link = HttpLink::new(url, client, &headers, &version, session_id);
+            Ok(Arc::new(McpSession::new(
+                name,
+                service,
+                router,
+                Link::Http(Arc::new(link)),
+                config.timeout,
+            )))
+        }
         Ok(Err(error)) => Err(fail(handshake_failure(&error, Some(url)))),
         Err(_elapsed) => Err(fail(format!(
             "no answer to initialize from {url} within {}",

@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 mod connect;
+mod http;
 mod process;
 mod routing;
 mod session;

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 // Sampling and roots are deprecated in the SDK's newest protocol version,
 // but Sandbar speaks 2025-11-25 to upstreams, where they are how a server
@@ -72,6 +73,9 @@ struct State {
     inflight: BTreeMap<InFlightKey, Entry>,
     by_token: HashMap<ProgressToken, InFlightKey>,
     by_id: HashMap<RequestId, InFlightKey>,
+    /// Questions read from a request's own answer stream (see `http.rs`),
+    /// by the upstream's JSON-RPC id: how to learn that it withdrew one.
+    questions: HashMap<RequestId, CancellationToken>,
     closed: bool,
 }
 
@@ -142,30 +146,38 @@ impl Router {
         let Some(key) = request.request.extensions().get::<InFlightKey>().copied() else {
             return;
         };
+        let token = request.request.get_meta().get_progress_token();
+        if !self.bind(key, request.id.clone(), token) {
+            let meta = request.request.get_meta_mut();
+            meta.0.0.remove("progressToken");
+            if meta.0.0.is_empty() {
+                request
+                    .request
+                    .extensions_mut()
+                    .remove::<RequestMetaObject>();
+            }
+        }
+    }
+
+    /// Binds a request's JSON-RPC id, and the progress token it is about to
+    /// carry, to its entry. Returns whether the token is to be sent: only
+    /// when the agent asked for progress.
+    pub fn bind(&self, key: InFlightKey, id: RequestId, token: Option<ProgressToken>) -> bool {
         let mut guard = self.lock();
         let state = &mut *guard;
         let Some(entry) = state.inflight.get_mut(&key) else {
-            return;
+            return true;
         };
-        entry.rpc_id = Some(request.id.clone());
-        state.by_id.insert(request.id.clone(), key);
-        let token = request.request.get_meta().get_progress_token();
+        entry.rpc_id = Some(id.clone());
+        state.by_id.insert(id, key);
         match (&entry.agent_token, token) {
             (Some(_), Some(token)) => {
                 entry.upstream_token = Some(token.clone());
                 state.by_token.insert(token, key);
+                true
             }
-            (None, Some(_)) => {
-                let meta = request.request.get_meta_mut();
-                meta.0.0.remove("progressToken");
-                if meta.0.0.is_empty() {
-                    request
-                        .request
-                        .extensions_mut()
-                        .remove::<RequestMetaObject>();
-                }
-            }
-            (_, None) => {}
+            (None, Some(_)) => false,
+            (_, None) => true,
         }
     }
 
@@ -173,8 +185,14 @@ impl Router {
     /// request whose token it carries, relabelled with the agent's token;
     /// log messages and resource and list changes go to the most recent
     /// request in flight. With no request to take them, they are dropped.
-    fn route(&self, notification: &ServerNotification) {
+    pub fn route(&self, notification: &ServerNotification) {
         let method = match notification {
+            ServerNotification::CancelledNotification(cancelled) => {
+                if let Some(id) = &cancelled.params.request_id {
+                    self.withdraw(id);
+                }
+                return;
+            }
             ServerNotification::ProgressNotification(progress) => {
                 self.route_progress(notification, &progress.params.progress_token);
                 return;
@@ -190,7 +208,7 @@ impl Router {
             ServerNotification::PromptListChangedNotification(_) => {
                 "notifications/prompts/list_changed"
             }
-            // Cancellation is the SDK's business; the rest (task status,
+            // Cancelling questions the SDK asked is its business; the rest (task status,
             // subscription acknowledgements, custom methods) has no place
             // in what Sandbar forwards.
             _ => return,
@@ -230,20 +248,35 @@ impl Router {
     /// Where a question from the upstream goes: the request whose response
     /// stream it arrived on (Streamable HTTP tells), else the most recent
     /// request in flight.
-    fn question_target(
+    pub fn question_target(
         &self,
-        origin: Option<&InboundStreamOrigin>,
+        origin: Option<&RequestId>,
     ) -> Option<mpsc::UnboundedSender<Inbound>> {
         let state = self.lock();
-        let associated = match origin {
-            Some(InboundStreamOrigin::OutboundRequest(id)) => {
-                state.by_id.get(id).and_then(|key| state.inflight.get(key))
-            }
-            _ => None,
-        };
+        let associated = origin
+            .and_then(|id| state.by_id.get(id))
+            .and_then(|key| state.inflight.get(key));
         associated
             .or_else(|| state.inflight.values().next_back())
             .map(|entry| entry.inbound.clone())
+    }
+
+    /// Notes a question the upstream may withdraw; the token fires when it
+    /// does, until [`Router::forget_question`].
+    pub fn question(&self, id: RequestId) -> CancellationToken {
+        let token = CancellationToken::new();
+        self.lock().questions.insert(id, token.clone());
+        token
+    }
+
+    pub fn forget_question(&self, id: &RequestId) {
+        self.lock().questions.remove(id);
+    }
+
+    fn withdraw(&self, id: &RequestId) {
+        if let Some(token) = self.lock().questions.remove(id) {
+            token.cancel();
+        }
     }
 
     /// Records that the connection is gone.
@@ -377,53 +410,68 @@ impl UpstreamHandler {
         params: Value,
         context: &RequestContext<RoleClient>,
     ) -> Result<Value, ErrorData> {
-        let origin = context.extensions.get::<InboundStreamOrigin>();
-        let Some(target) = self.router.question_target(origin) else {
-            return Err(ErrorData::new(
-                ErrorCode::INVALID_REQUEST,
-                format!("{method} is only answered during a request from the client"),
-                None,
-            ));
+        let origin = match context.extensions.get::<InboundStreamOrigin>() {
+            Some(InboundStreamOrigin::OutboundRequest(id)) => Some(id),
+            _ => None,
         };
-        let (reply, answer) = oneshot::channel();
-        let ended = || {
-            ErrorData::new(
-                ErrorCode::INTERNAL_ERROR,
-                format!("the request {method} belonged to has ended"),
-                None,
-            )
-        };
-        target
-            .send(Inbound::Ask {
-                method,
-                capability,
-                params,
-                reply,
-            })
-            .map_err(|_| ended())?;
-        let answer = tokio::select! {
-            answer = answer => answer.map_err(|_| ended())?,
-            // The upstream withdrew its question; the SDK discards whatever
-            // would have been answered.
-            () = context.ct.cancelled() => return Err(ended()),
-        };
-        answer.map_err(|e| match e {
-            ClientError::Unsupported(capability) => ErrorData::new(
-                ErrorCode::METHOD_NOT_FOUND,
-                format!("the client does not support {capability}"),
-                None,
-            ),
-            ClientError::Rejected { code, message } => {
-                ErrorData::new(ErrorCode(code), message, None)
-            }
-            ClientError::Transport(message) => {
-                ErrorData::new(ErrorCode::INTERNAL_ERROR, message, None)
-            }
-        })
+        let target = self.router.question_target(origin);
+        ask(target, method, capability, params, &context.ct).await
     }
 }
 
-fn malformed_answer(method: &str, error: &serde_json::Error) -> ErrorData {
+/// Takes a question to the agent's client through `target`, the channel of
+/// the request in flight it belongs to, and brings its answer back, or an
+/// error for the upstream: no request in flight, the client cannot answer
+/// or refused, or the request ended first. If `withdrawn` fires (the
+/// upstream withdrew its question), the answer is not waited for.
+pub(crate) async fn ask(
+    target: Option<mpsc::UnboundedSender<Inbound>>,
+    method: &'static str,
+    capability: &'static str,
+    params: Value,
+    withdrawn: &CancellationToken,
+) -> Result<Value, ErrorData> {
+    let Some(target) = target else {
+        return Err(ErrorData::new(
+            ErrorCode::INVALID_REQUEST,
+            format!("{method} is only answered during a request from the client"),
+            None,
+        ));
+    };
+    let (reply, answer) = oneshot::channel();
+    let ended = || {
+        ErrorData::new(
+            ErrorCode::INTERNAL_ERROR,
+            format!("the request {method} belonged to has ended"),
+            None,
+        )
+    };
+    target
+        .send(Inbound::Ask {
+            method,
+            capability,
+            params,
+            reply,
+        })
+        .map_err(|_| ended())?;
+    let answer = tokio::select! {
+        answer = answer => answer.map_err(|_| ended())?,
+        // The upstream withdrew its question; whatever would have been
+        // answered is discarded.
+        () = withdrawn.cancelled() => return Err(ended()),
+    };
+    answer.map_err(|e| match e {
+        ClientError::Unsupported(capability) => ErrorData::new(
+            ErrorCode::METHOD_NOT_FOUND,
+            format!("the client does not support {capability}"),
+            None,
+        ),
+        ClientError::Rejected { code, message } => ErrorData::new(ErrorCode(code), message, None),
+        ClientError::Transport(message) => ErrorData::new(ErrorCode::INTERNAL_ERROR, message, None),
+    })
+}
+
+pub(crate) fn malformed_answer(method: &str, error: &serde_json::Error) -> ErrorData {
     ErrorData::new(
         ErrorCode::INTERNAL_ERROR,
         format!("the client's answer to {method} is malformed: {error}"),

@@ -3,6 +3,8 @@
 //! timeout, and the end of the connection.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,15 +15,20 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use rmcp::ServiceError;
-use rmcp::model::{ClientRequest, ErrorCode, GetExtensions, ServerResult};
+use rmcp::model::{
+    CancelledNotification, CancelledNotificationParam, ClientRequest, ErrorCode, GetExtensions,
+    GetMeta, JsonRpcMessage, ProgressToken, RequestId, ServerJsonRpcMessage, ServerResult,
+};
 use rmcp::service::{Peer, PeerRequestOptions, RoleClient, RunningService};
 use rmcp::transport::DynamicTransportError;
 use sandbar_engine::{
-    Catalog, ClientError, Outcome, UpstreamError, UpstreamErrorKind, UpstreamRequest,
+    Catalog, Client, ClientError, Outcome, UpstreamError, UpstreamErrorKind, UpstreamRequest,
     UpstreamSession,
 };
+use tokio_util::sync::CancellationToken;
 
 use crate::connect::{describe_http_failure, human};
+use crate::http::{self, Broken, HttpLink, Step};
 use crate::process::ChildProcess;
 use crate::routing::{Inbound, Router, UpstreamHandler};
 use crate::wire;
@@ -42,8 +49,8 @@ const CLOSE_BOUND: Duration = Duration::from_secs(5);
 pub(crate) enum Link {
     /// A child process; stopped and reaped when the session ends.
     Process(ChildProcess),
-    /// A Streamable HTTP endpoint.
-    Http { url: String },
+    /// A Streamable HTTP endpoint, and the lean way requests go to it.
+    Http(Arc<HttpLink>),
 }
 
 /// An open connection to one upstream.
@@ -68,11 +75,14 @@ impl fmt::Debug for McpSession {
 }
 
 /// How waiting for an answer ended.
-enum Ending {
-    Answer(Box<Result<Result<ServerResult, ServiceError>, oneshot::error::RecvError>>),
+enum Ending<A> {
+    Answer(A),
     Cancelled,
     Timeout,
 }
+
+/// What the SDK's request handle gives.
+type SdkAnswer = Box<Result<Result<ServerResult, ServiceError>, oneshot::error::RecvError>>;
 
 impl McpSession {
     pub fn new(
@@ -107,7 +117,7 @@ impl McpSession {
                 };
                 crate::connect::explain(how, process)
             }
-            Link::Http { url } => format!("the connection to {url} closed"),
+            Link::Http(link) => format!("the connection to {} closed", link.url),
         };
         self.error(UpstreamErrorKind::Closed, message)
     }
@@ -117,8 +127,8 @@ impl McpSession {
         match &self.link {
             // A pipe that cannot be written means the process is gone.
             Link::Process(_) => self.closed_error().await,
-            Link::Http { url } => {
-                let failure = describe_http_failure(url, error.error.as_ref());
+            Link::Http(link) => {
+                let failure = describe_http_failure(&link.url, error.error.as_ref());
                 if failure.server_answered {
                     // The server is there and answered (HTTP 5xx, 429): the
                     // connection stays usable for the next call.
@@ -215,6 +225,295 @@ impl McpSession {
     }
 }
 
+/// What every way of forwarding a request shares.
+struct Forwarding<'a> {
+    method: &'a str,
+    client: &'a dyn Client,
+    cancel: &'a CancellationToken,
+    timeout: Duration,
+    deadline: tokio::time::Instant,
+}
+
+/// The client's answer to a question the upstream asked, and where it goes.
+type Question<'a> = Pin<
+    Box<
+        dyn Future<
+                Output = (
+                    oneshot::Sender<Result<Value, ClientError>>,
+                    Result<Value, ClientError>,
+                ),
+            > + Send
+            + 'a,
+    >,
+>;
+
+impl McpSession {
+    /// Passes on something the upstream sent for the request: a
+    /// notification at once; a question to the client concurrently with
+    /// everything else, so progress and cancellation keep flowing while the
+    /// client thinks.
+    async fn pass_on<'a>(
+        &self,
+        message: Inbound,
+        client: &'a dyn Client,
+        questions: &mut FuturesUnordered<Question<'a>>,
+    ) {
+        match message {
+            Inbound::Notify { method, params } => {
+                if let Err(e) = client.notify(method, params).await {
+                    tracing::debug!(target: "sandbar::upstream", upstream = %self.upstream,
+                        method, error = %e, "could not pass a notification on");
+                }
+            }
+            Inbound::Ask {
+                method,
+                capability,
+                params,
+                reply,
+            } => {
+                if client.supports(capability) {
+                    questions.push(Box::pin(async move {
+                        (reply, client.request(method, params).await)
+                    }));
+                } else {
+                    let _ = reply.send(Err(ClientError::Unsupported(capability)));
+                }
+            }
+        }
+    }
+
+    /// The lean way over Streamable HTTP (see `http.rs`): the request is
+    /// POSTed and its answer read here. `None` when the server no longer
+    /// knows the session; nothing was done then, and the SDK takes over.
+    async fn forward_over_http(
+        &self,
+        link: &Arc<HttpLink>,
+        request: &mut ClientRequest,
+        progress_token: Option<Value>,
+        forwarding: &Forwarding<'_>,
+    ) -> Option<Result<Outcome, UpstreamError>> {
+        let Forwarding {
+            method,
+            client,
+            cancel,
+            timeout,
+            deadline,
+        } = *forwarding;
+        let mut inflight = self.router.register(progress_token);
+        let id = link.next_id();
+        // The request's own id is its progress token too: unique on the
+        // connection, as upstream tokens must be (see the README).
+        let token = ProgressToken(id.clone());
+        if self
+            .router
+            .bind(inflight.key(), id.clone(), Some(token.clone()))
+        {
+            request.get_meta_mut().set_progress_token(token);
+        }
+        let mut exchange = link.exchange(id.clone(), request);
+        inflight.sent(self.peer.clone(), id.clone());
+
+        let deadline = tokio::time::sleep_until(deadline);
+        tokio::pin!(deadline);
+        let mut questions: FuturesUnordered<Question<'_>> = FuturesUnordered::new();
+        let ending = loop {
+            tokio::select! {
+                // Order matters, as in `forward_via_sdk`: what the upstream
+                // sent before its answer is routed as it is read, and
+                // delivered before the next read.
+                biased;
+                () = cancel.cancelled() => break Ending::Cancelled,
+                Some(message) = inflight.inbound.recv() => {
+                    self.pass_on(message, client, &mut questions).await;
+                }
+                step = exchange.next() => match step {
+                    Ok(Step::Answer(answer)) => break Ending::Answer(Ok(answer)),
+                    Ok(Step::Message(message)) => self.take(link, &id, message),
+                    Err(broken) => break Ending::Answer(Err(broken)),
+                },
+                Some((reply, answer)) = questions.next(), if !questions.is_empty() => {
+                    let _ = reply.send(answer);
+                }
+                () = &mut deadline => break Ending::Timeout,
+            }
+        };
+        drop(questions);
+        inflight.settled();
+        let cancel_with = |reason: &'static str| {
+            let notification = CancelledNotification::new(CancelledNotificationParam::new(
+                Some(id.clone()),
+                Some(reason.to_owned()),
+            ));
+            let peer = self.peer.clone();
+            async move {
+                let _ = tokio::time::timeout(
+                    CANCEL_SEND_BOUND,
+                    peer.send_notification(notification.into()),
+                )
+                .await;
+            }
+        };
+        Some(match ending {
+            Ending::Answer(Ok(answer)) => {
+                exchange.finish();
+                match answer {
+                    Ok(result) => self.answer(method, &result),
+                    Err(error) => Ok(Outcome::Error(wire::protocol_error(error))),
+                }
+            }
+            Ending::Answer(Err(Broken::Expired)) => return None,
+            Ending::Answer(Err(broken)) => Err(self.broken(link, broken)),
+            Ending::Cancelled => {
+                cancel_with("cancelled by the client").await;
+                Err(self.error(
+                    UpstreamErrorKind::Cancelled,
+                    format!("{method} was cancelled by the client"),
+                ))
+            }
+            Ending::Timeout => {
+                cancel_with("timed out").await;
+                Err(self.error(
+                    UpstreamErrorKind::Timeout,
+                    format!("no answer within {}", human(timeout)),
+                ))
+            }
+        })
+    }
+
+    /// Something the upstream sent on a request's answer stream before the
+    /// answer: notifications are routed as the SDK's are; questions are
+    /// answered on a task of their own.
+    fn take(&self, link: &Arc<HttpLink>, origin: &RequestId, message: ServerJsonRpcMessage) {
+        match message {
+            JsonRpcMessage::Notification(notification) => {
+                self.router.route(&notification.notification);
+            }
+            JsonRpcMessage::Request(question) => {
+                http::answer_question(link, &self.router, origin, question.id, question.request);
+            }
+            JsonRpcMessage::Response(_) | JsonRpcMessage::Error(_) => {}
+        }
+    }
+
+    /// A lean exchange that ended without an answer, in the agent's terms,
+    /// as the SDK's failures are worded.
+    fn broken(&self, link: &HttpLink, broken: Broken) -> UpstreamError {
+        match broken {
+            Broken::Unreachable(e) => {
+                let failure = describe_http_failure(&link.url, &e);
+                if !failure.server_answered {
+                    self.router.mark_closed();
+                    return self.error(UpstreamErrorKind::Closed, failure.message);
+                }
+                self.error(UpstreamErrorKind::Protocol, failure.message)
+            }
+            Broken::Status(status) => self.error(
+                UpstreamErrorKind::Protocol,
+                format!("{} answered HTTP {}", link.url, status.as_u16()),
+            ),
+            Broken::Protocol(message) => self.error(UpstreamErrorKind::Protocol, message),
+            Broken::Expired => self.error(
+                UpstreamErrorKind::Protocol,
+                format!("{} no longer knows the session", link.url),
+            ),
+        }
+    }
+
+    /// A result as the engine takes it.
+    fn answer(&self, method: &str, result: &ServerResult) -> Result<Outcome, UpstreamError> {
+        wire::result_json(result).map(Outcome::Result).map_err(|e| {
+            self.error(
+                UpstreamErrorKind::Protocol,
+                format!("the answer to {method} cannot be represented: {e}"),
+            )
+        })
+    }
+
+    /// The SDK's way: the request goes through its service, and what the
+    /// upstream sends is routed by `routing::Routed`.
+    async fn forward_via_sdk(
+        &self,
+        mut sdk_request: ClientRequest,
+        progress_token: Option<Value>,
+        forwarding: &Forwarding<'_>,
+    ) -> Result<Outcome, UpstreamError> {
+        let Forwarding {
+            method,
+            client,
+            cancel,
+            timeout,
+            deadline,
+        } = *forwarding;
+        let mut inflight = self.router.register(progress_token);
+        sdk_request.extensions_mut().insert(inflight.key());
+        let mut handle = match self
+            .peer
+            .send_cancellable_request(sdk_request, PeerRequestOptions::no_options())
+            .await
+        {
+            Ok(handle) => handle,
+            Err(e) => return Err(self.service_error(e, method).await),
+        };
+        inflight.sent(self.peer.clone(), handle.id.clone());
+
+        let deadline = tokio::time::sleep_until(deadline);
+        tokio::pin!(deadline);
+        let mut questions: FuturesUnordered<Question<'_>> = FuturesUnordered::new();
+        let ending: Ending<SdkAnswer> = loop {
+            tokio::select! {
+                // Order matters: a cancelled request ends at once; and
+                // messages the upstream sent before its answer are already
+                // queued when the answer arrives (see `routing::Routed`),
+                // so draining them first keeps the upstream's order.
+                biased;
+                () = cancel.cancelled() => break Ending::Cancelled,
+                Some(message) = inflight.inbound.recv() => {
+                    self.pass_on(message, client, &mut questions).await;
+                }
+                answer = &mut handle.rx => break Ending::Answer(Box::new(answer)),
+                Some((reply, answer)) = questions.next(), if !questions.is_empty() => {
+                    let _ = reply.send(answer);
+                }
+                () = &mut deadline => break Ending::Timeout,
+            }
+        };
+        // Questions still open are dropped with the loop: their replies
+        // close, and the upstream is told its question went unanswered.
+        drop(questions);
+
+        match ending {
+            Ending::Answer(answer) => {
+                inflight.settled();
+                match *answer {
+                    Ok(Ok(result)) => self.answer(method, &result),
+                    Ok(Err(ServiceError::McpError(e))) => {
+                        Ok(Outcome::Error(wire::protocol_error(e)))
+                    }
+                    Ok(Err(e)) => Err(self.service_error(e, method).await),
+                    // The SDK dropped the request unanswered: its connection ended.
+                    Err(_) => Err(self.closed_error().await),
+                }
+            }
+            Ending::Cancelled => {
+                inflight.settled();
+                cancel_upstream(handle, "cancelled by the client").await;
+                Err(self.error(
+                    UpstreamErrorKind::Cancelled,
+                    format!("{method} was cancelled by the client"),
+                ))
+            }
+            Ending::Timeout => {
+                inflight.settled();
+                cancel_upstream(handle, "timed out").await;
+                Err(self.error(
+                    UpstreamErrorKind::Timeout,
+                    format!("no answer within {}", human(timeout)),
+                ))
+            }
+        }
+    }
+}
+
 /// Tells the upstream a request is cancelled (the SDK's request handle
 /// sends `notifications/cancelled`), without waiting long on a transport
 /// that may be stuck.
@@ -269,99 +568,27 @@ impl UpstreamSession for McpSession {
                 format!("{method} was cancelled by the client"),
             ));
         }
-
-        let mut inflight = self.router.register(progress_token);
-        sdk_request.extensions_mut().insert(inflight.key());
-        let mut handle = match self
-            .peer
-            .send_cancellable_request(sdk_request, PeerRequestOptions::no_options())
-            .await
-        {
-            Ok(handle) => handle,
-            Err(e) => return Err(self.service_error(e, method).await),
+        let forwarding = Forwarding {
+            method,
+            client,
+            cancel: &cancel,
+            timeout,
+            deadline: tokio::time::Instant::now() + timeout,
         };
-        inflight.sent(self.peer.clone(), handle.id.clone());
-
-        let deadline = tokio::time::sleep(timeout);
-        tokio::pin!(deadline);
-        let mut questions = FuturesUnordered::new();
-        let ending = loop {
-            tokio::select! {
-                // Order matters: a cancelled request ends at once; and
-                // messages the upstream sent before its answer are already
-                // queued when the answer arrives (see `routing::Routed`),
-                // so draining them first keeps the upstream's order.
-                biased;
-                () = cancel.cancelled() => break Ending::Cancelled,
-                Some(message) = inflight.inbound.recv() => match message {
-                    Inbound::Notify { method, params } => {
-                        if let Err(e) = client.notify(method, params).await {
-                            tracing::debug!(target: "sandbar::upstream", upstream = %self.upstream,
-                                method, error = %e, "could not pass a notification on");
-                        }
-                    }
-                    Inbound::Ask { method, capability, params, reply } => {
-                        if client.supports(capability) {
-                            // Asked concurrently: progress and cancellation
-                            // keep flowing while the client thinks.
-                            questions.push(async move {
-                                (reply, client.request(method, params).await)
-                            });
-                        } else {
-                            let _ = reply.send(Err(ClientError::Unsupported(capability)));
-                        }
-                    }
-                },
-                answer = &mut handle.rx => break Ending::Answer(Box::new(answer)),
-                Some((reply, answer)) = questions.next(), if !questions.is_empty() => {
-                    let _ = reply.send(answer);
-                }
-                () = &mut deadline => break Ending::Timeout,
-            }
-        };
-        // Questions still open are dropped with the loop: their replies
-        // close, and the upstream is told its question went unanswered.
-        drop(questions);
-
-        match ending {
-            Ending::Answer(answer) => {
-                inflight.settled();
-                match *answer {
-                    Ok(Ok(result)) => {
-                        wire::result_json(&result)
-                            .map(Outcome::Result)
-                            .map_err(|e| {
-                                self.error(
-                                    UpstreamErrorKind::Protocol,
-                                    format!("the answer to {method} cannot be represented: {e}"),
-                                )
-                            })
-                    }
-                    Ok(Err(ServiceError::McpError(e))) => {
-                        Ok(Outcome::Error(wire::protocol_error(e)))
-                    }
-                    Ok(Err(e)) => Err(self.service_error(e, method).await),
-                    // The SDK dropped the request unanswered: its connection ended.
-                    Err(_) => Err(self.closed_error().await),
-                }
-            }
-            Ending::Cancelled => {
-                inflight.settled();
-                cancel_upstream(handle, "cancelled by the client").await;
-                Err(self.error(
-                    UpstreamErrorKind::Cancelled,
-                    format!("{method} was cancelled by the client"),
-                ))
-            }
-            Ending::Timeout => {
-                inflight.settled();
-                cancel_upstream(handle, "timed out").await;
-                Err(self.error(
-                    UpstreamErrorKind::Timeout,
-                    format!("no answer within {}", human(timeout)),
-                ))
+        if let Link::Http(link) = &self.link {
+            match self
+                .forward_over_http(link, &mut sdk_request, progress_token.clone(), &forwarding)
+                .await
+            {
+                Some(outcome) => return outcome,
+                // The server expired the session: the SDK re-initializes
+                // it and sends the request again.
+                None => tracing::debug!(target: "sandbar::upstream", upstream = %self.upstream,
+                    "the session expired; the SDK opens a new one"),
             }
         }
+        self.forward_via_sdk(sdk_request, progress_token, &forwarding)
+            .await
     }
 
     fn is_closed(&self) -> bool {
