@@ -41,6 +41,12 @@ pub struct Header {
     /// (opaque JSON: tools, resources, resource templates, prompts).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub upstreams: BTreeMap<String, Value>,
+    /// The public id of the masking key that pseudonymized the personal
+    /// data in this cassette (never the key). Replaying under another key
+    /// masks new calls differently, so calls that carry personal data no
+    /// longer match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask_key: Option<String>,
 }
 
 impl Header {
@@ -62,6 +68,7 @@ impl Header {
             run_id: None,
             server: None,
             upstreams: BTreeMap::new(),
+            mask_key: None,
         }
     }
 

@@ -40,6 +40,7 @@ const HEADER_FIELDS: &[&str] = &[
     "run_id",
     "server",
     "upstreams",
+    "mask_key",
 ];
 const SCENARIO_FIELDS: &[&str] = &["name", "hash"];
 const INTERACTION_FIELDS: &[&str] = &[
@@ -338,6 +339,7 @@ fn read_header(value: Value) -> Result<(Header, bool), CassetteError> {
     let clock_start = fields.string("clock_start", "clock_start")?;
     let recorded_at = fields.string("recorded_at", "recorded_at")?;
     let run_id = fields.optional_string("run_id", "run_id")?;
+    let mask_key = fields.optional_string("mask_key", "mask_key")?;
     let server = match fields.take("server") {
         None | Some(Value::Null) => None,
         Some(value) => Some(value),
@@ -362,6 +364,7 @@ fn read_header(value: Value) -> Result<(Header, bool), CassetteError> {
         run_id,
         server,
         upstreams,
+        mask_key,
     };
     Ok((header, strict))
 }

@@ -11,9 +11,8 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use sandbar_redact::Redactor;
+use sandbar_redact::SinkRedactor;
 use serde_json::Value;
 
 use crate::blob::{BlobWriter, blob_dir_for, looks_like_reference, reference, temp_name};
@@ -33,7 +32,7 @@ pub const DEFAULT_BLOB_THRESHOLD: usize = 64 * 1024;
 /// in async code put it on a thread of its own.
 pub struct CassetteWriter {
     lines: LineWriter,
-    redactor: Arc<Redactor>,
+    redactor: SinkRedactor,
 }
 
 impl CassetteWriter {
@@ -44,8 +43,9 @@ impl CassetteWriter {
     pub fn create(
         path: &Path,
         header: Header,
-        redactor: Arc<Redactor>,
+        redactor: impl Into<SinkRedactor>,
     ) -> Result<CassetteWriter, CassetteError> {
+        let redactor = redactor.into();
         create_parent(path)?;
         let file = OpenOptions::new()
             .write(true)
@@ -126,7 +126,12 @@ impl Cassette {
     /// numbered 1, 2, 3... in order. The file is written under a temporary
     /// name and renamed into place, so an existing cassette at `path` is
     /// replaced whole or not at all.
-    pub fn write_to(&self, path: &Path, redactor: &Redactor) -> Result<(), CassetteError> {
+    pub fn write_to(
+        &self,
+        path: &Path,
+        redactor: impl Into<SinkRedactor>,
+    ) -> Result<(), CassetteError> {
+        let redactor = &redactor.into();
         let origin = path.display().to_string();
         create_parent(path)?;
         let name = path
@@ -232,7 +237,7 @@ impl LineWriter {
         error.in_file(self.path.display().to_string())
     }
 
-    fn header(&mut self, mut header: Header, redactor: &Redactor) -> Result<(), CassetteError> {
+    fn header(&mut self, mut header: Header, redactor: &SinkRedactor) -> Result<(), CassetteError> {
         header.format = FORMAT.to_owned();
         header.version = format!("{VERSION_MAJOR}.{VERSION_MINOR}");
         redact_header(&mut header, redactor);
@@ -264,7 +269,7 @@ impl LineWriter {
     fn append(
         &mut self,
         mut interaction: Interaction,
-        redactor: &Redactor,
+        redactor: &SinkRedactor,
     ) -> Result<u64, CassetteError> {
         if self.broken {
             return Err(self.fail(CassetteError::new(
@@ -505,7 +510,7 @@ fn build_line(
     })
 }
 
-fn redact_string(text: &mut String, redactor: &Redactor) {
+fn redact_string(text: &mut String, redactor: &SinkRedactor) {
     if let std::borrow::Cow::Owned(redacted) = redactor.redact_str(text) {
         *text = redacted;
     }
@@ -513,7 +518,7 @@ fn redact_string(text: &mut String, redactor: &Redactor) {
 
 /// Redacts every string of the header. The seed, a number Sandbar chose,
 /// is left as it is: redacting digits would turn it into a string.
-fn redact_header(header: &mut Header, redactor: &Redactor) {
+fn redact_header(header: &mut Header, redactor: &SinkRedactor) {
     redact_string(&mut header.scenario.name, redactor);
     redact_string(&mut header.scenario.hash, redactor);
     redact_string(&mut header.clock_start, redactor);
@@ -536,7 +541,7 @@ fn redact_header(header: &mut Header, redactor: &Redactor) {
     }
 }
 
-fn redact_interaction(interaction: &mut Interaction, redactor: &Redactor) {
+fn redact_interaction(interaction: &mut Interaction, redactor: &SinkRedactor) {
     redact_string(&mut interaction.method, redactor);
     redactor.redact_json(&mut interaction.params);
     if let Some(upstream) = &mut interaction.upstream {

@@ -80,7 +80,7 @@ fn writes_the_documented_bytes() {
     assert_eq!(
         lines,
         [
-            format!(r#"{{"format":"sandbar-cassette","version":"1.0","scenario":{{"name":"support-desk","hash":"{}"}},"seed":42,"clock_start":"2026-01-15T09:00:00Z","recorded_at":"2026-11-27T07:00:00Z"}}"#, "ab".repeat(32)).as_str(),
+            format!(r#"{{"format":"sandbar-cassette","version":"1.1","scenario":{{"name":"support-desk","hash":"{}"}},"seed":42,"clock_start":"2026-01-15T09:00:00Z","recorded_at":"2026-11-27T07:00:00Z"}}"#, "ab".repeat(32)).as_str(),
             r#"{"seq":1,"method":"tools/call","params":{"name":"lookup_order","arguments":{"order_id":"o1"}},"upstream":"everything","virtual_time":"2026-01-15T09:00:01Z","notifications":[{"method":"notifications/progress","params":{"progress":1,"total":2}},{"method":"notifications/message","params":{"level":"info","data":"looking"}}],"outcome":{"result":{"content":[{"type":"text","text":"shipped"}]}}}"#,
             r#"{"seq":2,"method":"tools/call","params":{"name":"refund","arguments":{"order_id":"o1","amount":12.5}},"virtual_time":"2026-01-15T09:00:01Z","outcome":{"error":{"code":-32602,"message":"amount too large","data":{"max":10}}}}"#,
             "",
@@ -351,7 +351,7 @@ fn write_to_exports_a_whole_cassette() {
         path: None,
     };
     let path = dir.path().join("exports/run.jsonl");
-    cassette.write_to(&path, &Redactor::new()).unwrap();
+    cassette.write_to(&path, Redactor::new()).unwrap();
     let loaded = Cassette::load(&path).unwrap();
     assert_eq!(loaded.interactions, numbered(sample()));
     // Writing again replaces the file whole; no temporary file is left.
@@ -360,7 +360,7 @@ fn write_to_exports_a_whole_cassette() {
         interactions: sample()[..1].to_vec(),
         path: None,
     };
-    shorter.write_to(&path, &Redactor::new()).unwrap();
+    shorter.write_to(&path, Redactor::new()).unwrap();
     assert_eq!(Cassette::load(&path).unwrap().interactions.len(), 1);
     assert_eq!(files(dir.path()), [path]);
 }
@@ -411,7 +411,7 @@ fn no_secret_reaches_any_file() {
     let export = dir.path().join("export.jsonl");
     Cassette::load(&path)
         .unwrap()
-        .write_to(&export, &redactor)
+        .write_to(&export, Arc::clone(&redactor))
         .unwrap();
 
     let written = files(dir.path());

@@ -22,6 +22,7 @@ macro_rules! out_raw {
 
 mod commands;
 mod exit;
+mod keys;
 mod logging;
 mod timeline;
 mod wiring;
@@ -105,7 +106,23 @@ fn main() -> std::process::ExitCode {
         }
     };
     let redactor = sandbar_redact::SharedRedactor::new(sandbar_redact::Redactor::new());
-    logging::init(&cli.global.log, redactor.clone());
+    logging::init(
+        &cli.global.log,
+        redactor.for_sink(sandbar_redact::Sink::Logs),
+    );
+    // Commands that write runs, cassettes or exports mask personal data in
+    // them (the scenario's policy replaces this default once it is loaded).
+    if matches!(
+        cli.command,
+        Command::Serve(_) | Command::Replay(_) | Command::Runs(_) | Command::Demo(_)
+    ) && let Err(e) = keys::install_privacy(
+        &redactor,
+        &cli.global.data,
+        sandbar_redact::PrivacyPolicy::default(),
+    ) {
+        eprintln!("sandbar: {e:#}");
+        return ExitCode::Failure.into();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use sandbar_cassette::Cassette;
 use sandbar_engine::Upstream;
+use sandbar_redact::SharedRedactor;
 use sandbar_scenario::{Scenario, UpstreamTransport};
 use sandbar_upstream::{McpUpstream, Transport, UpstreamConfig};
 
@@ -46,6 +47,22 @@ pub fn upstreams(scenario: &Scenario) -> Vec<Arc<dyn Upstream>> {
 
 /// Loads and validates a cassette, with a message naming the file when it
 /// cannot.
+/// Says on stderr when `cassette` was masked under another key than the
+/// one in force: its calls that carry personal data will not match.
+pub fn check_mask_key(cassette: &Cassette, path: &Path, redactor: &SharedRedactor) {
+    let current = redactor.privacy().map(|p| p.key().id());
+    if let (Some(recorded), Some(current)) = (&cassette.header.mask_key, current)
+        && *recorded != current
+    {
+        eprintln!(
+            "sandbar: warning: {} was masked under key {recorded}, and this data directory's key is {current}; \
+             calls that carry personal data will not match it. Replay with the key it was recorded under \
+             (the same --data directory, or SANDBAR_MASK_KEY).",
+            path.display()
+        );
+    }
+}
+
 pub fn load_cassette(path: &Path) -> Result<Arc<Cassette>, String> {
     Cassette::load(path)
         .map(Arc::new)

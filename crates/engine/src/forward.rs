@@ -15,6 +15,7 @@ use sandbar_store::{Direction, EventKind};
 
 use crate::call::{Call, Outcome, ProtocolError};
 use crate::client::{Client, ClientError};
+use crate::privacy;
 use crate::run::Run;
 use crate::upstream::{UpstreamError, UpstreamErrorKind, UpstreamRequest, UpstreamSession};
 
@@ -28,6 +29,9 @@ pub(crate) struct Relay<'a> {
     /// Record what passes as events (upstream traffic); the stub route
     /// records its own.
     pub record: bool,
+    /// Mask what passes before the agent sees it, and restore pseudonyms
+    /// in what the agent answers (upstream traffic whose tool masks).
+    pub mask: bool,
     pub collected: Mutex<Vec<(String, Value)>>,
     /// List-changed notifications from the upstream, held back until the
     /// offer has taken the new lists in (so an agent that lists again at
@@ -48,17 +52,20 @@ impl<'a> Relay<'a> {
             run,
             inner,
             record: false,
+            mask: false,
             collected: Mutex::new(Vec::new()),
             held: Mutex::new(Vec::new()),
         }
     }
 
-    /// A relay over this one that also records events.
-    pub fn recording(&'a self) -> Relay<'a> {
+    /// A relay over this one that also records events, and masks what
+    /// passes when `mask` says so.
+    pub fn recording(&'a self, mask: bool) -> Relay<'a> {
         Relay {
             run: self.run,
             inner: self,
             record: true,
+            mask,
             collected: Mutex::new(Vec::new()),
             held: Mutex::new(Vec::new()),
         }
@@ -77,7 +84,10 @@ impl<'a> Relay<'a> {
 
 #[async_trait]
 impl Client for Relay<'_> {
-    async fn notify(&self, method: &str, params: Value) -> Result<(), ClientError> {
+    async fn notify(&self, method: &str, mut params: Value) -> Result<(), ClientError> {
+        if self.mask {
+            privacy::mask_value(self.run, &mut params);
+        }
         if self.record {
             self.run.record(
                 EventKind::Notification,
@@ -102,7 +112,10 @@ impl Client for Relay<'_> {
         self.inner.notify(method, params).await
     }
 
-    async fn request(&self, method: &str, params: Value) -> Result<Value, ClientError> {
+    async fn request(&self, method: &str, mut params: Value) -> Result<Value, ClientError> {
+        if self.mask {
+            privacy::mask_value(self.run, &mut params);
+        }
         if self.record {
             self.run.record(
                 EventKind::Request,
@@ -112,7 +125,7 @@ impl Client for Relay<'_> {
                 params.clone(),
             );
         }
-        let answer = self.inner.request(method, params).await;
+        let mut answer = self.inner.request(method, params).await;
         if self.record {
             match &answer {
                 Ok(result) => self.run.record(
@@ -131,6 +144,11 @@ impl Client for Relay<'_> {
                 ),
             };
         }
+        if self.mask
+            && let Ok(result) = &mut answer
+        {
+            privacy::restore(self.run, result);
+        }
         answer
     }
 
@@ -141,16 +159,22 @@ impl Client for Relay<'_> {
 
 /// Forwards one request to upstream `index` and returns its answer, or an
 /// error worded for the agent: a tool error for `tools/call` (so the
-/// agent's model reads it), a JSON-RPC error otherwise.
+/// agent's model reads it), a JSON-RPC error otherwise. With `mask`, the
+/// pseudonyms the run handed out are turned back into real values on the
+/// way out, and the answer is masked on the way back (see `privacy.rs`).
 pub(crate) async fn forward(
     run: &Run,
     index: usize,
     method: &str,
-    params: Value,
+    mut params: Value,
+    mask: bool,
     call: &Call,
     client: &Relay<'_>,
 ) -> Outcome {
-    match try_forward(run, index, method, params, call, client).await {
+    if mask {
+        privacy::restore(run, &mut params);
+    }
+    let outcome = match try_forward(run, index, method, params, mask, call, client).await {
         Ok(outcome) => outcome,
         Err(e) => {
             run.record(
@@ -171,6 +195,11 @@ pub(crate) async fn forward(
                 Outcome::Error(ProtocolError::internal(message))
             }
         }
+    };
+    if mask {
+        privacy::mask_outcome(run, outcome)
+    } else {
+        outcome
     }
 }
 
@@ -179,6 +208,7 @@ async fn try_forward(
     index: usize,
     method: &str,
     params: Value,
+    mask: bool,
     call: &Call,
     client: &Relay<'_>,
 ) -> Result<Outcome, UpstreamError> {
@@ -192,7 +222,7 @@ async fn try_forward(
     };
     let spec = &engine.scenario.upstreams[index];
     let session = session(run, index).await?;
-    let recording = client.recording();
+    let recording = client.recording(mask);
     let result = session
         .request(UpstreamRequest {
             method,

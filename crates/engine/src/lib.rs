@@ -19,6 +19,7 @@ mod forward;
 mod listing;
 mod matcher;
 mod offer;
+mod privacy;
 mod render;
 mod replay;
 mod rng;

@@ -34,6 +34,8 @@ pub(crate) struct ToolRoute {
     pub upstream: Option<(usize, String)>,
     pub mode: Mode,
     pub miss: MissPolicy,
+    /// Whether forwarded answers are masked before the agent sees them.
+    pub mask: bool,
 }
 
 /// Where an upstream prompt lives.
@@ -43,6 +45,8 @@ pub(crate) struct ItemRoute {
     /// The item's name (prompts) or URI (resources) on the upstream.
     pub name: String,
     pub mode: Mode,
+    /// Whether forwarded answers are masked before the agent sees them.
+    pub mask: bool,
 }
 
 /// The merged offer.
@@ -65,6 +69,13 @@ pub(crate) struct Offer {
 pub enum OfferError {
     #[error("{0}")]
     Invalid(String),
+}
+
+/// Whether an upstream's answers are masked before the agent sees them.
+pub(crate) fn upstream_masks(scenario: &Scenario, upstream: usize) -> bool {
+    scenario.upstreams[upstream]
+        .mask
+        .unwrap_or(scenario.privacy.mask_upstream)
 }
 
 /// The mode of an upstream's undeclared items.
@@ -127,6 +138,11 @@ impl Offer {
                     }
                 }
             }
+            let mask = match (tool.mask, &link) {
+                (Some(mask), _) => mask,
+                (None, Some((u, _))) => upstream_masks(scenario, *u),
+                (None, None) => scenario.privacy.mask_upstream,
+            };
             tools.insert(
                 tool.name.clone(),
                 ToolRoute {
@@ -134,6 +150,7 @@ impl Offer {
                     upstream: link,
                     mode,
                     miss: tool.miss.unwrap_or(scenario.replay.miss),
+                    mask,
                 },
             );
         }
@@ -156,6 +173,7 @@ impl Offer {
                     upstream: Some((u, name)),
                     mode: modes_by_upstream[u],
                     miss: scenario.replay.miss,
+                    mask: upstream_masks(scenario, u),
                 },
             );
         }
@@ -180,6 +198,7 @@ impl Offer {
                     upstream: u,
                     name,
                     mode: modes_by_upstream[u],
+                    mask: upstream_masks(scenario, u),
                 },
             );
         }
@@ -205,6 +224,7 @@ impl Offer {
                             upstream: u,
                             name: uri.to_owned(),
                             mode: modes_by_upstream[u],
+                            mask: upstream_masks(scenario, u),
                         },
                     );
                 }
@@ -224,6 +244,7 @@ impl Offer {
                             upstream: u,
                             name: template.to_owned(),
                             mode: modes_by_upstream[u],
+                            mask: upstream_masks(scenario, u),
                         },
                     ));
                 }

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use sandbar_cassette::{
     CassetteWriter, Header, Interaction, Miss, Notification, RecordedOutcome, ScenarioRef,
 };
+use sandbar_redact::Sink;
 use sandbar_store::{Direction, EventKind};
 
 use crate::call::{Outcome, ProtocolError};
@@ -61,10 +62,14 @@ pub(crate) async fn answer(
         return Replayed::NoCassette;
     };
     let mut subject = params.clone();
-    run.engine().redactor.redact_json(&mut subject);
+    // Redacted as the cassette's calls were written, so the two compare.
+    run.engine()
+        .redactor
+        .for_sink(Sink::Cassette)
+        .redact_json(&mut subject);
     match replayer.0.answer(method, &subject) {
         Ok(interaction) => {
-            let recording = client.recording();
+            let recording = client.recording(false);
             for n in &interaction.notifications {
                 let mut params = n.params.clone();
                 if n.method == "notifications/progress" {
@@ -159,6 +164,7 @@ impl RunCassette {
             format_time(chrono::Utc::now()),
         );
         header.run_id = Some(run_id.to_owned());
+        header.mask_key = engine.redactor.privacy().map(|p| p.key().id());
         let current = engine.current();
         header.server = Some(json!({
             "info": {
@@ -180,8 +186,12 @@ impl RunCassette {
             );
         }
         let path: PathBuf = dir.join(format!("{run_id}.jsonl"));
-        let writer = CassetteWriter::create(&path, header, engine.redactor.current())
-            .map_err(|e| e.to_string())?;
+        let writer = CassetteWriter::create(
+            &path,
+            header,
+            engine.redactor.for_sink(Sink::Cassette).snapshot(),
+        )
+        .map_err(|e| e.to_string())?;
         Ok(RunCassette {
             writer: Mutex::new(Some(writer)),
             everything,

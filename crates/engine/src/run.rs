@@ -28,7 +28,8 @@ use crate::call::{Call, CompletionRef, Method, Outcome, ProtocolError};
 use crate::client::Client;
 use crate::forward::{self, Relay};
 use crate::listing::Listings;
-use crate::offer::{self, Offer};
+use crate::offer::{self, ItemRoute, Offer};
+use crate::privacy;
 use crate::render::{RenderError, Renderer};
 use crate::replay::{self, Replayed, RunCassette};
 use crate::stub;
@@ -342,6 +343,7 @@ impl Engine {
             replayer,
             cassette,
             upstream_sessions: tokio::sync::Mutex::new(HashMap::new()),
+            pseudonyms: Mutex::new(privacy::Pseudonyms::default()),
             id,
             engine: self.clone(),
             seed,
@@ -423,6 +425,8 @@ pub struct Run {
     cassette: Option<RunCassette>,
     /// Open upstream connections, by upstream index.
     pub(crate) upstream_sessions: tokio::sync::Mutex<HashMap<usize, Arc<dyn UpstreamSession>>>,
+    /// The pseudonyms this run showed the agent, and what they stand for.
+    pseudonyms: Mutex<privacy::Pseudonyms>,
 }
 
 /// Methods Sandbar always answers itself, even when serving a recording.
@@ -623,15 +627,8 @@ impl Run {
                 match current.offer.resource_route(uri) {
                     Some(route) => {
                         let params = json!({"uri": uri});
-                        self.upstream_item(
-                            call,
-                            client,
-                            route.upstream,
-                            route.mode,
-                            "resources/read",
-                            params,
-                        )
-                        .await
+                        self.upstream_item(call, client, route, "resources/read", params)
+                            .await
                     }
                     None => local(resource_not_found(uri)),
                 }
@@ -643,15 +640,8 @@ impl Run {
                 match current.offer.prompts.get(name) {
                     Some(route) => {
                         let params = json!({"name": route.name, "arguments": arguments});
-                        self.upstream_item(
-                            call,
-                            client,
-                            route.upstream,
-                            route.mode,
-                            "prompts/get",
-                            params,
-                        )
-                        .await
+                        self.upstream_item(call, client, route, "prompts/get", params)
+                            .await
                     }
                     None => local(stub::get_prompt(self, name, arguments)),
                 }
@@ -691,15 +681,8 @@ impl Run {
                             "ref": reference,
                             "argument": {"name": argument, "value": value},
                         });
-                        self.upstream_item(
-                            call,
-                            client,
-                            route.upstream,
-                            route.mode,
-                            "completion/complete",
-                            params,
-                        )
-                        .await
+                        self.upstream_item(call, client, route, "completion/complete", params)
+                            .await
                     }
                     None => local(stub::complete(self, reference, argument, value)),
                 }
@@ -715,8 +698,7 @@ impl Run {
                             .upstream_item(
                                 call,
                                 client,
-                                route.upstream,
-                                route.mode,
+                                route,
                                 "resources/subscribe",
                                 json!({"uri": uri}),
                             )
@@ -744,8 +726,7 @@ impl Run {
                         .upstream_item(
                             call,
                             client,
-                            route.upstream,
-                            route.mode,
+                            route,
                             "resources/unsubscribe",
                             json!({"uri": uri}),
                         )
@@ -780,7 +761,7 @@ impl Run {
                     if let Some(args) = arguments {
                         params["arguments"] = Value::Object(args.clone());
                     }
-                    forward::forward(self, *u, "tools/call", params, call, client).await
+                    forward::forward(self, *u, "tools/call", params, route.mask, call, client).await
                 }
                 None => Outcome::tool_error(format!("tool {name} has no upstream to forward to")),
             }
@@ -823,13 +804,14 @@ impl Run {
         &self,
         call: &Call,
         client: &Relay<'_>,
-        upstream: usize,
-        mode: Mode,
+        route: &ItemRoute,
         method: &str,
         params: Value,
     ) -> Routed {
+        let (upstream, mode, mask) = (route.upstream, route.mode, route.mask);
         let name = self.engine.scenario.upstreams[upstream].name.clone();
-        let forward = || forward::forward(self, upstream, method, params.clone(), call, client);
+        let forward =
+            || forward::forward(self, upstream, method, params.clone(), mask, call, client);
         let outcome = match mode {
             Mode::Replay => {
                 let miss = self.engine.scenario.replay.miss;
@@ -876,6 +858,10 @@ impl Run {
                 }
             }
         }
+    }
+
+    pub(crate) fn pseudonyms(&self) -> std::sync::MutexGuard<'_, privacy::Pseudonyms> {
+        self.pseudonyms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Appends an event; returns the ticket to wait on for durability.

@@ -78,6 +78,12 @@ impl MaskKey {
         MaskKey::from_bytes(hmac(tenant_secret, &[&message]))
     }
 
+    /// A short public identifier of the key (8 hex digits, derived from it
+    /// one way): what a recording names to say which key masked it.
+    pub fn id(&self) -> String {
+        self.inner.id.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     pub(crate) fn material(&self) -> &Material {
         &self.inner
     }

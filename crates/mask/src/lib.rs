@@ -26,7 +26,7 @@ mod token;
 
 pub use detect::{Detector, PersonalFinding, PersonalKind};
 pub use error::MaskError;
-pub use masker::Masker;
+pub use masker::{Masker, Seen};
 pub use operators::{MaskKey, Operator, apply, detokenize, pseudonym, tokenize};
 
 #[cfg(test)]

@@ -18,6 +18,10 @@ use crate::key::MaskKey;
 use crate::operators::{self, Operator};
 use crate::pseudonym::{self, NameHint};
 
+/// What [`Masker::mask_json_seen`] calls with a replacement and the value
+/// it replaced.
+pub type Seen<'a> = dyn FnMut(&str, &str) + 'a;
+
 /// Masks personal data in text and JSON.
 #[derive(Debug, Clone)]
 pub struct Masker {
@@ -56,19 +60,23 @@ impl Masker {
     /// `text` with its personal data masked.
     pub fn mask(&self, text: &str) -> String {
         let findings = self.detector.find(text);
-        self.replace(text, &findings, NameHint::Unknown)
+        self.replace(text, &findings, NameHint::Unknown, &mut |_, _| {})
     }
 
     /// One JSON string value masked, its field name (or path) giving
     /// context; see [`Detector::find_in_field`].
     pub fn mask_field(&self, field: Option<&str>, text: &str) -> String {
+        self.mask_field_seen(field, text, &mut |_, _| {})
+    }
+
+    fn mask_field_seen(&self, field: Option<&str>, text: &str, seen: &mut Seen<'_>) -> String {
         let findings = self.detector.find_in_field(field, text);
         let hint = match field.and_then(detect::field_name_part) {
             Some(true) => NameHint::Given,
             Some(false) => NameHint::Family,
             None => NameHint::Unknown,
         };
-        self.replace(text, &findings, hint)
+        self.replace(text, &findings, hint, seen)
     }
 
     /// A JSON document with every string value masked in the context of
@@ -76,14 +84,23 @@ impl Masker {
     /// masked.
     pub fn mask_json(&self, value: &Value) -> Value {
         let mut path = String::new();
-        self.mask_value(value, &mut path)
+        self.mask_value(value, &mut path, &mut |_, _| {})
     }
 
-    fn mask_value(&self, value: &Value, path: &mut String) -> Value {
+    /// [`Masker::mask_json`], calling `seen(replacement, original)` for every
+    /// value replaced by one that stands for it alone — a pseudonym, a token
+    /// or a hash, not a placeholder or a partial mask — so that a caller can
+    /// map replacements back to what they replaced.
+    pub fn mask_json_seen(&self, value: &Value, seen: &mut Seen<'_>) -> Value {
+        let mut path = String::new();
+        self.mask_value(value, &mut path, seen)
+    }
+
+    fn mask_value(&self, value: &Value, path: &mut String, seen: &mut Seen<'_>) -> Value {
         match value {
             Value::String(s) => {
                 let field = (!path.is_empty()).then_some(path.as_str());
-                Value::String(self.mask_field(field, s))
+                Value::String(self.mask_field_seen(field, s, seen))
             }
             Value::Array(items) => {
                 let len = path.len();
@@ -93,7 +110,7 @@ impl Masker {
                     .map(|(i, item)| {
                         path.truncate(len);
                         path.push_str(&format!("[{i}]"));
-                        self.mask_value(item, path)
+                        self.mask_value(item, path, seen)
                     })
                     .collect();
                 path.truncate(len);
@@ -109,7 +126,7 @@ impl Masker {
                             path.push('.');
                         }
                         path.push_str(k);
-                        (k.clone(), self.mask_value(v, path))
+                        (k.clone(), self.mask_value(v, path, seen))
                     })
                     .collect();
                 path.truncate(len);
@@ -119,7 +136,13 @@ impl Masker {
         }
     }
 
-    fn replace(&self, text: &str, findings: &[PersonalFinding], hint: NameHint) -> String {
+    fn replace(
+        &self,
+        text: &str,
+        findings: &[PersonalFinding],
+        hint: NameHint,
+        seen: &mut Seen<'_>,
+    ) -> String {
         if findings.is_empty() {
             return text.to_owned();
         }
@@ -164,6 +187,13 @@ impl Masker {
                 Operator::Pseudonymize => pseudonym::make(f.kind, value, &self.key, hint),
                 _ => operators::apply(op, f.kind, value, &self.key),
             };
+            let stands_alone = matches!(
+                op,
+                Operator::Pseudonymize | Operator::Tokenize | Operator::Hash { .. }
+            );
+            if stands_alone && replacement != value && !replacement.starts_with("[REDACTED:") {
+                seen(&replacement, value);
+            }
             out.push_str(&replacement);
             last = f.end;
         }

@@ -30,6 +30,7 @@ mod custom;
 mod encodings;
 mod error;
 mod extenders;
+mod privacy;
 mod redactor;
 mod rule_file;
 mod rules;
@@ -40,8 +41,11 @@ mod writer;
 
 pub use custom::CustomRule;
 pub use error::RedactError;
+pub use privacy::{Privacy, PrivacyPolicy, Sink, SinkPolicy};
 pub use redactor::{Finding, Redactor, RedactorBuilder};
-pub use shared::SharedRedactor;
+/// The masking operators and kinds a [`PrivacyPolicy`] names.
+pub use sandbar_mask;
+pub use shared::{SharedRedactor, SinkRedactor};
 pub use writer::{RedactingMakeWriter, RedactingWriter};
 
 #[cfg(test)]

@@ -11,13 +11,10 @@
 //! splits its writes, one event is always one redaction pass.
 
 use std::io::{self, Write};
-use std::sync::Arc;
-
 use tracing::Metadata;
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::redactor::Redactor;
-use crate::shared::SharedRedactor;
+use crate::shared::{SharedRedactor, SinkRedactor};
 
 /// Wraps a `MakeWriter` so that everything written through it is redacted.
 ///
@@ -46,11 +43,11 @@ impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for RedactingMakeWriter<M> {
     type Writer = RedactingWriter<M::Writer>;
 
     fn make_writer(&'a self) -> Self::Writer {
-        RedactingWriter::new(self.inner.make_writer(), self.redactor.current())
+        RedactingWriter::new(self.inner.make_writer(), self.redactor.snapshot())
     }
 
     fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
-        RedactingWriter::new(self.inner.make_writer_for(meta), self.redactor.current())
+        RedactingWriter::new(self.inner.make_writer_for(meta), self.redactor.snapshot())
     }
 }
 
@@ -61,13 +58,13 @@ impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for RedactingMakeWriter<M> {
 /// that keeps one for longer should flush it at record boundaries.
 pub struct RedactingWriter<W: Write> {
     inner: W,
-    redactor: Arc<Redactor>,
+    redactor: SinkRedactor,
     buffer: Vec<u8>,
 }
 
 impl<W: Write> RedactingWriter<W> {
     /// Redacts everything written to it with `redactor` before `inner` sees it.
-    pub fn new(inner: W, redactor: Arc<Redactor>) -> Self {
+    pub fn new(inner: W, redactor: SinkRedactor) -> Self {
         RedactingWriter {
             inner,
             redactor,

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::test_support::{ALNUM, fake};
-use crate::{RedactingMakeWriter, RedactingWriter, Redactor, SharedRedactor};
+use crate::{RedactingMakeWriter, RedactingWriter, Redactor, SharedRedactor, Sink, SinkRedactor};
 
 /// An in-memory sink shared between the test and the subscriber.
 #[derive(Clone, Default)]
@@ -121,12 +121,15 @@ fn secrets_added_later_reach_existing_subscribers() {
 
 #[test]
 fn writes_split_across_calls_are_redacted_as_one() {
-    let redactor = Arc::new(
-        Redactor::builder()
-            .without_default_patterns()
-            .secret("s", "split-me-secret")
-            .expect("valid")
-            .build(),
+    let redactor = SinkRedactor::secrets_only(
+        Arc::new(
+            Redactor::builder()
+                .without_default_patterns()
+                .secret("s", "split-me-secret")
+                .expect("valid")
+                .build(),
+        ),
+        Sink::Logs,
     );
     let buffer = Buffer::default();
     {

@@ -21,6 +21,8 @@ use crate::format::*;
 use crate::model::*;
 use crate::path::ArgPath;
 use crate::templates;
+use sandbar_redact::sandbar_mask::{Operator, PersonalKind};
+use sandbar_redact::{PrivacyPolicy, Sink, SinkPolicy};
 
 /// Largest file a scenario may read next to itself.
 pub const MAX_SIDE_FILE_BYTES: u64 = 32 * 1024 * 1024;
@@ -247,6 +249,10 @@ impl<'a> Compiler<'a> {
             Some(spec) => self.replay(spec, &root.key("replay")),
             None => Replay::default(),
         };
+        let privacy = match file.privacy {
+            Some(spec) => self.privacy(spec, &root.key("privacy")),
+            None => Privacy::default(),
+        };
         let record_dir = file
             .record
             .and_then(|r| r.dir)
@@ -286,6 +292,7 @@ impl<'a> Compiler<'a> {
             upstreams,
             replay,
             record_dir,
+            privacy,
             tool_index,
             prompt_index,
             resource_index,
@@ -597,6 +604,7 @@ impl<'a> Compiler<'a> {
             matching,
             upstream,
             declares_schema,
+            mask: spec.mask,
             name: spec.name,
             title: spec.title,
             description: spec.description,
@@ -728,6 +736,7 @@ impl<'a> Compiler<'a> {
             hide,
             rename: spec.rename,
             mode: spec.mode.map(mode),
+            mask: spec.mask,
         })
     }
 
@@ -766,6 +775,90 @@ impl<'a> Compiler<'a> {
         }
         out.push_str(rest);
         out
+    }
+
+    fn privacy(&mut self, spec: PrivacySpec, place: &Place) -> Privacy {
+        let mut policy = PrivacyPolicy::default();
+        if let Some(op) = spec.personal {
+            policy.personal = self.operator(op, &place.key("personal"));
+        }
+        policy.kinds = self.kind_operators(spec.kinds, &place.key("kinds"));
+        for (name, sink_spec) in spec.sinks {
+            let sink_place = place.key("sinks").key(&name);
+            let sink = match name.parse::<Sink>() {
+                Ok(sink) => sink,
+                Err(e) => {
+                    self.problem(&sink_place, e);
+                    continue;
+                }
+            };
+            let personal = sink_spec
+                .personal
+                .map(|op| self.operator(op, &sink_place.key("personal")));
+            let kinds = self.kind_operators(sink_spec.kinds, &sink_place.key("kinds"));
+            policy.sinks.push((sink, SinkPolicy { personal, kinds }));
+        }
+        Privacy {
+            mask_upstream: spec.mask_upstream.unwrap_or(true),
+            policy,
+        }
+    }
+
+    fn kind_operators(
+        &mut self,
+        kinds: BTreeMap<String, OperatorSpec>,
+        place: &Place,
+    ) -> Vec<(PersonalKind, Operator)> {
+        let mut out = Vec::new();
+        for (name, op) in kinds {
+            let kind_place = place.key(&name);
+            let Some(kind) = PersonalKind::ALL.iter().find(|k| k.as_str() == name) else {
+                let names: Vec<&str> = PersonalKind::ALL.iter().map(|k| k.as_str()).collect();
+                self.problem(
+                    &kind_place,
+                    format!(
+                        "unknown kind of personal data `{name}`; kinds are {}",
+                        names.join(", ")
+                    ),
+                );
+                continue;
+            };
+            let op = self.operator(op, &kind_place);
+            out.push((*kind, op));
+        }
+        out
+    }
+
+    fn operator(&mut self, spec: OperatorSpec, place: &Place) -> Operator {
+        let (name, keep, char, length) = match spec {
+            OperatorSpec::Name(name) => (name, None, None, None),
+            OperatorSpec::Detailed(d) => (d.op, d.keep, d.char, d.length),
+        };
+        let misplaced = |this: &mut Self, what: &str, op: &str| {
+            this.problem(place, format!("`{what}` is a setting of `{op}` only"));
+        };
+        if name != OperatorName::Mask && (keep.is_some() || char.is_some()) {
+            misplaced(self, if keep.is_some() { "keep" } else { "char" }, "mask");
+        }
+        if name != OperatorName::Hash && length.is_some() {
+            misplaced(self, "length", "hash");
+        }
+        match name {
+            OperatorName::Redact => Operator::Redact,
+            OperatorName::Pseudonymize => Operator::Pseudonymize,
+            OperatorName::Tokenize => Operator::Tokenize,
+            OperatorName::Mask => Operator::Mask {
+                keep: keep.unwrap_or(4),
+                char: char.unwrap_or('*'),
+            },
+            OperatorName::Hash => {
+                let length = length.unwrap_or(16);
+                if !(1..=64).contains(&length) {
+                    self.problem(place, "a hash `length` is 1 to 64 hex digits");
+                }
+                Operator::Hash { length }
+            }
+        }
     }
 
     fn replay(&mut self, spec: ReplaySpec, place: &Place) -> Replay {

@@ -78,6 +78,93 @@ pub struct ScenarioFile {
     /// Where runs with tools in `record` mode write their cassettes.
     #[serde(default)]
     pub record: Option<RecordSpec>,
+    /// What happens to personal data: in what agents are shown of
+    /// upstreams' answers, and in every sink (store, cassettes, logs,
+    /// exports, reports).
+    #[serde(default)]
+    pub privacy: Option<PrivacySpec>,
+}
+
+/// Personal-data settings. Secrets are always redacted; personal data is
+/// pseudonymized unless this says otherwise.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacySpec {
+    /// Mask personal data (and redact secrets) in what upstreams answer
+    /// before the agent sees it, for tools in `live` and `record` mode
+    /// (default `true`). Upstreams and tools may set their own `mask`.
+    #[serde(default)]
+    pub mask_upstream: Option<bool>,
+    /// The operator for every kind of personal data in every sink (default
+    /// `pseudonymize`).
+    #[serde(default)]
+    pub personal: Option<OperatorSpec>,
+    /// Operators per kind: `email`, `phone`, `payment_card`, `iban`,
+    /// `us_ssn`, `ip_address`, `mac_address`, `date_of_birth`,
+    /// `postal_address`, `person_name`.
+    #[serde(default)]
+    pub kinds: BTreeMap<String, OperatorSpec>,
+    /// Per sink (`store`, `cassette`, `logs`, `export`, `report`, `agent`):
+    /// its own operators.
+    #[serde(default)]
+    pub sinks: BTreeMap<String, SinkPrivacySpec>,
+}
+
+/// One sink's personal-data operators.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SinkPrivacySpec {
+    /// For every kind in this sink.
+    #[serde(default)]
+    pub personal: Option<OperatorSpec>,
+    /// Per kind in this sink.
+    #[serde(default)]
+    pub kinds: BTreeMap<String, OperatorSpec>,
+}
+
+/// A masking operator: its name (`redact`, `mask`, `hash`,
+/// `pseudonymize`, `tokenize`), or a mapping with `op` and its settings
+/// (`{op: mask, keep: 4, char: "*"}`, `{op: hash, length: 16}`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum OperatorSpec {
+    /// Just the name, with default settings.
+    Name(OperatorName),
+    /// The name and its settings.
+    Detailed(OperatorDetail),
+}
+
+/// The masking operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorName {
+    /// `[REDACTED:KIND]`.
+    Redact,
+    /// All but the last `keep` letters and digits replaced by `char`.
+    Mask,
+    /// A keyed HMAC-SHA256, `length` hex digits.
+    Hash,
+    /// A realistic value of the same kind, the same for the same value.
+    Pseudonymize,
+    /// A reversible format-preserving token.
+    Tokenize,
+}
+
+/// An operator with its settings.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorDetail {
+    /// Which operator.
+    pub op: OperatorName,
+    /// `mask`: how many letters and digits stay visible at the end (default 4).
+    #[serde(default)]
+    pub keep: Option<usize>,
+    /// `mask`: the character that replaces the others (default `*`).
+    #[serde(default)]
+    pub char: Option<char>,
+    /// `hash`: how many hex digits (1 to 64, default 16).
+    #[serde(default)]
+    pub length: Option<usize>,
 }
 
 /// How a tool (or an upstream's items) is answered.
@@ -154,6 +241,10 @@ pub struct UpstreamSpec {
     /// The default mode of this upstream's items.
     #[serde(default)]
     pub mode: Option<ModeSpec>,
+    /// Mask personal data (and redact secrets) in this upstream's answers
+    /// before the agent sees them (default: `privacy.mask_upstream`).
+    #[serde(default)]
+    pub mask: Option<bool>,
 }
 
 /// Replay settings.
@@ -425,6 +516,10 @@ pub struct ToolSpec {
     /// The tool's name on the upstream, when it differs from `name`.
     #[serde(default)]
     pub upstream_tool: Option<String>,
+    /// Mask personal data (and redact secrets) in the upstream's answers to
+    /// this tool before the agent sees them (default: the upstream's `mask`).
+    #[serde(default)]
+    pub mask: Option<bool>,
 }
 
 /// Tool annotations (MCP `ToolAnnotations`).

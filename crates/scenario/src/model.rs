@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::path::ArgPath;
+use sandbar_redact::PrivacyPolicy;
 
 /// A row of a data table.
 pub type Row = Map<String, Value>;
@@ -59,6 +60,8 @@ pub struct Scenario {
     pub replay: Replay,
     /// Where runs with tools in `record` mode write their cassettes.
     pub record_dir: Option<PathBuf>,
+    /// Personal data in what agents are shown and in every sink.
+    pub privacy: Privacy,
     pub(crate) tool_index: HashMap<String, usize>,
     pub(crate) prompt_index: HashMap<String, usize>,
     pub(crate) resource_index: HashMap<String, usize>,
@@ -95,6 +98,7 @@ impl Scenario {
             upstreams: Vec::new(),
             replay: Replay::default(),
             record_dir: None,
+            privacy: Privacy::default(),
             tool_index: HashMap::new(),
             prompt_index: HashMap::new(),
             resource_index: HashMap::new(),
@@ -204,6 +208,8 @@ pub struct Tool {
     /// Whether the scenario gives its input schema (otherwise an upstream
     /// tool's own schema is offered).
     pub declares_schema: bool,
+    /// Its own choice of masking upstream answers, if it makes one.
+    pub mask: Option<bool>,
 }
 
 /// A declared tool's link to an upstream tool.
@@ -285,6 +291,8 @@ pub struct Upstream {
     /// Upstream name → offered name.
     pub rename: BTreeMap<String, String>,
     pub mode: Option<Mode>,
+    /// Its own choice of masking its answers, if it makes one.
+    pub mask: Option<bool>,
 }
 
 impl Upstream {
@@ -307,6 +315,25 @@ pub enum UpstreamTransport {
         url: String,
         headers: BTreeMap<String, String>,
     },
+}
+
+/// What happens to personal data.
+#[derive(Debug, Clone)]
+pub struct Privacy {
+    /// Whether upstreams' answers are masked before the agent sees them,
+    /// unless an upstream or tool says otherwise.
+    pub mask_upstream: bool,
+    /// The operators, per sink and kind.
+    pub policy: PrivacyPolicy,
+}
+
+impl Default for Privacy {
+    fn default() -> Self {
+        Privacy {
+            mask_upstream: true,
+            policy: PrivacyPolicy::default(),
+        }
+    }
 }
 
 /// Replay settings.

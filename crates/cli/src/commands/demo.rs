@@ -46,9 +46,14 @@ pub async fn run(
             return Ok(ExitCode::Failure);
         }
     };
-    let store = Store::open(data, redactor.clone(), StoreOptions::default())
-        .await
-        .with_context(|| format!("cannot open the store in {}", data.display()))?;
+    crate::keys::install_privacy(&redactor, data, scenario.privacy.policy.clone())?;
+    let store = Store::open(
+        data,
+        redactor.for_sink(sandbar_redact::Sink::Store),
+        StoreOptions::default(),
+    )
+    .await
+    .with_context(|| format!("cannot open the store in {}", data.display()))?;
     let engine = Engine::new(scenario.clone(), store.clone(), &redactor)?;
     let shared = Shared::new(engine, "http", None);
 

@@ -16,10 +16,11 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
-use sandbar_mask::{Detector, MaskKey, Masker, Operator};
+use sandbar_mask::{Detector, Masker, Operator};
 use sandbar_redact::{Redactor, SharedRedactor};
 
 use crate::exit::ExitCode;
+use crate::keys;
 
 /// Inputs at least this large get a progress line.
 const PROGRESS_FROM_BYTES: u64 = 8 * 1024 * 1024;
@@ -35,11 +36,16 @@ pub struct MaskArgs {
     /// What replaces personal data.
     #[arg(long, value_enum, default_value_t = OperatorArg::Pseudonymize)]
     operator: OperatorArg,
-    /// The masking key: a file holding 64 hex digits. Default: the
+    /// The master masking key: a file holding 64 hex digits. Default: the
     /// SANDBAR_MASK_KEY variable (64 hex digits), else DATA/keys/mask.key,
-    /// created on first use. The same key always gives the same pseudonyms.
+    /// created on first use. Each tenant's key derives from it; the same
+    /// key and tenant always give the same pseudonyms, the ones `serve`
+    /// writes to its sinks.
     #[arg(long, value_name = "FILE")]
     key_file: Option<PathBuf>,
+    /// The tenant whose key masks.
+    #[arg(long, default_value = "default")]
+    tenant: String,
     /// Treat every input as this format instead of guessing from its name.
     #[arg(long, value_enum)]
     format: Option<Format>,
@@ -165,7 +171,7 @@ impl Job<'_> {
 }
 
 pub fn run(args: MaskArgs, data: &Path, redactor: &SharedRedactor) -> anyhow::Result<ExitCode> {
-    let key = match load_key(args.key_file.as_deref(), data) {
+    let key = match keys::tenant_key(args.key_file.as_deref(), data, &args.tenant) {
         Ok(k) => k,
         Err(message) => {
             eprintln!("sandbar: {message}");
@@ -347,54 +353,4 @@ impl Progress {
             eprintln!("\rmasking {}: done{:30}", self.label, "");
         }
     }
-}
-
-/// The masking key: `--key-file`, SANDBAR_MASK_KEY, or DATA/keys/mask.key
-/// (created with 32 random bytes, readable by its owner only).
-fn load_key(file: Option<&Path>, data: &Path) -> Result<MaskKey, String> {
-    if let Some(file) = file {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| format!("cannot read the key file {}: {e}", file.display()))?;
-        return parse_key(&text).map_err(|e| format!("{}: {e}", file.display()));
-    }
-    if let Ok(text) = std::env::var("SANDBAR_MASK_KEY") {
-        return parse_key(&text).map_err(|e| format!("SANDBAR_MASK_KEY: {e}"));
-    }
-    let path = data.join("keys").join("mask.key");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        return parse_key(&text).map_err(|e| format!("{}: {e}", path.display()));
-    }
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| format!("cannot draw a random key: {e}"))?;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    std::fs::create_dir_all(path.parent().unwrap_or(data))
-        .map_err(|e| format!("cannot create {}: {e}", data.display()))?;
-    write_private(&path, &format!("{hex}\n"))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    eprintln!("sandbar: created a masking key in {}", path.display());
-    Ok(MaskKey::from_bytes(bytes))
-}
-
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    options.open(path)?.write_all(text.as_bytes())
-}
-
-fn parse_key(text: &str) -> Result<MaskKey, String> {
-    let hex = text.trim();
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err("a masking key is 64 hexadecimal digits (32 bytes)".to_owned());
-    }
-    let mut bytes = [0u8; 32];
-    for (i, byte) in bytes.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-            .map_err(|_| "a masking key is 64 hexadecimal digits (32 bytes)".to_owned())?;
-    }
-    Ok(MaskKey::from_bytes(bytes))
 }

@@ -48,6 +48,7 @@ pub async fn run(
             return Ok(ExitCode::Failure);
         }
     };
+    wiring::check_mask_key(&cassette, &args.cassette, &redactor);
     let header = &cassette.header;
     let clock_start = DateTime::parse_from_rfc3339(&header.clock_start)
         .map(|t| t.with_timezone(&Utc))
@@ -68,9 +69,13 @@ pub async fn run(
     }
     scenario.replay.strict_order = args.strict_order;
     scenario.replay.repeat = args.repeat;
-    let store = Store::open(data, redactor.clone(), StoreOptions::default())
-        .await
-        .with_context(|| format!("cannot open the store in {}", data.display()))?;
+    let store = Store::open(
+        data,
+        redactor.for_sink(sandbar_redact::Sink::Store),
+        StoreOptions::default(),
+    )
+    .await
+    .with_context(|| format!("cannot open the store in {}", data.display()))?;
     let options = EngineOptions {
         cassette: Some(cassette),
         replay_only: true,

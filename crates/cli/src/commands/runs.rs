@@ -12,7 +12,7 @@ use clap::{Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
 use sandbar_engine::DEFAULT_TENANT;
-use sandbar_redact::SharedRedactor;
+use sandbar_redact::{SharedRedactor, Sink};
 use sandbar_store::{RunRecord, Store, StoreOptions};
 
 use crate::exit::ExitCode;
@@ -87,6 +87,9 @@ pub async fn run(
     data: &Path,
     redactor: SharedRedactor,
 ) -> anyhow::Result<ExitCode> {
+    let store_redactor = redactor.for_sink(Sink::Store);
+    let report_redactor = redactor.for_sink(Sink::Report);
+    let redactor = redactor.for_sink(Sink::Export);
     if let RunsCommand::Diff {
         left,
         right,
@@ -97,7 +100,7 @@ pub async fn run(
         && Path::new(left).is_file()
         && Path::new(right).is_file()
     {
-        return diff(None, left, right, *json, ignore, &redactor).await;
+        return diff(None, left, right, *json, ignore, &report_redactor).await;
     }
     if let RunsCommand::Show { run, json } = &command
         && Path::new(run).is_file()
@@ -120,7 +123,7 @@ pub async fn run(
             }
         };
     }
-    let store = Store::open(data, redactor.clone(), StoreOptions::default())
+    let store = Store::open(data, store_redactor, StoreOptions::default())
         .await
         .with_context(|| format!("cannot open the store in {}", data.display()))?;
     let code = match command {
@@ -167,8 +170,10 @@ pub async fn run(
                 return Ok(ExitCode::Failure);
             };
             let events = store.events(&record.id).await?;
-            let cassette = sandbar_engine::cassette_of_run(&record, &events);
-            if let Err(e) = cassette.write_to(&output, &redactor.current()) {
+            let mut cassette = sandbar_engine::cassette_of_run(&record, &events);
+            cassette.header.mask_key = redactor.privacy().map(|p| p.key().id());
+            if let Err(e) = cassette.write_to(&output, redactor.for_sink(Sink::Cassette).snapshot())
+            {
                 eprintln!("sandbar: {}", redactor.redact_str(&e.to_string()));
                 return Ok(ExitCode::Failure);
             }
@@ -199,7 +204,7 @@ pub async fn run(
             right,
             json,
             ignore,
-        } => diff(Some(&store), &left, &right, json, &ignore, &redactor).await?,
+        } => diff(Some(&store), &left, &right, json, &ignore, &report_redactor).await?,
         RunsCommand::Export {
             run,
             format: ExportFormat::Jsonl,

@@ -72,6 +72,7 @@ pub async fn run(
             return Ok(ExitCode::Failure);
         }
     };
+    crate::keys::install_privacy(&redactor, data, scenario.privacy.policy.clone())?;
     let cassette = match scenario
         .replay
         .cassette
@@ -79,7 +80,10 @@ pub async fn run(
         .filter(|_| scenario.uses_replay())
     {
         Some(path) => match wiring::load_cassette(path) {
-            Ok(c) => Some(c),
+            Ok(c) => {
+                wiring::check_mask_key(&c, path, &redactor);
+                Some(c)
+            }
             Err(message) => {
                 eprintln!("sandbar: {}", redactor.redact_str(&message));
                 return Ok(ExitCode::Failure);
@@ -87,9 +91,13 @@ pub async fn run(
         },
         None => None,
     };
-    let store = Store::open(data, redactor.clone(), StoreOptions::default())
-        .await
-        .with_context(|| format!("cannot open the store in {}", data.display()))?;
+    let store = Store::open(
+        data,
+        redactor.for_sink(sandbar_redact::Sink::Store),
+        StoreOptions::default(),
+    )
+    .await
+    .with_context(|| format!("cannot open the store in {}", data.display()))?;
     let options = EngineOptions {
         upstreams: wiring::upstreams(&scenario),
         cassette,
