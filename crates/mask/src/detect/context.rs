@@ -250,6 +250,20 @@ fn is_key_byte(b: u8) -> bool {
     is_alnum(b) || matches!(b, b'_' | b'-' | b'.') || b >= 0x80
 }
 
+/// A quote at `i`, possibly escaped (`"`, `\"`, `\\\"`: JSON held in a
+/// JSON string, or printed by a debug formatter): where it ends, and which
+/// quote it is.
+fn quote_at(hay: &[u8], i: usize) -> Option<(usize, u8)> {
+    let mut j = i;
+    while j < hay.len() && j - i < 3 && hay[j] == b'\\' {
+        j += 1;
+    }
+    match at(hay, j) {
+        Some(q @ (b'"' | b'\'')) => Some((j + 1, q)),
+        _ => None,
+    }
+}
+
 /// If the cue is part of a key followed by `:` or `=`, classifies the key
 /// and checks its value; returns where the value ends.
 fn key_value(text: &str, start: usize, end: usize, out: &mut Vec<Candidate>) -> Option<usize> {
@@ -261,8 +275,8 @@ fn key_value(text: &str, start: usize, end: usize, out: &mut Vec<Candidate>) -> 
         ke += 1;
     }
     let mut probe = ke;
-    if matches!(at(hay, probe), Some(b'"' | b'\'')) {
-        probe += 1;
+    if let Some((after, _)) = quote_at(hay, probe) {
+        probe = after;
     }
     probe = skip_blanks(hay, probe, 2);
     if !matches!(at(hay, probe), Some(b':' | b'=')) {
@@ -289,8 +303,8 @@ fn key_value(text: &str, start: usize, end: usize, out: &mut Vec<Candidate>) -> 
         ks = w;
     }
     let mut i = ke;
-    if matches!(at(hay, i), Some(b'"' | b'\'')) {
-        i += 1;
+    if let Some((after, _)) = quote_at(hay, i) {
+        i = after;
     }
     i = skip_blanks(hay, i, 2);
     match at(hay, i) {
@@ -304,12 +318,12 @@ fn key_value(text: &str, start: usize, end: usize, out: &mut Vec<Candidate>) -> 
         _ => return None,
     }
     i = skip_blanks(hay, i, 4);
-    let quote = match at(hay, i) {
-        Some(q @ (b'"' | b'\'')) => {
-            i += 1;
+    let quote = match quote_at(hay, i) {
+        Some((after, q)) => {
+            i = after;
             Some(q)
         }
-        _ => None,
+        None => None,
     };
     let value_start = i;
     let key = text.get(ks..ke)?;

@@ -93,6 +93,8 @@ const NAME_PARTS: &[&str] = &[
 /// Roles people have in records.
 const PERSON_ROLES: &[&str] = &[
     "customer",
+    "who",
+    "whom",
     "customers",
     "patient",
     "patients",

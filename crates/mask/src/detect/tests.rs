@@ -355,6 +355,15 @@ fn names_in_prose() {
         "full_name=Ada Lovelace email=x",
         "full_name=<person_name> email=x",
     );
+    // JSON inside a JSON string, and as a debug formatter prints it.
+    check(
+        r#"{"text": "{\"name\": \"Ada Lovelace\"}"}"#,
+        r#"{"text": "{\"name\": \"<person_name>\"}"}"#,
+    );
+    check(
+        r#"text: "{\n  \\\"name\\\": \\\"Ada Lovelace\\\",\n"#,
+        r#"text: "{\n  \\\"name\\\": \\\"<person_name>\\\",\n"#,
+    );
 }
 
 #[test]
