@@ -621,6 +621,46 @@ replay:
 ",
             &["{file}:6:14", "replay.match.ignore[0]", "not a field path"],
         ),
+        case(
+            "an unknown kind of personal data",
+            "version: 1
+name: x
+privacy:
+  kinds:
+    e_mail: redact
+",
+            &["{file}:5:13", "privacy.kinds.e_mail", "unknown kind", "email"],
+        ),
+        case(
+            "an unknown sink",
+            "version: 1
+name: x
+privacy:
+  sinks:
+    webhook_body: {personal: redact}
+",
+            &["{file}:5:19", "privacy.sinks.webhook_body", "unknown sink", "logs"],
+        ),
+        case(
+            "a setting of another operator",
+            "version: 1
+name: x
+privacy:
+  personal: {op: hash, keep: 4}
+",
+            &["privacy.personal", "`keep` is a setting of `mask` only"],
+        ),
+        case(
+            "a hash too long",
+            "version: 1
+name: x
+privacy:
+  sinks:
+    logs:
+      kinds: {email: {op: hash, length: 65}}
+",
+            &["privacy.sinks.logs.kinds.email", "1 to 64"],
+        ),
         case("an empty file", "", &["{file}:1:1", "end of input"]),
         case(
             "two documents",
