@@ -112,24 +112,22 @@ type SseStream = futures::stream::BoxStream<'static, Result<Sse, SseError>>;
 impl StreamableHttpClient for NotingClient {
     type Error = reqwest::Error;
 
-    fn post_message(
+    async fn post_message(
         &self,
         uri: Arc<str>,
         message: ClientJsonRpcMessage,
         session_id: Option<Arc<str>>,
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
-    ) -> impl Future<Output = PostResult> + Send + '_ {
-        async move {
-            let response = self
-                .client
-                .post_message(uri, message, session_id, auth_header, custom_headers)
-                .await;
-            self.note(response)
-        }
+    ) -> PostResult {
+        let response = self
+            .client
+            .post_message(uri, message, session_id, auth_header, custom_headers)
+            .await;
+        self.note(response)
     }
 
-    fn post_message_with_max_sse_event_size(
+    async fn post_message_with_max_sse_event_size(
         &self,
         uri: Arc<str>,
         message: ClientJsonRpcMessage,
@@ -137,24 +135,22 @@ impl StreamableHttpClient for NotingClient {
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
-    ) -> impl Future<Output = PostResult> + Send + '_ {
-        async move {
-            let response = self
-                .client
-                .post_message_with_max_sse_event_size(
-                    uri,
-                    message,
-                    session_id,
-                    auth_header,
-                    custom_headers,
-                    max_sse_event_size,
-                )
-                .await;
-            self.note(response)
-        }
+    ) -> PostResult {
+        let response = self
+            .client
+            .post_message_with_max_sse_event_size(
+                uri,
+                message,
+                session_id,
+                auth_header,
+                custom_headers,
+                max_sse_event_size,
+            )
+            .await;
+        self.note(response)
     }
 
-    fn post_message_with_response_limits(
+    async fn post_message_with_response_limits(
         &self,
         uri: Arc<str>,
         message: ClientJsonRpcMessage,
@@ -162,21 +158,19 @@ impl StreamableHttpClient for NotingClient {
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
-    ) -> impl Future<Output = PostResult> + Send + '_ {
-        async move {
-            let response = self
-                .client
-                .post_message_with_response_limits(
-                    uri,
-                    message,
-                    session_id,
-                    auth_header,
-                    custom_headers,
-                    limits,
-                )
-                .await;
-            self.note(response)
-        }
+    ) -> PostResult {
+        let response = self
+            .client
+            .post_message_with_response_limits(
+                uri,
+                message,
+                session_id,
+                auth_header,
+                custom_headers,
+                limits,
+            )
+            .await;
+        self.note(response)
     }
 
     fn delete_session(
