@@ -90,6 +90,15 @@ enum Command {
     /// Show Sandbar working: serve a scenario, drive a short scripted MCP
     /// session through it as a client would, and print the recorded timeline.
     Demo(commands::demo::DemoArgs),
+    /// Turn tokens (the `tokenize` operator's output) back into the values
+    /// they stand for, with the tenant's key. Each unmask is written to the
+    /// audit trail, with its reason, before anything is shown.
+    Unmask(commands::unmask::UnmaskArgs),
+    /// Show a tenant's audit trail and check its hash chain.
+    ///
+    /// Exit status: 0 when the chain is intact, 1 when an entry was changed
+    /// or removed.
+    Audit(commands::unmask::AuditArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -114,7 +123,12 @@ fn main() -> std::process::ExitCode {
     // them (the scenario's policy replaces this default once it is loaded).
     if matches!(
         cli.command,
-        Command::Serve(_) | Command::Replay(_) | Command::Runs(_) | Command::Demo(_)
+        Command::Serve(_)
+            | Command::Replay(_)
+            | Command::Runs(_)
+            | Command::Demo(_)
+            | Command::Unmask(_)
+            | Command::Audit(_)
     ) && let Err(e) = keys::install_privacy(
         &redactor,
         &cli.global.data,
@@ -150,6 +164,12 @@ fn main() -> std::process::ExitCode {
             }
             Command::Demo(args) => {
                 commands::demo::run(args, &cli.global.data, redactor.clone()).await
+            }
+            Command::Unmask(args) => {
+                commands::unmask::unmask(args, &cli.global.data, redactor.clone()).await
+            }
+            Command::Audit(args) => {
+                commands::unmask::audit(args, &cli.global.data, redactor.clone()).await
             }
         }
     });

@@ -316,3 +316,74 @@ fn mask_refuses_bad_input_clearly() {
         assert_eq!(mode & 0o077, 0, "the key file is readable by others");
     }
 }
+
+#[test]
+fn unmask_reverses_tokens_only_with_a_reason_and_leaves_an_audit_trail_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let input = dir.path().join("contacts.txt");
+    std::fs::write(&input, "write to grace.hopper@navy-mail.com today\n").expect("write");
+    let out = dir.path().join("tokens.txt");
+    let (code, _, err) = cli(
+        &data,
+        &[
+            "mask",
+            input.to_str().expect("path"),
+            "-o",
+            out.to_str().expect("path"),
+            "--operator",
+            "tokenize",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let masked = std::fs::read_to_string(&out).expect("masked");
+    let token = masked
+        .split_whitespace()
+        .find(|w| w.contains('@'))
+        .expect("a token")
+        .to_owned();
+    assert_ne!(token, "grace.hopper@navy-mail.com");
+
+    // No reason, no unmask; a token of another kind or key reveals nothing.
+    let (code, outp, err) = cli(
+        &data,
+        &["unmask", &token, "--kind", "email", "--reason", " "],
+    );
+    assert_eq!((code, outp.as_str()), (2, ""), "{err}");
+    let (code, outp, err) = cli(
+        &data,
+        &["unmask", "not-a-token", "--kind", "iban", "--reason", "x"],
+    );
+    assert_eq!((code, outp.as_str()), (1, ""), "{err}");
+
+    let (code, outp, err) = cli(
+        &data,
+        &[
+            "unmask",
+            &token,
+            "--kind",
+            "email",
+            "--reason",
+            "ticket SUP-1234",
+            "--actor",
+            "ops@acme",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(outp, "grace.hopper@navy-mail.com\n");
+
+    // The trail has the one unmask that revealed something, never the value.
+    let (code, trail, err) = cli(&data, &["audit", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!trail.contains("grace.hopper"), "{trail}");
+    let trail: Value = serde_json::from_str(&trail).expect("audit JSON");
+    let entries = trail["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), 1, "{trail}");
+    assert_eq!(entries[0]["action"], "unmask");
+    assert_eq!(entries[0]["detail"]["reason"], "ticket SUP-1234");
+    assert_eq!(entries[0]["detail"]["count"], 1);
+    assert_eq!(trail["broken_at"], Value::Null);
+    let (code, text, _) = cli(&data, &["audit"]);
+    assert_eq!(code, 0);
+    assert!(text.contains("1 entries, chain intact"), "{text}");
+}

@@ -34,7 +34,8 @@ use tokio::sync::{oneshot, watch};
 
 pub use error::StoreError;
 pub use model::{
-    Direction, EventKind, EventRecord, NewEvent, NewRun, ParseEnumError, RunRecord, RunStatus,
+    AUDIT_GENESIS, AuditRecord, Direction, EventKind, EventRecord, NewAudit, NewEvent, NewRun,
+    ParseEnumError, RunRecord, RunStatus,
 };
 pub use schema::SCHEMA_VERSION;
 
@@ -439,6 +440,27 @@ impl Store {
     /// A run's events, ordered by seq.
     pub async fn events(&self, run_id: &str) -> Result<Vec<EventRecord>, StoreError> {
         reads::events(&self.inner.reads, run_id).await
+    }
+
+    /// Appends an entry to its tenant's audit chain, its text redacted
+    /// first. Durable when it returns.
+    pub async fn audit(&self, entry: &NewAudit) -> Result<(), StoreError> {
+        self.check_key("tenant id", &entry.tenant)?;
+        let redactor = &self.inner.redactor;
+        let mut detail = entry.detail.clone();
+        redactor.redact_json(&mut detail);
+        let entry = NewAudit {
+            tenant: entry.tenant.clone(),
+            actor: redactor.redact_str(&entry.actor),
+            action: redactor.redact_str(&entry.action),
+            detail,
+        };
+        self.call(|reply| Command::Audit { entry, reply }).await
+    }
+
+    /// A tenant's audit trail, oldest first.
+    pub async fn audit_trail(&self, tenant: &str) -> Result<Vec<AuditRecord>, StoreError> {
+        reads::audit(&self.inner.reads, tenant).await
     }
 
     /// Flushes and stops the writer, leaving the file clean (WAL

@@ -337,3 +337,73 @@ mod tests {
         );
     }
 }
+
+/// An entry for the audit trail: who did what, and the details (redacted
+/// before they are written, like everything else).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewAudit {
+    pub tenant: String,
+    /// Who: a user name, a token's id, `cli:USER`.
+    pub actor: String,
+    /// What: `unmask`, `approve`, `token.issue`...
+    pub action: String,
+    pub detail: serde_json::Value,
+}
+
+/// A written audit entry, with its place in the tenant's hash chain.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub tenant: String,
+    /// 1 for the tenant's first entry, then one more each.
+    pub seq: u64,
+    #[serde(serialize_with = "serialize_millis")]
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub detail: serde_json::Value,
+    /// The previous entry's hash (64 zeros before the first).
+    pub prev_hash: String,
+    /// SHA-256 (hex) of `prev_hash` and this entry's content.
+    pub hash: String,
+}
+
+impl AuditRecord {
+    /// The hash this entry must have: SHA-256 over the previous hash and
+    /// the entry's fields, each length-prefixed.
+    pub fn expected_hash(&self) -> String {
+        audit_hash(
+            &self.prev_hash,
+            &self.tenant,
+            self.seq,
+            &db_time(&self.at),
+            &self.actor,
+            &self.action,
+            &self.detail.to_string(),
+        )
+    }
+}
+
+/// The hash of the genesis entry's predecessor.
+pub const AUDIT_GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+pub(crate) fn audit_hash(
+    prev: &str,
+    tenant: &str,
+    seq: u64,
+    at: &str,
+    actor: &str,
+    action: &str,
+    detail: &str,
+) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut hasher = Sha256::new();
+    for field in [prev, tenant, &seq.to_string(), at, actor, action, detail] {
+        hasher.update((field.len() as u64).to_be_bytes());
+        hasher.update(field.as_bytes());
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -6,7 +6,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
 use crate::StoreError;
-use crate::model::{EventRecord, RunRecord, parse_db_time};
+use crate::model::{AuditRecord, EventRecord, RunRecord, parse_db_time};
 
 /// The columns of a run, with its event count. The count is a correlated
 /// subquery over the events' primary key rather than a counter kept in
@@ -131,6 +131,45 @@ fn time(what: &'static str, value: String) -> Result<chrono::DateTime<chrono::Ut
 
 fn json(what: &'static str, value: String) -> Result<serde_json::Value, StoreError> {
     serde_json::from_str(&value).map_err(|_| StoreError::Corrupt { what, value })
+}
+
+pub async fn audit(pool: &SqlitePool, tenant: &str) -> Result<Vec<AuditRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT tenant_id, seq, at, actor, action, detail, prev_hash, hash
+         FROM audit WHERE tenant_id = ? ORDER BY seq",
+    )
+    .bind(tenant)
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::db("reading the audit trail"))?;
+    rows.iter()
+        .map(|row| {
+            let seq: i64 = get(row, 1)?;
+            let detail: String = get(row, 5)?;
+            Ok(AuditRecord {
+                tenant: get(row, 0)?,
+                seq: u64::try_from(seq).map_err(|_| StoreError::Corrupt {
+                    what: "audit seq",
+                    value: seq.to_string(),
+                })?,
+                at: {
+                    let at: String = get(row, 2)?;
+                    parse_db_time(&at).ok_or(StoreError::Corrupt {
+                        what: "audit time",
+                        value: at,
+                    })?
+                },
+                actor: get(row, 3)?,
+                action: get(row, 4)?,
+                detail: serde_json::from_str(&detail).map_err(|_| StoreError::Corrupt {
+                    what: "audit detail",
+                    value: detail.clone(),
+                })?,
+                prev_hash: get(row, 6)?,
+                hash: get(row, 7)?,
+            })
+        })
+        .collect()
 }
 
 fn run_from_row(row: &SqliteRow) -> Result<RunRecord, StoreError> {

@@ -70,6 +70,10 @@ pub(crate) enum Command {
         name: String,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+    Audit {
+        entry: crate::model::NewAudit,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
     Shutdown {
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
@@ -697,6 +701,9 @@ impl Writer {
             Command::EnsureTenant { id, name, reply } => {
                 let _ = reply.send(self.ensure_tenant(id, name));
             }
+            Command::Audit { entry, reply } => {
+                let _ = reply.send(self.audit(entry));
+            }
             // Handled by the serving loop itself.
             Command::Event { .. } | Command::Shutdown { .. } | Command::Wake => {}
         }
@@ -751,6 +758,69 @@ impl Writer {
             return Err(StoreError::UnknownRun { id: run_id });
         }
         Ok(())
+    }
+
+    /// Appends to the tenant's audit chain, in one transaction: the entry
+    /// follows the newest one (by this or any other process).
+    fn audit(&mut self, entry: crate::model::NewAudit) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(StoreError::sqlite("starting an audit entry"))?;
+        let last: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT seq, hash FROM audit WHERE tenant_id = ? ORDER BY seq DESC LIMIT 1",
+                [&entry.tenant],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                other => Err(other),
+            })
+            .map_err(StoreError::sqlite("reading the audit chain"))?;
+        let (seq, prev) = match last {
+            Some((seq, hash)) => (seq + 1, hash),
+            None => (1, crate::model::AUDIT_GENESIS.to_owned()),
+        };
+        let at = crate::model::db_time(&chrono::Utc::now());
+        let detail = entry.detail.to_string();
+        let hash = crate::model::audit_hash(
+            &prev,
+            &entry.tenant,
+            u64::try_from(seq).unwrap_or_default(),
+            &at,
+            &entry.actor,
+            &entry.action,
+            &detail,
+        );
+        let inserted = tx.execute(
+            "INSERT INTO audit (tenant_id, seq, at, actor, action, detail, prev_hash, hash)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rusqlite::params![
+                entry.tenant,
+                seq,
+                at,
+                entry.actor,
+                entry.action,
+                detail,
+                prev,
+                hash
+            ],
+        );
+        if let Err(e) = inserted {
+            return Err(match constraint(&e) {
+                Some(Constraint::ForeignKey) => StoreError::UnknownTenant {
+                    tenant: entry.tenant,
+                },
+                _ => StoreError::Sqlite {
+                    context: "writing an audit entry",
+                    source: e,
+                },
+            });
+        }
+        tx.commit()
+            .map_err(StoreError::sqlite("committing an audit entry"))
     }
 
     fn ensure_tenant(&mut self, id: String, name: String) -> Result<(), StoreError> {

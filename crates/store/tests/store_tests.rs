@@ -813,3 +813,55 @@ fn acknowledged_events_survive_sigkill() {
         store.close().await.unwrap();
     });
 }
+
+#[tokio::test]
+async fn the_audit_trail_is_a_redacted_hash_chain_per_tenant_that_shows_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    store.ensure_tenant("acme", "Acme").await.unwrap();
+    for (tenant, n) in [("default", 1), ("acme", 1), ("default", 2), ("default", 3)] {
+        store
+            .audit(&sandbar_store::NewAudit {
+                tenant: tenant.to_owned(),
+                actor: "cli:ops".to_owned(),
+                action: "unmask".to_owned(),
+                detail: json!({"n": n, "note": "password=hunter2hunter2"}),
+            })
+            .await
+            .unwrap();
+    }
+    let trail = store.audit_trail("default").await.unwrap();
+    assert_eq!(trail.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(trail[0].prev_hash, sandbar_store::AUDIT_GENESIS);
+    for pair in trail.windows(2) {
+        assert_eq!(pair[1].prev_hash, pair[0].hash);
+    }
+    assert!(trail.iter().all(|e| e.hash == e.expected_hash()));
+    assert_eq!(trail[0].detail["note"], "password=[REDACTED:password]");
+    let acme = store.audit_trail("acme").await.unwrap();
+    assert_eq!(acme.len(), 1, "each tenant has its own chain");
+    assert_eq!(acme[0].prev_hash, sandbar_store::AUDIT_GENESIS);
+
+    let err = store
+        .audit(&sandbar_store::NewAudit {
+            tenant: "nobody".to_owned(),
+            actor: "cli:ops".to_owned(),
+            action: "unmask".to_owned(),
+            detail: json!({}),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::UnknownTenant { .. }), "{err}");
+
+    // An entry changed behind the store's back no longer has its hash.
+    let url = format!("sqlite://{}", store.path().display());
+    let mut other = SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE audit SET detail = '{\"n\":20}' WHERE tenant_id = 'default' AND seq = 2")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let trail = store.audit_trail("default").await.unwrap();
+    assert_ne!(trail[1].hash, trail[1].expected_hash());
+    assert_eq!(trail[0].hash, trail[0].expected_hash());
+    store.close().await.unwrap();
+}

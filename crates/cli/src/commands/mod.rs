@@ -6,6 +6,7 @@ pub mod replay;
 pub mod runs;
 pub mod scan;
 pub mod serve;
+pub mod unmask;
 pub mod validate;
 
 use crate::exit::ExitCode;
