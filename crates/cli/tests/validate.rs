@@ -629,7 +629,12 @@ privacy:
   kinds:
     e_mail: redact
 ",
-            &["{file}:5:13", "privacy.kinds.e_mail", "unknown kind", "email"],
+            &[
+                "{file}:5:13",
+                "privacy.kinds.e_mail",
+                "unknown kind",
+                "email",
+            ],
         ),
         case(
             "an unknown sink",
@@ -639,7 +644,12 @@ privacy:
   sinks:
     webhook_body: {personal: redact}
 ",
-            &["{file}:5:19", "privacy.sinks.webhook_body", "unknown sink", "logs"],
+            &[
+                "{file}:5:19",
+                "privacy.sinks.webhook_body",
+                "unknown sink",
+                "logs",
+            ],
         ),
         case(
             "a setting of another operator",
