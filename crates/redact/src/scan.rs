@@ -189,7 +189,8 @@ impl Scanner<'_> {
                         .filter(|m| m.pattern().as_usize() != set.marker && m.start() < hi),
                 );
                 occurrences.sort_by(|a, b| b.start().cmp(&a.start()).then(b.end().cmp(&a.end())));
-                let mut lowest = lo;
+                // The earliest start of a span found in this stretch.
+                let mut lowest = usize::MAX;
                 for m in &occurrences {
                     let at = m.start();
                     let limit = next_start(&protected.any, at, hay.len());
@@ -210,13 +211,12 @@ impl Scanner<'_> {
                         lowest = lowest.min(start);
                     }
                 }
+                // Keywords before this stretch whose attempts reach a span
+                // found in it are tried next; with no such span, the window
+                // is done.
                 floor = lo;
                 hi = lo;
-                lo = if lowest < lo + reach {
-                    lowest.saturating_sub(reach)
-                } else {
-                    lo
-                };
+                lo = lo.min(lowest.saturating_sub(reach));
             }
         }
     }
