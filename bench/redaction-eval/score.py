@@ -128,7 +128,30 @@ class Tally:
                 "precision": p, "recall": r, "f1": f1}
 
 
-def score(name: str, docs: list[dict], findings: list[dict], examples: int = 25) -> dict:
+def context(raw: bytes, start: int, end: int, width: int = 60) -> str:
+    """The text around a span, the span itself in `>>...<<`, on one line."""
+    def text(b: bytes) -> str:
+        return b.decode("utf-8", "replace").replace("\r", "\\r").replace("\n", "\\n")
+    return "%s>>%s<<%s" % (text(raw[max(0, start - width):start]), text(raw[start:end][:200]),
+                           text(raw[end:end + width]))
+
+
+def print_examples(report: dict, which: str, spec: str) -> None:
+    """Prints every missed label (`which` = "missed") or false positive
+    ("false_positives") of `spec` (`KIND` or `KIND/GENRE`) for each detector,
+    one per line, with the text around it."""
+    kind, _, genre = spec.partition("/")
+    for name, det in report["detectors"].items():
+        rows = [e for e in det["examples"][which].get(kind, []) if not genre or e["genre"] == genre]
+        print("## %s: %d %s (%s)" % (name, len(rows), which.replace("_", " "), spec))
+        for e in rows:
+            tag = e.get("service") or e.get("type") or ""
+            print("%s %s %s\t%s" % (e["doc"], e["genre"], tag, e["context"]))
+
+
+def score(name: str, docs: list[dict], findings: list[dict], examples: int | None = 25) -> dict:
+    """Scores one detector. `examples` caps the missed labels and false
+    positives kept per kind (`None` keeps them all)."""
     covers = D.COVERAGE[name]
     line_based = name in D.LINE_BASED
     lenient = D.LENIENT_TYPES.get(name, set())
@@ -193,10 +216,11 @@ def score(name: str, docs: list[dict], findings: list[dict], examples: int = 25)
             fp_where[fk][where] += 1
             for i in negs:
                 neg_hit_here.add(i)
-            if len(fp_examples[fk]) < examples:
-                fp_examples[fk].append({"doc": d["id"], "type": f["type"], "where": where,
+            if examples is None or len(fp_examples[fk]) < examples:
+                fp_examples[fk].append({"doc": d["id"], "genre": g, "type": f["type"], "where": where,
                                         "why": [labels[i]["why"] for i in negs],
-                                        "text": raw[fs:fe].decode("utf-8", "replace")[:160]})
+                                        "text": raw[fs:fe].decode("utf-8", "replace")[:160],
+                                        "context": context(raw, fs, fe)})
         for i in neg_hit_here:
             why = labels[i]["why"]
             neg_hit[why] = neg_hit.get(why, 0) + 1
@@ -210,9 +234,10 @@ def score(name: str, docs: list[dict], findings: list[dict], examples: int = 25)
             found = i in line_hit or 2 * union_len(cover.get(i, [])) >= n
             if found:
                 t.found += 1
-            elif len(missed_examples[k]) < examples:
-                missed_examples[k].append({"doc": d["id"], "service": lab.get("service"),
-                                           "text": raw[lab["start"]:lab["end"]].decode("utf-8", "replace")[:160]})
+            elif examples is None or len(missed_examples[k]) < examples:
+                missed_examples[k].append({"doc": d["id"], "genre": g, "service": lab.get("service"),
+                                           "text": raw[lab["start"]:lab["end"]].decode("utf-8", "replace")[:160],
+                                           "context": context(raw, lab["start"], lab["end"])})
             if k == "secret":
                 s = services.setdefault(lab["service"], [0, 0])
                 s[0] += 1
@@ -407,6 +432,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=os.path.join(HERE, "out"), help="report and cache directory")
     ap.add_argument("--fresh", action="store_true", help="rerun the peers even if their findings are cached")
     ap.add_argument("--services", action="store_true", help="print the per-service secret recall table")
+    ap.add_argument("--misses", metavar="KIND[/GENRE]",
+                    help="also print every missed label of KIND (in GENRE), with its context, per detector")
+    ap.add_argument("--false-positives", metavar="KIND[/GENRE]",
+                    help="also print every false positive of KIND (in GENRE), with its context, per detector")
     args = ap.parse_args(argv)
     names = [n for n in args.detectors.split(",") if n]
     for n in names:
@@ -442,6 +471,13 @@ def main(argv=None) -> int:
         f.write(text)
     sys.stdout.write(text)
     print("\nJSON report: %s" % path, file=sys.stderr)
+    if args.misses or args.false_positives:
+        # Scored again keeping every example; report.json keeps 25 per kind.
+        full = {"detectors": {n: score(n, docs, r["findings"], examples=None) for n, r in results.items()}}
+        if args.misses:
+            print_examples(full, "missed", args.misses)
+        if args.false_positives:
+            print_examples(full, "false_positives", args.false_positives)
     return 0
 
 

@@ -77,6 +77,15 @@ class Matching(unittest.TestCase):
               for s, e in ((6, 8), (11, 13))]
         self.assertEqual(S.score("sandbar", [d], fs)["per_kind"]["secret"]["found"], 1)
 
+    def test_every_miss_is_kept_with_its_context(self):
+        labels = [{"kind": "secret", "start": 4 + 10 * i, "end": 12 + 10 * i, "service": "x"} for i in range(30)]
+        d = self.doc("key " + "abcdefgh, " * 30, labels)
+        capped = S.score("sandbar", [d], [])["examples"]["missed"]["secret"]
+        every = S.score("sandbar", [d], [], examples=None)["examples"]["missed"]["secret"]
+        self.assertEqual((len(capped), len(every)), (25, 30))
+        self.assertEqual(every[0]["genre"], "prose")
+        self.assertEqual(every[0]["context"][:18], "key >>abcdefgh<<, ")
+
     def test_false_positive_on_a_negative_is_reported(self):
         d = self.doc("id 1.2.3.4 ok", [{"kind": "negative", "start": 3, "end": 10, "why": "version"}])
         fs = [{"doc": "d", "type": "ip", "kind": "ip_address", "start": 3, "end": 10, "line_start": 3, "line_end": 10}]

@@ -20,6 +20,7 @@ pub(crate) fn extender(name: &str) -> Option<Extender> {
         "token" => extend_token,
         "pem" => extend_pem,
         "armor_body" => extend_armor_body,
+        "prose_value" => extend_prose_value,
         _ => return None,
     };
     EXTENDERS
@@ -29,7 +30,15 @@ pub(crate) fn extender(name: &str) -> Option<Extender> {
 }
 
 /// Every extender name, for listings.
-pub(crate) const EXTENDERS: &[&str] = &["value", "token68", "base64", "token", "pem", "armor_body"];
+pub(crate) const EXTENDERS: &[&str] = &[
+    "value",
+    "token68",
+    "base64",
+    "token",
+    "pem",
+    "armor_body",
+    "prose_value",
+];
 
 /// Continues an assignment value past the regex's 256-unit bound, with the
 /// same units the regex uses for the value's form (see `value!`).
@@ -82,6 +91,19 @@ pub(crate) fn value_unit(hay: &[u8], i: usize, group: usize) -> Option<usize> {
         },
         _ => None,
     }
+}
+
+/// Continues a value named in prose (`%{prose:N}`) over the bytes its regex
+/// takes, then gives back the punctuation that ends a sentence.
+fn extend_prose_value(hit: &Hit<'_>) -> Option<usize> {
+    let mut end = run_end(hit.hay, hit.end, |b| {
+        !b.is_ascii_whitespace() && b != b'\x0b' && !b"\"'`<>,;".contains(&b)
+    });
+    while end > hit.end && matches!(hit.hay[end - 1], b'.' | b'!' | b'?' | b')') {
+        end -= 1;
+    }
+    count_extended(end - hit.end);
+    Some(end)
 }
 
 /// RFC 7235 token68 characters, as in the bearer tail.

@@ -16,6 +16,7 @@
 //! | `%{assignment:N}` | `%{assign}%{value:N}`, or `>value` after an XML key |
 //! | `%{flag:N}` | ` value` or `=value` after a command-line flag |
 //! | `%{uuid}` | a UUID, either case |
+//! | `%{prose:N}` | what follows a credential's name in a sentence: a few words, `:` or `is`, and a value of at least N bytes |
 //!
 //! Each entry also carries examples (`match` and `no_match`), which the tests
 //! run through the rule; see `rule_file_tests.rs` for the generators they may
@@ -35,6 +36,10 @@ pub(crate) const SECRETS_YAML: &str = include_str!("../rules/secrets.yaml");
 /// because the regex's size, and the work of finding its groups, grow with
 /// it.
 pub(crate) const VALUE_BOUND: usize = 64;
+
+/// The most bytes the regex of a value named in prose (`%{prose:N}`) takes;
+/// the `prose_value` extender continues longer ones.
+pub(crate) const PROSE_BOUND: usize = 128;
 
 /// The only version of the format this code reads.
 const FORMAT_VERSION: u32 = 1;
@@ -229,9 +234,28 @@ fn expand_macro(call: &str) -> Result<String, String> {
             value(n)
         ),
         ("flag", Some(n)) => format!(r"(?:[ \t]{{1,16}}|=)(?:{})", value(n)),
+        ("prose", Some(n)) if n >= 2 => prose(n),
         _ => return Err(format!("unknown macro %{{{call}}}")),
     };
     Ok(text)
+}
+
+/// What follows a credential's name in a sentence, up to the value (the
+/// capture group): the `)` of `(API key)`, up to three short words (`for
+/// staging`, `in the channel`), then `:` or `=`, or a linking verb (`is`,
+/// `was`, German `ist` and `lautet`, French `est`), a space, and an optional
+/// opening quote. The value is a run of bytes that are not whitespace,
+/// quotes, angle brackets, `,` or `;`, and does not end with the punctuation
+/// that ends a sentence (`.` `!` `?` `)`). The validator decides whether the
+/// name and the value make a credential.
+fn prose(min: usize) -> String {
+    let value = r#"[^\s"'`<>,;]"#;
+    let last = r#"[^\s"'`<>,;.!?)]"#;
+    format!(
+        r#"\)?(?:[ \t]{{1,4}}[A-Za-z]{{1,16}}){{0,3}}?(?:[ \t]{{0,4}}[:=]|[ \t]{{1,4}}(?:is|was|ist|lautet|est))[ \t]{{1,4}}["'`]?({value}{{{},{}}}{last})"#,
+        min - 1,
+        PROSE_BOUND - 1
+    )
 }
 
 /// Up to three ANSI colour sequences, which `tracing` puts around field

@@ -76,6 +76,7 @@ pub(crate) fn validator(name: &str) -> Option<Validator> {
         "discord_bot_token" => discord_bot_token,
         "embedded_base64_json" => embedded_base64_json,
         "twitter_bearer" => twitter_bearer,
+        "prose_credential" => prose_credential,
         _ => return None,
     };
     VALIDATORS
@@ -104,6 +105,7 @@ pub(crate) const VALIDATORS: &[&str] = &[
     "discord_bot_token",
     "embedded_base64_json",
     "twitter_bearer",
+    "prose_credential",
 ];
 
 // ---------------------------------------------------------------------------
@@ -416,19 +418,6 @@ fn opaque_value(hit: &Hit<'_>) -> bool {
 /// tokens, pagination cursors (`NextToken`, `pageToken`), idempotency and
 /// cancellation tokens. Recordings need them intact.
 fn token_value(hit: &Hit<'_>) -> bool {
-    const NOT_CREDENTIALS: &[&[u8]] = &[
-        b"progress",
-        b"page",
-        b"nextpage",
-        b"next",
-        b"continuation",
-        b"sync",
-        b"resume",
-        b"cancellation",
-        b"idempotency",
-        b"pagination",
-        b"cursor",
-    ];
     let before = hit.hay.get(..hit.keyword_start).unwrap_or_default();
     let name_len = before
         .iter()
@@ -441,7 +430,241 @@ fn token_value(hit: &Hit<'_>) -> bool {
         .filter(|b| b.is_ascii_alphanumeric())
         .map(u8::to_ascii_lowercase)
         .collect();
-    !NOT_CREDENTIALS.iter().any(|n| name == *n) && opaque_value(hit)
+    !TOKENS_NOT_CREDENTIALS.iter().any(|n| name == *n) && opaque_value(hit)
+}
+
+/// What precedes `token` in the name of a token that is no credential.
+const TOKENS_NOT_CREDENTIALS: &[&[u8]] = &[
+    b"progress",
+    b"page",
+    b"nextpage",
+    b"next",
+    b"continuation",
+    b"sync",
+    b"resume",
+    b"cancellation",
+    b"idempotency",
+    b"pagination",
+    b"cursor",
+];
+
+/// A credential named in a sentence (`%{prose:N}`): `The Datadog API key
+/// is 0736...`, `Here is the token for staging: ...`, `Der password lautet
+/// ...`, `Voici la clé (Twilio auth token) : ...`.
+///
+/// The name decides first. `key` needs a word before it that makes it a
+/// credential (`API key`, `admin key`, `Mailgun key`), not an article or a
+/// key of another sort (`the key`, `primary key`, `cache key`, `public
+/// key`); `token` must not be a pagination or progress token. The words
+/// between the name and the value must not make the value something about
+/// the credential rather than the credential (`key ID`, `key fingerprint`,
+/// `token length`).
+///
+/// Then the value: not a reference, template, mask, path or URL; a
+/// password has at least 8 bytes of three classes (lower case, upper case,
+/// digits, symbols); a key, token or secret at least 16 bytes with a letter
+/// and a digit (the rule's entropy threshold does the rest). Hex digests and
+/// UUIDs pass when so named: Datadog, Twilio and Algolia keys are hex,
+/// Heroku's are UUIDs. Unnamed, they are left alone.
+fn prose_credential(hit: &Hit<'_>) -> bool {
+    let hay = hit.hay;
+    let rest = &hay[hit.keyword_start..];
+    let noun = if starts_with_ignore_case(rest, b"key") {
+        Noun::Key
+    } else if starts_with_ignore_case(rest, b"token") {
+        Noun::Token
+    } else if starts_with_ignore_case(rest, b"pass") {
+        Noun::Password
+    } else {
+        Noun::Secret
+    };
+    let before = previous_word(&hay[..hit.keyword_start]);
+    let before = before.to_ascii_lowercase();
+    match noun {
+        Noun::Key if before.is_empty() || KEYS_NOT_CREDENTIALS.contains(&before.as_slice()) => {
+            return false;
+        }
+        Noun::Token if TOKENS_NOT_CREDENTIALS.contains(&before.as_slice()) => return false,
+        _ => {}
+    }
+    let between = hay.get(hit.keyword_start..hit.start).unwrap_or_default();
+    let about = between
+        .split(|b| !b.is_ascii_alphabetic())
+        .skip(1)
+        .any(|w| ABOUT_A_CREDENTIAL.iter().any(|a| w.eq_ignore_ascii_case(a)));
+    if about {
+        return false;
+    }
+    let value = hit.secret();
+    if is_reference(value)
+        || is_template_placeholder(value)
+        || is_masked(value)
+        || is_uniform(value)
+        || is_path(value)
+        || value.starts_with(PLACEHOLDER_PREFIX.as_bytes())
+        || value.windows(3).any(|w| w == b"://")
+        || STOP_WORDS
+            .iter()
+            .any(|w| value.eq_ignore_ascii_case(w.as_bytes()))
+    {
+        return false;
+    }
+    let classes = [
+        value.iter().any(u8::is_ascii_lowercase),
+        value.iter().any(u8::is_ascii_uppercase),
+        value.iter().any(u8::is_ascii_digit),
+        value.iter().any(|b| b.is_ascii_punctuation()),
+    ];
+    let letter = classes[0] || classes[1];
+    match noun {
+        Noun::Password => value.len() >= 8 && classes.iter().filter(|c| **c).count() >= 3,
+        _ => value.len() >= 16 && letter && classes[2],
+    }
+}
+
+/// The credential a `%{prose:N}` rule names.
+enum Noun {
+    Key,
+    Token,
+    Secret,
+    Password,
+}
+
+/// Words before `key` that make it no credential: articles and pronouns
+/// (`the key is`), and keys of other sorts.
+const KEYS_NOT_CREDENTIALS: &[&[u8]] = &[
+    b"the",
+    b"a",
+    b"an",
+    b"this",
+    b"that",
+    b"these",
+    b"those",
+    b"my",
+    b"your",
+    b"our",
+    b"his",
+    b"her",
+    b"their",
+    b"its",
+    b"same",
+    b"which",
+    b"what",
+    b"each",
+    b"every",
+    b"any",
+    b"no",
+    b"one",
+    b"new",
+    b"old",
+    b"public",
+    b"publishable",
+    b"pub",
+    b"primary",
+    b"foreign",
+    b"sort",
+    b"partition",
+    b"composite",
+    b"unique",
+    b"cache",
+    b"caching",
+    b"idempotency",
+    b"object",
+    b"lookup",
+    b"hash",
+    b"map",
+    b"dict",
+    b"dictionary",
+    b"registry",
+    b"host",
+    b"routing",
+    b"shard",
+    b"row",
+    b"column",
+    b"index",
+    b"field",
+    b"json",
+    b"yaml",
+    b"config",
+    b"hot",
+    b"shortcut",
+    b"music",
+    b"piano",
+    b"answer",
+    b"door",
+    b"house",
+    b"car",
+    b"spare",
+];
+
+/// Words between a credential's name and its value that make the value
+/// something about the credential: `API key ID:`, `token length is`.
+const ABOUT_A_CREDENTIAL: &[&[u8]] = &[
+    b"id",
+    b"ids",
+    b"name",
+    b"names",
+    b"fingerprint",
+    b"hash",
+    b"checksum",
+    b"digest",
+    b"prefix",
+    b"suffix",
+    b"length",
+    b"size",
+    b"type",
+    b"format",
+    b"version",
+    b"field",
+    b"header",
+    b"variable",
+    b"env",
+    b"file",
+    b"path",
+    b"url",
+    b"location",
+    b"count",
+    b"limit",
+    b"scope",
+    b"scopes",
+    b"label",
+    b"alias",
+    b"owner",
+    b"expiry",
+    b"expires",
+    b"expiration",
+    b"policy",
+    b"hint",
+    b"reset",
+    b"requirements",
+    b"strength",
+];
+
+/// The word (letters, digits, `-`, `.`) just before `before`'s end, across
+/// spaces and an opening parenthesis.
+fn previous_word(before: &[u8]) -> &[u8] {
+    let trimmed = before
+        .iter()
+        .rev()
+        .take(8)
+        .take_while(|b| matches!(b, b' ' | b'\t'))
+        .count();
+    let end = before.len() - trimmed;
+    if trimmed == 0 && end > 0 {
+        return &[];
+    }
+    let len = before[..end]
+        .iter()
+        .rev()
+        .take(32)
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
+        .count();
+    &before[end - len..end]
+}
+
+fn starts_with_ignore_case(hay: &[u8], prefix: &[u8]) -> bool {
+    hay.get(..prefix.len())
+        .is_some_and(|h| h.eq_ignore_ascii_case(prefix))
 }
 
 /// Words that say something about a value rather than being one: JSON and
@@ -749,11 +972,25 @@ fn is_reference(value: &[u8]) -> bool {
 /// File paths: `./key.pem`, `~/.ssh/id_rsa`, `C:\keys\x`, `file:...`, and
 /// absolute paths whose segments are lower-case words (`/run/secrets/db`).
 /// A base64 secret may start with `/` too, but it mixes cases.
+/// `~`, `~/...`, `~user` or `~user/...`: a home directory. A value that
+/// only starts with `~` (`~J*gT3ouE0g+`) is not one.
+fn is_home_path(s: &[u8]) -> bool {
+    let Some(rest) = s.strip_prefix(b"~") else {
+        return false;
+    };
+    let user = rest
+        .iter()
+        .take_while(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.')
+        })
+        .count();
+    matches!(rest.get(user), None | Some(b'/'))
+}
+
 fn is_path(s: &[u8]) -> bool {
     if s.starts_with(b"./")
         || s.starts_with(b"../")
-        || s.starts_with(b"~/")
-        || s.starts_with(b"~")
+        || is_home_path(s)
         || s.starts_with(b"file:")
         || (s.len() >= 3
             && s[0].is_ascii_alphabetic()
