@@ -242,7 +242,7 @@ fn expand_macro(call: &str) -> Result<String, String> {
 
 /// What follows a credential's name in a sentence, up to the value (the
 /// capture group): the `)` of `(API key)`, up to three short words (`for
-/// staging`, `in the channel`), then `:` or `=`, or a linking verb (`is`,
+/// staging`, `in the channel`), then `:` or a linking verb (`is`,
 /// `was`, German `ist` and `lautet`, French `est`), a space, and an optional
 /// opening quote. The value is a run of bytes that are not whitespace,
 /// quotes, angle brackets, `,` or `;`, and does not end with the punctuation
@@ -252,7 +252,7 @@ fn prose(min: usize) -> String {
     let value = r#"[^\s"'`<>,;]"#;
     let last = r#"[^\s"'`<>,;.!?)]"#;
     format!(
-        r#"\)?(?:[ \t]{{1,4}}[A-Za-z]{{1,16}}){{0,3}}?(?:[ \t]{{0,4}}[:=]|[ \t]{{1,4}}(?:is|was|ist|lautet|est))[ \t]{{1,4}}["'`]?({value}{{{},{}}}{last})"#,
+        r#"\)?(?:[ \t]{{1,4}}[A-Za-z]{{1,16}}){{0,3}}?(?:[ \t]{{0,4}}:|[ \t]{{1,4}}(?:is|was|ist|lautet|est))[ \t]{{1,4}}["'`]?({value}{{{},{}}}{last})"#,
         min - 1,
         PROSE_BOUND - 1
     )

@@ -460,10 +460,13 @@ const TOKENS_NOT_CREDENTIALS: &[&[u8]] = &[
 /// the credential rather than the credential (`key ID`, `key fingerprint`,
 /// `token length`).
 ///
-/// Then the value: not a reference, template, mask, path or URL; a
-/// password has at least 8 bytes of three classes (lower case, upper case,
-/// digits, symbols); a key, token or secret at least 16 bytes with a letter
-/// and a digit (the rule's entropy threshold does the rest). Hex digests and
+/// `=` does not link a name to its value here: `key = HMAC(...)` and `let
+/// token = ProgressToken(...)` are code, and assignments have rules of their
+/// own. Then the value: not a reference, template, mask, path, URL or code
+/// path (`a::b`); a password has at least 8 bytes of three classes (lower
+/// case, upper case, digits, symbols); a key, token or secret at least 16
+/// bytes with a letter and a digit (the rule's entropy threshold does the
+/// rest). Hex digests and
 /// UUIDs pass when so named: Datadog, Twilio and Algolia keys are hex,
 /// Heroku's are UUIDs. Unnamed, they are left alone.
 fn prose_credential(hit: &Hit<'_>) -> bool {
@@ -503,6 +506,7 @@ fn prose_credential(hit: &Hit<'_>) -> bool {
         || is_path(value)
         || value.starts_with(PLACEHOLDER_PREFIX.as_bytes())
         || value.windows(3).any(|w| w == b"://")
+        || value.windows(2).any(|w| w == b"::")
         || STOP_WORDS
             .iter()
             .any(|w| value.eq_ignore_ascii_case(w.as_bytes()))
