@@ -1234,3 +1234,242 @@ async fn record_mode_keeps_only_the_recorded_items_in_the_runs_cassette() {
     assert_eq!(lines[1]["params"]["name"], "echo");
     assert_eq!(lines[1]["upstream"], "everything");
 }
+
+/// POSTs one JSON-RPC message in a session; returns the status, the
+/// content type, the session id it names and the body.
+async fn post_rpc(
+    http: &reqwest::Client,
+    url: &str,
+    session: Option<&str>,
+    message: Value,
+) -> (u16, String, Option<String>, String) {
+    let mut request = http
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2025-06-18")
+        .body(message.to_string());
+    if let Some(id) = session {
+        request = request.header("mcp-session-id", id);
+    }
+    let response = request.send().await.expect("POST");
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let content_type = header("content-type").unwrap_or_default();
+    let session = header("mcp-session-id");
+    let status = response.status().as_u16();
+    (
+        status,
+        content_type,
+        session,
+        response.text().await.expect("body"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_calls_of_a_client_that_cannot_be_asked_are_answered_in_one_piece_or_streamed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = everything_scenario(dir.path(), "");
+    let server = Server::start(&scenario, &dir.path().join("data"), &[]);
+    let http = reqwest::Client::new();
+    // A client that declares no sampling, elicitation or roots.
+    let (status, _, session, body) = post_rpc(
+        &http,
+        &server.url,
+        None,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "plain", "version": "1"}}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let session = session.expect("a session id");
+    let (status, _, _, _) = post_rpc(
+        &http,
+        &server.url,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await;
+    assert_eq!(status, 202);
+
+    // The first call opens the run's upstream session, whose server says
+    // its tool list changed: that notification comes first, so the answer
+    // is a stream.
+    let (status, content_type, _, body) = post_rpc(
+        &http,
+        &server.url,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "id": 11, "method": "tools/call",
+               "params": {"name": "echo", "arguments": {"message": "first"}}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    if content_type.starts_with("text/event-stream") {
+        assert!(body.contains("list_changed"), "{body}");
+        assert!(body.contains("Echo: first"), "{body}");
+    }
+
+    // The upstream answers at once: one JSON body.
+    let (status, content_type, _, body) = post_rpc(
+        &http,
+        &server.url,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+               "params": {"name": "echo", "arguments": {"message": "in one piece"}}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}: {body}"
+    );
+    let answer: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(answer["id"], 2);
+    assert_eq!(text(&answer["result"]), "Echo: in one piece");
+
+    // The upstream reports progress first: an event stream, the progress
+    // (under the client's own token) in order, then the answer.
+    let (status, content_type, _, body) = post_rpc(
+        &http,
+        &server.url,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "id": "p-1", "method": "tools/call",
+               "params": {"name": "trigger-long-running-operation",
+                          "arguments": {"duration": 0.3, "steps": 3},
+                          "_meta": {"progressToken": "mine"}}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
+    let messages: Vec<Value> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).expect("event JSON"))
+        .collect();
+    let progress: Vec<&Value> = messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .collect();
+    assert_eq!(progress.len(), 3, "{body}");
+    assert!(
+        progress
+            .iter()
+            .all(|p| p["params"]["progressToken"] == "mine")
+    );
+    let last = messages.last().expect("messages");
+    assert_eq!(last["id"], "p-1", "{body}");
+    assert!(
+        text(&last["result"]).contains("Long running operation completed"),
+        "{body}"
+    );
+
+    // The run holds both calls like any other.
+    let run = newest_run(&dir.path().join("data"));
+    let shown = run.to_string();
+    assert!(shown.contains("in one piece"), "{shown}");
+    assert!(shown.contains("notifications/progress"), "{shown}");
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_call_answered_in_one_piece_cancels_it_upstream() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = repo().join("crates/upstream/tests/scripted_server.cjs");
+    let received = dir.path().join("received.jsonl");
+    let scenario = write_scenario(
+        dir.path(),
+        "scenario.yaml",
+        &format!(
+            r#"
+version: 1
+name: cancelling-over-http
+upstreams:
+  - name: scripted
+    command: node
+    args: ["{}"]
+    env: {{RECORD: "{}"}}
+"#,
+            script.display(),
+            received.display()
+        ),
+    );
+    let server = Server::start(&scenario, &dir.path().join("data"), &[]);
+    let http = reqwest::Client::new();
+    let (_, _, session, body) = post_rpc(
+        &http,
+        &server.url,
+        None,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "plain", "version": "1"}}}),
+    )
+    .await;
+    let session = session.unwrap_or_else(|| panic!("no session: {body}"));
+    post_rpc(
+        &http,
+        &server.url,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await;
+    let hanging = {
+        let (http, url, session) = (http.clone(), server.url.clone(), session.clone());
+        tokio::spawn(async move {
+            post_rpc(
+                &http,
+                &url,
+                Some(&session),
+                json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                       "params": {"name": "hang", "arguments": {}}}),
+            )
+            .await
+        })
+    };
+    with_timeout("the call reaching the upstream", async {
+        while !std::fs::read_to_string(&received)
+            .unwrap_or_default()
+            .contains("\"hang\"")
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let (status, _, _, _) = post_rpc(
+        &http,
+        &server.url,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+               "params": {"requestId": 7, "reason": "the user gave up"}}),
+    )
+    .await;
+    assert_eq!(status, 202);
+    with_timeout("the upstream being told", async {
+        while !std::fs::read_to_string(&received)
+            .unwrap_or_default()
+            .contains("notifications/cancelled")
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    // The cancelled call's response ends rather than hanging.
+    let (status, content_type, _, body) = with_timeout("the cancelled call's response", hanging)
+        .await
+        .expect("task");
+    assert_eq!(status, 200, "{body}");
+    // It was answered in one piece (the SDK's path would have streamed it).
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}: {body}"
+    );
+    drop(server);
+}

@@ -302,6 +302,16 @@ impl Engine {
         self.quiet_tools.contains(tool)
     }
 
+    /// Whether a call of `tool` goes to its upstream (`live` or `record`
+    /// mode): it then talks to the client only if the upstream does.
+    pub fn forwards(&self, tool: &str) -> bool {
+        self.current()
+            .offer
+            .tools
+            .get(tool)
+            .is_some_and(|route| route.upstream.is_some() && route.mode.forwards())
+    }
+
     /// The store runs are recorded in.
     pub fn store(&self) -> &Store {
         &self.store

@@ -9,22 +9,73 @@
 //! call walks the same pipeline (`Run::handle`) and its result takes the
 //! same wire shape as on the SDK's path: it is parsed into the SDK's result
 //! type and given the same version adjustments before it is serialized.
+//!
+//! A tool forwarded to an upstream (`live` or `record`) talks to the client
+//! only if the upstream does. In a session whose client cannot be asked
+//! anything (it declared no sampling, elicitation or roots), such a call
+//! takes this path too, and the response's type is chosen by what comes
+//! first: the answer makes it one JSON body; a notification (progress, a
+//! log message) makes it an event stream carrying that notification, those
+//! after it, and then the answer. A `notifications/cancelled` for the call
+//! reaches it through [`Shared::cancel_direct`].
+//!
 //! Everything else — any other method, a tool with steps or a hang fault,
-//! a session whose handler has not yet been seen — goes to the SDK.
+//! a session whose handler has not yet been seen, a client that can be
+//! asked — goes to the SDK.
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rmcp::model::{CallToolResult, ServerResult};
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use sandbar_engine::{Call, DetachedClient, Method, Outcome};
+use sandbar_engine::{Call, Client, ClientError, DetachedClient, Method, Outcome};
 
 use crate::server::Shared;
 
+/// What a forwarded call sends towards the client, in order.
+enum Message {
+    /// A notification, as a whole JSON-RPC message.
+    Notify(Value),
+    /// The response, as a whole JSON-RPC message; always last.
+    Done(Value),
+}
+
+/// The way back to a client that cannot be asked anything: notifications
+/// go to the call's response.
+struct StreamClient {
+    tx: mpsc::UnboundedSender<Message>,
+}
+
+#[async_trait]
+impl Client for StreamClient {
+    async fn notify(&self, method: &str, params: Value) -> Result<(), ClientError> {
+        self.tx
+            .send(Message::Notify(
+                json!({"jsonrpc": "2.0", "method": method, "params": params}),
+            ))
+            .map_err(|_| ClientError::Transport("the client's response is closed".to_owned()))
+    }
+
+    async fn request(&self, method: &str, _params: Value) -> Result<Value, ClientError> {
+        Err(ClientError::Transport(format!(
+            "the client declared no capability to answer {method}"
+        )))
+    }
+
+    fn supports(&self, _capability: &str) -> bool {
+        false
+    }
+}
+
 /// The answer to `message`, if it can be given directly.
 pub(crate) async fn answer(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     headers: &HeaderMap,
     message: &Value,
 ) -> Option<Response> {
@@ -54,7 +105,10 @@ pub(crate) async fn answer(
         Some(Value::Object(map)) => Some(map.clone()),
         Some(_) => return None,
     };
-    if !shared.engine().answers_without_client(name) {
+    let quiet = shared.engine().answers_without_client(name);
+    let forwarded =
+        !quiet && shared.engine().forwards(name) && !shared.session_client_answers(session);
+    if !quiet && !forwarded {
         return None;
     }
     let request_id = match &id {
@@ -75,8 +129,97 @@ pub(crate) async fn answer(
         // away, this future is dropped with the connection.
         cancel: CancellationToken::new(),
     };
+    if forwarded {
+        return Some(forward(shared, session, run, call, id).await);
+    }
     let outcome = run.handle(call, &DetachedClient).await;
-    let body = match outcome {
+    Some(json_response(&response_body(&id, outcome)))
+}
+
+/// A forwarded call: JSON if the answer comes first, else an event stream.
+async fn forward(
+    shared: &Arc<Shared>,
+    session: &str,
+    run: Arc<sandbar_engine::Run>,
+    mut call: Call,
+    id: Value,
+) -> Response {
+    let request_id = call.request_id.clone().unwrap_or_default();
+    call.cancel = shared.track_direct(session, &request_id);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    // The call runs to its end whatever happens to the HTTP response: its
+    // events are recorded and its upstream request completes or is
+    // cancelled, never dropped half-way.
+    tokio::spawn(async move {
+        let client = StreamClient { tx: tx.clone() };
+        let outcome = run.handle(call, &client).await;
+        let _ = tx.send(Message::Done(response_body(&id, outcome)));
+    });
+    let first = rx.recv().await;
+    let untrack = {
+        let shared = shared.clone();
+        let session = session.to_owned();
+        move || shared.untrack_direct(&session, &request_id)
+    };
+    match first {
+        Some(Message::Done(body)) => {
+            untrack();
+            json_response(&body)
+        }
+        Some(Message::Notify(first)) => {
+            let events = futures::stream::unfold(
+                (Some(first), rx, Some(untrack)),
+                |(pending, mut rx, mut untrack)| async move {
+                    let message = match pending {
+                        Some(n) => n,
+                        None => match rx.recv().await? {
+                            Message::Notify(n) => n,
+                            Message::Done(body) => {
+                                if let Some(untrack) = untrack.take() {
+                                    untrack();
+                                }
+                                body
+                            }
+                        },
+                    };
+                    let done = message.get("id").is_some();
+                    let event = format!("event: message\ndata: {message}\n\n");
+                    // After the answer the stream ends.
+                    let rx = if done { close(rx) } else { rx };
+                    Some((
+                        Ok::<_, std::convert::Infallible>(event),
+                        (None, rx, untrack),
+                    ))
+                },
+            );
+            (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, "text/event-stream"),
+                    (header::CACHE_CONTROL, "no-cache"),
+                ],
+                Body::from_stream(events),
+            )
+                .into_response()
+        }
+        None => {
+            untrack();
+            json_response(
+                &json!({"jsonrpc": "2.0", "id": Value::Null, "error": {"code": -32603, "message": "the call ended without an answer"}}),
+            )
+        }
+    }
+}
+
+/// A receiver that yields nothing more.
+fn close(mut rx: mpsc::UnboundedReceiver<Message>) -> mpsc::UnboundedReceiver<Message> {
+    rx.close();
+    while rx.try_recv().is_ok() {}
+    rx
+}
+
+fn response_body(id: &Value, outcome: Outcome) -> Value {
+    match outcome {
         Outcome::Result(value) => match serde_json::from_value::<CallToolResult>(value) {
             Ok(result) => {
                 // Sessions always speak a version before 2026-07-28; give the
@@ -91,13 +234,14 @@ pub(crate) async fn answer(
             }
         },
         Outcome::Error(e) => json!({"jsonrpc": "2.0", "id": id, "error": e.to_json()}),
-    };
-    Some(
-        (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            body.to_string(),
-        )
-            .into_response(),
+    }
+}
+
+fn json_response(body: &Value) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
     )
+        .into_response()
 }

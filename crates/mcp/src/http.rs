@@ -307,6 +307,22 @@ impl Guard {
         {
             return response;
         }
+        // A cancellation of a call answered in one piece reaches it here;
+        // the SDK, which does not know the call, still records the
+        // notification.
+        if message.get("method").and_then(Value::as_str) == Some("notifications/cancelled")
+            && let Some(session) = parts
+                .headers
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok())
+            && let Some(id) = message.pointer("/params/requestId")
+        {
+            let id = match id {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            self.shared.cancel_direct(session, &id);
+        }
         let opens_session =
             message.get("method").and_then(Value::as_str) == Some("notifications/initialized");
         let session = parts

@@ -10,6 +10,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
+use tokio_util::sync::CancellationToken;
+
 use async_trait::async_trait;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CancelledNotificationParam, CompleteRequestParams,
@@ -46,8 +48,13 @@ pub struct Shared {
     stateless_runs: tokio::sync::Mutex<HashMap<String, Arc<Run>>>,
     /// Every run this server started, so shutdown can end them all.
     live_runs: Mutex<Vec<Weak<Run>>>,
-    /// HTTP session id to its run, for answering in one piece (`direct.rs`).
-    session_runs: std::sync::RwLock<HashMap<Arc<str>, Weak<Run>>>,
+    /// HTTP session id to its run, for answering in one piece (`direct.rs`),
+    /// and whether its client can be asked anything (declared sampling,
+    /// elicitation or roots).
+    session_runs: std::sync::RwLock<HashMap<Arc<str>, SessionEntry>>,
+    /// Calls answered in one piece that wait on an upstream, by session and
+    /// request id, so a `notifications/cancelled` can reach them.
+    direct_calls: Mutex<HashMap<(Arc<str>, String), CancellationToken>>,
 }
 
 impl Shared {
@@ -59,6 +66,7 @@ impl Shared {
             stateless_runs: tokio::sync::Mutex::new(HashMap::new()),
             live_runs: Mutex::new(Vec::new()),
             session_runs: std::sync::RwLock::new(HashMap::new()),
+            direct_calls: Mutex::new(HashMap::new()),
         })
     }
 
@@ -108,12 +116,44 @@ impl Shared {
     /// The run of an HTTP session, once its handler has seen the session id.
     pub fn session_run(&self, id: &str) -> Option<Arc<Run>> {
         let map = self.session_runs.read().unwrap_or_else(|p| p.into_inner());
-        map.get(id).and_then(Weak::upgrade)
+        map.get(id).and_then(|(run, _)| run.upgrade())
     }
 
-    fn bind_session(&self, id: Arc<str>, run: &Arc<Run>) {
+    /// Whether the session's client declared a capability by which a
+    /// server may ask it something (sampling, elicitation, roots).
+    pub fn session_client_answers(&self, id: &str) -> bool {
+        let map = self.session_runs.read().unwrap_or_else(|p| p.into_inner());
+        map.get(id).is_none_or(|(_, answers)| *answers)
+    }
+
+    fn bind_session(&self, id: Arc<str>, run: &Arc<Run>, client_answers: bool) {
         let mut map = self.session_runs.write().unwrap_or_else(|p| p.into_inner());
-        map.insert(id, Arc::downgrade(run));
+        map.insert(id, (Arc::downgrade(run), client_answers));
+    }
+
+    /// Registers a call answered in one piece; cancelled by [`Shared::cancel_direct`].
+    pub(crate) fn track_direct(&self, session: &str, request_id: &str) -> CancellationToken {
+        let token = CancellationToken::new();
+        let mut calls = self.direct_calls.lock().unwrap_or_else(|p| p.into_inner());
+        calls.insert((Arc::from(session), request_id.to_owned()), token.clone());
+        token
+    }
+
+    pub(crate) fn untrack_direct(&self, session: &str, request_id: &str) {
+        let mut calls = self.direct_calls.lock().unwrap_or_else(|p| p.into_inner());
+        calls.remove(&(Arc::from(session), request_id.to_owned()));
+    }
+
+    /// Cancels a call answered in one piece, if it is one; true when it was.
+    pub(crate) fn cancel_direct(&self, session: &str, request_id: &str) -> bool {
+        let calls = self.direct_calls.lock().unwrap_or_else(|p| p.into_inner());
+        match calls.get(&(Arc::from(session), request_id.to_owned())) {
+            Some(token) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
     }
 
     fn unbind_session(&self, id: &str) {
@@ -121,6 +161,9 @@ impl Shared {
         map.remove(id);
     }
 }
+
+/// An HTTP session's run, and whether its client can be asked anything.
+type SessionEntry = (Weak<Run>, bool);
 
 /// One MCP handler. A session (stdio, or Streamable HTTP with
 /// `Mcp-Session-Id`) gets one handler and one run; a stateless request gets
@@ -147,7 +190,7 @@ impl SandbarServer {
 
     /// Remembers which HTTP session this handler serves, so requests of the
     /// session can find its run without going through the SDK.
-    fn learn_session(&self, extensions: &rmcp::model::Extensions) {
+    fn learn_session(&self, extensions: &rmcp::model::Extensions, peer: &Peer<RoleServer>) {
         if self.session_id.get().is_some()
             || !self.owns_run.load(std::sync::atomic::Ordering::SeqCst)
         {
@@ -162,7 +205,10 @@ impl SandbarServer {
         if let Some(id) = id
             && self.session_id.set(id.clone()).is_ok()
         {
-            self.shared.bind_session(id, run);
+            let answers = ["sampling", "elicitation", "roots"]
+                .iter()
+                .any(|c| PeerClient { peer: peer.clone() }.supports(c));
+            self.shared.bind_session(id, run, answers);
         }
     }
 
@@ -201,7 +247,7 @@ impl SandbarServer {
         context: RequestContext<RoleServer>,
     ) -> Result<T, McpError> {
         let run = self.run_for(&context).await?;
-        self.learn_session(&context.extensions);
+        self.learn_session(&context.extensions, &context.peer);
         let call = Call {
             method,
             request_id: Some(request_id_text(&context)),
@@ -544,7 +590,7 @@ impl ServerHandler for SandbarServer {
         }
         // Only now may the session's calls bypass the SDK, so that they are
         // recorded after the notification that opened the session.
-        self.learn_session(&context.extensions);
+        self.learn_session(&context.extensions, &context.peer);
     }
 
     async fn on_cancelled(
