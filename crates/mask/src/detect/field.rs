@@ -542,8 +542,14 @@ fn classify_uncached(path: &str) -> FieldHint {
     // A person's `name`, `first`, `full` under a person (`customer.name`),
     // and no person under an entity (`product.name`).
     if let Some(parent) = nearest_parent {
-        let parent_is_person = has(parent, PERSON_ROLES) && !has(parent, ENTITIES);
-        let parent_is_entity = has(parent, ENTITIES) && !has(parent, PERSON_ROLES);
+        // Protocol identities name software (`clientInfo.name` in MCP's
+        // `initialize`), even though a client can be a person elsewhere.
+        let software = matches!(
+            parent.concat().as_str(),
+            "clientinfo" | "serverinfo" | "implementation" | "useragent"
+        );
+        let parent_is_person = has(parent, PERSON_ROLES) && !has(parent, ENTITIES) && !software;
+        let parent_is_entity = software || (has(parent, ENTITIES) && !has(parent, PERSON_ROLES));
         if hint.kind == Some(PersonalKind::PersonName) && !hint.definite {
             if parent_is_person && key_words.iter().all(|w| w == "name" || w == "display") {
                 hint.definite = true;

@@ -418,6 +418,9 @@ fn fields_that_do_not_imply_kinds() {
     check_field("product_name", "Widget Pro", "Widget Pro");
     check_field("name", "Widget Pro", "Widget Pro");
     check_field("product.name", "Ada Lovelace", "Ada Lovelace");
+    check_field("clientInfo.name", "sandbar-demo", "sandbar-demo");
+    check_field("params.clientInfo.name", "Claude Desktop", "Claude Desktop");
+    check_field("serverInfo.name", "Ada Lovelace", "Ada Lovelace");
     check_field("name", "SKU-12345", "SKU-12345");
     check_field("name", "ada@example.com", "<email>");
     check_field("username", "ada_l", "ada_l");
