@@ -96,6 +96,56 @@ impl Masker {
         self.mask_value(value, &mut path, seen)
     }
 
+    /// [`Masker::mask_json_seen`] in place: only the strings that change are
+    /// replaced, and the document is never held twice.
+    pub fn mask_json_in_place(&self, value: &mut Value, seen: &mut Seen<'_>) {
+        let mut path = String::new();
+        self.mask_value_in_place(value, &mut path, seen);
+    }
+
+    fn mask_value_in_place(&self, value: &mut Value, path: &mut String, seen: &mut Seen<'_>) {
+        match value {
+            Value::String(s) => {
+                let field = (!path.is_empty()).then_some(path.as_str());
+                let findings = self.detector.find_in_field(field, s);
+                if findings.is_empty() {
+                    return;
+                }
+                let hint = match field.and_then(detect::field_name_part) {
+                    Some(true) => NameHint::Given,
+                    Some(false) => NameHint::Family,
+                    None => NameHint::Unknown,
+                };
+                let masked = self.replace(s, &findings, hint, seen);
+                if masked != *s {
+                    *s = masked;
+                }
+            }
+            Value::Array(items) => {
+                let len = path.len();
+                for (i, item) in items.iter_mut().enumerate() {
+                    path.truncate(len);
+                    path.push_str(&format!("[{i}]"));
+                    self.mask_value_in_place(item, path, seen);
+                }
+                path.truncate(len);
+            }
+            Value::Object(map) => {
+                let len = path.len();
+                for (k, v) in map.iter_mut() {
+                    path.truncate(len);
+                    if len > 0 {
+                        path.push('.');
+                    }
+                    path.push_str(k);
+                    self.mask_value_in_place(v, path, seen);
+                }
+                path.truncate(len);
+            }
+            _ => {}
+        }
+    }
+
     fn mask_value(&self, value: &Value, path: &mut String, seen: &mut Seen<'_>) -> Value {
         match value {
             Value::String(s) => {

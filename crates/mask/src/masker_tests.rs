@@ -132,6 +132,26 @@ fn json_documents_are_masked_by_path() {
     assert_eq!(p.mask_json(&once), once);
     assert_eq!(once["product"], doc["product"]);
     assert_ne!(once["customer"]["name"], doc["customer"]["name"]);
+
+    // In place gives the same document, and reports what stands for what.
+    let mut in_place = doc.clone();
+    let mut seen = Vec::new();
+    p.mask_json_in_place(&mut in_place, &mut |pseudonym, real| {
+        seen.push((pseudonym.to_owned(), real.to_owned()));
+    });
+    assert_eq!(in_place, once);
+    assert!(
+        seen.contains(&(
+            once["customer"]["email"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            "ada@analytical.co.uk".to_owned()
+        ))
+    );
+    let mut redacted = doc.clone();
+    m.mask_json_in_place(&mut redacted, &mut |_, _| {});
+    assert_eq!(redacted, expected);
 }
 
 #[test]

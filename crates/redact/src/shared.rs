@@ -168,8 +168,9 @@ impl SinkRedactor {
     pub fn redact_json(&self, value: &mut Value) {
         self.secrets.redact_json(value);
         if let Some(privacy) = &self.privacy {
-            let masked = privacy.masker(self.sink).mask_json(value);
-            *value = masked;
+            privacy
+                .masker(self.sink)
+                .mask_json_in_place(value, &mut |_, _| {});
         }
     }
 
@@ -180,8 +181,7 @@ impl SinkRedactor {
     pub fn redact_json_seen(&self, value: &mut Value, seen: &mut sandbar_mask::Seen<'_>) {
         self.secrets.redact_json(value);
         if let Some(privacy) = &self.privacy {
-            let masked = privacy.masker(self.sink).mask_json_seen(value, seen);
-            *value = masked;
+            privacy.masker(self.sink).mask_json_in_place(value, seen);
         }
     }
 }
