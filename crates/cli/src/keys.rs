@@ -68,6 +68,14 @@ pub fn install_privacy(
     Ok(())
 }
 
+/// Writes a new file readable by its owner only (its directory created).
+pub fn write_private_file(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    write_private(path, text)
+}
+
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

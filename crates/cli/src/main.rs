@@ -94,6 +94,10 @@ enum Command {
     /// they stand for, with the tenant's key. Each unmask is written to the
     /// audit trail, with its reason, before anything is shown.
     Unmask(commands::unmask::UnmaskArgs),
+    /// The vault: store secrets sealed at rest, list, remove, check, rotate
+    /// the key. Values come from standard input or a file, never from an
+    /// argument, and are never printed.
+    Secret(commands::secret::SecretArgs),
     /// Show a tenant's audit trail and check its hash chain.
     ///
     /// Exit status: 0 when the chain is intact, 1 when an entry was changed
@@ -128,6 +132,7 @@ fn main() -> std::process::ExitCode {
             | Command::Runs(_)
             | Command::Demo(_)
             | Command::Unmask(_)
+            | Command::Secret(_)
             | Command::Audit(_)
     ) && let Err(e) = keys::install_privacy(
         &redactor,
@@ -167,6 +172,9 @@ fn main() -> std::process::ExitCode {
             }
             Command::Unmask(args) => {
                 commands::unmask::unmask(args, &cli.global.data, redactor.clone()).await
+            }
+            Command::Secret(args) => {
+                commands::secret::run(args, &cli.global.data, redactor.clone()).await
             }
             Command::Audit(args) => {
                 commands::unmask::audit(args, &cli.global.data, redactor.clone()).await

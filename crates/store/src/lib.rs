@@ -35,7 +35,7 @@ use tokio::sync::{oneshot, watch};
 pub use error::StoreError;
 pub use model::{
     AUDIT_GENESIS, AuditRecord, Direction, EventKind, EventRecord, NewAudit, NewEvent, NewRun,
-    ParseEnumError, RunRecord, RunStatus,
+    ParseEnumError, RunRecord, RunStatus, StoredSecret,
 };
 pub use schema::SCHEMA_VERSION;
 
@@ -456,6 +456,45 @@ impl Store {
             detail,
         };
         self.call(|reply| Command::Audit { entry, reply }).await
+    }
+
+    /// Stores sealed secrets (inserted, or replacing those of the same
+    /// tenant and name), all or none. They bypass the redactor: they are
+    /// ciphertext, and their names are checked like ids. Durable when it
+    /// returns.
+    pub async fn put_secrets(&self, secrets: Vec<StoredSecret>) -> Result<(), StoreError> {
+        for secret in &secrets {
+            self.check_key("tenant id", &secret.tenant)?;
+            self.check_key("secret name", &secret.name)?;
+        }
+        self.call(|reply| Command::PutSecrets { secrets, reply })
+            .await
+    }
+
+    /// Removes a secret; false when there was none of that name.
+    pub async fn remove_secret(&self, tenant: &str, name: &str) -> Result<bool, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        {
+            let queue = self
+                .inner
+                .queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            queue
+                .tx
+                .send(Command::RemoveSecret {
+                    tenant: tenant.to_owned(),
+                    name: name.to_owned(),
+                    reply,
+                })
+                .map_err(|_| StoreError::Closed)?;
+        }
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// A tenant's secrets, sealed, by name.
+    pub async fn secrets(&self, tenant: &str) -> Result<Vec<StoredSecret>, StoreError> {
+        reads::secrets(&self.inner.reads, tenant).await
     }
 
     /// A tenant's audit trail, oldest first.

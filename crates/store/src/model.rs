@@ -407,3 +407,26 @@ pub(crate) fn audit_hash(
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// A vault secret as stored: sealed, never the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredSecret {
+    pub tenant: String,
+    pub name: String,
+    /// The public id of the key that sealed it.
+    pub key_id: String,
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for StoredSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSecret")
+            .field("tenant", &self.tenant)
+            .field("name", &self.name)
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}

@@ -6,7 +6,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
 use crate::StoreError;
-use crate::model::{AuditRecord, EventRecord, RunRecord, parse_db_time};
+use crate::model::{AuditRecord, EventRecord, RunRecord, StoredSecret, parse_db_time};
 
 /// The columns of a run, with its event count. The count is a correlated
 /// subquery over the events' primary key rather than a counter kept in
@@ -167,6 +167,37 @@ pub async fn audit(pool: &SqlitePool, tenant: &str) -> Result<Vec<AuditRecord>, 
                 })?,
                 prev_hash: get(row, 6)?,
                 hash: get(row, 7)?,
+            })
+        })
+        .collect()
+}
+
+pub async fn secrets(pool: &SqlitePool, tenant: &str) -> Result<Vec<StoredSecret>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT tenant_id, name, key_id, nonce, ciphertext, created_at, updated_at
+         FROM secrets WHERE tenant_id = ? ORDER BY name",
+    )
+    .bind(tenant)
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::db("reading secrets"))?;
+    let time = |row: &SqliteRow, i: usize| -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
+        let text: String = get(row, i)?;
+        parse_db_time(&text).ok_or(StoreError::Corrupt {
+            what: "secret time",
+            value: text,
+        })
+    };
+    rows.iter()
+        .map(|row| {
+            Ok(StoredSecret {
+                tenant: get(row, 0)?,
+                name: get(row, 1)?,
+                key_id: get(row, 2)?,
+                nonce: get(row, 3)?,
+                ciphertext: get(row, 4)?,
+                created_at: time(row, 5)?,
+                updated_at: time(row, 6)?,
             })
         })
         .collect()

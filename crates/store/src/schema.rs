@@ -16,6 +16,7 @@ use crate::StoreError;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_audit.sql")),
+    (3, include_str!("../migrations/sqlite/0003_secrets.sql")),
 ];
 
 /// The schema version this build writes.

@@ -74,6 +74,16 @@ pub(crate) enum Command {
         entry: crate::model::NewAudit,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+    /// Inserts or replaces sealed secrets, all in one transaction.
+    PutSecrets {
+        secrets: Vec<crate::model::StoredSecret>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    RemoveSecret {
+        tenant: String,
+        name: String,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
     Shutdown {
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
@@ -704,6 +714,24 @@ impl Writer {
             Command::Audit { entry, reply } => {
                 let _ = reply.send(self.audit(entry));
             }
+            Command::PutSecrets { secrets, reply } => {
+                let _ = reply.send(self.put_secrets(secrets));
+            }
+            Command::RemoveSecret {
+                tenant,
+                name,
+                reply,
+            } => {
+                let _ = reply.send(
+                    self.conn
+                        .execute(
+                            "DELETE FROM secrets WHERE tenant_id = ? AND name = ?",
+                            rusqlite::params![tenant, name],
+                        )
+                        .map(|n| n > 0)
+                        .map_err(StoreError::sqlite("removing a secret")),
+                );
+            }
             // Handled by the serving loop itself.
             Command::Event { .. } | Command::Shutdown { .. } | Command::Wake => {}
         }
@@ -821,6 +849,44 @@ impl Writer {
         }
         tx.commit()
             .map_err(StoreError::sqlite("committing an audit entry"))
+    }
+
+    fn put_secrets(&mut self, secrets: Vec<crate::model::StoredSecret>) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(StoreError::sqlite("starting to store secrets"))?;
+        for secret in secrets {
+            let inserted = tx.execute(
+                "INSERT INTO secrets (tenant_id, name, key_id, nonce, ciphertext, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (tenant_id, name) DO UPDATE SET
+                     key_id = excluded.key_id, nonce = excluded.nonce,
+                     ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
+                rusqlite::params![
+                    secret.tenant,
+                    secret.name,
+                    secret.key_id,
+                    secret.nonce,
+                    secret.ciphertext,
+                    crate::model::db_time(&secret.created_at),
+                    crate::model::db_time(&secret.updated_at),
+                ],
+            );
+            if let Err(e) = inserted {
+                return Err(match constraint(&e) {
+                    Some(Constraint::ForeignKey) => StoreError::UnknownTenant {
+                        tenant: secret.tenant,
+                    },
+                    _ => StoreError::Sqlite {
+                        context: "storing a secret",
+                        source: e,
+                    },
+                });
+            }
+        }
+        tx.commit()
+            .map_err(StoreError::sqlite("committing secrets"))
     }
 
     fn ensure_tenant(&mut self, id: String, name: String) -> Result<(), StoreError> {

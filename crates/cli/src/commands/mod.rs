@@ -5,6 +5,7 @@ pub mod mask;
 pub mod replay;
 pub mod runs;
 pub mod scan;
+pub mod secret;
 pub mod serve;
 pub mod unmask;
 pub mod validate;
