@@ -223,3 +223,84 @@ fn secrets_are_sealed_never_printed_open_only_with_their_key_and_survive_rotatio
         ["secret.set", "secret.rotate", "secret.rotate", "secret.rm"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vault_secret_reaches_the_upstream_and_nothing_else() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let (code, _, err) = with_stdin(&data, &["secret", "set", "crm_token"], VALUE, &[]);
+    assert_eq!(code, 0, "{err}");
+    let received = dir.path().join("received.txt");
+    let server = repo().join("crates/cli/tests/servers/credentialed.cjs");
+    let scenario = write_scenario(
+        dir.path(),
+        "scenario.yaml",
+        &format!(
+            r#"
+version: 1
+name: vault-injection
+upstreams:
+  - name: crm
+    command: node
+    args: ["{}"]
+    env: {{API_TOKEN: "{{{{ secrets.crm_token }}}}", RECEIVED: "{}"}}
+"#,
+            server.display(),
+            received.display()
+        ),
+    );
+    // Validation without the vault says what is missing.
+    let (code, out, err) = cli(
+        &dir.path().join("elsewhere"),
+        &["validate", scenario.to_str().expect("path")],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        format!("{out}{err}").contains("no secret named `crm_token`"),
+        "{out}{err}"
+    );
+
+    let cassettes = dir.path().join("cassettes");
+    let mut args = vec![
+        "serve".to_owned(),
+        scenario.display().to_string(),
+        "--stdio".to_owned(),
+        "--data".to_owned(),
+        data.display().to_string(),
+        "--record".to_owned(),
+        cassettes.display().to_string(),
+    ];
+    args.extend(["--log".to_owned(), "trace".to_owned()]);
+    let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
+    let answer = call(&session, "whoami", serde_json::json!({})).await;
+    session.cancel().await.expect("close");
+
+    // The upstream got the real credential, from the vault.
+    assert_eq!(std::fs::read_to_string(&received).expect("received"), VALUE);
+    // The agent was told the upstream authenticated, never with what.
+    let shown = answer.to_string();
+    assert!(
+        shown.contains("authenticated with [REDACTED:secret:crm_token]"),
+        "{shown}"
+    );
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, VALUE);
+    for form in [VALUE, encoded.as_str()] {
+        assert!(
+            !shown.contains(form),
+            "the agent was shown the credential: {shown}"
+        );
+        assert!(
+            !store_bytes(&data).contains(form),
+            "the store holds the credential"
+        );
+        for entry in std::fs::read_dir(&cassettes).expect("cassettes").flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            assert!(!text.contains(form), "a cassette holds the credential");
+        }
+    }
+    let run = newest_run(&data).to_string();
+    assert!(
+        !run.contains(VALUE) && !run.contains(&encoded),
+        "runs show holds the credential"
+    );
+}

@@ -81,6 +81,8 @@ pub(crate) struct Compiler<'a> {
     env: minijinja::Environment<'static>,
     hasher: Sha256,
     table_columns: BTreeMap<String, BTreeSet<String>>,
+    /// Secrets from the vault, which `{{ secrets.NAME }}` may name too.
+    vault: Option<&'a BTreeMap<String, String>>,
 }
 
 impl<'a> Compiler<'a> {
@@ -94,7 +96,15 @@ impl<'a> Compiler<'a> {
             env: templates::base_environment(),
             hasher,
             table_columns: BTreeMap::new(),
+            vault: None,
         }
+    }
+
+    /// Lets `{{ secrets.NAME }}` name the vault's secrets too (the
+    /// scenario's own win).
+    pub(crate) fn with_vault(mut self, vault: Option<&'a BTreeMap<String, String>>) -> Self {
+        self.vault = vault;
+        self
     }
 
     fn problem(&mut self, place: &Place, message: impl Into<String>) {
@@ -757,8 +767,17 @@ impl<'a> Compiler<'a> {
             };
             let inner = rest[start + 2..start + len].trim();
             match inner.strip_prefix("secrets.") {
-                Some(name) => match secrets.get(name) {
+                Some(name) => match secrets
+                    .get(name)
+                    .or_else(|| self.vault.and_then(|v| v.get(name)))
+                {
                     Some(value) => out.push_str(value),
+                    None if self.vault.is_some() => self.problem(
+                        place,
+                        format!(
+                            "no secret named `{name}` is defined under `secrets` or stored in the vault (`sandbar secret set {name}`)"
+                        ),
+                    ),
                     None => self.problem(
                         place,
                         format!("no secret named `{name}` is defined under `secrets`"),

@@ -16,7 +16,10 @@ pub mod path;
 pub mod templates;
 
 pub use compile::{Place, Problem, key_text};
-pub use load::{LoadError, LocatedProblem, MAX_SCENARIO_BYTES, load_path, load_str};
+pub use load::{
+    LoadError, LocatedProblem, MAX_SCENARIO_BYTES, load_path, load_path_with_vault, load_str,
+    load_str_with_vault,
+};
 pub use model::*;
 
 /// The JSON Schema of the scenario format, generated from the Rust types.

@@ -1,6 +1,7 @@
 //! Reading a scenario: size and structure budgets, strict parsing, and
 //! errors that name the file, line and column.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
@@ -86,6 +87,16 @@ fn render_problems(file: &str, problems: &[LocatedProblem]) -> String {
 /// Loads and compiles a scenario file. Files it refers to are read relative
 /// to its directory.
 pub fn load_path(path: &Path) -> Result<Scenario, LoadError> {
+    load_path_with_vault(path, None)
+}
+
+/// [`load_path`], where `{{ secrets.NAME }}` in upstream headers and
+/// environments may also name a secret of `vault` (secrets already opened
+/// from Sandbar's vault; the scenario's own `secrets` win).
+pub fn load_path_with_vault(
+    path: &Path,
+    vault: Option<&BTreeMap<String, String>>,
+) -> Result<Scenario, LoadError> {
     let file = path.display().to_string();
     let metadata = std::fs::metadata(path).map_err(|source| LoadError::Io {
         file: file.clone(),
@@ -124,12 +135,22 @@ pub fn load_path(path: &Path) -> Result<Scenario, LoadError> {
             p
         }
     });
-    load_str(&text, &file, base)
+    load_str_with_vault(&text, &file, base, vault)
 }
 
 /// Loads and compiles scenario text. `file` names it in messages; `base_dir`
 /// is where side files are read from (`None`: side files are refused).
 pub fn load_str(text: &str, file: &str, base_dir: Option<&Path>) -> Result<Scenario, LoadError> {
+    load_str_with_vault(text, file, base_dir, None)
+}
+
+/// [`load_str`] with the vault's secrets (see [`load_path_with_vault`]).
+pub fn load_str_with_vault(
+    text: &str,
+    file: &str,
+    base_dir: Option<&Path>,
+    vault: Option<&BTreeMap<String, String>>,
+) -> Result<Scenario, LoadError> {
     if text.len() > MAX_SCENARIO_BYTES {
         return Err(LoadError::TooLarge {
             file: file.to_owned(),
@@ -140,6 +161,7 @@ pub fn load_str(text: &str, file: &str, base_dir: Option<&Path>) -> Result<Scena
     let parsed: ScenarioFile =
         serde_saphyr::from_str_with_options(text, options()).map_err(|e| syntax_error(&e, file))?;
     Compiler::new(base_dir, text)
+        .with_vault(vault)
         .compile(parsed, file.to_owned())
         .map_err(|problems| LoadError::Invalid {
             file: file.to_owned(),

@@ -324,6 +324,48 @@ async fn command(
     }
 }
 
+/// Every secret of `tenant`'s vault, opened and registered with the
+/// redactor (before anything can print them), for scenarios to name; `None`
+/// when there is no vault here (no store, or no key).
+pub async fn open_vault(
+    data: &Path,
+    tenant: &str,
+    redactor: &SharedRedactor,
+) -> anyhow::Result<Option<std::collections::BTreeMap<String, String>>> {
+    if !data.join(sandbar_store::DB_FILE).exists() {
+        return Ok(None);
+    }
+    let Ok(key) = vault_key(None, data, false) else {
+        return Ok(None);
+    };
+    let store = Store::open(
+        data,
+        redactor.for_sink(Sink::Store),
+        StoreOptions::default(),
+    )
+    .await
+    .with_context(|| format!("cannot open the store in {}", data.display()))?;
+    let stored = store.secrets(tenant).await;
+    store.close().await?;
+    let mut opened = std::collections::BTreeMap::new();
+    for s in stored? {
+        let sealed = sandbar_vault::Sealed {
+            key_id: s.key_id.clone(),
+            nonce: s.nonce.clone(),
+            ciphertext: s.ciphertext.clone(),
+        };
+        let value = sandbar_vault::open_text(&key, tenant, &s.name, &sealed)
+            .map_err(|e| anyhow::anyhow!("the vault: {e}"))?;
+        if value.len() >= 4 {
+            redactor
+                .add_secrets([(s.name.as_str(), value.as_str())])
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        opened.insert(s.name, value);
+    }
+    Ok(Some(opened))
+}
+
 /// DATA/keys/vault.key, next to the store's file.
 fn data_dir_key(store: &Store) -> PathBuf {
     store

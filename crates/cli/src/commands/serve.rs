@@ -65,7 +65,10 @@ pub async fn run(
     data: &Path,
     redactor: SharedRedactor,
 ) -> anyhow::Result<ExitCode> {
-    let scenario = match sandbar_scenario::load_path(&args.scenario) {
+    // The vault's secrets, for `{{ secrets.NAME }}` in upstream headers and
+    // environments; registered with the redactor as they are opened.
+    let vault = super::secret::open_vault(data, crate::keys::DEFAULT_TENANT, &redactor).await?;
+    let scenario = match sandbar_scenario::load_path_with_vault(&args.scenario, vault.as_ref()) {
         Ok(s) => Arc::new(s),
         Err(e) => {
             eprintln!("{}", redactor.redact_str(&e.detailed()));
