@@ -668,6 +668,12 @@ impl<'a> Compiler<'a> {
                 }
             }
             (None, Some(url)) => {
+                // A credential may travel in the query (`?api_key={{ secrets.K }}`).
+                let url = if url.contains("{{") {
+                    self.fill_secrets(&url, secrets, &place.key("url"))
+                } else {
+                    url
+                };
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
                     self.problem(
                         &place.key("url"),
@@ -2017,5 +2023,49 @@ mod tests {
         assert_eq!(csv_value(""), Value::Null);
         assert_eq!(csv_value("1e5"), Value::from("1e5"));
         assert_eq!(csv_value("o-1"), Value::from("o-1"));
+    }
+}
+
+#[cfg(test)]
+mod vault_tests {
+    use std::collections::BTreeMap;
+
+    use crate::{UpstreamTransport, load_str, load_str_with_vault};
+
+    const TEXT: &str = r#"
+version: 1
+name: v
+secrets:
+  own: "scenario-own-value"
+upstreams:
+  - name: api
+    url: "https://api.example.test/mcp?key={{ secrets.query_key }}"
+    headers: {Authorization: "Bearer {{ secrets.own }}", X-Vault: "{{ secrets.header_key }}"}
+"#;
+
+    #[test]
+    fn upstream_credentials_come_from_the_scenario_or_the_vault() {
+        let vault: BTreeMap<String, String> = [
+            ("query_key".to_owned(), "vault-query-value".to_owned()),
+            ("header_key".to_owned(), "vault-header-value".to_owned()),
+            ("own".to_owned(), "the vault loses".to_owned()),
+        ]
+        .into();
+        let scenario = load_str_with_vault(TEXT, "v.yaml", None, Some(&vault)).expect("loads");
+        let UpstreamTransport::Http { url, headers } = &scenario.upstreams[0].transport else {
+            panic!("an HTTP upstream");
+        };
+        assert_eq!(url, "https://api.example.test/mcp?key=vault-query-value");
+        assert_eq!(headers["Authorization"], "Bearer scenario-own-value");
+        assert_eq!(headers["X-Vault"], "vault-header-value");
+
+        let missing = load_str_with_vault(TEXT, "v.yaml", None, Some(&BTreeMap::new()))
+            .expect_err("the vault lacks them")
+            .to_string();
+        assert!(missing.contains("or stored in the vault"), "{missing}");
+        let without = load_str(TEXT, "v.yaml", None)
+            .expect_err("no vault")
+            .to_string();
+        assert!(without.contains("no secret named `query_key`"), "{without}");
     }
 }

@@ -216,7 +216,8 @@ pub struct UpstreamSpec {
     /// The process's working directory, relative to the scenario file.
     #[serde(default)]
     pub cwd: Option<String>,
-    /// The Streamable HTTP endpoint (`http://` or `https://`).
+    /// The Streamable HTTP endpoint (`http://` or `https://`). Its query may
+    /// name a secret as `{{ secrets.NAME }}`.
     #[serde(default)]
     pub url: Option<String>,
     /// HTTP headers sent with every request. Values may name a scenario
