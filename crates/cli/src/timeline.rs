@@ -55,7 +55,7 @@ pub fn render(run: &RunRecord, events: &[EventRecord]) -> String {
     );
     for e in events {
         let arrow = match (e.direction, e.kind) {
-            (_, EventKind::Fault | EventKind::Divergence) => "!",
+            (_, EventKind::Fault | EventKind::Divergence | EventKind::Leak) => "!",
             (Direction::ToServer, _) => "→",
             (Direction::ToClient, _) => "←",
             (Direction::Internal, _) => "·",
@@ -148,6 +148,20 @@ fn summary(e: &EventRecord) -> String {
             p.pointer("/candidates/0/seq")
                 .map(|seq| format!(" · closest recorded call #{seq}"))
                 .unwrap_or_default()
+        ),
+        (EventKind::Leak, _) => format!(
+            "leak: canary `{}` in {}{}{}",
+            p.get("canary").and_then(Value::as_str).unwrap_or("?"),
+            p.get("where").and_then(Value::as_str).unwrap_or("?"),
+            p.get("subject")
+                .and_then(Value::as_str)
+                .map(|s| format!(" of {s}"))
+                .unwrap_or_default(),
+            if p.get("blocked").and_then(Value::as_bool) == Some(true) {
+                " · blocked"
+            } else {
+                " · let through"
+            }
         ),
         _ => compact(p),
     };

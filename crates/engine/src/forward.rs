@@ -116,6 +116,19 @@ impl Client for Relay<'_> {
         if self.mask {
             privacy::mask_value(self.run, &mut params);
         }
+        // What is put to the model must not carry a canary either. Checked
+        // once, by the relay every question passes last (a stub's own, or
+        // the one under an upstream's recording relay).
+        if method == "sampling/createMessage"
+            && !self.record
+            && let Some(refusal) =
+                crate::canary::check(self.run, &params, "prompt", method, None, None)
+        {
+            return Err(ClientError::Rejected {
+                code: ProtocolError::INVALID_PARAMS,
+                message: refusal,
+            });
+        }
         if self.record {
             self.run.record(
                 EventKind::Request,
@@ -173,6 +186,19 @@ pub(crate) async fn forward(
 ) -> Outcome {
     if mask {
         privacy::restore(run, &mut params);
+    }
+    // A tool's arguments were checked when the call came in.
+    if method != "tools/call"
+        && let Some(refusal) = crate::canary::check(
+            run,
+            &params,
+            "upstream",
+            method,
+            None,
+            call.request_id.clone(),
+        )
+    {
+        return Outcome::Error(ProtocolError::invalid_params(refusal));
     }
     let outcome = match try_forward(run, index, method, params, mask, call, client).await {
         Ok(outcome) => outcome,

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 mod call;
+mod canary;
 mod client;
 mod forward;
 mod listing;

@@ -91,6 +91,8 @@ pub struct Engine {
     seed_twin: Twin,
     /// Tools whose calls never talk to the client (no steps, no hang).
     quiet_tools: std::collections::HashSet<String>,
+    /// The scenario's canaries, if it plants any.
+    pub(crate) canaries: Option<crate::canary::Canaries>,
     store: Store,
     tenant: String,
 }
@@ -228,9 +230,11 @@ impl Engine {
                     .map(str::to_owned),
             );
         }
+        let canaries = crate::canary::Canaries::new(&scenario.canaries, scenario.block_leaks);
         Ok(Arc::new(Engine {
             seed_twin,
             quiet_tools,
+            canaries,
             scenario,
             renderer,
             current: std::sync::RwLock::new(Arc::new(Current {
@@ -530,7 +534,24 @@ impl Run {
             params,
         );
         let relay = Relay::new(self, client);
-        let routed = self.route(&call, &relay).await;
+        let blocked = match &call.method {
+            Method::CallTool {
+                name,
+                arguments: Some(arguments),
+            } => crate::canary::check(
+                self,
+                &Value::Object(arguments.clone()),
+                "arguments",
+                method,
+                Some(name),
+                request_id.clone(),
+            ),
+            _ => None,
+        };
+        let routed = match blocked {
+            Some(refusal) => Routed::local(Outcome::tool_error(refusal)),
+            None => self.route(&call, &relay).await,
+        };
         if let Some(cassette) = &self.cassette
             && (cassette.everything || routed.mode == Some(Mode::Record))
         {

@@ -263,6 +263,21 @@ impl<'a> Compiler<'a> {
             Some(spec) => self.privacy(spec, &root.key("privacy")),
             None => Privacy::default(),
         };
+        let mut canaries = Vec::new();
+        let mut block_leaks = true;
+        if let Some(spec) = file.canaries {
+            let place = root.key("canaries");
+            for (name, value) in spec.values {
+                if value.chars().count() < 6 {
+                    self.problem(
+                        &place.key("values").key(&name),
+                        "a canary needs at least 6 characters, or ordinary text would set it off",
+                    );
+                }
+                canaries.push((name, value));
+            }
+            block_leaks = spec.on_leak != Some(LeakSpec::Record);
+        }
         let record_dir = file
             .record
             .and_then(|r| r.dir)
@@ -303,6 +318,8 @@ impl<'a> Compiler<'a> {
             replay,
             record_dir,
             privacy,
+            canaries,
+            block_leaks,
             tool_index,
             prompt_index,
             resource_index,

@@ -83,6 +83,35 @@ pub struct ScenarioFile {
     /// exports, reports).
     #[serde(default)]
     pub privacy: Option<PrivacySpec>,
+    /// Canary values planted in the scenario's data: any of them in a tool's
+    /// arguments, in a request to an upstream or in a prompt to the model is
+    /// a leak.
+    #[serde(default)]
+    pub canaries: Option<CanarySpec>,
+}
+
+/// Canaries, and what a leak does.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CanarySpec {
+    /// Each canary by name: a fake credential or personal record value
+    /// (at least 6 characters) planted in data or fixtures.
+    pub values: BTreeMap<String, String>,
+    /// `block` (default): the call is refused and never reaches a tool,
+    /// an upstream or the model; `record`: it goes on, and the leak is
+    /// recorded all the same.
+    #[serde(default)]
+    pub on_leak: Option<LeakSpec>,
+}
+
+/// What a leak does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LeakSpec {
+    /// Refuse the call.
+    Block,
+    /// Let it through; record the leak.
+    Record,
 }
 
 /// Personal-data settings. Secrets are always redacted; personal data is

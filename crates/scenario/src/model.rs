@@ -62,6 +62,9 @@ pub struct Scenario {
     pub record_dir: Option<PathBuf>,
     /// Personal data in what agents are shown and in every sink.
     pub privacy: Privacy,
+    /// Canary values (name, value), and whether a leak blocks the call.
+    pub canaries: Vec<(String, String)>,
+    pub block_leaks: bool,
     pub(crate) tool_index: HashMap<String, usize>,
     pub(crate) prompt_index: HashMap<String, usize>,
     pub(crate) resource_index: HashMap<String, usize>,
@@ -99,6 +102,8 @@ impl Scenario {
             replay: Replay::default(),
             record_dir: None,
             privacy: Privacy::default(),
+            canaries: Vec::new(),
+            block_leaks: true,
             tool_index: HashMap::new(),
             prompt_index: HashMap::new(),
             resource_index: HashMap::new(),

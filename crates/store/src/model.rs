@@ -67,6 +67,9 @@ pub enum EventKind {
     Lifecycle,
     /// A replayed run left its recording: a call the cassette cannot answer.
     Divergence,
+    /// A canary appeared where it must not: a tool's arguments, a request
+    /// to an upstream, a prompt to the model.
+    Leak,
 }
 
 /// Which way an event travelled.
@@ -173,6 +176,7 @@ text_enum!(EventKind, "event kind",
     Error => "error",
     Lifecycle => "lifecycle",
     Divergence => "divergence",
+    Leak => "leak",
 );
 
 text_enum!(Direction, "event direction",
