@@ -9,6 +9,7 @@ use sandbar_cassette::Cassette;
 use sandbar_engine::Upstream;
 use sandbar_redact::SharedRedactor;
 use sandbar_scenario::{Scenario, UpstreamTransport};
+use sandbar_store::{Store, StoreOptions};
 use sandbar_upstream::{McpUpstream, Transport, UpstreamConfig};
 
 /// One connection factory per upstream the scenario declares, in its order.
@@ -47,6 +48,18 @@ pub fn upstreams(scenario: &Scenario) -> Vec<Arc<dyn Upstream>> {
 
 /// Loads and validates a cassette, with a message naming the file when it
 /// cannot.
+/// Opens the store in `data`, its writes redacted for the store's sink.
+pub async fn open_store(data: &Path, redactor: &SharedRedactor) -> anyhow::Result<Store> {
+    use anyhow::Context as _;
+    Store::open(
+        data,
+        redactor.for_sink(sandbar_redact::Sink::Store),
+        StoreOptions::default(),
+    )
+    .await
+    .with_context(|| format!("cannot open the store in {}", data.display()))
+}
+
 /// Says on stderr when `cassette` was masked under another key than the
 /// one in force: its calls that carry personal data will not match.
 pub fn check_mask_key(cassette: &Cassette, path: &Path, redactor: &SharedRedactor) {

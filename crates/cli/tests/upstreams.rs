@@ -1271,16 +1271,12 @@ async fn post_rpc(
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forwarded_calls_of_a_client_that_cannot_be_asked_are_answered_in_one_piece_or_streamed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let scenario = everything_scenario(dir.path(), "");
-    let server = Server::start(&scenario, &dir.path().join("data"), &[]);
-    let http = reqwest::Client::new();
-    // A client that declares no sampling, elicitation or roots.
+/// Opens a session over raw HTTP as a client that declares no capability
+/// (nothing a server could ask it); returns its id.
+async fn plain_session(http: &reqwest::Client, url: &str) -> String {
     let (status, _, session, body) = post_rpc(
-        &http,
-        &server.url,
+        http,
+        url,
         None,
         json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {},
@@ -1288,15 +1284,26 @@ async fn forwarded_calls_of_a_client_that_cannot_be_asked_are_answered_in_one_pi
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let session = session.expect("a session id");
+    let session = session.unwrap_or_else(|| panic!("no session: {body}"));
     let (status, _, _, _) = post_rpc(
-        &http,
-        &server.url,
+        http,
+        url,
         Some(&session),
         json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
     )
     .await;
     assert_eq!(status, 202);
+    session
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_calls_of_a_client_that_cannot_be_asked_are_answered_in_one_piece_or_streamed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = everything_scenario(dir.path(), "");
+    let server = Server::start(&scenario, &dir.path().join("data"), &[]);
+    let http = reqwest::Client::new();
+    // A client that declares no sampling, elicitation or roots.
+    let session = plain_session(&http, &server.url).await;
 
     // The first call opens the run's upstream session, whose server says
     // its tool list changed: that notification comes first, so the answer
@@ -1404,23 +1411,7 @@ upstreams:
     );
     let server = Server::start(&scenario, &dir.path().join("data"), &[]);
     let http = reqwest::Client::new();
-    let (_, _, session, body) = post_rpc(
-        &http,
-        &server.url,
-        None,
-        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "plain", "version": "1"}}}),
-    )
-    .await;
-    let session = session.unwrap_or_else(|| panic!("no session: {body}"));
-    post_rpc(
-        &http,
-        &server.url,
-        Some(&session),
-        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-    )
-    .await;
+    let session = plain_session(&http, &server.url).await;
     let hanging = {
         let (http, url, session) = (http.clone(), server.url.clone(), session.clone());
         tokio::spawn(async move {

@@ -473,23 +473,12 @@ impl Store {
 
     /// Removes a secret; false when there was none of that name.
     pub async fn remove_secret(&self, tenant: &str, name: &str) -> Result<bool, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        {
-            let queue = self
-                .inner
-                .queue
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            queue
-                .tx
-                .send(Command::RemoveSecret {
-                    tenant: tenant.to_owned(),
-                    name: name.to_owned(),
-                    reply,
-                })
-                .map_err(|_| StoreError::Closed)?;
-        }
-        answer.await.map_err(|_| StoreError::Closed)?
+        self.call(|reply| Command::RemoveSecret {
+            tenant: tenant.to_owned(),
+            name: name.to_owned(),
+            reply,
+        })
+        .await
     }
 
     /// A tenant's secrets, sealed, by name.
@@ -517,9 +506,9 @@ impl Store {
     }
 
     /// Sends a command to the writer and waits for its answer.
-    async fn call<F>(&self, command: F) -> Result<(), StoreError>
+    async fn call<T, F>(&self, command: F) -> Result<T, StoreError>
     where
-        F: FnOnce(oneshot::Sender<Result<(), StoreError>>) -> Command,
+        F: FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Command,
     {
         let (reply, answer) = oneshot::channel();
         {

@@ -19,7 +19,6 @@ use tokio_util::sync::CancellationToken;
 use sandbar_engine::{DEFAULT_TENANT, Engine};
 use sandbar_mcp::{HttpOptions, Shared, serve_http};
 use sandbar_redact::SharedRedactor;
-use sandbar_store::{Store, StoreOptions};
 
 use crate::exit::ExitCode;
 use crate::timeline;
@@ -47,13 +46,7 @@ pub async fn run(
         }
     };
     crate::keys::install_privacy(&redactor, data, scenario.privacy.policy.clone())?;
-    let store = Store::open(
-        data,
-        redactor.for_sink(sandbar_redact::Sink::Store),
-        StoreOptions::default(),
-    )
-    .await
-    .with_context(|| format!("cannot open the store in {}", data.display()))?;
+    let store = crate::wiring::open_store(data, &redactor).await?;
     let engine = Engine::new(scenario.clone(), store.clone(), &redactor)?;
     let shared = Shared::new(engine, "http", None);
 

@@ -6,14 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use clap::Args;
 
 use sandbar_engine::{Engine, EngineOptions};
 use sandbar_redact::SharedRedactor;
 use sandbar_scenario::Scenario;
-use sandbar_store::{Store, StoreOptions};
 
 use crate::commands::serve::{FrontArgs, serve_engine};
 use crate::exit::ExitCode;
@@ -69,13 +67,7 @@ pub async fn run(
     }
     scenario.replay.strict_order = args.strict_order;
     scenario.replay.repeat = args.repeat;
-    let store = Store::open(
-        data,
-        redactor.for_sink(sandbar_redact::Sink::Store),
-        StoreOptions::default(),
-    )
-    .await
-    .with_context(|| format!("cannot open the store in {}", data.display()))?;
+    let store = crate::wiring::open_store(data, &redactor).await?;
     let options = EngineOptions {
         cassette: Some(cassette),
         replay_only: true,

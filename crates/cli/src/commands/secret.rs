@@ -17,8 +17,8 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use sandbar_redact::{SharedRedactor, Sink};
-use sandbar_store::{NewAudit, Store, StoreOptions, StoredSecret};
+use sandbar_redact::SharedRedactor;
+use sandbar_store::{NewAudit, Store, StoredSecret};
 use sandbar_vault::{VaultKey, open, reseal, seal};
 
 use crate::exit::ExitCode;
@@ -117,13 +117,7 @@ pub async fn run(
         },
         _ => None,
     };
-    let store = Store::open(
-        data,
-        redactor.for_sink(Sink::Store),
-        StoreOptions::default(),
-    )
-    .await
-    .with_context(|| format!("cannot open the store in {}", data.display()))?;
+    let store = crate::wiring::open_store(data, &redactor).await?;
     let result = command(&args, &store, key.as_ref(), value, &redactor).await;
     store.close().await?;
     result
@@ -338,13 +332,7 @@ pub async fn open_vault(
     let Ok(key) = vault_key(None, data, false) else {
         return Ok(None);
     };
-    let store = Store::open(
-        data,
-        redactor.for_sink(Sink::Store),
-        StoreOptions::default(),
-    )
-    .await
-    .with_context(|| format!("cannot open the store in {}", data.display()))?;
+    let store = crate::wiring::open_store(data, redactor).await?;
     let stored = store.secrets(tenant).await;
     store.close().await?;
     let mut opened = std::collections::BTreeMap::new();

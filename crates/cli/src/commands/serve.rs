@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use sandbar_engine::{Engine, EngineOptions};
 use sandbar_mcp::{HttpOptions, Shared, serve_http, serve_stdio};
 use sandbar_redact::SharedRedactor;
-use sandbar_store::{Store, StoreOptions};
+use sandbar_store::Store;
 
 use crate::exit::ExitCode;
 use crate::wiring;
@@ -94,13 +94,7 @@ pub async fn run(
         },
         None => None,
     };
-    let store = Store::open(
-        data,
-        redactor.for_sink(sandbar_redact::Sink::Store),
-        StoreOptions::default(),
-    )
-    .await
-    .with_context(|| format!("cannot open the store in {}", data.display()))?;
+    let store = crate::wiring::open_store(data, &redactor).await?;
     let options = EngineOptions {
         upstreams: wiring::upstreams(&scenario),
         cassette,

@@ -9,13 +9,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
 use clap::Args;
 use serde_json::json;
 
 use sandbar_mask::{PersonalKind, detokenize};
 use sandbar_redact::{SharedRedactor, Sink};
-use sandbar_store::{NewAudit, Store, StoreOptions};
+use sandbar_store::NewAudit;
 
 use crate::exit::ExitCode;
 use crate::keys;
@@ -101,13 +100,7 @@ pub async fn unmask(
             std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned())
         )
     });
-    let store = Store::open(
-        data,
-        redactor.for_sink(Sink::Store),
-        StoreOptions::default(),
-    )
-    .await
-    .with_context(|| format!("cannot open the store in {}", data.display()))?;
+    let store = crate::wiring::open_store(data, &redactor).await?;
     let written = store
         .audit(&NewAudit {
             tenant: args.tenant.clone(),
@@ -141,13 +134,7 @@ pub async fn audit(
         eprintln!("sandbar: no store in {} yet", data.display());
         return Ok(ExitCode::Failure);
     }
-    let store = Store::open(
-        data,
-        redactor.for_sink(Sink::Store),
-        StoreOptions::default(),
-    )
-    .await
-    .with_context(|| format!("cannot open the store in {}", data.display()))?;
+    let store = crate::wiring::open_store(data, &redactor).await?;
     let trail = store.audit_trail(&args.tenant).await;
     store.close().await?;
     let trail = trail?;
