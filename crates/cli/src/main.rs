@@ -154,7 +154,9 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Validate(args) => commands::validate::run(args, &redactor),
+            Command::Validate(args) => {
+                commands::validate::run(args, &cli.global.data, &redactor).await
+            }
             Command::Schema => commands::schema(),
             Command::Serve(args) => {
                 commands::serve::run(args, &cli.global.data, redactor.clone()).await

@@ -260,6 +260,11 @@ upstreams:
         "{out}{err}"
     );
 
+    // With the vault's data directory, the name is known.
+    let (code, out, err) = cli(&data, &["validate", scenario.to_str().expect("path")]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains(VALUE) && !err.contains(VALUE));
+
     let cassettes = dir.path().join("cassettes");
     let mut args = vec![
         "serve".to_owned(),

@@ -7,7 +7,7 @@ use clap::Args;
 use serde_json::json;
 
 use sandbar_redact::SharedRedactor;
-use sandbar_scenario::{LoadError, load_path};
+use sandbar_scenario::{LoadError, load_path_with_vault};
 
 use crate::exit::ExitCode;
 
@@ -23,11 +23,27 @@ pub struct ValidateArgs {
 
 /// Problems quote the scenario's own lines, which may hold credentials; the
 /// report passes the redactor like every other output.
-pub fn run(args: ValidateArgs, redactor: &SharedRedactor) -> anyhow::Result<ExitCode> {
+/// Secrets the data directory's vault holds count as defined (when its key
+/// is at hand).
+pub async fn run(
+    args: ValidateArgs,
+    data: &std::path::Path,
+    redactor: &SharedRedactor,
+) -> anyhow::Result<ExitCode> {
+    let vault = match super::secret::open_vault(data, crate::keys::DEFAULT_TENANT, redactor).await {
+        Ok(vault) => vault,
+        Err(e) => {
+            eprintln!(
+                "sandbar: warning: the vault in {} could not be opened ({e:#}); its secrets are not known to this check",
+                data.display()
+            );
+            None
+        }
+    };
     let mut all_valid = true;
     let mut report = Vec::new();
     for file in &args.files {
-        match load_path(file) {
+        match load_path_with_vault(file, vault.as_ref()) {
             Ok(scenario) => {
                 if !args.json {
                     out!(
