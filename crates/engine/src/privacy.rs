@@ -79,6 +79,15 @@ impl Pseudonyms {
                     let mut out = String::new();
                     let mut last = 0;
                     for m in matcher.find_iter(text.as_str()) {
+                        // Whole values only: `Mara` stands for someone,
+                        // the `Mara` in `Maradona` does not.
+                        let bytes = text.as_bytes();
+                        let glued = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
+                        if glued(m.start().checked_sub(1).and_then(|i| bytes.get(i)))
+                            || glued(bytes.get(m.end()))
+                        {
+                            continue;
+                        }
                         out.push_str(&text[last..m.start()]);
                         out.push_str(&self.real[&self.order[m.pattern().as_usize()]]);
                         last = m.end();
@@ -175,6 +184,15 @@ mod tests {
         let mut value = json!("Mara Kowalski and Mara");
         assert_eq!(map.restore(&mut value), 2);
         assert_eq!(value, json!("Ada Lovelace and Ada"));
+    }
+
+    #[test]
+    fn only_whole_pseudonyms_are_restored() {
+        let mut map = Pseudonyms::default();
+        map.learn("Mara", "Ada");
+        let mut value = json!("Maradona met Mara, not 1Mara");
+        assert_eq!(map.restore(&mut value), 1);
+        assert_eq!(value, json!("Maradona met Ada, not 1Mara"));
     }
 
     #[test]
