@@ -18,6 +18,16 @@ use crate::key::MaskKey;
 use crate::operators::{self, Operator};
 use crate::pseudonym::{self, NameHint};
 
+/// A JSON string that holds encoded bytes (an image, a file: base64 of at
+/// least 128 characters, no spaces) rather than text. Its digits between
+/// `+` and `/` can look like a card or a phone number; masking them would
+/// corrupt the bytes and protect nobody.
+fn is_encoded_binary(s: &str) -> bool {
+    s.len() >= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'))
+}
+
 /// What [`Masker::mask_json_seen`] calls with a replacement and the value
 /// it replaced.
 pub type Seen<'a> = dyn FnMut(&str, &str) + 'a;
@@ -106,6 +116,9 @@ impl Masker {
     fn mask_value_in_place(&self, value: &mut Value, path: &mut String, seen: &mut Seen<'_>) {
         match value {
             Value::String(s) => {
+                if is_encoded_binary(s) {
+                    return;
+                }
                 let field = (!path.is_empty()).then_some(path.as_str());
                 let findings = self.detector.find_in_field(field, s);
                 if findings.is_empty() {
@@ -148,6 +161,7 @@ impl Masker {
 
     fn mask_value(&self, value: &Value, path: &mut String, seen: &mut Seen<'_>) -> Value {
         match value {
+            Value::String(s) if is_encoded_binary(s) => value.clone(),
             Value::String(s) => {
                 let field = (!path.is_empty()).then_some(path.as_str());
                 Value::String(self.mask_field_seen(field, s, seen))

@@ -171,3 +171,21 @@ fn detector_key_and_masker_are_shareable_between_threads() {
         assert_eq!(h.join().ok().as_deref(), Some("[REDACTED:email]"));
     }
 }
+
+#[test]
+fn encoded_bytes_in_json_are_left_whole() {
+    // Base64 whose digits between `+` and `/` form a Luhn-valid card number.
+    let blob = format!(
+        "{}+4539148803436467/{}",
+        "QUJD".repeat(20),
+        "RUZH".repeat(20)
+    );
+    let doc = json!({"contents": [{"uri": "file:///a.png", "blob": blob.clone()}], "note": "card 4539148803436467"});
+    let m = masker(Operator::Redact);
+    let masked = m.mask_json(&doc);
+    assert_eq!(masked["contents"][0]["blob"], json!(blob));
+    assert_eq!(masked["note"], json!("card [REDACTED:payment_card]"));
+    let mut in_place = doc.clone();
+    m.mask_json_in_place(&mut in_place, &mut |_, _| {});
+    assert_eq!(in_place, masked);
+}
