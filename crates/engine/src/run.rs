@@ -538,7 +538,7 @@ impl Run {
             Method::CallTool {
                 name,
                 arguments: Some(arguments),
-            } => crate::canary::check(
+            } if self.engine.canaries.is_some() => crate::canary::check(
                 self,
                 &Value::Object(arguments.clone()),
                 "arguments",

@@ -76,25 +76,35 @@ impl Masker {
     /// One JSON string value masked, its field name (or path) giving
     /// context; see [`Detector::find_in_field`].
     pub fn mask_field(&self, field: Option<&str>, text: &str) -> String {
-        self.mask_field_seen(field, text, &mut |_, _| {})
+        self.mask_field_changed(field, text, &mut |_, _| {})
+            .unwrap_or_else(|| text.to_owned())
     }
 
-    fn mask_field_seen(&self, field: Option<&str>, text: &str, seen: &mut Seen<'_>) -> String {
+    /// The masked text, or `None` when nothing in it changes.
+    fn mask_field_changed(
+        &self,
+        field: Option<&str>,
+        text: &str,
+        seen: &mut Seen<'_>,
+    ) -> Option<String> {
         let findings = self.detector.find_in_field(field, text);
+        if findings.is_empty() {
+            return None;
+        }
         let hint = match field.and_then(detect::field_name_part) {
             Some(true) => NameHint::Given,
             Some(false) => NameHint::Family,
             None => NameHint::Unknown,
         };
-        self.replace(text, &findings, hint, seen)
+        let masked = self.replace(text, &findings, hint, seen);
+        (masked != text).then_some(masked)
     }
 
     /// A JSON document with every string value masked in the context of
     /// its path (`customer.first_name`, `orders[0].address`). Keys are not
     /// masked.
     pub fn mask_json(&self, value: &Value) -> Value {
-        let mut path = String::new();
-        self.mask_value(value, &mut path, &mut |_, _| {})
+        self.mask_json_seen(value, &mut |_, _| {})
     }
 
     /// [`Masker::mask_json`], calling `seen(replacement, original)` for every
@@ -102,8 +112,9 @@ impl Masker {
     /// or a hash, not a placeholder or a partial mask — so that a caller can
     /// map replacements back to what they replaced.
     pub fn mask_json_seen(&self, value: &Value, seen: &mut Seen<'_>) -> Value {
-        let mut path = String::new();
-        self.mask_value(value, &mut path, seen)
+        let mut masked = value.clone();
+        self.mask_json_in_place(&mut masked, seen);
+        masked
     }
 
     /// [`Masker::mask_json_seen`] in place: only the strings that change are
@@ -120,17 +131,7 @@ impl Masker {
                     return;
                 }
                 let field = (!path.is_empty()).then_some(path.as_str());
-                let findings = self.detector.find_in_field(field, s);
-                if findings.is_empty() {
-                    return;
-                }
-                let hint = match field.and_then(detect::field_name_part) {
-                    Some(true) => NameHint::Given,
-                    Some(false) => NameHint::Family,
-                    None => NameHint::Unknown,
-                };
-                let masked = self.replace(s, &findings, hint, seen);
-                if masked != *s {
+                if let Some(masked) = self.mask_field_changed(field, s, seen) {
                     *s = masked;
                 }
             }
@@ -156,47 +157,6 @@ impl Masker {
                 path.truncate(len);
             }
             _ => {}
-        }
-    }
-
-    fn mask_value(&self, value: &Value, path: &mut String, seen: &mut Seen<'_>) -> Value {
-        match value {
-            Value::String(s) if is_encoded_binary(s) => value.clone(),
-            Value::String(s) => {
-                let field = (!path.is_empty()).then_some(path.as_str());
-                Value::String(self.mask_field_seen(field, s, seen))
-            }
-            Value::Array(items) => {
-                let len = path.len();
-                let out = items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, item)| {
-                        path.truncate(len);
-                        path.push_str(&format!("[{i}]"));
-                        self.mask_value(item, path, seen)
-                    })
-                    .collect();
-                path.truncate(len);
-                Value::Array(out)
-            }
-            Value::Object(map) => {
-                let len = path.len();
-                let out = map
-                    .iter()
-                    .map(|(k, v)| {
-                        path.truncate(len);
-                        if len > 0 {
-                            path.push('.');
-                        }
-                        path.push_str(k);
-                        (k.clone(), self.mask_value(v, path, seen))
-                    })
-                    .collect();
-                path.truncate(len);
-                Value::Object(out)
-            }
-            other => other.clone(),
         }
     }
 

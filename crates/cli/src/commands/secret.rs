@@ -216,11 +216,7 @@ async fn command(
             let key = keyed()?;
             let secrets = store.secrets(tenant).await?;
             for s in &secrets {
-                let sealed = sandbar_vault::Sealed {
-                    key_id: s.key_id.clone(),
-                    nonce: s.nonce.clone(),
-                    ciphertext: s.ciphertext.clone(),
-                };
+                let sealed = sealed_of(&s);
                 match open(key, tenant, &s.name, &sealed) {
                     Ok(value) => {
                         // Opened: from now on this process redacts it too.
@@ -257,11 +253,7 @@ async fn command(
             let secrets = store.secrets(tenant).await?;
             let mut resealed = Vec::with_capacity(secrets.len());
             for s in secrets {
-                let sealed = sandbar_vault::Sealed {
-                    key_id: s.key_id.clone(),
-                    nonce: s.nonce.clone(),
-                    ciphertext: s.ciphertext.clone(),
-                };
+                let sealed = sealed_of(&s);
                 // Already under the new key (a rotation that was repeated).
                 let sealed = if s.key_id == new.id() {
                     sealed
@@ -337,11 +329,7 @@ pub async fn open_vault(
     store.close().await?;
     let mut opened = std::collections::BTreeMap::new();
     for s in stored? {
-        let sealed = sandbar_vault::Sealed {
-            key_id: s.key_id.clone(),
-            nonce: s.nonce.clone(),
-            ciphertext: s.ciphertext.clone(),
-        };
+        let sealed = sealed_of(&s);
         let value = sandbar_vault::open_text(&key, tenant, &s.name, &sealed)
             .map_err(|e| anyhow::anyhow!("the vault: {e}"))?;
         if value.len() >= 4 {
@@ -352,6 +340,15 @@ pub async fn open_vault(
         opened.insert(s.name, value);
     }
     Ok(Some(opened))
+}
+
+/// A stored secret as the vault's sealed value.
+fn sealed_of(stored: &StoredSecret) -> sandbar_vault::Sealed {
+    sandbar_vault::Sealed {
+        key_id: stored.key_id.clone(),
+        nonce: stored.nonce.clone(),
+        ciphertext: stored.ciphertext.clone(),
+    }
 }
 
 /// DATA/keys/vault.key, next to the store's file.
