@@ -216,7 +216,7 @@ async fn command(
             let key = keyed()?;
             let secrets = store.secrets(tenant).await?;
             for s in &secrets {
-                let sealed = sealed_of(&s);
+                let sealed = sealed_of(s);
                 match open(key, tenant, &s.name, &sealed) {
                     Ok(value) => {
                         // Opened: from now on this process redacts it too.
