@@ -88,6 +88,16 @@ pub enum StoreError {
         reason: String,
     },
 
+    /// Token ids and hashes are unique; `field` says which was taken.
+    #[error("token {id:?} was not stored: a token with the same {field} already exists")]
+    DuplicateToken { id: String, field: &'static str },
+
+    #[error("an approval with id {id:?} already exists")]
+    DuplicateApproval { id: String },
+
+    #[error("no approval with id {id:?}")]
+    UnknownApproval { id: String },
+
     #[error("invalid {what}: {reason}")]
     InvalidInput { what: &'static str, reason: String },
 

@@ -9,7 +9,9 @@
 //! guarantee.
 //!
 //! Architecture invariant: nothing reaches the database file without passing
-//! the `SharedRedactor` given to `Store::open`.
+//! the `SharedRedactor` given to `Store::open`. The documented exceptions
+//! are configuration, not events: sealed secrets (ciphertext) and access
+//! tokens (a hash of the bearer value), whose ids are checked instead.
 
 #![forbid(unsafe_code)]
 
@@ -34,13 +36,14 @@ use tokio::sync::{oneshot, watch};
 
 pub use error::StoreError;
 pub use model::{
-    AUDIT_GENESIS, AuditRecord, Direction, EventKind, EventRecord, NewAudit, NewEvent, NewRun,
-    ParseEnumError, RunRecord, RunStatus, StoredSecret,
+    AUDIT_GENESIS, ApprovalDecision, ApprovalRecord, ApprovalStatus, AuditRecord, Decided,
+    Direction, EventKind, EventRecord, NewApproval, NewAudit, NewEvent, NewRun, ParseEnumError,
+    RunRecord, RunStatus, Spend, StoredSecret, StoredToken,
 };
 pub use schema::SCHEMA_VERSION;
 
 use instance::InstanceLock;
-use writer::{Command, FailureLog, PreparedRun, Writer};
+use writer::{Command, FailureLog, PreparedRun, PreparedToken, Writer};
 
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "sandbar.db";
@@ -491,6 +494,186 @@ impl Store {
         reads::audit(&self.inner.reads, tenant).await
     }
 
+    /// Stores a new access token. Durable when it returns.
+    ///
+    /// Tokens are configuration, not events: like sealed secrets they bypass
+    /// the redactor. The id and tenant are checked like ids, and the hash
+    /// must be a SHA-256 in lowercase hex (so the bearer value itself is
+    /// refused); the other fields are written as given. The tenant must
+    /// exist (`ensure_tenant`). An id or a hash already stored is refused
+    /// with `StoreError::DuplicateToken`.
+    pub async fn put_token(&self, token: StoredToken) -> Result<(), StoreError> {
+        self.check_key("token id", &token.id)?;
+        self.check_key("tenant id", &token.tenant)?;
+        check_sha256("token hash", &token.hash)?;
+        let token = PreparedToken {
+            budget: token
+                .budget
+                .map(|b| storable("token budget", b))
+                .transpose()?,
+            calls_used: storable("token call count", token.calls_used)?,
+            scopes: token.scopes.to_string(),
+            created_at: model::db_time(&token.created_at),
+            expires_at: token.expires_at.as_ref().map(model::db_time),
+            revoked_at: token.revoked_at.as_ref().map(model::db_time),
+            id: token.id,
+            tenant: token.tenant,
+            name: token.name,
+            hash: token.hash,
+            scenario: token.scenario,
+            run: token.run,
+        };
+        self.call(|reply| Command::PutToken { token, reply }).await
+    }
+
+    /// The token whose bearer value hashes to `hash` (lowercase hex
+    /// SHA-256), whatever its state: revoked and expired tokens too.
+    pub async fn token_by_hash(&self, hash: &str) -> Result<Option<StoredToken>, StoreError> {
+        reads::token_by_hash(&self.inner.reads, hash).await
+    }
+
+    /// One token of a tenant, by id.
+    pub async fn token(&self, tenant: &str, id: &str) -> Result<Option<StoredToken>, StoreError> {
+        reads::token(&self.inner.reads, tenant, id).await
+    }
+
+    /// A tenant's tokens, oldest first.
+    pub async fn tokens(&self, tenant: &str) -> Result<Vec<StoredToken>, StoreError> {
+        reads::tokens(&self.inner.reads, tenant).await
+    }
+
+    /// Revokes a token as of `at`; false when the tenant has no such token
+    /// or it was already revoked. Durable when it returns.
+    pub async fn revoke_token(
+        &self,
+        tenant: &str,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.call(|reply| Command::RevokeToken {
+            tenant: tenant.to_owned(),
+            id: id.to_owned(),
+            at: model::db_time(&at),
+            reply,
+        })
+        .await
+    }
+
+    /// Counts one call against token `id`, atomically with checking it. A
+    /// token that is unknown, revoked, expired (`expires_at <= now`) or over
+    /// budget (`calls_used >= budget`) is reported as such and not counted
+    /// (checked in that order); otherwise `calls_used` goes up by one and
+    /// the new count is returned.
+    ///
+    /// Goes through the writer, in one `BEGIN IMMEDIATE` transaction, so it
+    /// is serialised with every other write, including those of other
+    /// processes sharing the file: a token revoked anywhere is refused here
+    /// from the moment the revocation committed. Durable when it returns.
+    pub async fn spend_token(&self, id: &str, now: DateTime<Utc>) -> Result<Spend, StoreError> {
+        self.call(|reply| Command::SpendToken {
+            id: id.to_owned(),
+            now,
+            reply,
+        })
+        .await
+    }
+
+    /// Stores a call waiting for a person's decision, as pending. The
+    /// arguments pass the redactor (`redact_json`, as for `audit`), and so do
+    /// the tool, rule, message and requester; the ids are checked like ids
+    /// and `args_hash` must be a SHA-256 in lowercase hex. The tenant must
+    /// exist. Durable when it returns.
+    pub async fn request_approval(&self, approval: NewApproval) -> Result<(), StoreError> {
+        self.check_key("approval id", &approval.id)?;
+        self.check_key("tenant id", &approval.tenant)?;
+        self.check_key("run id", &approval.run_id)?;
+        check_sha256("arguments hash", &approval.args_hash)?;
+        let redactor = &self.inner.redactor;
+        let mut arguments = approval.arguments;
+        redactor.redact_json(&mut arguments);
+        let approval = NewApproval {
+            tool: redactor.redact_str(&approval.tool),
+            arguments,
+            rule: redactor.redact_str(&approval.rule),
+            message: redactor.redact_str(&approval.message),
+            requested_by: redactor.redact_str(&approval.requested_by),
+            ..approval
+        };
+        self.call(|reply| Command::RequestApproval { approval, reply })
+            .await
+    }
+
+    /// One approval, by id, whatever its tenant and state.
+    pub async fn approval(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
+        reads::approval(&self.inner.reads, id).await
+    }
+
+    /// A tenant's approvals, newest first; only those still pending when
+    /// `pending_only`. An approval past its expiry that nobody has marked
+    /// expired yet is still pending.
+    pub async fn approvals(
+        &self,
+        tenant: &str,
+        pending_only: bool,
+    ) -> Result<Vec<ApprovalRecord>, StoreError> {
+        reads::approvals(&self.inner.reads, tenant, pending_only).await
+    }
+
+    /// Records a decision on approval `id` of `tenant`, if it is still
+    /// pending and `now` is before its `expires_at`. One whose expiry has
+    /// passed is marked expired and `Decided::Expired` returned; one already
+    /// expired also gives `Decided::Expired`, one already approved or denied
+    /// `Decided::AlreadyDecided`, and another tenant's `Decided::NotFound`.
+    ///
+    /// `decision.args_hash` (a SHA-256 in lowercase hex) is stored as
+    /// `decided_args_hash` as given: the caller states which arguments it
+    /// reviewed, and the server compares that with the call's own hash.
+    /// `by` and `reason` pass the redactor. Goes through the writer in one
+    /// transaction, so a decision racing `expire_approval` (from any
+    /// process) is either recorded or not, never both. Durable when it
+    /// returns.
+    pub async fn decide_approval(
+        &self,
+        tenant: &str,
+        id: &str,
+        decision: ApprovalDecision,
+        now: DateTime<Utc>,
+    ) -> Result<Decided, StoreError> {
+        check_sha256("reviewed arguments hash", &decision.args_hash)?;
+        let redactor = &self.inner.redactor;
+        let decision = ApprovalDecision {
+            by: redactor.redact_str(&decision.by),
+            reason: decision.reason.as_deref().map(|r| redactor.redact_str(r)),
+            ..decision
+        };
+        self.call(|reply| Command::DecideApproval {
+            tenant: tenant.to_owned(),
+            id: id.to_owned(),
+            decision,
+            now,
+            reply,
+        })
+        .await
+    }
+
+    /// Marks approval `id` expired if it is still pending, whatever its
+    /// `expires_at`, and returns the status it ends with: `Approved` or
+    /// `Denied` if a decision landed first. An unknown id is
+    /// `StoreError::UnknownApproval`. Goes through the writer, atomic with
+    /// `decide_approval`; durable when it returns.
+    pub async fn expire_approval(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ApprovalStatus, StoreError> {
+        self.call(|reply| Command::ExpireApproval {
+            id: id.to_owned(),
+            now,
+            reply,
+        })
+        .await
+    }
+
     /// Flushes and stops the writer, leaving the file clean (WAL
     /// checkpointed). Runs of this store still active are marked
     /// interrupted. Every clone of this handle is closed with it.
@@ -544,6 +727,31 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// A count as stored: SQL integers are signed 64-bit, here and in
+/// PostgreSQL, so larger values are refused rather than wrapped.
+fn storable(what: &'static str, value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::InvalidInput {
+        what,
+        reason: format!("{value} is larger than the largest storable value (2^63 - 1)"),
+    })
+}
+
+/// Hashes bypass the redactor (a digest can look like a credential to it),
+/// so only the shape of one is accepted. The value is not echoed: it may be
+/// the very bearer value that should have been hashed.
+fn check_sha256(what: &'static str, value: &str) -> Result<(), StoreError> {
+    if model::is_sha256_hex(value) {
+        return Ok(());
+    }
+    Err(StoreError::InvalidInput {
+        what,
+        reason: format!(
+            "expected a SHA-256 as 64 lowercase hex digits, got {} characters that are not one",
+            value.chars().count()
+        ),
+    })
 }
 
 fn json_type(v: &serde_json::Value) -> &'static str {

@@ -1,4 +1,5 @@
-//! The records the store keeps: runs and their events, the enums stored as
+//! The records the store keeps: runs and their events, the audit trail,
+//! sealed secrets, access tokens and approvals, the enums stored as
 //! lowercase text, and the timestamp formats used on disk and in JSON output.
 
 use std::fmt;
@@ -70,6 +71,9 @@ pub enum EventKind {
     /// A canary appeared where it must not: a tool's arguments, a request
     /// to an upstream, a prompt to the model.
     Leak,
+    /// An access decision on a call: the token's scope, the scenario's
+    /// policy, or a person's approval allowed or refused it.
+    Policy,
 }
 
 /// Which way an event travelled.
@@ -177,12 +181,20 @@ text_enum!(EventKind, "event kind",
     Lifecycle => "lifecycle",
     Divergence => "divergence",
     Leak => "leak",
+    Policy => "policy",
 );
 
 text_enum!(Direction, "event direction",
     ToServer => "to_server",
     ToClient => "to_client",
     Internal => "internal",
+);
+
+text_enum!(ApprovalStatus, "approval status",
+    Pending => "pending",
+    Approved => "approved",
+    Denied => "denied",
+    Expired => "expired",
 );
 
 /// Serializes a time as RFC 3339 in UTC with millisecond precision and `Z`,
@@ -274,6 +286,13 @@ mod tests {
             assert_eq!(
                 serde_json::to_value(d).unwrap(),
                 serde_json::json!(d.as_str())
+            );
+        }
+        for a in ApprovalStatus::ALL {
+            assert_eq!(a.to_string().parse::<ApprovalStatus>(), Ok(*a));
+            assert_eq!(
+                serde_json::to_value(a).unwrap(),
+                serde_json::json!(a.as_str())
             );
         }
     }
@@ -433,4 +452,151 @@ impl std::fmt::Debug for StoredSecret {
             .field("key_id", &self.key_id)
             .finish_non_exhaustive()
     }
+}
+
+/// An access token as stored: the secret part only as a hash.
+///
+/// Tokens are configuration, not events: like sealed secrets they bypass
+/// the redactor. The id and tenant are checked like ids (an id the redactor
+/// would alter is refused), and the hash must be a SHA-256 in lowercase hex,
+/// so the bearer value itself cannot be stored by mistake; the other fields
+/// are written as given.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredToken {
+    /// The public id, e.g. `tok_3f9a…`.
+    pub id: String,
+    /// The tenant the token acts for; it must exist.
+    pub tenant: String,
+    /// A free label; may be empty.
+    pub name: String,
+    /// The lowercase hex SHA-256 of the bearer value; unique.
+    pub hash: String,
+    /// The scenario the token is bound to, if any.
+    pub scenario: Option<String>,
+    /// The run the token is bound to, if any.
+    pub run: Option<String>,
+    /// What the token may do; opaque to the store.
+    pub scopes: serde_json::Value,
+    /// The most calls the token may make; `None` for no limit.
+    pub budget: Option<u64>,
+    /// Calls counted so far by `Store::spend_token`.
+    pub calls_used: u64,
+    #[serde(serialize_with = "serialize_millis")]
+    pub created_at: DateTime<Utc>,
+    /// From this time on the token is expired; `None` for never.
+    #[serde(serialize_with = "serialize_millis_opt")]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "serialize_millis_opt")]
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// What spending one call of a token found. Only `Spent` counted the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spend {
+    /// The call was counted; `calls_used` is the new count.
+    Spent {
+        calls_used: u64,
+    },
+    /// No token has that id.
+    Unknown,
+    Revoked,
+    /// Its `expires_at` is at or before the time given.
+    Expired,
+    /// It has used its whole budget.
+    OverBudget,
+}
+
+/// Where an approval stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalStatus {
+    /// Waiting for a person's decision.
+    Pending,
+    Approved,
+    Denied,
+    /// Nobody decided in time.
+    Expired,
+}
+
+/// A call waiting for a person's decision: what `Store::request_approval`
+/// writes. The text fields pass the redactor before they are written; the
+/// ids are checked like ids and the hash must be a SHA-256 in lowercase hex.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewApproval {
+    pub id: String,
+    pub tenant: String,
+    pub run_id: String,
+    /// The tool called.
+    pub tool: String,
+    /// The lowercase hex SHA-256 of the call's canonical arguments.
+    pub args_hash: String,
+    /// The call's arguments; redacted before they are written.
+    pub arguments: serde_json::Value,
+    /// Which policy rule asked for approval.
+    pub rule: String,
+    /// What to show the person deciding; redacted before it is written.
+    pub message: String,
+    /// Who made the call: a token id, or `open`.
+    pub requested_by: String,
+    pub requested_at: DateTime<Utc>,
+    /// From this time on the approval can no longer be decided.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A stored approval, as redacted when it was written, with its outcome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApprovalRecord {
+    pub id: String,
+    pub tenant: String,
+    pub run_id: String,
+    pub tool: String,
+    pub args_hash: String,
+    pub arguments: serde_json::Value,
+    pub rule: String,
+    pub message: String,
+    pub requested_by: String,
+    #[serde(serialize_with = "serialize_millis")]
+    pub requested_at: DateTime<Utc>,
+    #[serde(serialize_with = "serialize_millis")]
+    pub expires_at: DateTime<Utc>,
+    pub status: ApprovalStatus,
+    /// Who decided; `None` while pending, or when it expired.
+    pub decided_by: Option<String>,
+    /// The arguments hash the decider said they reviewed, as they gave it.
+    pub decided_args_hash: Option<String>,
+    /// When it left `pending`, by a decision or by expiring.
+    #[serde(serialize_with = "serialize_millis_opt")]
+    pub decided_at: Option<DateTime<Utc>>,
+    /// Why, if the decider said.
+    pub reason: Option<String>,
+}
+
+/// A person's decision on an approval. `by` and `reason` pass the redactor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalDecision {
+    /// Approve the call, or deny it.
+    pub approve: bool,
+    /// Who decided.
+    pub by: String,
+    /// The lowercase hex SHA-256 of the arguments the decider reviewed.
+    pub args_hash: String,
+    pub reason: Option<String>,
+}
+
+/// What `Store::decide_approval` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decided {
+    /// The decision was recorded; the approval now has this status.
+    Recorded(ApprovalStatus),
+    /// The tenant has no approval with that id.
+    NotFound,
+    /// Someone decided first; the decision found is kept.
+    AlreadyDecided(ApprovalStatus),
+    /// The approval expired before this decision; nothing was recorded.
+    Expired,
+}
+
+/// Whether `s` is a SHA-256 written as lowercase hex.
+pub(crate) fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }

@@ -1,4 +1,5 @@
-//! Queries over the read pool: listing and finding runs, reading events.
+//! Queries over the read pool: listing and finding runs, reading events,
+//! the audit trail, secrets, tokens and approvals.
 //! Rows are validated as they are decoded; a value this code could not have
 //! written is reported as `StoreError::Corrupt` rather than guessed at.
 
@@ -6,7 +7,9 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
 use crate::StoreError;
-use crate::model::{AuditRecord, EventRecord, RunRecord, StoredSecret, parse_db_time};
+use crate::model::{
+    ApprovalRecord, AuditRecord, EventRecord, RunRecord, StoredSecret, StoredToken, parse_db_time,
+};
 
 /// The columns of a run, with its event count. The count is a correlated
 /// subquery over the events' primary key rather than a counter kept in
@@ -201,6 +204,148 @@ pub async fn secrets(pool: &SqlitePool, tenant: &str) -> Result<Vec<StoredSecret
             })
         })
         .collect()
+}
+
+/// The columns of a token, in the order `token_from_row` reads them.
+macro_rules! select_tokens {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, tenant_id, name, hash, scenario, run_id, scopes, budget, calls_used,
+                    created_at, expires_at, revoked_at
+             FROM tokens ",
+            $rest
+        )
+    };
+}
+
+pub async fn token_by_hash(
+    pool: &SqlitePool,
+    hash: &str,
+) -> Result<Option<StoredToken>, StoreError> {
+    let row = sqlx::query(select_tokens!("WHERE hash = ?"))
+        .bind(hash)
+        .fetch_optional(pool)
+        .await
+        .map_err(StoreError::db("finding a token"))?;
+    row.as_ref().map(token_from_row).transpose()
+}
+
+pub async fn token(
+    pool: &SqlitePool,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<StoredToken>, StoreError> {
+    let row = sqlx::query(select_tokens!("WHERE tenant_id = ? AND id = ?"))
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(StoreError::db("finding a token"))?;
+    row.as_ref().map(token_from_row).transpose()
+}
+
+pub async fn tokens(pool: &SqlitePool, tenant: &str) -> Result<Vec<StoredToken>, StoreError> {
+    let rows = sqlx::query(select_tokens!(
+        "WHERE tenant_id = ? ORDER BY created_at, id"
+    ))
+    .bind(tenant)
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::db("listing tokens"))?;
+    rows.iter().map(token_from_row).collect()
+}
+
+/// A count stored as INTEGER, which must not be negative.
+fn count(what: &'static str, value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt {
+        what,
+        value: value.to_string(),
+    })
+}
+
+fn token_from_row(row: &SqliteRow) -> Result<StoredToken, StoreError> {
+    Ok(StoredToken {
+        id: get(row, 0)?,
+        tenant: get(row, 1)?,
+        name: get(row, 2)?,
+        hash: get(row, 3)?,
+        scenario: get(row, 4)?,
+        run: get(row, 5)?,
+        scopes: json("token scopes", get(row, 6)?)?,
+        budget: get::<Option<i64>>(row, 7)?
+            .map(|b| count("token budget", b))
+            .transpose()?,
+        calls_used: count("token call count", get(row, 8)?)?,
+        created_at: time("token creation time", get(row, 9)?)?,
+        expires_at: get::<Option<String>>(row, 10)?
+            .map(|t| time("token expiry time", t))
+            .transpose()?,
+        revoked_at: get::<Option<String>>(row, 11)?
+            .map(|t| time("token revocation time", t))
+            .transpose()?,
+    })
+}
+
+/// The columns of an approval, in the order `approval_from_row` reads them.
+macro_rules! select_approvals {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, tenant_id, run_id, tool, args_hash, arguments, rule, message, requested_by,
+                    requested_at, expires_at, status, decided_by, decided_args_hash, decided_at, reason
+             FROM approvals ",
+            $rest
+        )
+    };
+}
+
+pub async fn approval(pool: &SqlitePool, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
+    let row = sqlx::query(select_approvals!("WHERE id = ?"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(StoreError::db("finding an approval"))?;
+    row.as_ref().map(approval_from_row).transpose()
+}
+
+pub async fn approvals(
+    pool: &SqlitePool,
+    tenant: &str,
+    pending_only: bool,
+) -> Result<Vec<ApprovalRecord>, StoreError> {
+    // One statement for both cases, like `list_runs`' limit.
+    let rows = sqlx::query(select_approvals!(
+        "WHERE tenant_id = ? AND (? = 0 OR status = 'pending')
+         ORDER BY requested_at DESC, id DESC"
+    ))
+    .bind(tenant)
+    .bind(pending_only)
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::db("listing approvals"))?;
+    rows.iter().map(approval_from_row).collect()
+}
+
+fn approval_from_row(row: &SqliteRow) -> Result<ApprovalRecord, StoreError> {
+    Ok(ApprovalRecord {
+        id: get(row, 0)?,
+        tenant: get(row, 1)?,
+        run_id: get(row, 2)?,
+        tool: get(row, 3)?,
+        args_hash: get(row, 4)?,
+        arguments: json("approval arguments", get(row, 5)?)?,
+        rule: get(row, 6)?,
+        message: get(row, 7)?,
+        requested_by: get(row, 8)?,
+        requested_at: time("approval request time", get(row, 9)?)?,
+        expires_at: time("approval expiry time", get(row, 10)?)?,
+        status: parse("approval status", get(row, 11)?)?,
+        decided_by: get(row, 12)?,
+        decided_args_hash: get(row, 13)?,
+        decided_at: get::<Option<String>>(row, 14)?
+            .map(|t| time("approval decision time", t))
+            .transpose()?,
+        reason: get(row, 15)?,
+    })
 }
 
 fn run_from_row(row: &SqliteRow) -> Result<RunRecord, StoreError> {

@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_audit.sql")),
     (3, include_str!("../migrations/sqlite/0003_secrets.sql")),
+    (4, include_str!("../migrations/sqlite/0004_access.sql")),
 ];
 
 /// The schema version this build writes.

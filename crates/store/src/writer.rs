@@ -27,6 +27,8 @@ use sandbar_redact::SharedRedactor;
 
 use crate::{StoreError, Ticket};
 
+mod access;
+
 /// SQLite's default bound-parameter limit since 3.32 (the bundled library is
 /// newer). PostgreSQL allows 65535, so chunks sized for this fit both.
 const MAX_BIND_PARAMS: usize = 32766;
@@ -84,6 +86,41 @@ pub(crate) enum Command {
         name: String,
         reply: oneshot::Sender<Result<bool, StoreError>>,
     },
+    /// Stores a new access token.
+    PutToken {
+        token: PreparedToken,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    RevokeToken {
+        tenant: String,
+        id: String,
+        at: String,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
+    /// Checks a token and counts one call against it, in one transaction.
+    SpendToken {
+        id: String,
+        now: chrono::DateTime<chrono::Utc>,
+        reply: oneshot::Sender<Result<crate::model::Spend, StoreError>>,
+    },
+    /// Stores a new, pending approval, already redacted.
+    RequestApproval {
+        approval: crate::model::NewApproval,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// Records a decision, already redacted, if the approval is still open.
+    DecideApproval {
+        tenant: String,
+        id: String,
+        decision: crate::model::ApprovalDecision,
+        now: chrono::DateTime<chrono::Utc>,
+        reply: oneshot::Sender<Result<crate::model::Decided, StoreError>>,
+    },
+    ExpireApproval {
+        id: String,
+        now: chrono::DateTime<chrono::Utc>,
+        reply: oneshot::Sender<Result<crate::model::ApprovalStatus, StoreError>>,
+    },
     Shutdown {
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
@@ -102,6 +139,22 @@ pub(crate) struct PreparedRun {
     pub started_at: String,
     pub transport: String,
     pub labels: String,
+}
+
+/// An access token converted to its column values.
+pub(crate) struct PreparedToken {
+    pub id: String,
+    pub tenant: String,
+    pub name: String,
+    pub hash: String,
+    pub scenario: Option<String>,
+    pub run: Option<String>,
+    pub scopes: String,
+    pub budget: Option<i64>,
+    pub calls_used: i64,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
 }
 
 /// Which tickets failed, and why. Shared between the writer, which records,
@@ -731,6 +784,35 @@ impl Writer {
                         .map(|n| n > 0)
                         .map_err(StoreError::sqlite("removing a secret")),
                 );
+            }
+            Command::PutToken { token, reply } => {
+                let _ = reply.send(self.put_token(token));
+            }
+            Command::RevokeToken {
+                tenant,
+                id,
+                at,
+                reply,
+            } => {
+                let _ = reply.send(self.revoke_token(&tenant, &id, &at));
+            }
+            Command::SpendToken { id, now, reply } => {
+                let _ = reply.send(self.spend_token(&id, now));
+            }
+            Command::RequestApproval { approval, reply } => {
+                let _ = reply.send(self.request_approval(approval));
+            }
+            Command::DecideApproval {
+                tenant,
+                id,
+                decision,
+                now,
+                reply,
+            } => {
+                let _ = reply.send(self.decide_approval(&tenant, &id, decision, now));
+            }
+            Command::ExpireApproval { id, now, reply } => {
+                let _ = reply.send(self.expire_approval(&id, now));
             }
             // Handled by the serving loop itself.
             Command::Event { .. } | Command::Shutdown { .. } | Command::Wake => {}
