@@ -103,6 +103,18 @@ enum Command {
     /// Exit status: 0 when the chain is intact, 1 when an entry was changed
     /// or removed.
     Audit(commands::unmask::AuditArgs),
+    /// Issue, list and revoke the bearer tokens agents hold: scoped to
+    /// tools, arguments, upstreams and hosts, with a budget, a rate and an
+    /// expiry. A token is shown once and stored only as a hash.
+    Token(commands::token::TokenArgs),
+    /// List the calls waiting for a person's approval (and, with --all,
+    /// past decisions).
+    Approvals(commands::approval::ApprovalsArgs),
+    /// Approve a call waiting for approval; it goes through if its
+    /// arguments are the ones approved.
+    Approve(commands::approval::DecideArgs),
+    /// Deny a call waiting for approval; the agent reads the reason.
+    Deny(commands::approval::DecideArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -134,6 +146,10 @@ fn main() -> std::process::ExitCode {
             | Command::Unmask(_)
             | Command::Secret(_)
             | Command::Audit(_)
+            | Command::Token(_)
+            | Command::Approvals(_)
+            | Command::Approve(_)
+            | Command::Deny(_)
     ) && let Err(e) = keys::install_privacy(
         &redactor,
         &cli.global.data,
@@ -180,6 +196,18 @@ fn main() -> std::process::ExitCode {
             }
             Command::Audit(args) => {
                 commands::unmask::audit(args, &cli.global.data, redactor.clone()).await
+            }
+            Command::Token(args) => {
+                commands::token::run(args, &cli.global.data, redactor.clone()).await
+            }
+            Command::Approvals(args) => {
+                commands::approval::list(args, &cli.global.data, redactor.clone()).await
+            }
+            Command::Approve(args) => {
+                commands::approval::decide(args, true, &cli.global.data, redactor.clone()).await
+            }
+            Command::Deny(args) => {
+                commands::approval::decide(args, false, &cli.global.data, redactor.clone()).await
             }
         }
     });

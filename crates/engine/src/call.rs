@@ -187,6 +187,12 @@ impl ProtocolError {
         ProtocolError::new(Self::INVALID_PARAMS, message)
     }
 
+    /// A request the caller's token or the scenario's policy does not
+    /// allow (a server error code, -32001).
+    pub fn forbidden(message: impl Into<String>) -> ProtocolError {
+        ProtocolError::new(-32001, message)
+    }
+
     pub fn internal(message: impl Into<String>) -> ProtocolError {
         ProtocolError::new(Self::INTERNAL_ERROR, message)
     }

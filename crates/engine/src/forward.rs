@@ -87,6 +87,8 @@ impl Client for Relay<'_> {
     async fn notify(&self, method: &str, mut params: Value) -> Result<(), ClientError> {
         if self.mask {
             privacy::mask_value(self.run, &mut params);
+        } else if self.record {
+            privacy::redact_secrets(self.run, &mut params);
         }
         if self.record {
             self.run.record(
@@ -115,6 +117,8 @@ impl Client for Relay<'_> {
     async fn request(&self, method: &str, mut params: Value) -> Result<Value, ClientError> {
         if self.mask {
             privacy::mask_value(self.run, &mut params);
+        } else if self.record {
+            privacy::redact_secrets(self.run, &mut params);
         }
         // What is put to the model must not carry a canary either. Checked
         // once, by the relay every question passes last (a stub's own, or
@@ -184,6 +188,13 @@ pub(crate) async fn forward(
     call: &Call,
     client: &Relay<'_>,
 ) -> Outcome {
+    if let Err(refusal) = run.admit_upstream(index, method, call) {
+        return if method == "tools/call" {
+            Outcome::tool_error(refusal)
+        } else {
+            Outcome::Error(ProtocolError::forbidden(refusal))
+        };
+    }
     if mask {
         privacy::restore(run, &mut params);
     }
@@ -225,7 +236,7 @@ pub(crate) async fn forward(
     if mask {
         privacy::mask_outcome(run, outcome)
     } else {
-        outcome
+        privacy::redact_outcome_secrets(run, outcome)
     }
 }
 

@@ -13,13 +13,16 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 mod call;
 mod canary;
 mod client;
 mod forward;
+mod gate;
 mod listing;
 mod matcher;
 mod offer;
+pub mod policy;
 mod privacy;
 mod render;
 mod replay;
@@ -30,6 +33,7 @@ mod transcript;
 mod twin;
 mod upstream;
 
+pub use access::{AuthError, Principal, ScopeSpec};
 pub use call::{Call, CompletionRef, Method, Outcome, ProtocolError};
 pub use client::{Client, ClientError, DetachedClient};
 pub use render::RenderError;

@@ -140,6 +140,32 @@ pub(crate) fn mask_outcome(run: &Run, outcome: Outcome) -> Outcome {
     }
 }
 
+/// Redacts credentials (known secrets and credential rules, not personal
+/// data) from what an upstream whose tool does not mask sends the agent:
+/// the agent never holds a real secret, masked or not.
+pub(crate) fn redact_secrets(run: &Run, value: &mut Value) {
+    let redactor = run.engine().redactor.current();
+    sandbar_redact::SinkRedactor::secrets_only(redactor, Sink::Agent).redact_json(value);
+}
+
+/// [`redact_secrets`] over an upstream's answer.
+pub(crate) fn redact_outcome_secrets(run: &Run, outcome: Outcome) -> Outcome {
+    match outcome {
+        Outcome::Result(mut value) => {
+            redact_secrets(run, &mut value);
+            Outcome::Result(value)
+        }
+        Outcome::Error(mut error) => {
+            let redactor = run.engine().redactor.current();
+            error.message = redactor.redact_str(&error.message).into_owned();
+            if let Some(data) = &mut error.data {
+                redact_secrets(run, data);
+            }
+            Outcome::Error(error)
+        }
+    }
+}
+
 /// Puts back the real values of the pseudonyms `value` holds, for the
 /// upstream; returns how many.
 pub(crate) fn restore(run: &Run, value: &mut Value) -> usize {

@@ -24,6 +24,7 @@ use sandbar_redact::SharedRedactor;
 use sandbar_scenario::{LogLevel, MissPolicy, Mode, Scenario};
 use sandbar_store::{Direction, EventKind, NewEvent, NewRun, RunStatus, Store, Ticket};
 
+use crate::access::{AuthError, Principal};
 use crate::call::{Call, CompletionRef, Method, Outcome, ProtocolError};
 use crate::client::Client;
 use crate::forward::{self, Relay};
@@ -95,6 +96,8 @@ pub struct Engine {
     pub(crate) canaries: Option<crate::canary::Canaries>,
     store: Store,
     tenant: String,
+    /// Recent calls of each token, for token rates.
+    pub(crate) token_rates: crate::access::TokenRates,
 }
 
 impl Engine {
@@ -251,6 +254,7 @@ impl Engine {
             redactor: redactor.clone(),
             store,
             tenant: DEFAULT_TENANT.to_owned(),
+            token_rates: crate::access::TokenRates::default(),
         }))
     }
 
@@ -321,9 +325,22 @@ impl Engine {
         &self.store
     }
 
+    /// The tenant this engine's runs belong to.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// Resolves a bearer value to the token it stands for: known, not
+    /// revoked, not expired, and issued for this tenant and scenario.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Arc<Principal>, AuthError> {
+        crate::access::authenticate(&self.store, &self.tenant, &self.scenario.name, bearer)
+            .await
+            .map(Arc::new)
+    }
+
     /// Starts a run; it is in the store when this returns.
     pub async fn start_run(self: &Arc<Self>, options: RunOptions) -> Result<Arc<Run>, EngineError> {
-        let id = new_run_id();
+        let id = options.id.clone().unwrap_or_else(new_run_id);
         let seed = options.seed.unwrap_or(self.scenario.seed);
         let clock_start = self.scenario.clock.start;
         self.store
@@ -358,6 +375,13 @@ impl Engine {
             cassette,
             upstream_sessions: tokio::sync::Mutex::new(HashMap::new()),
             pseudonyms: Mutex::new(privacy::Pseudonyms::default()),
+            policy: self
+                .scenario
+                .policy
+                .clone()
+                .map(crate::policy::PolicyState::new),
+            history: Mutex::new(crate::policy::History::default()),
+            principal: options.principal.clone(),
             id,
             engine: self.clone(),
             seed,
@@ -383,6 +407,7 @@ impl Engine {
                 "seed": seed,
                 "clock_start": format_time(clock_start),
                 "transport": options.transport,
+                "token": run.principal.as_ref().map(|p| &p.token_id),
             }),
         );
         Ok(run)
@@ -408,6 +433,11 @@ pub struct RunOptions {
     pub seed: Option<u64>,
     /// Free-form labels kept with the run.
     pub labels: Value,
+    /// The token the run's agent authenticated with, if it did.
+    pub principal: Option<Arc<Principal>>,
+    /// The run's id, when it is given (a token bound to one run); a fresh
+    /// one otherwise.
+    pub id: Option<String>,
 }
 
 impl RunOptions {
@@ -416,6 +446,8 @@ impl RunOptions {
             transport: transport.to_owned(),
             seed: None,
             labels: json!({}),
+            principal: None,
+            id: None,
         }
     }
 }
@@ -441,6 +473,12 @@ pub struct Run {
     pub(crate) upstream_sessions: tokio::sync::Mutex<HashMap<usize, Arc<dyn UpstreamSession>>>,
     /// The pseudonyms this run showed the agent, and what they stand for.
     pseudonyms: Mutex<privacy::Pseudonyms>,
+    /// The token the agent authenticated with, if it did.
+    pub(crate) principal: Option<Arc<Principal>>,
+    /// The scenario's policy with this run's rate windows, if it has one.
+    pub(crate) policy: Option<crate::policy::PolicyState>,
+    /// The run's earlier tool calls, as policies see them.
+    pub(crate) history: Mutex<crate::policy::History>,
 }
 
 /// Methods Sandbar always answers itself, even when serving a recording.
@@ -470,6 +508,11 @@ impl Run {
     /// The run's id.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The token the run's agent authenticated with, if it did.
+    pub fn principal(&self) -> Option<&Arc<Principal>> {
+        self.principal.as_ref()
     }
 
     /// The seed this run draws from.
@@ -548,10 +591,41 @@ impl Run {
             ),
             _ => None,
         };
+        let blocked = match (blocked, &call.method) {
+            (None, Method::CallTool { name, arguments }) if self.gated() => {
+                self.admit_call(name, arguments.as_ref(), &call).await.err()
+            }
+            (None, _) => match &self.principal {
+                // Requests that are not tool calls spend no budget, but a
+                // revoked or expired token gets nothing more.
+                Some(principal) => self.token_alive(principal).await.err(),
+                None => None,
+            },
+            (blocked, _) => blocked,
+        };
+        let admitted = blocked.is_none();
         let routed = match blocked {
-            Some(refusal) => Routed::local(Outcome::tool_error(refusal)),
+            Some(refusal) if matches!(call.method, Method::CallTool { .. }) => {
+                Routed::local(Outcome::tool_error(refusal))
+            }
+            Some(refusal) => Routed::local(Outcome::Error(ProtocolError::forbidden(refusal))),
             None => self.route(&call, &relay).await,
         };
+        if let Method::CallTool { name, arguments } = &call.method
+            && self.policy.is_some()
+            && admitted
+        {
+            let error = match &routed.outcome {
+                Outcome::Error(_) => true,
+                Outcome::Result(v) => v.get("isError") == Some(&Value::Bool(true)),
+            };
+            let empty = serde_json::Map::new();
+            self.history.lock().unwrap_or_else(|p| p.into_inner()).push(
+                name,
+                arguments.as_ref().unwrap_or(&empty),
+                error,
+            );
+        }
         if let Some(cassette) = &self.cassette
             && (cassette.everything || routed.mode == Some(Mode::Record))
         {
@@ -628,7 +702,9 @@ impl Run {
         let local = |outcome| Routed::local(outcome);
         match &call.method {
             Method::Ping => local(Outcome::empty()),
-            Method::ListTools => local(Outcome::Result(current.listings.tools.clone())),
+            Method::ListTools => {
+                local(Outcome::Result(self.visible_tools(&current.listings.tools)))
+            }
             Method::ListResources => local(Outcome::Result(current.listings.resources.clone())),
             Method::ListResourceTemplates => {
                 local(Outcome::Result(current.listings.resource_templates.clone()))

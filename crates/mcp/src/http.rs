@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::direct;
 use crate::server::{SandbarServer, Shared};
+use sandbar_engine::{AuthError, Principal};
 
 /// A session with no request for this long is closed.
 pub const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -168,7 +169,11 @@ async fn expire_idle_sessions(guard: Arc<Guard>, shutdown: CancellationToken) {
     }
 }
 
-async fn guard_request(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
+async fn guard_request(
+    State(guard): State<Arc<Guard>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let headers = request.headers();
     if let Some(refusal) = guard
         .check_host(headers)
@@ -180,6 +185,46 @@ async fn guard_request(State(guard): State<Arc<Guard>>, request: Request, next: 
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
         .map(Arc::from);
+    let bound = session
+        .as_ref()
+        .and_then(|id| guard.shared.session_token(id));
+    let (principal, presented) = match guard.authenticate(headers).await {
+        Ok(p) => {
+            let id = p.as_ref().map(|p| p.token_id.clone());
+            (p, id)
+        }
+        // A session's token revoked or expired since it opened: its
+        // requests go on to the run, which refuses them with a reason the
+        // agent reads and a policy event.
+        Err(AuthFailure {
+            lapsed: Some(lapsed),
+            ..
+        }) if bound
+            .as_ref()
+            .is_some_and(|b| b.as_deref() == Some(&lapsed)) =>
+        {
+            (None, Some(lapsed))
+        }
+        Err(failure) => return auth_refusal(failure.status, failure.message),
+    };
+    // A session stays with the token it was opened with.
+    if let Some(bound) = bound
+        && bound != presented
+    {
+        return auth_refusal(
+            StatusCode::FORBIDDEN,
+            match &bound {
+                Some(token) => format!(
+                    "this session was opened with token {token}; send that token with every request of the session"
+                ),
+                None => "this session was opened without a token; open a new session to use one"
+                    .to_owned(),
+            },
+        );
+    }
+    if let Some(principal) = principal {
+        request.extensions_mut().insert(principal);
+    }
     // Whether the session is open as far as the guard knows: it saw the
     // session start and has not seen it deleted or expired. Only then may a
     // call skip the SDK, which would otherwise refuse a closed session.
@@ -229,6 +274,59 @@ async fn guard_request(State(guard): State<Arc<Guard>>, request: Request, next: 
 }
 
 impl Guard {
+    /// The token a request carries, resolved; `Ok(None)` for a request
+    /// without one on an open server. A refusal of a token that was good
+    /// once (revoked or expired) names it.
+    async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Option<Arc<Principal>>, AuthFailure> {
+        let refuse = |status, message: String| {
+            Err(AuthFailure {
+                status,
+                message,
+                lapsed: None,
+            })
+        };
+        let bearer = match headers.get(header::AUTHORIZATION) {
+            None if self.shared.auth_required() => {
+                return refuse(StatusCode::UNAUTHORIZED, AuthError::Missing.to_string());
+            }
+            None => return Ok(None),
+            Some(value) => {
+                let value = value.to_str().unwrap_or("");
+                match value.split_once(' ') {
+                    Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+                    _ => {
+                        return refuse(
+                            StatusCode::UNAUTHORIZED,
+                            "the Authorization header must be `Bearer TOKEN`".to_owned(),
+                        );
+                    }
+                }
+            }
+        };
+        match self.shared.engine().authenticate(bearer).await {
+            Ok(principal) => Ok(Some(principal)),
+            Err(e @ AuthError::Store(_)) => refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            Err(e @ (AuthError::WrongTenant { .. } | AuthError::WrongScenario { .. })) => {
+                refuse(StatusCode::FORBIDDEN, e.to_string())
+            }
+            Err(e @ (AuthError::Revoked(_) | AuthError::Expired(_))) => {
+                let id = match &e {
+                    AuthError::Revoked(id) | AuthError::Expired(id) => Some(id.clone()),
+                    _ => None,
+                };
+                Err(AuthFailure {
+                    status: StatusCode::UNAUTHORIZED,
+                    message: e.to_string(),
+                    lapsed: id,
+                })
+            }
+            Err(e) => refuse(StatusCode::UNAUTHORIZED, e.to_string()),
+        }
+    }
+
     fn check_host(&self, headers: &HeaderMap) -> Option<Response> {
         let host = headers
             .get(header::HOST)
@@ -386,6 +484,33 @@ fn rpc_error(code: i32, message: &str) -> Response {
         body.to_string(),
     )
         .into_response()
+}
+
+/// Why a request did not authenticate.
+struct AuthFailure {
+    status: StatusCode,
+    message: String,
+    /// The token, when it was good once (revoked or expired since).
+    lapsed: Option<String>,
+}
+
+/// A refused authentication: the status, a `WWW-Authenticate` challenge
+/// on 401, and a JSON-RPC error the client can show.
+fn auth_refusal(status: StatusCode, message: String) -> Response {
+    let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32001, "message": message}});
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer realm=\"sandbar\""),
+        );
+    }
+    response
 }
 
 fn forbidden(message: &str) -> Response {

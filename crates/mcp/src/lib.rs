@@ -13,7 +13,7 @@ mod http;
 mod server;
 
 pub use http::{HttpOptions, serve_http};
-pub use server::{RUN_HEADER, SandbarServer, Shared};
+pub use server::{Access, RUN_HEADER, SandbarServer, Shared};
 
 use std::sync::Arc;
 

@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
 use sandbar_engine::{
-    Call, Client, ClientError, CompletionRef, Engine, Method, Outcome, Run, RunOptions,
+    Call, Client, ClientError, CompletionRef, Engine, Method, Outcome, Principal, Run, RunOptions,
 };
 use sandbar_scenario::LogLevel;
 use sandbar_store::RunStatus;
@@ -55,11 +55,36 @@ pub struct Shared {
     /// Calls answered in one piece that wait on an upstream, by session and
     /// request id, so a `notifications/cancelled` can reach them.
     direct_calls: Mutex<HashMap<(Arc<str>, String), CancellationToken>>,
+    /// Who may connect.
+    access: Access,
+}
+
+/// Who may connect, and as whom.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// Refuse clients without a valid bearer token. Without it the server
+    /// is open (the local single-user default), though a client that
+    /// presents a token is still held to it.
+    pub required: bool,
+    /// The token of the one stdio client (from `SANDBAR_TOKEN`), resolved
+    /// at start.
+    pub stdio_principal: Option<Arc<Principal>>,
 }
 
 impl Shared {
     pub fn new(engine: Arc<Engine>, transport: &'static str, seed: Option<u64>) -> Arc<Shared> {
+        Shared::with_access(engine, transport, seed, Access::default())
+    }
+
+    /// A server that authenticates its clients as `access` says.
+    pub fn with_access(
+        engine: Arc<Engine>,
+        transport: &'static str,
+        seed: Option<u64>,
+        access: Access,
+    ) -> Arc<Shared> {
         Arc::new(Shared {
+            access,
             engine,
             transport,
             seed,
@@ -70,12 +95,39 @@ impl Shared {
         })
     }
 
-    async fn start_run(&self, label: Option<&str>) -> Result<Arc<Run>, McpError> {
+    /// Whether clients must authenticate.
+    pub fn auth_required(&self) -> bool {
+        self.access.required
+    }
+
+    async fn start_run(
+        &self,
+        label: Option<&str>,
+        principal: Option<Arc<Principal>>,
+    ) -> Result<Arc<Run>, McpError> {
         let mut options = RunOptions::new(self.transport);
         options.seed = self.seed;
         if let Some(label) = label {
             options.labels = json!({"stateless_run": label});
         }
+        if let Some(run) = principal.as_ref().and_then(|p| p.run.clone()) {
+            if self
+                .engine
+                .store()
+                .find_run(self.engine.tenant(), &run)
+                .await
+                .is_ok_and(|found| found.is_some_and(|r| r.id == run))
+            {
+                return Err(McpError::invalid_request(
+                    format!(
+                        "the token is bound to run {run}, which has already been started; issue a new token for a new run"
+                    ),
+                    None,
+                ));
+            }
+            options.id = Some(run);
+        }
+        options.principal = principal;
         let run = self.engine.start_run(options).await.map_err(|e| {
             McpError::internal_error(format!("sandbar could not start a run: {e}"), None)
         })?;
@@ -85,13 +137,22 @@ impl Shared {
         Ok(run)
     }
 
-    async fn stateless_run(&self, name: &str) -> Result<Arc<Run>, McpError> {
+    async fn stateless_run(
+        &self,
+        name: &str,
+        principal: Option<Arc<Principal>>,
+    ) -> Result<Arc<Run>, McpError> {
+        // Each token has its own shared runs: a run never mixes callers.
+        let key = match &principal {
+            Some(p) => format!("{}\u{0}{name}", p.token_id),
+            None => name.to_owned(),
+        };
         let mut runs = self.stateless_runs.lock().await;
-        if let Some(run) = runs.get(name) {
+        if let Some(run) = runs.get(&key) {
             return Ok(run.clone());
         }
-        let run = self.start_run(Some(name)).await?;
-        runs.insert(name.to_owned(), run.clone());
+        let run = self.start_run(Some(name), principal).await?;
+        runs.insert(key, run.clone());
         Ok(run)
     }
 
@@ -116,19 +177,37 @@ impl Shared {
     /// The run of an HTTP session, once its handler has seen the session id.
     pub fn session_run(&self, id: &str) -> Option<Arc<Run>> {
         let map = self.session_runs.read().unwrap_or_else(|p| p.into_inner());
-        map.get(id).and_then(|(run, _)| run.upgrade())
+        map.get(id).and_then(|entry| entry.run.upgrade())
     }
 
     /// Whether the session's client declared a capability by which a
     /// server may ask it something (sampling, elicitation, roots).
     pub fn session_client_answers(&self, id: &str) -> bool {
         let map = self.session_runs.read().unwrap_or_else(|p| p.into_inner());
-        map.get(id).is_none_or(|(_, answers)| *answers)
+        map.get(id).is_none_or(|entry| entry.client_answers)
+    }
+
+    /// The token a session was opened with: `None` when the session is
+    /// not known yet, `Some(None)` when it was opened without one.
+    pub fn session_token(&self, id: &str) -> Option<Option<String>> {
+        let map = self.session_runs.read().unwrap_or_else(|p| p.into_inner());
+        map.get(id).map(|entry| {
+            entry
+                .run
+                .upgrade()
+                .and_then(|run| run.principal().map(|p| p.token_id.clone()))
+        })
     }
 
     fn bind_session(&self, id: Arc<str>, run: &Arc<Run>, client_answers: bool) {
         let mut map = self.session_runs.write().unwrap_or_else(|p| p.into_inner());
-        map.insert(id, (Arc::downgrade(run), client_answers));
+        map.insert(
+            id,
+            SessionEntry {
+                run: Arc::downgrade(run),
+                client_answers,
+            },
+        );
     }
 
     /// Registers a call answered in one piece; cancelled by [`Shared::cancel_direct`].
@@ -163,7 +242,11 @@ impl Shared {
 }
 
 /// An HTTP session's run, and whether its client can be asked anything.
-type SessionEntry = (Weak<Run>, bool);
+#[derive(Debug)]
+struct SessionEntry {
+    run: Weak<Run>,
+    client_answers: bool,
+}
 
 /// One MCP handler. A session (stdio, or Streamable HTTP with
 /// `Mcp-Session-Id`) gets one handler and one run; a stateless request gets
@@ -212,10 +295,20 @@ impl SandbarServer {
         }
     }
 
-    async fn session_run(&self) -> Result<Arc<Run>, McpError> {
+    /// The token the request was authenticated with: the HTTP guard's
+    /// finding, or the stdio client's.
+    fn principal(&self, extensions: &rmcp::model::Extensions) -> Option<Arc<Principal>> {
+        extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Arc<Principal>>())
+            .cloned()
+            .or_else(|| self.shared.access.stdio_principal.clone())
+    }
+
+    async fn session_run(&self, principal: Option<Arc<Principal>>) -> Result<Arc<Run>, McpError> {
         self.run
             .get_or_try_init(|| async {
-                let run = self.shared.start_run(None).await?;
+                let run = self.shared.start_run(None, principal).await?;
                 self.owns_run
                     .store(true, std::sync::atomic::Ordering::SeqCst);
                 Ok::<_, McpError>(run)
@@ -237,7 +330,8 @@ impl SandbarServer {
             .filter(|v| !v.is_empty() && v.len() <= 128)
             .unwrap_or("default")
             .to_owned();
-        let run = self.shared.stateless_run(&name).await?;
+        let principal = self.principal(&context.extensions);
+        let run = self.shared.stateless_run(&name, principal).await?;
         Ok(self.run.get_or_init(|| async { run }).await.clone())
     }
 
@@ -371,7 +465,9 @@ impl ServerHandler for SandbarServer {
     ) -> Result<InitializeResult, McpError> {
         context.peer.set_peer_info(request.clone());
         let result = self.negotiate_initialize(&request);
-        let run = self.session_run().await?;
+        let run = self
+            .session_run(self.principal(&context.extensions))
+            .await?;
         let outcome = match &result {
             Ok(r) => Outcome::Result(serde_json::to_value(r).unwrap_or_default()),
             Err(e) => Outcome::Error(sandbar_engine::ProtocolError {

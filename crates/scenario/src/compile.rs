@@ -17,7 +17,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::condition::compile_condition;
 use crate::format::*;
+use crate::glob::Glob;
 use crate::model::*;
 use crate::path::ArgPath;
 use crate::templates;
@@ -26,6 +28,9 @@ use sandbar_redact::{PrivacyPolicy, Sink, SinkPolicy};
 
 /// Largest file a scenario may read next to itself.
 pub const MAX_SIDE_FILE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// How long a call that needs approval waits when the policy does not say.
+pub const DEFAULT_APPROVAL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One segment of a place in the scenario file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,6 +283,9 @@ impl<'a> Compiler<'a> {
             }
             block_leaks = spec.on_leak != Some(LeakSpec::Record);
         }
+        let policy = file
+            .policy
+            .map(|spec| self.policy(spec, &root.key("policy")));
         let record_dir = file
             .record
             .and_then(|r| r.dir)
@@ -320,9 +328,177 @@ impl<'a> Compiler<'a> {
             privacy,
             canaries,
             block_leaks,
+            policy,
             tool_index,
             prompt_index,
             resource_index,
+        })
+    }
+
+    fn policy(&mut self, spec: PolicySpec, place: &Place) -> Policy {
+        let approval_timeout = match spec.approval_timeout {
+            Some(d) if d.0.is_zero() => {
+                self.problem(
+                    &place.key("approval_timeout"),
+                    "an approval timeout of zero would deny every call that needs approval; give a duration such as 30s, or use `deny`",
+                );
+                DEFAULT_APPROVAL_TIMEOUT
+            }
+            Some(d) => d.0,
+            None => DEFAULT_APPROVAL_TIMEOUT,
+        };
+        let default = match spec.default {
+            Some(PolicyDefaultSpec::Deny) => PolicyDefault::Deny,
+            Some(PolicyDefaultSpec::Allow) | None => PolicyDefault::Allow,
+        };
+        let mut rules: Vec<PolicyRule> = Vec::with_capacity(spec.rules.len());
+        for (i, rule) in spec.rules.into_iter().enumerate() {
+            let place = place.key("rules").index(i);
+            let named = rule.name.is_some();
+            let Some(rule) = self.policy_rule(i, rule, &place) else {
+                continue;
+            };
+            if rules.iter().any(|r| r.name == rule.name) {
+                let at = if named { place.key("name") } else { place };
+                self.problem(
+                    &at,
+                    format!(
+                        "another rule is already named `{}`; rule names must be unique",
+                        rule.name
+                    ),
+                );
+            }
+            rules.push(rule);
+        }
+        Policy {
+            approval_timeout,
+            default,
+            rules,
+        }
+    }
+
+    fn policy_rule(
+        &mut self,
+        index: usize,
+        spec: PolicyRuleSpec,
+        place: &Place,
+    ) -> Option<PolicyRule> {
+        let given: Vec<(&'static str, String)> = [
+            ("allow", spec.allow),
+            ("deny", spec.deny),
+            ("approve", spec.approve),
+            ("rate_limit", spec.rate_limit),
+        ]
+        .into_iter()
+        .filter_map(|(key, pattern)| pattern.map(|p| (key, p)))
+        .collect();
+        let (key, pattern) = match given.as_slice() {
+            [] => {
+                self.problem(
+                    place,
+                    "a rule needs one of `allow`, `deny`, `approve` or `rate_limit`, naming the tools it applies to",
+                );
+                return None;
+            }
+            [(key, pattern)] => (*key, pattern.clone()),
+            [(first, _), (second, _), ..] => {
+                self.problem(
+                    &place.key(second),
+                    format!(
+                        "a rule has exactly one action, and this one already says `{first}`; write `{second}` as a rule of its own"
+                    ),
+                );
+                return None;
+            }
+        };
+        let tools = match Glob::new(&pattern) {
+            Ok(glob) => Some(glob),
+            Err(e) => {
+                self.problem(&place.key(key), format!("no tool name to match: {e}"));
+                None
+            }
+        };
+        let when = spec
+            .when
+            .and_then(|source| match compile_condition(&source) {
+                Ok(condition) => Some(condition),
+                Err(e) => {
+                    self.problem(&place.key("when"), e);
+                    None
+                }
+            });
+        let action = if key == "rate_limit" {
+            let calls = match spec.calls {
+                None => {
+                    self.problem(
+                        &place.key(key),
+                        "`rate_limit` needs `calls`: how many calls each window allows",
+                    );
+                    None
+                }
+                Some(0) => {
+                    self.problem(&place.key("calls"), "`calls` must be at least 1");
+                    None
+                }
+                Some(n) => Some(n),
+            };
+            let per = match spec.per {
+                None => {
+                    self.problem(
+                        &place.key(key),
+                        "`rate_limit` needs `per`: the window the calls are counted in, e.g. 1m",
+                    );
+                    None
+                }
+                Some(d) if d.0.is_zero() => {
+                    self.problem(&place.key("per"), "`per` must be longer than zero");
+                    None
+                }
+                Some(d) => Some(d.0),
+            };
+            PolicyAction::RateLimit {
+                calls: calls?,
+                per: per?,
+            }
+        } else {
+            for (field, present) in [("calls", spec.calls.is_some()), ("per", spec.per.is_some())] {
+                if present {
+                    self.problem(
+                        &place.key(field),
+                        format!("`{field}` belongs to `rate_limit` rules, not to `{key}` rules"),
+                    );
+                }
+            }
+            match key {
+                "allow" => PolicyAction::Allow,
+                "deny" => PolicyAction::Deny,
+                _ => PolicyAction::Approve,
+            }
+        };
+        let name = match spec.name {
+            Some(name) if name.trim().is_empty() => {
+                self.problem(&place.key("name"), "a rule name cannot be empty");
+                name
+            }
+            Some(name) if name == "default" => {
+                self.problem(
+                    &place.key("name"),
+                    "`default` stands for the policy's default in decisions; pick another rule name",
+                );
+                name
+            }
+            Some(name) => name,
+            None => format!("rule {}", index + 1),
+        };
+        let message = spec
+            .message
+            .unwrap_or_else(|| default_policy_message(&name, action));
+        Some(PolicyRule {
+            name,
+            tools: tools?,
+            when,
+            action,
+            message,
         })
     }
 
@@ -1777,6 +1953,40 @@ impl<'a> Compiler<'a> {
             source,
         });
         Some(id)
+    }
+}
+
+/// What the agent is told when a rule without a `message` decides.
+fn default_policy_message(rule: &str, action: PolicyAction) -> String {
+    match action {
+        PolicyAction::Allow => format!("allowed by the scenario's policy (rule `{rule}`)"),
+        PolicyAction::Deny => format!("denied by the scenario's policy (rule `{rule}`)"),
+        PolicyAction::Approve => {
+            format!(
+                "this call needs a human's approval under the scenario's policy (rule `{rule}`)"
+            )
+        }
+        PolicyAction::RateLimit { calls, per } => format!(
+            "rate limited by the scenario's policy: at most {calls} call{} per {} (rule `{rule}`)",
+            if calls == 1 { "" } else { "s" },
+            describe_duration(per)
+        ),
+    }
+}
+
+/// A duration the way authors write them: `1m`, `30s`, `200ms`.
+fn describe_duration(d: Duration) -> String {
+    let millis = d.as_millis();
+    if !d.subsec_nanos().is_multiple_of(1_000_000) {
+        format!("{d:?}")
+    } else if millis > 0 && millis.is_multiple_of(3_600_000) {
+        format!("{}h", millis / 3_600_000)
+    } else if millis > 0 && millis.is_multiple_of(60_000) {
+        format!("{}m", millis / 60_000)
+    } else if millis > 0 && millis.is_multiple_of(1_000) {
+        format!("{}s", millis / 1_000)
+    } else {
+        format!("{millis}ms")
     }
 }
 

@@ -88,6 +88,86 @@ pub struct ScenarioFile {
     /// a leak.
     #[serde(default)]
     pub canaries: Option<CanarySpec>,
+    /// Which tool calls are allowed, denied, held for a human's approval or
+    /// rate limited. Rules are tried in order; the first that applies decides.
+    #[serde(default)]
+    pub policy: Option<PolicySpec>,
+}
+
+/// The policy: rules tried in order for every tool call, and what happens
+/// when none decides.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySpec {
+    /// How long a call that needs approval waits for it before it is
+    /// denied (default 60s).
+    #[serde(default)]
+    pub approval_timeout: Option<DurationSpec>,
+    /// What happens to a call no rule decides: `allow` (default) or `deny`.
+    #[serde(default)]
+    pub default: Option<PolicyDefaultSpec>,
+    /// The rules, tried in order.
+    #[serde(default)]
+    pub rules: Vec<PolicyRuleSpec>,
+}
+
+/// The policy's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyDefaultSpec {
+    /// Calls no rule decides go on.
+    Allow,
+    /// Calls no rule decides are refused.
+    Deny,
+}
+
+/// A policy rule: exactly one of `allow`, `deny`, `approve` and
+/// `rate_limit`, each naming the tools it applies to with a pattern (`*`
+/// stands for any run of characters, `?` for one character).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [
+    {"required": ["allow"]},
+    {"required": ["deny"]},
+    {"required": ["approve"]},
+    {"required": ["rate_limit", "calls", "per"]}
+]))]
+pub struct PolicyRuleSpec {
+    /// Let calls of these tools go on; later rules are not tried.
+    #[serde(default)]
+    pub allow: Option<String>,
+    /// Refuse calls of these tools.
+    #[serde(default)]
+    pub deny: Option<String>,
+    /// Hold calls of these tools until a human approves them (denied after
+    /// `approval_timeout`).
+    #[serde(default)]
+    pub approve: Option<String>,
+    /// Allow at most `calls` calls of these tools in any window of `per`;
+    /// calls under the limit go on to the next rules.
+    #[serde(default)]
+    pub rate_limit: Option<String>,
+    /// A CEL expression that must be true for the rule to apply (default:
+    /// always). It reads `tenant`, `token`, `tool`, `args`, `upstream`,
+    /// `mode`, `calls` (earlier calls, each `{tool, args, error}`) and
+    /// `counts` (earlier calls per tool), and may call `sum(list)`. A
+    /// condition that cannot be evaluated (a missing argument, say) denies
+    /// the call: test with `has(args.amount)` first.
+    #[serde(default)]
+    pub when: Option<String>,
+    /// What the agent is told when the rule refuses, holds or limits a call.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// A name for the rule in events and messages (default `rule N`, its
+    /// 1-based position).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `rate_limit`: how many calls each window allows (at least 1).
+    #[serde(default)]
+    pub calls: Option<u32>,
+    /// `rate_limit`: the window, e.g. `1m`.
+    #[serde(default)]
+    pub per: Option<DurationSpec>,
 }
 
 /// Canaries, and what a leak does.

@@ -8,14 +8,17 @@
 #![forbid(unsafe_code)]
 
 mod compile;
+mod condition;
 pub mod duration;
 pub mod format;
+pub mod glob;
 mod load;
 pub mod model;
 pub mod path;
 pub mod templates;
 
 pub use compile::{Place, Problem, key_text};
+pub use condition::{CelCondition, ConditionVariable, compile_condition};
 pub use load::{
     LoadError, LocatedProblem, MAX_SCENARIO_BYTES, load_path, load_path_with_vault, load_str,
     load_str_with_vault,

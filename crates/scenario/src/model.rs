@@ -12,6 +12,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use crate::condition::CelCondition;
+use crate::glob::Glob;
 use crate::path::ArgPath;
 use sandbar_redact::PrivacyPolicy;
 
@@ -65,6 +67,9 @@ pub struct Scenario {
     /// Canary values (name, value), and whether a leak blocks the call.
     pub canaries: Vec<(String, String)>,
     pub block_leaks: bool,
+    /// Which calls are allowed, denied, held for approval or rate limited;
+    /// `None` when the scenario has no `policy` (every call is allowed).
+    pub policy: Option<Policy>,
     pub(crate) tool_index: HashMap<String, usize>,
     pub(crate) prompt_index: HashMap<String, usize>,
     pub(crate) resource_index: HashMap<String, usize>,
@@ -104,6 +109,7 @@ impl Scenario {
             privacy: Privacy::default(),
             canaries: Vec::new(),
             block_leaks: true,
+            policy: None,
             tool_index: HashMap::new(),
             prompt_index: HashMap::new(),
             resource_index: HashMap::new(),
@@ -337,6 +343,74 @@ impl Default for Privacy {
         Privacy {
             mask_upstream: true,
             policy: PrivacyPolicy::default(),
+        }
+    }
+}
+
+/// The scenario's policy: rules tried in order for every tool call.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// How long a call that needs approval waits before it is denied.
+    pub approval_timeout: Duration,
+    /// What happens when no rule decides.
+    pub default: PolicyDefault,
+    /// The rules, in file order.
+    pub rules: Vec<PolicyRule>,
+}
+
+/// The default policy: what happens to a call no rule decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyDefault {
+    /// The call goes on.
+    Allow,
+    /// The call is refused.
+    Deny,
+}
+
+/// One policy rule.
+#[derive(Debug, Clone)]
+pub struct PolicyRule {
+    /// Its name: the one given, or `rule N` (1-based position).
+    pub name: String,
+    /// The tools it applies to.
+    pub tools: Glob,
+    /// When it applies; `None`: whenever the tool matches.
+    pub when: Option<CelCondition>,
+    /// What it does.
+    pub action: PolicyAction,
+    /// What the agent is told when the rule denies, holds or limits a call
+    /// (the author's, or one derived from the rule).
+    pub message: String,
+}
+
+/// What a policy rule does with a call it applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyAction {
+    /// The call goes on; later rules are not tried.
+    Allow,
+    /// The call is refused.
+    Deny,
+    /// The call waits for a human's approval (up to the policy's
+    /// `approval_timeout`).
+    Approve,
+    /// At most `calls` calls in any window of `per`; a call under the limit
+    /// is counted and the next rules decide, a call over it is refused.
+    RateLimit {
+        /// Calls allowed per window (at least 1).
+        calls: u32,
+        /// The window (longer than zero).
+        per: Duration,
+    },
+}
+
+impl PolicyAction {
+    /// The key the action is written with.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyAction::Allow => "allow",
+            PolicyAction::Deny => "deny",
+            PolicyAction::Approve => "approve",
+            PolicyAction::RateLimit { .. } => "rate_limit",
         }
     }
 }

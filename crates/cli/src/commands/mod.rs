@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod approval;
 pub mod demo;
 pub mod mask;
 pub mod replay;
@@ -7,6 +8,7 @@ pub mod runs;
 pub mod scan;
 pub mod secret;
 pub mod serve;
+pub mod token;
 pub mod unmask;
 pub mod validate;
 
@@ -17,4 +19,12 @@ pub fn schema() -> anyhow::Result<ExitCode> {
     let text = serde_json::to_string_pretty(&sandbar_scenario::json_schema())?;
     out!("{text}");
     Ok(ExitCode::Success)
+}
+
+/// Who a command acts as, for audit entries: `cli:` and the login name.
+pub fn actor() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned())
+    )
 }

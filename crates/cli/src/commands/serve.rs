@@ -10,7 +10,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use sandbar_engine::{Engine, EngineOptions};
-use sandbar_mcp::{HttpOptions, Shared, serve_http, serve_stdio};
+use sandbar_mcp::{Access, HttpOptions, Shared, serve_http, serve_stdio};
 use sandbar_redact::SharedRedactor;
 use sandbar_store::Store;
 
@@ -58,6 +58,19 @@ pub struct FrontArgs {
     /// Close an HTTP session (and end its run) after this many seconds without a request.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     session_idle: u64,
+    /// `required`: refuse clients without a valid token (HTTP:
+    /// `Authorization: Bearer`, stdio: SANDBAR_TOKEN). `open` (the local
+    /// single-user default): clients may come without one, and a client
+    /// that presents one is held to its scope.
+    #[arg(long, value_enum, default_value_t = AuthMode::Open)]
+    auth: AuthMode,
+}
+
+/// Whether clients must authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    Open,
+    Required,
 }
 
 pub async fn run(
@@ -128,7 +141,41 @@ pub async fn serve_engine(
     label: &str,
     data: &Path,
 ) -> anyhow::Result<ExitCode> {
-    let shared = Shared::new(engine, if front.stdio { "stdio" } else { "http" }, seed);
+    let mut access = Access {
+        required: front.auth == AuthMode::Required,
+        stdio_principal: None,
+    };
+    if front.stdio {
+        match std::env::var("SANDBAR_TOKEN") {
+            Ok(bearer) if !bearer.trim().is_empty() => match engine.authenticate(&bearer).await {
+                Ok(principal) => {
+                    tracing::info!(token = %principal.token_id, "the stdio client authenticated");
+                    access.stdio_principal = Some(principal);
+                }
+                Err(e) => {
+                    eprintln!("sandbar: SANDBAR_TOKEN does not authenticate: {e}");
+                    store.close().await?;
+                    return Ok(ExitCode::Failure);
+                }
+            },
+            _ if access.required => {
+                eprintln!(
+                    "sandbar: --auth required: set SANDBAR_TOKEN to a token from `sandbar token issue`"
+                );
+                store.close().await?;
+                return Ok(ExitCode::Failure);
+            }
+            _ => eprintln!(
+                "sandbar: serving over stdio without a token (local single-user mode; --auth required and SANDBAR_TOKEN change that)"
+            ),
+        }
+    }
+    let shared = Shared::with_access(
+        engine,
+        if front.stdio { "stdio" } else { "http" },
+        seed,
+        access,
+    );
     if front.stdio {
         tracing::info!("serving {label} over stdio");
         serve_stdio(shared).await?;
@@ -159,9 +206,14 @@ pub async fn serve_engine(
     }
     out!("listening on http://{address}/mcp");
     eprintln!(
-        "sandbar: serving {label} ({}) at http://{address}/mcp, recording to {}; no authentication (local single-user mode)",
+        "sandbar: serving {label} ({}) at http://{address}/mcp, recording to {}; {}",
         shared.engine().scenario().name,
-        data.display()
+        data.display(),
+        if shared.auth_required() {
+            "authentication required (Authorization: Bearer, from `sandbar token issue`)"
+        } else {
+            "open: clients need no token (local single-user mode; --auth required changes that)"
+        }
     );
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
