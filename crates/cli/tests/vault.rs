@@ -309,3 +309,84 @@ upstreams:
         "runs show holds the credential"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_rotates_while_a_server_runs_without_interrupting_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let (code, _, err) = with_stdin(&data, &["secret", "set", "crm_token"], VALUE, &[]);
+    assert_eq!(code, 0, "{err}");
+    let received = dir.path().join("received.txt");
+    let server_js = repo().join("crates/cli/tests/servers/credentialed.cjs");
+    let scenario = write_scenario(
+        dir.path(),
+        "scenario.yaml",
+        &format!(
+            r#"
+version: 1
+name: vault-rotation
+upstreams:
+  - name: crm
+    command: node
+    args: ["{}"]
+    env: {{API_TOKEN: "{{{{ secrets.crm_token }}}}", RECEIVED: "{}"}}
+"#,
+            server_js.display(),
+            received.display()
+        ),
+    );
+    let server = Server::start(&scenario, &data, &[]);
+    let first = connect_http(&server.url, TestClient::default()).await;
+    let answer = call(&first, "whoami", serde_json::json!({})).await;
+    assert!(
+        text(&answer).contains("authenticated with [REDACTED"),
+        "{answer}"
+    );
+
+    // Rotate while the server runs and a session is open.
+    let new_key = dir.path().join("new.key");
+    std::fs::write(&new_key, "ab".repeat(32)).expect("new key");
+    let (code, _, err) = cli(
+        &data,
+        &[
+            "secret",
+            "rotate",
+            "--new-key-file",
+            new_key.to_str().expect("path"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+
+    // The open session goes on, and a new one (a new run, a new upstream
+    // process given the credential) starts as before.
+    std::fs::remove_file(&received).expect("clear");
+    let answer = call(&first, "whoami", serde_json::json!({})).await;
+    assert!(
+        text(&answer).contains("authenticated with [REDACTED"),
+        "{answer}"
+    );
+    let second = connect_http(&server.url, TestClient::default()).await;
+    let answer = call(&second, "whoami", serde_json::json!({})).await;
+    assert!(
+        text(&answer).contains("authenticated with [REDACTED"),
+        "{answer}"
+    );
+    assert_eq!(std::fs::read_to_string(&received).expect("received"), VALUE);
+    first.cancel().await.expect("close");
+    second.cancel().await.expect("close");
+    server.stop();
+
+    // A server started after the rotation opens the vault with the new key.
+    std::fs::remove_file(&received).expect("clear");
+    let server = Server::start(&scenario, &data, &[]);
+    let third = connect_http(&server.url, TestClient::default()).await;
+    let answer = call(&third, "whoami", serde_json::json!({})).await;
+    assert!(
+        text(&answer).contains("authenticated with [REDACTED"),
+        "{answer}"
+    );
+    assert_eq!(std::fs::read_to_string(&received).expect("received"), VALUE);
+    third.cancel().await.expect("close");
+    let stderr = server.stop();
+    assert!(!stderr.contains(VALUE));
+}
