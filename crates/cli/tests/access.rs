@@ -71,7 +71,8 @@ impl Drop for Upstream {
 const UPSTREAM_KEY: &str = "billing-key-7Hq2vX9mLp4RtY8wZ3";
 
 /// A scenario with two upstreams on the counting server — `billing` at
-/// 127.0.0.1 with the vault's key injected, `other` at `localhost` — a
+/// 127.0.0.1 with the vault's key injected in a header and in the query,
+/// `other` at `localhost` — a
 /// stubbed tool, and a policy.
 fn setup(dir: &Path) -> (Upstream, PathBuf, PathBuf) {
     let upstream = Upstream::start(dir);
@@ -99,7 +100,7 @@ version: 1
 name: access-matrix
 upstreams:
   - name: billing
-    url: "{url}"
+    url: "{url}?key={{{{ secrets.BILLING_KEY }}}}"
     headers: {{Authorization: "Bearer {{{{ secrets.BILLING_KEY }}}}"}}
     mask: false
   - name: other
@@ -332,6 +333,7 @@ async fn every_way_out_of_a_scope_is_refused_and_never_reaches_the_upstream() {
         received[0]["authorization"],
         format!("Bearer {UPSTREAM_KEY}")
     );
+    assert_eq!(received[0]["path"], format!("/mcp?key={UPSTREAM_KEY}"));
 
     // Tool not allowed.
     assert_refused(
@@ -841,4 +843,33 @@ tools:
     assert_refused(by_id(4), "does not allow the tool `delete_everything`");
     let run = common::newest_run(&data);
     assert_eq!(run["events"][0]["payload"]["token"], id.as_str());
+
+    // A token bound to one run: its first session is that run, and it
+    // opens no other.
+    let (bound, _) = issue(&data, &["--run", "ci-trial-1"]);
+    let (code, answers, stderr) = stdio_session(
+        &scenario,
+        &data,
+        &[("SANDBAR_TOKEN", &bound)],
+        &session[..4],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(answers.len(), 3, "{answers:?}");
+    assert_eq!(common::newest_run(&data)["run"]["id"], "ci-trial-1");
+    let (_, answers, _) = stdio_session(
+        &scenario,
+        &data,
+        &[("SANDBAR_TOKEN", &bound)],
+        &session[..1],
+    );
+    let refused = answers
+        .iter()
+        .find(|a| a["id"] == 1)
+        .unwrap_or_else(|| panic!("no answer to initialize: {answers:?}"));
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("bound to run ci-trial-1, which has already been started")),
+        "{refused}"
+    );
 }

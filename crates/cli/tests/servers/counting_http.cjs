@@ -1,7 +1,7 @@
 // A small MCP server over Streamable HTTP (JSON answers, no sessions) that
 // writes every message it receives to the file RECEIVED_LOG names, one JSON
-// line each: method, tool name, arguments, the Host it was reached at and
-// the Authorization header it was sent. Tests count what reached it.
+// line each: method, tool name, arguments, the Host it was reached at, the
+// path and query, and the Authorization header it was sent. Tests count what reached it.
 //
 // Tools: `echo` (answers with its arguments), `send_email`, `issue_refund`
 // (answer "done"), and `leak_headers`, which fails echoing every request
@@ -74,6 +74,7 @@ const server = http.createServer((req, res) => {
           name: params.name,
           arguments: params.arguments,
           host: req.headers.host,
+          path: req.url,
           authorization: req.headers.authorization || null,
         }) + "\n",
       );
