@@ -125,6 +125,11 @@ struct LoadArgs {
     /// The raw client always reuses them.
     #[arg(long)]
     keep_alive: bool,
+    /// A bearer token to send with every request (`--client raw`), for
+    /// servers that require one. From the environment, so it stays out of
+    /// process lists.
+    #[arg(long, env = "MCP_LOAD_BEARER", hide_env_values = true)]
+    bearer: Option<String>,
     /// Worker threads of the load generator (default: the number of cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -241,12 +246,17 @@ fn target(args: &LoadArgs) -> anyhow::Result<Target> {
         serde_json::from_value(Value::String(args.protocol_version.clone()))
             .context("--protocol-version")?;
     let raw = match args.client {
-        ClientKind::Raw => Some(raw::Endpoint::new(
-            &url,
-            &args.tool,
-            &arguments,
-            &args.protocol_version,
-        )?),
+        ClientKind::Raw => {
+            let endpoint =
+                raw::Endpoint::new(&url, &args.tool, &arguments, &args.protocol_version)?;
+            Some(match &args.bearer {
+                Some(token) => endpoint.with_bearer(token)?,
+                None => endpoint,
+            })
+        }
+        ClientKind::Rmcp if args.bearer.is_some() => {
+            anyhow::bail!("a bearer token is sent by --client raw only")
+        }
         ClientKind::Rmcp => None,
     };
     Ok(Target {

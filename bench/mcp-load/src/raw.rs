@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_TYPE, HOST};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
@@ -61,6 +61,8 @@ pub struct Endpoint {
     call_head: Vec<u8>,
     call_tail: Vec<u8>,
     protocol_version: String,
+    /// `Bearer TOKEN`, sent with every request, when the server wants one.
+    authorization: Option<HeaderValue>,
 }
 
 impl Endpoint {
@@ -104,7 +106,17 @@ impl Endpoint {
             call_head,
             call_tail,
             protocol_version: protocol_version.to_owned(),
+            authorization: None,
         })
+    }
+
+    /// Sends `Authorization: Bearer TOKEN` with every request.
+    pub fn with_bearer(mut self, token: &str) -> anyhow::Result<Endpoint> {
+        self.authorization = Some(
+            HeaderValue::from_str(&format!("Bearer {token}"))
+                .context("the bearer token is not a valid header value")?,
+        );
+        Ok(self)
     }
 
     fn call_body(&self, id: u64) -> Bytes {
@@ -270,14 +282,16 @@ impl Session {
             };
             sender = fresh;
         }
-        let Ok(request) = Request::builder()
+        let mut builder = Request::builder()
             .method(Method::DELETE)
             .uri(endpoint.path.clone())
             .header(HOST, endpoint.host.clone())
             .header(SESSION_ID, session_id)
-            .header(PROTOCOL_VERSION, self.protocol_version)
-            .body(Full::new(Bytes::new()))
-        else {
+            .header(PROTOCOL_VERSION, self.protocol_version);
+        if let Some(authorization) = &endpoint.authorization {
+            builder = builder.header(AUTHORIZATION, authorization.clone());
+        }
+        let Ok(request) = builder.body(Full::new(Bytes::new())) else {
             return;
         };
         if let Ok(response) = sender.send_request(request).await {
@@ -303,6 +317,9 @@ fn post(
     }
     if let Some(version) = protocol_version {
         request = request.header(PROTOCOL_VERSION, version.clone());
+    }
+    if let Some(authorization) = &endpoint.authorization {
+        request = request.header(AUTHORIZATION, authorization.clone());
     }
     Ok(request.body(Full::new(body))?)
 }

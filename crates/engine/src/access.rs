@@ -274,6 +274,9 @@ impl Scope {
 #[derive(Debug)]
 pub struct Principal {
     pub token_id: String,
+    /// The hash of the bearer value, to recognise it again without the
+    /// store.
+    pub hash: String,
     pub tenant: String,
     pub name: String,
     pub scenario: Option<String>,
@@ -292,6 +295,7 @@ impl Principal {
             .map_err(|e| format!("token {}: {e}", token.id))?;
         Ok(Principal {
             token_id: token.id.clone(),
+            hash: token.hash.clone(),
             tenant: token.tenant.clone(),
             name: token.name.clone(),
             scenario: token.scenario.clone(),

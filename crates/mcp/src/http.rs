@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::direct;
 use crate::server::{SandbarServer, Shared};
+use sandbar_engine::access::hash_bearer;
 use sandbar_engine::{AuthError, Principal};
 
 /// A session with no request for this long is closed.
@@ -188,7 +189,17 @@ async fn guard_request(
     let bound = session
         .as_ref()
         .and_then(|id| guard.shared.session_token(id));
-    let (principal, presented) = match guard.authenticate(headers).await {
+    // A session's own token, presented again, is recognised by its hash
+    // alone: the run checks revocation, expiry and budget at every call.
+    let known = session
+        .as_ref()
+        .and_then(|id| guard.shared.session_principal(id))
+        .filter(|p| bearer(headers).is_some_and(|b| hash_bearer(b) == p.hash));
+    let authenticated = match known {
+        Some(p) => Ok(Some(p)),
+        None => guard.authenticate(headers).await,
+    };
+    let (principal, presented) = match authenticated {
         Ok(p) => {
             let id = p.as_ref().map(|p| p.token_id.clone());
             (p, id)
@@ -288,25 +299,20 @@ impl Guard {
                 lapsed: None,
             })
         };
-        let bearer = match headers.get(header::AUTHORIZATION) {
-            None if self.shared.auth_required() => {
+        let token = match (headers.get(header::AUTHORIZATION), bearer(headers)) {
+            (None, _) if self.shared.auth_required() => {
                 return refuse(StatusCode::UNAUTHORIZED, AuthError::Missing.to_string());
             }
-            None => return Ok(None),
-            Some(value) => {
-                let value = value.to_str().unwrap_or("");
-                match value.split_once(' ') {
-                    Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-                    _ => {
-                        return refuse(
-                            StatusCode::UNAUTHORIZED,
-                            "the Authorization header must be `Bearer TOKEN`".to_owned(),
-                        );
-                    }
-                }
+            (None, _) => return Ok(None),
+            (Some(_), Some(token)) => token,
+            (Some(_), None) => {
+                return refuse(
+                    StatusCode::UNAUTHORIZED,
+                    "the Authorization header must be `Bearer TOKEN`".to_owned(),
+                );
             }
         };
-        match self.shared.engine().authenticate(bearer).await {
+        match self.shared.engine().authenticate(token).await {
             Ok(principal) => Ok(Some(principal)),
             Err(e @ AuthError::Store(_)) => refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
             Err(e @ (AuthError::WrongTenant { .. } | AuthError::WrongScenario { .. })) => {
@@ -484,6 +490,14 @@ fn rpc_error(code: i32, message: &str) -> Response {
         body.to_string(),
     )
         .into_response()
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header, if the request
+/// has one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// Why a request did not authenticate.

@@ -187,6 +187,12 @@ impl Shared {
         map.get(id).is_none_or(|entry| entry.client_answers)
     }
 
+    /// The token a session's run was started with, if it has one.
+    pub fn session_principal(&self, id: &str) -> Option<Arc<Principal>> {
+        self.session_run(id)
+            .and_then(|run| run.principal().cloned())
+    }
+
     /// The token a session was opened with: `None` when the session is
     /// not known yet, `Some(None)` when it was opened without one.
     pub fn session_token(&self, id: &str) -> Option<Option<String>> {

@@ -130,6 +130,11 @@ pub enum StoreError {
 
     #[error("the store is closed")]
     Closed,
+
+    /// One failure shared by several requests handled together (the token
+    /// spends of one transaction).
+    #[error("{0}")]
+    Shared(Arc<StoreError>),
 }
 
 impl StoreError {

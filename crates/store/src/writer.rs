@@ -600,6 +600,9 @@ impl Writer {
         let mut scratch = Scratch::new();
         let mut events: Vec<(u64, NewEvent)> = Vec::with_capacity(self.batch_max.min(1024));
         let mut next: Option<Command> = None;
+        // Token spends queued with the events: counted in one transaction
+        // after the events are written, without breaking their batch.
+        let mut spends: Vec<access::PendingSpend> = Vec::new();
         let shutdown_reply = 'serve: loop {
             let first = match next.take() {
                 Some(command) => command,
@@ -616,13 +619,18 @@ impl Writer {
             while let Some(c) = command.take() {
                 match c {
                     Command::Event { ticket, event } => events.push((ticket, event)),
+                    Command::SpendToken { id, now, reply } => {
+                        spends.push(access::PendingSpend { id, now, reply });
+                    }
                     Command::Wake => {}
                     Command::Shutdown { reply } => {
                         self.write_events(&mut scratch, &mut events);
+                        self.spend_tokens(&mut spends);
                         break 'serve Some(reply);
                     }
                     control => {
                         self.write_events(&mut scratch, &mut events);
+                        self.spend_tokens(&mut spends);
                         self.control(control);
                     }
                 }
@@ -630,15 +638,23 @@ impl Writer {
                     command = self.rx.try_recv().ok();
                 }
             }
-            match self.coalesce(&mut events) {
+            // A spend is waited on: the batch is not held open for it.
+            let held = if spends.is_empty() {
+                self.coalesce(&mut events)
+            } else {
+                Coalesced::Write
+            };
+            match held {
                 Coalesced::Write => {}
                 Coalesced::Then(command) => next = Some(*command),
                 Coalesced::Closed => {
                     self.write_events(&mut scratch, &mut events);
+                    self.spend_tokens(&mut spends);
                     break 'serve None;
                 }
             }
             self.write_events(&mut scratch, &mut events);
+            self.spend_tokens(&mut spends);
         };
         let result = self.finish();
         if let Some(reply) = shutdown_reply {
@@ -797,7 +813,8 @@ impl Writer {
                 let _ = reply.send(self.revoke_token(&tenant, &id, &at));
             }
             Command::SpendToken { id, now, reply } => {
-                let _ = reply.send(self.spend_token(&id, now));
+                let mut one = vec![access::PendingSpend { id, now, reply }];
+                self.spend_tokens(&mut one);
             }
             Command::RequestApproval { approval, reply } => {
                 let _ = reply.send(self.request_approval(approval));

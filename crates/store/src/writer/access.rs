@@ -81,69 +81,40 @@ impl Writer {
             .map_err(StoreError::sqlite("revoking a token"))
     }
 
-    /// Checks the token and counts the call in one transaction; a token
-    /// that may not make the call is left as it was.
-    pub(super) fn spend_token(
-        &mut self,
-        id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Spend, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::sqlite("starting to spend a token"))?;
-        let found = tx
-            .prepare_cached(
-                "SELECT revoked_at, expires_at, budget, calls_used FROM tokens WHERE id = ?",
-            )
-            .and_then(|mut statement| {
-                statement
-                    .query_row([id], |row| {
-                        Ok((
-                            row.get::<_, Option<String>>(0)?,
-                            row.get::<_, Option<String>>(1)?,
-                            row.get::<_, Option<i64>>(2)?,
-                            row.get::<_, i64>(3)?,
-                        ))
-                    })
-                    .optional()
-            })
-            .map_err(StoreError::sqlite("reading a token"))?;
-        // An early return drops the transaction, which rolls back a
-        // transaction that wrote nothing.
-        let Some((revoked_at, expires_at, budget, calls_used)) = found else {
-            return Ok(Spend::Unknown);
-        };
-        if revoked_at.is_some() {
-            return Ok(Spend::Revoked);
+    /// Checks tokens and counts their calls, all in one transaction (the
+    /// spends queued while the writer was busy); a token that may not make
+    /// a call is left as it was. Each reply is sent once the transaction is
+    /// committed.
+    pub(super) fn spend_tokens(&mut self, spends: &mut Vec<PendingSpend>) {
+        if spends.is_empty() {
+            return;
         }
-        if let Some(expires_at) = expires_at {
-            let expires_at = parse_db_time(&expires_at).ok_or(StoreError::Corrupt {
-                what: "token expiry time",
-                value: expires_at,
-            })?;
-            if expires_at <= now {
-                return Ok(Spend::Expired);
+        let outcome = (|| {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(StoreError::sqlite("starting to spend a token"))?;
+            let results: Vec<Result<Spend, StoreError>> = spends
+                .iter()
+                .map(|spend| spend_one(&tx, &spend.id, spend.now))
+                .collect();
+            tx.commit()
+                .map_err(StoreError::sqlite("committing a token's call"))?;
+            Ok::<_, StoreError>(results)
+        })();
+        match outcome {
+            Ok(results) => {
+                for (spend, result) in spends.drain(..).zip(results) {
+                    let _ = spend.reply.send(result);
+                }
+            }
+            Err(e) => {
+                let e = std::sync::Arc::new(e);
+                for spend in spends.drain(..) {
+                    let _ = spend.reply.send(Err(StoreError::Shared(e.clone())));
+                }
             }
         }
-        // A count at the largest storable value cannot go up: that is a
-        // budget too, if an absurd one.
-        if budget.is_some_and(|budget| calls_used >= budget) || calls_used == i64::MAX {
-            return Ok(Spend::OverBudget);
-        }
-        let calls_used: i64 = tx
-            .prepare_cached(
-                "UPDATE tokens SET calls_used = calls_used + 1 WHERE id = ? RETURNING calls_used",
-            )
-            .and_then(|mut statement| statement.query_row([id], |row| row.get(0)))
-            .map_err(StoreError::sqlite("counting a token's call"))?;
-        tx.commit()
-            .map_err(StoreError::sqlite("committing a token's call"))?;
-        let calls_used = u64::try_from(calls_used).map_err(|_| StoreError::Corrupt {
-            what: "token call count",
-            value: calls_used.to_string(),
-        })?;
-        Ok(Spend::Spent { calls_used })
     }
 
     pub(super) fn request_approval(&mut self, approval: NewApproval) -> Result<(), StoreError> {
@@ -293,4 +264,67 @@ fn mark_expired(
     )
     .map(|_| ())
     .map_err(StoreError::sqlite("expiring an approval"))
+}
+
+/// A call to count against a token, waiting for the writer.
+pub(super) struct PendingSpend {
+    pub id: String,
+    pub now: DateTime<Utc>,
+    pub reply: tokio::sync::oneshot::Sender<Result<Spend, StoreError>>,
+}
+
+/// Checks one token and counts one call, inside the caller's transaction.
+fn spend_one(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Spend, StoreError> {
+    let found = tx
+        .prepare_cached(
+            "SELECT revoked_at, expires_at, budget, calls_used FROM tokens WHERE id = ?",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_row([id], |row| {
+                    Ok((
+                        row.get::<_, Option<String>>(0)?,
+                        row.get::<_, Option<String>>(1)?,
+                        row.get::<_, Option<i64>>(2)?,
+                        row.get::<_, i64>(3)?,
+                    ))
+                })
+                .optional()
+        })
+        .map_err(StoreError::sqlite("reading a token"))?;
+    let Some((revoked_at, expires_at, budget, calls_used)) = found else {
+        return Ok(Spend::Unknown);
+    };
+    if revoked_at.is_some() {
+        return Ok(Spend::Revoked);
+    }
+    if let Some(expires_at) = expires_at {
+        let expires_at = parse_db_time(&expires_at).ok_or(StoreError::Corrupt {
+            what: "token expiry time",
+            value: expires_at,
+        })?;
+        if expires_at <= now {
+            return Ok(Spend::Expired);
+        }
+    }
+    // A count at the largest storable value cannot go up: that is a budget
+    // too, if an absurd one.
+    if budget.is_some_and(|budget| calls_used >= budget) || calls_used == i64::MAX {
+        return Ok(Spend::OverBudget);
+    }
+    let calls_used: i64 = tx
+        .prepare_cached(
+            "UPDATE tokens SET calls_used = calls_used + 1 WHERE id = ? RETURNING calls_used",
+        )
+        .and_then(|mut statement| statement.query_row([id], |row| row.get(0)))
+        .map_err(StoreError::sqlite("counting a token's call"))?;
+    let calls_used = u64::try_from(calls_used).map_err(|_| StoreError::Corrupt {
+        what: "token call count",
+        value: calls_used.to_string(),
+    })?;
+    Ok(Spend::Spent { calls_used })
 }
