@@ -386,3 +386,228 @@ fn json_numbers_become_ints_when_integral() {
     assert_eq!(cel_value(&json!(u64::MAX)), CelValue::UInt(u64::MAX));
     assert_eq!(cel_value(&json!(1e300)), CelValue::Float(1e300));
 }
+
+mod hostile {
+    //! Conditions and arguments nobody would write on purpose: compiling a
+    //! condition and evaluating it never panics, whatever the source and the
+    //! call; a condition that cannot be evaluated is an error, which the
+    //! gate turns into a refusal.
+
+    use proptest::prelude::*;
+    use serde_json::{Map, Value, json};
+
+    use super::super::{History, PolicyInput, evaluate};
+
+    /// Pieces that CEL expressions are made of, and pieces that break them.
+    const PIECES: &[&str] = &[
+        "args",
+        "args.amount",
+        "args.to",
+        "args.items",
+        "calls",
+        "counts",
+        "counts.t",
+        "tool",
+        "token",
+        "tenant",
+        "mode",
+        "upstream",
+        "size(",
+        "sum(",
+        ".map(c, c.args)",
+        ".filter(c, c.error)",
+        ".exists(x, x > 1)",
+        ".all(k, k != '')",
+        "has(args.x)",
+        "int(",
+        "double(",
+        "string(",
+        ")",
+        "(",
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        ":",
+        "?",
+        ".",
+        "+",
+        "-",
+        "*",
+        "/",
+        "%",
+        "==",
+        "!=",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        "&&",
+        "||",
+        "!",
+        " in ",
+        "1",
+        "0",
+        "-1",
+        "9223372036854775807",
+        "1.5",
+        "1e308",
+        "'x'",
+        "\"\"",
+        "b'\\xff'",
+        "true",
+        "false",
+        "null",
+        "x",
+        " ",
+        "\\",
+        "'",
+        "\"",
+        "\u{0}",
+        "é",
+        "matches(",
+        "startsWith(",
+        "[1,2]",
+        "{'a': 1}",
+    ];
+
+    /// Mostly broken sources: pieces thrown together.
+    fn pieces() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(PIECES.to_vec()), 1..24)
+            .prop_map(|pieces| pieces.concat())
+    }
+
+    /// Mostly well-formed sources whose types may not fit the call's
+    /// arguments: what fails at evaluation, not at parsing.
+    fn expression() -> impl Strategy<Value = String> {
+        let atom = prop_oneof![
+            "[a-z]{1,4}".prop_map(|k| format!("args.{k}")),
+            ("[a-z]{1,4}", "[a-z]{1,4}").prop_map(|(a, b)| format!("args.{a}.{b}")),
+            "[a-z]{1,4}".prop_map(|k| format!("args['{k}']")),
+            "[a-z]{1,4}".prop_map(|k| format!("size(args.{k})")),
+            "[a-z]{1,4}".prop_map(|k| format!("has(args.{k})")),
+            Just("counts.t".to_owned()),
+            Just("size(calls)".to_owned()),
+            Just("sum(calls.map(c, c.args.n))".to_owned()),
+            Just("calls.exists(c, c.error)".to_owned()),
+            Just("tool".to_owned()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            Just("1.5".to_owned()),
+            Just("'x'".to_owned()),
+            Just("true".to_owned()),
+            Just("null".to_owned()),
+            Just("[1, 'a']".to_owned()),
+        ];
+        atom.prop_recursive(4, 32, 3, |inner| {
+            let op = prop::sample::select(vec![
+                "+", "-", "*", "/", "%", "==", "!=", "<", ">=", "&&", "||", "in",
+            ]);
+            prop_oneof![
+                (inner.clone(), op, inner.clone()).prop_map(|(a, op, b)| format!("({a} {op} {b})")),
+                inner.clone().prop_map(|a| format!("!({a})")),
+                (inner.clone(), inner.clone(), inner.clone())
+                    .prop_map(|(c, a, b)| format!("({c} ? {a} : {b})")),
+                inner
+                    .clone()
+                    .prop_map(|a| format!("string({a}).startsWith('a')")),
+                inner.prop_map(|a| format!("int({a}) > 0")),
+            ]
+        })
+    }
+
+    fn source() -> impl Strategy<Value = String> {
+        prop_oneof![1 => pieces(), 3 => expression()]
+    }
+
+    fn argument() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| json!(f)),
+            ".{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z]{1,6}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    #[test]
+    fn arithmetic_at_the_edges_is_an_error_not_a_panic() {
+        let args: Map<String, Value> = [
+            ("n".to_owned(), json!(0)),
+            ("m".to_owned(), json!(i64::MIN)),
+        ]
+        .into_iter()
+        .collect();
+        let history = History::default();
+        let input = PolicyInput {
+            tenant: "acme",
+            token: None,
+            tool: "t",
+            args: &args,
+            upstream: None,
+            mode: "stub",
+            history: &history,
+        };
+        for source in [
+            "10 / args.n > 0",
+            "10 % args.n > 0",
+            "args.m / -1 > 0",
+            "args.m % -1 > 0",
+            "args.m - 1 < 0",
+            "-args.m > 0",
+            "9223372036854775807 + 1 > 0",
+            "args.m * 2 < 0",
+            "int(1e300) > 0",
+            "uint(-1) > 0u",
+            "double(args.m) / 0.0 > 0.0",
+            "size('é' + string(args.m)) > 0",
+            "'abc'.matches('(') ",
+            "timestamp('nonsense') > timestamp('2026-01-01T00:00:00Z')",
+        ] {
+            let condition = sandbar_scenario::compile_condition(source)
+                .unwrap_or_else(|e| panic!("{source}: {e}"));
+            // Either answer is fine; only a panic would fail this.
+            let _ = evaluate(&condition, &input);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn no_condition_and_no_call_makes_it_panic(
+            source in source(),
+            args in prop::collection::btree_map("[a-z]{1,8}", argument(), 0..5),
+            earlier in prop::collection::vec((prop::sample::select(vec!["t", "u"]), any::<bool>()), 0..4),
+        ) {
+            let Ok(condition) = sandbar_scenario::compile_condition(&source) else {
+                return Ok(());
+            };
+            let args: Map<String, Value> = args.into_iter().collect();
+            let mut history = History::default();
+            for (tool, error) in earlier {
+                history.push(tool, &args, error);
+            }
+            let input = PolicyInput {
+                tenant: "acme",
+                token: None,
+                tool: "t",
+                args: &args,
+                upstream: None,
+                mode: "stub",
+                history: &history,
+            };
+            // Either answer is fine; only a panic would fail this.
+            let _ = evaluate(&condition, &input);
+        }
+    }
+}

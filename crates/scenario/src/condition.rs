@@ -140,6 +140,30 @@ pub fn compile_condition(source: &str) -> Result<CelCondition, String> {
             "the condition is empty; write a CEL expression such as `args.amount > 500`".to_owned(),
         );
     }
+    // The parser and the interpreter recurse over the expression: bounds
+    // on its size and nesting keep a hostile condition from exhausting a
+    // thread's stack.
+    if source.len() > MAX_CONDITION_BYTES {
+        return Err(format!(
+            "the condition is {} bytes long; conditions are limited to {MAX_CONDITION_BYTES} bytes",
+            source.len()
+        ));
+    }
+    let mut depth = 0usize;
+    for b in source.bytes() {
+        match b {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_CONDITION_DEPTH {
+                    return Err(format!(
+                        "the condition nests brackets more than {MAX_CONDITION_DEPTH} deep"
+                    ));
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
     let program = cel::Program::compile(source).map_err(|errors| {
         let multiline = source.trim_end().contains('\n');
         let described: Vec<String> = errors
@@ -172,6 +196,11 @@ pub fn compile_condition(source: &str) -> Result<CelCondition, String> {
     }
     let mut walk = Walk::default();
     walk.expr(root, &mut Vec::new());
+    if walk.deepest > MAX_CONDITION_DEPTH {
+        return Err(format!(
+            "the condition nests more than {MAX_CONDITION_DEPTH} operations deep; split it into simpler rules"
+        ));
+    }
     if let Some((name, id)) = walk.unknown.first() {
         let at = program
             .source_info()
@@ -240,9 +269,19 @@ fn edit_distance(a: &str, b: &str) -> usize {
     previous[b.len()]
 }
 
+/// The longest condition accepted, in bytes.
+pub const MAX_CONDITION_BYTES: usize = 2048;
+
+/// The deepest nesting of brackets, or of operations in the parsed
+/// expression, accepted.
+pub const MAX_CONDITION_DEPTH: usize = 64;
+
 /// What a walk over the expression found.
 #[derive(Default)]
 struct Walk {
+    /// How deep the walk is now, and the deepest it went.
+    depth: usize,
+    deepest: usize,
     uses: u16,
     unknown: Vec<(String, u64)>,
     count_keys: Vec<String>,
@@ -252,6 +291,18 @@ impl Walk {
     /// Visits `e`; `bound` holds the names comprehensions (`map`, `filter`,
     /// `exists`, ...) bind around it, which are not free variables.
     fn expr(&mut self, e: &IdedExpr, bound: &mut Vec<String>) {
+        // Past the limit the condition is refused anyway: stop descending.
+        if self.depth > MAX_CONDITION_DEPTH {
+            self.deepest = self.deepest.max(self.depth);
+            return;
+        }
+        self.depth += 1;
+        self.deepest = self.deepest.max(self.depth);
+        self.visit(e, bound);
+        self.depth -= 1;
+    }
+
+    fn visit(&mut self, e: &IdedExpr, bound: &mut Vec<String>) {
         match &e.expr {
             Expr::Unspecified | Expr::Literal(_) => {}
             Expr::Ident(name) => self.ident(name, e.id, bound),
@@ -372,6 +423,18 @@ mod tests {
         );
         check_ok("has(args.amount) && args.amount > 1.5", &["args"]);
         check_ok("counts.send_email < 3", &["counts"]);
+    }
+
+    #[test]
+    fn conditions_too_big_or_too_deep_for_the_stack_are_refused() {
+        // 10,000 terms once overflowed a test thread's stack in the parser.
+        let long = vec!["1"; 10_000].join(" + ") + " > 0";
+        check_err(&long, "limited to 2048 bytes");
+        let chain = vec!["1"; 500].join("+") + ">0";
+        check_err(&chain, "nests more than 64 operations deep");
+        let parens = format!("{}true{}", "(".repeat(100), ")".repeat(100));
+        check_err(&parens, "nests brackets more than 64 deep");
+        check_ok(&(vec!["args.a"; 20].join(" + ") + " > 0"), &["args"]);
     }
 
     #[test]
