@@ -56,6 +56,9 @@ pub fn render(run: &RunRecord, events: &[EventRecord]) -> String {
     for e in events {
         let arrow = match (e.direction, e.kind) {
             (_, EventKind::Fault | EventKind::Divergence | EventKind::Leak) => "!",
+            (_, EventKind::Policy) if e.payload.get("decision") == Some(&Value::from("deny")) => {
+                "!"
+            }
             (Direction::ToServer, _) => "→",
             (Direction::ToClient, _) => "←",
             (Direction::Internal, _) => "·",
@@ -163,9 +166,39 @@ fn summary(e: &EventRecord) -> String {
                 " · let through"
             }
         ),
+        (EventKind::Policy, _) => policy_summary(p),
         _ => compact(p),
     };
     truncate(&text, EXCERPT)
+}
+
+/// `policy allow lookup_order (token tok_…)`, `policy deny issue_refund by
+/// rule big-refunds: refunds over 500 need a human`, `policy approval
+/// apr_… requested for send_email by rule mail`.
+fn policy_summary(p: &Value) -> String {
+    let text = |key: &str| p.get(key).and_then(Value::as_str);
+    let subject = text("tool")
+        .map(str::to_owned)
+        .or_else(|| text("upstream").map(|u| format!("upstream {u}")))
+        .unwrap_or_else(|| "?".to_owned());
+    let rule = text("rule")
+        .map(|r| format!(" by rule {r}"))
+        .unwrap_or_default();
+    let token = text("token")
+        .map(|t| format!(" (token {t})"))
+        .unwrap_or_default();
+    match text("decision") {
+        Some("approval_requested") => format!(
+            "policy approval {} requested for {subject}{rule}",
+            text("approval").unwrap_or("?")
+        ),
+        Some("deny") => format!(
+            "policy deny {subject}{rule}{token}: {}",
+            text("message").unwrap_or("")
+        ),
+        Some(decision) => format!("policy {decision} {subject}{rule}{token}"),
+        None => compact(p),
+    }
 }
 
 fn compact(v: &Value) -> String {

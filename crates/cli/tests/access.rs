@@ -112,7 +112,7 @@ tools:
     respond:
       - text: "found"
 policy:
-  approval_timeout: 3s
+  approval_timeout: 5s
   rules:
     - deny: issue_refund
       when: "args.amount > 500"
@@ -489,7 +489,18 @@ async fn every_way_out_of_a_scope_is_refused_and_never_reaches_the_upstream() {
     assert_eq!(Agent::new(&url, Some(&revocable)).open().await.0, 401);
 
     // Expired: refused once its time is up, and no new session opens.
-    let (expiring, _) = issue(&data, &["--expires-in", "2s"]);
+    // Issued to expire in 4s: long enough for one call on a busy machine.
+    let (expiring, expiring_id) = issue(&data, &["--expires-in", "4s"]);
+    let (_, listed, _) = cli(&data, &["token", "list", "--json"]);
+    let listed: Value = serde_json::from_str(&listed).expect("token list");
+    let expires_at = listed["tokens"]
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .find(|t| t["id"] == expiring_id.as_str())
+        .and_then(|t| t["expires_at"].as_str())
+        .map(|t| chrono::DateTime::parse_from_rfc3339(t).expect("RFC 3339"))
+        .expect("an expiry");
     let mut agent = Agent::new(&url, Some(&expiring));
     agent.open().await;
     assert_allowed(
@@ -497,7 +508,10 @@ async fn every_way_out_of_a_scope_is_refused_and_never_reaches_the_upstream() {
             .call("echo", json!({"message": "a", "case": "expire-ok"}))
             .await,
     );
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let left = (expires_at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    tokio::time::sleep(left + Duration::from_millis(300)).await;
     assert_refused(
         &agent
             .call("echo", json!({"message": "b", "case": "expired"}))
@@ -576,7 +590,7 @@ async fn every_way_out_of_a_scope_is_refused_and_never_reaches_the_upstream() {
     assert_refused(&waiting.await.expect("call"), "given for other arguments");
     assert!(upstream.calls_of("swapped").is_empty());
 
-    // Approval timed out (the scenario waits 3s).
+    // Approval timed out (the scenario waits 5s).
     let mut agent = Agent::new(&url, Some(&open_token));
     agent.open().await;
     assert_refused(
@@ -586,7 +600,7 @@ async fn every_way_out_of_a_scope_is_refused_and_never_reaches_the_upstream() {
                 json!({"to": "c@example.test", "case": "timeout"}),
             )
             .await,
-        "none came within 3s",
+        "none came within 5s",
     );
     assert!(upstream.calls_of("timeout").is_empty());
 
@@ -843,6 +857,16 @@ tools:
     assert_refused(by_id(4), "does not allow the tool `delete_everything`");
     let run = common::newest_run(&data);
     assert_eq!(run["events"][0]["payload"]["token"], id.as_str());
+    let (code, timeline, _) = cli(
+        &data,
+        &["runs", "show", run["run"]["id"].as_str().expect("id")],
+    );
+    assert_eq!(code, 0);
+    assert!(
+        timeline.contains("policy deny delete_everything by rule token scope")
+            && timeline.contains("policy allow lookup"),
+        "{timeline}"
+    );
 
     // A token bound to one run: its first session is that run, and it
     // opens no other.
