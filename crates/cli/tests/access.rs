@@ -897,3 +897,77 @@ tools:
         "{refused}"
     );
 }
+
+#[test]
+fn token_and_approval_commands_refuse_bad_input_with_a_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    for (args, code, says) in [
+        (
+            vec!["token", "issue", "--rate", "abc"],
+            2,
+            "--rate takes CALLS/DURATION",
+        ),
+        (
+            vec!["token", "issue", "--rate", "0/1m"],
+            2,
+            "at least one call",
+        ),
+        (
+            vec!["token", "issue", "--arg-schema", "foo"],
+            2,
+            "takes TOOL=FILE",
+        ),
+        (
+            vec!["token", "issue", "--arg-rule", "echo=arg.amount > 1"],
+            2,
+            "did you mean `args`",
+        ),
+        (
+            vec!["token", "issue", "--arg-rule", "echo=args.amount >"],
+            2,
+            "not a valid CEL expression",
+        ),
+        (
+            vec!["token", "issue", "--expires-at", "soon"],
+            2,
+            "not an RFC 3339 time",
+        ),
+        (
+            vec!["token", "issue", "--expires-in", "5parsecs"],
+            2,
+            "unknown duration unit",
+        ),
+        (vec!["token", "issue", "--budget", "0"], 2, "can do nothing"),
+        (
+            vec!["token", "issue", "--tenant", "a/b"],
+            2,
+            "is not a tenant id",
+        ),
+        (
+            vec!["token", "revoke", "tok_nope"],
+            1,
+            "has no token tok_nope",
+        ),
+        (vec!["approve", "apr_nope"], 1, "has no approval apr_nope"),
+        (
+            vec!["approve", "apr_x", "--args-hash", "zz"],
+            2,
+            "64 hex digits",
+        ),
+        (
+            vec!["deny", "apr_nope", "--reason", "no"],
+            1,
+            "has no approval apr_nope",
+        ),
+    ] {
+        let (status, out, err) = cli(&data, &args);
+        assert_eq!(status, code, "{args:?}: {out}{err}");
+        assert!(err.contains(says), "{args:?} should say {says:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    // Nothing was issued by any of them.
+    let (_, out, _) = cli(&data, &["token", "list", "--json"]);
+    let tokens: Value = serde_json::from_str(&out).expect("token list");
+    assert_eq!(tokens["tokens"], json!([]));
+}
