@@ -6,67 +6,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use common::{Server, cli, repo, write_scenario};
-
-/// The counting upstream; killed when dropped.
-struct Upstream {
-    child: Child,
-    url: String,
-    log: PathBuf,
-}
-
-impl Upstream {
-    fn start(dir: &Path) -> Upstream {
-        let log = dir.join("received.jsonl");
-        let mut child = Command::new("node")
-            .arg(repo().join("crates/cli/tests/servers/counting_http.cjs"))
-            .env("RECEIVED_LOG", &log)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start node");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("endpoint line");
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .expect("listening line")
-            .to_owned();
-        Upstream { child, url, log }
-    }
-
-    /// Every message received, in order.
-    fn received(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("log line"))
-            .collect()
-    }
-
-    /// The tool calls received that carry `case` in their arguments.
-    fn calls_of(&self, case: &str) -> Vec<Value> {
-        self.received()
-            .into_iter()
-            .filter(|m| m["method"] == "tools/call" && m["arguments"]["case"] == case)
-            .collect()
-    }
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{CountingUpstream, Server, cli, write_scenario};
 
 const UPSTREAM_KEY: &str = "billing-key-7Hq2vX9mLp4RtY8wZ3";
 
@@ -74,8 +21,8 @@ const UPSTREAM_KEY: &str = "billing-key-7Hq2vX9mLp4RtY8wZ3";
 /// 127.0.0.1 with the vault's key injected in a header and in the query,
 /// `other` at `localhost` — a
 /// stubbed tool, and a policy.
-fn setup(dir: &Path) -> (Upstream, PathBuf, PathBuf) {
-    let upstream = Upstream::start(dir);
+fn setup(dir: &Path) -> (CountingUpstream, PathBuf, PathBuf) {
+    let upstream = CountingUpstream::start(dir);
     let data = dir.join("data");
     let mut child = common::sandbar()
         .args(["secret", "set", "BILLING_KEY", "--data"])

@@ -11,9 +11,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use proptest::prelude::*;
@@ -26,6 +23,8 @@ use sandbar_engine::{
 use sandbar_redact::{Redactor, SharedRedactor};
 use sandbar_store::{Store, StoreOptions, StoredToken};
 use sandbar_upstream::{McpUpstream, Transport, UpstreamConfig};
+
+use common::CountingUpstream;
 
 const TOOLS: [&str; 3] = ["echo", "send_email", "issue_refund"];
 const GLOBS: [&str; 5] = ["*", "echo", "send_*", "issue_*", "nothing"];
@@ -165,55 +164,12 @@ fn case() -> impl Strategy<Value = Case> {
         )
 }
 
-/// The counting server; killed when dropped.
-struct Counting {
-    child: Child,
-    url: String,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Counting {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_counting(dir: &Path) -> Counting {
-    let log = dir.join("received.jsonl");
-    let mut child = Command::new("node")
-        .arg(common::repo().join("crates/cli/tests/servers/counting_http.cjs"))
-        .env("RECEIVED_LOG", &log)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start node");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("endpoint line");
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .expect("listening line")
-        .to_owned();
-    Counting { child, url, log }
-}
-
-fn received_with(log: &Path, marker: &str) -> usize {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|m| m["method"] == "tools/call" && m["arguments"]["case"] == marker)
-        .count()
-}
-
 /// Runs one case through the pipeline; returns whether the upstream
 /// answered (the call went through) and how often the upstream saw it.
 async fn run_case(
     case: &Case,
     number: usize,
-    counting: &Counting,
+    counting: &CountingUpstream,
     store: &Store,
     redactor: &SharedRedactor,
 ) -> (bool, usize) {
@@ -283,13 +239,13 @@ async fn run_case(
         Outcome::Result(v) => v.get("isError") != Some(&Value::Bool(true)),
         Outcome::Error(_) => false,
     };
-    (through, received_with(&counting.log, &marker))
+    (through, counting.calls_of(&marker).len())
 }
 
 #[test]
 fn a_refused_call_never_reaches_the_upstream() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let counting = start_counting(dir.path());
+    let counting = CountingUpstream::start(dir.path());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

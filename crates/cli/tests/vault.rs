@@ -224,21 +224,17 @@ fn secrets_are_sealed_never_printed_open_only_with_their_key_and_survive_rotatio
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_vault_secret_reaches_the_upstream_and_nothing_else() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let (code, _, err) = with_stdin(&data, &["secret", "set", "crm_token"], VALUE, &[]);
-    assert_eq!(code, 0, "{err}");
-    let received = dir.path().join("received.txt");
+/// A scenario whose one upstream, `servers/credentialed.cjs`, gets the
+/// vault's `crm_token` in its environment and writes it to `received`.
+fn credentialed_scenario(dir: &Path, name: &str, received: &Path) -> std::path::PathBuf {
     let server = repo().join("crates/cli/tests/servers/credentialed.cjs");
-    let scenario = write_scenario(
-        dir.path(),
+    write_scenario(
+        dir,
         "scenario.yaml",
         &format!(
             r#"
 version: 1
-name: vault-injection
+name: {name}
 upstreams:
   - name: crm
     command: node
@@ -248,7 +244,17 @@ upstreams:
             server.display(),
             received.display()
         ),
-    );
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vault_secret_reaches_the_upstream_and_nothing_else() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let (code, _, err) = with_stdin(&data, &["secret", "set", "crm_token"], VALUE, &[]);
+    assert_eq!(code, 0, "{err}");
+    let received = dir.path().join("received.txt");
+    let scenario = credentialed_scenario(dir.path(), "vault-injection", &received);
     // Validation without the vault says what is missing.
     let (code, out, err) = cli(
         &dir.path().join("elsewhere"),
@@ -317,24 +323,7 @@ async fn the_key_rotates_while_a_server_runs_without_interrupting_it() {
     let (code, _, err) = with_stdin(&data, &["secret", "set", "crm_token"], VALUE, &[]);
     assert_eq!(code, 0, "{err}");
     let received = dir.path().join("received.txt");
-    let server_js = repo().join("crates/cli/tests/servers/credentialed.cjs");
-    let scenario = write_scenario(
-        dir.path(),
-        "scenario.yaml",
-        &format!(
-            r#"
-version: 1
-name: vault-rotation
-upstreams:
-  - name: crm
-    command: node
-    args: ["{}"]
-    env: {{API_TOKEN: "{{{{ secrets.crm_token }}}}", RECEIVED: "{}"}}
-"#,
-            server_js.display(),
-            received.display()
-        ),
-    );
+    let scenario = credentialed_scenario(dir.path(), "vault-rotation", &received);
     let server = Server::start(&scenario, &data, &[]);
     let first = connect_http(&server.url, TestClient::default()).await;
     let answer = call(&first, "whoami", serde_json::json!({})).await;

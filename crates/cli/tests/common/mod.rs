@@ -343,3 +343,58 @@ pub fn newest_run(data: &Path) -> Value {
     assert_eq!(code, 0, "runs show failed: {err}");
     serde_json::from_str(&out).expect("runs show JSON")
 }
+
+/// `servers/counting_http.cjs`: a real MCP server over Streamable HTTP that
+/// writes down every message it receives; killed when dropped.
+pub struct CountingUpstream {
+    child: Child,
+    pub url: String,
+    log: PathBuf,
+}
+
+impl CountingUpstream {
+    /// Starts it with its log in `dir`.
+    pub fn start(dir: &Path) -> CountingUpstream {
+        let log = dir.join("received.jsonl");
+        let mut child = Command::new("node")
+            .arg(repo().join("crates/cli/tests/servers/counting_http.cjs"))
+            .env("RECEIVED_LOG", &log)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start node");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("endpoint line");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("listening line")
+            .to_owned();
+        CountingUpstream { child, url, log }
+    }
+
+    /// Every message received, in order.
+    pub fn received(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("log line"))
+            .collect()
+    }
+
+    /// The tool calls received that carry `case` in their arguments.
+    pub fn calls_of(&self, case: &str) -> Vec<Value> {
+        self.received()
+            .into_iter()
+            .filter(|m| m["method"] == "tools/call" && m["arguments"]["case"] == case)
+            .collect()
+    }
+}
+
+impl Drop for CountingUpstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
