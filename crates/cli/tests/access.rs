@@ -235,6 +235,17 @@ async fn every_way_out_of_a_scope_is_refused_and_never_reaches_the_upstream() {
         .await;
     assert_eq!(status, 401);
 
+    // A token of another tenant, or for another scenario: no session.
+    let (foreign, _) = issue(&data, &["--tenant", "other-team"]);
+    let (status, body) = Agent::new(&url, Some(&foreign)).open().await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.to_string().contains("is for tenant `other-team`"),
+        "{body}"
+    );
+    let (elsewhere, _) = issue(&data, &["--scenario", "another"]);
+    assert_eq!(Agent::new(&url, Some(&elsewhere)).open().await.0, 403);
+
     // A token that may call `echo` and `lookup` only, on `billing` only.
     let (narrow, _) = issue(
         &data,

@@ -69,8 +69,22 @@ impl Masker {
 
     /// `text` with its personal data masked.
     pub fn mask(&self, text: &str) -> String {
+        self.mask_cow(text).into_owned()
+    }
+
+    /// [`Masker::mask`], borrowing `text` back when nothing in it is
+    /// personal data (no copy, no comparison).
+    pub fn mask_cow<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
         let findings = self.detector.find(text);
-        self.replace(text, &findings, NameHint::Unknown, &mut |_, _| {})
+        if findings.is_empty() {
+            return std::borrow::Cow::Borrowed(text);
+        }
+        let masked = self.replace(text, &findings, NameHint::Unknown, &mut |_, _| {});
+        if masked == text {
+            std::borrow::Cow::Borrowed(text)
+        } else {
+            std::borrow::Cow::Owned(masked)
+        }
     }
 
     /// One JSON string value masked, its field name (or path) giving

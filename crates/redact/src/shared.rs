@@ -154,11 +154,9 @@ impl SinkRedactor {
         let Some(privacy) = &self.privacy else {
             return redacted;
         };
-        let masked = privacy.masker(self.sink).mask(&redacted);
-        if masked == *redacted {
-            redacted
-        } else {
-            Cow::Owned(masked)
+        match privacy.masker(self.sink).mask_cow(&redacted) {
+            Cow::Borrowed(_) => redacted,
+            Cow::Owned(masked) => Cow::Owned(masked),
         }
     }
 

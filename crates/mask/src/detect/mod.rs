@@ -33,6 +33,8 @@ mod email;
 mod field;
 mod iban;
 mod name;
+#[cfg(test)]
+pub(crate) use name::is_not_name;
 mod network;
 mod phone;
 mod scan;

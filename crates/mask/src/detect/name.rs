@@ -450,7 +450,8 @@ const NOT_NAMES: &[&str] = &[
 static NOT_NAME_SET: LazyLock<HashSet<&'static str>> =
     LazyLock::new(|| NOT_NAMES.iter().copied().collect());
 
-fn is_not_name(word: &str) -> bool {
+/// Whether `word` is a common word the detector never takes for a name.
+pub(crate) fn is_not_name(word: &str) -> bool {
     let word = word.trim_end_matches('.');
     if word.len() <= 24 && word.is_ascii() {
         let mut buf = [0u8; 24];
