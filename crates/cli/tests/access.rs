@@ -94,6 +94,9 @@ struct Agent {
     bearer: Option<String>,
     session: Option<String>,
     next_id: u64,
+    /// The whole body of the last answer (an event stream keeps every
+    /// message the call sent).
+    last_body: String,
 }
 
 impl Agent {
@@ -104,6 +107,7 @@ impl Agent {
             bearer: bearer.map(str::to_owned),
             session: None,
             next_id: 1,
+            last_body: String::new(),
         }
     }
 
@@ -129,6 +133,7 @@ impl Agent {
             self.session = Some(id.to_str().expect("session id").to_owned());
         }
         let body = response.text().await.expect("body");
+        self.last_body = body.clone();
         let value = serde_json::from_str(&body).ok().or_else(|| {
             body.lines()
                 .filter_map(|l| l.strip_prefix("data:"))
@@ -567,18 +572,27 @@ async fn every_way_out_of_a_scope_is_refused_and_never_reaches_the_upstream() {
         let mut agent = Agent::new(&url, Some(&open_token));
         agent.open().await;
         tokio::spawn(async move {
-            agent
+            let answer = agent
                 .call(
                     "send_email",
                     json!({"to": "d@example.test", "case": "approved"}),
                 )
-                .await
+                .await;
+            (answer, agent.last_body)
         })
     };
     let approval = pending_approval(&data, "send_email");
-    let (code, _, err) = cli(&data, &["approve", approval["id"].as_str().expect("id")]);
+    let id = approval["id"].as_str().expect("id").to_owned();
+    let (code, _, err) = cli(&data, &["approve", &id]);
     assert_eq!(code, 0, "{err}");
-    assert_allowed(&waiting.await.expect("call"));
+    let (answer, stream) = waiting.await.expect("call");
+    assert_allowed(&answer);
+    // While it waited, the client was told why, and how to decide.
+    assert!(
+        stream.contains("waits for a person's approval")
+            && stream.contains(&format!("sandbar approve {id}")),
+        "{stream}"
+    );
     assert_eq!(upstream.calls_of("approved").len(), 1);
 
     // The upstream echoes the injected credential in an error: the agent

@@ -23,8 +23,10 @@ use sandbar_store::{ApprovalStatus, Direction, EventKind, NewApproval, Spend};
 
 use crate::access::{Principal, Refusal, arguments_hash};
 use crate::call::Call;
+use crate::client::Client;
 use crate::policy::{PolicyInput, Verdict};
 use crate::run::Run;
+use sandbar_scenario::LogLevel;
 
 /// How often a call waiting for approval looks for a decision.
 const APPROVAL_POLL: Duration = Duration::from_millis(50);
@@ -58,11 +60,12 @@ impl Run {
         tool: &str,
         arguments: Option<&Map<String, Value>>,
         call: &Call,
+        client: &dyn Client,
     ) -> Result<(), String> {
         let empty = Map::new();
         let args = arguments.unwrap_or(&empty);
         let token = self.principal.as_ref().map(|p| p.token_id.clone());
-        let decided = self.decide(tool, args, call).await;
+        let decided = self.decide(tool, args, call, client).await;
         let (decision, rule, code, message) = match &decided {
             Ok(rule) => ("allow", rule.clone(), None, None),
             Err(r) => (
@@ -98,6 +101,7 @@ impl Run {
         tool: &str,
         args: &Map<String, Value>,
         call: &Call,
+        client: &dyn Client,
     ) -> Result<Option<String>, Refused> {
         let engine = self.engine();
         let verdict = {
@@ -164,7 +168,7 @@ impl Run {
                 message,
                 timeout,
             }) => {
-                self.await_approval(tool, args, &rule, &message, timeout, call)
+                self.await_approval(tool, args, &rule, &message, timeout, call, client)
                     .await
                     .map_err(|refusal| Refused {
                         rule: rule.clone(),
@@ -215,6 +219,7 @@ impl Run {
         message: &str,
         timeout: Duration,
         call: &Call,
+        client: &dyn Client,
     ) -> Result<(), Refusal> {
         let engine = self.engine();
         let store = engine.store();
@@ -259,6 +264,31 @@ impl Run {
                 "timeout_ms": timeout.as_millis() as u64,
             }),
         );
+        // Tell the client why the call is slow, at level `notice`, unless it
+        // asked for less.
+        if self
+            .state()
+            .log_level
+            .is_none_or(|min| LogLevel::Notice >= min)
+        {
+            let params = json!({
+                "level": "notice",
+                "logger": "sandbar",
+                "data": format!(
+                    "`{tool}` waits for a person's approval ({message}); approve or deny it with `sandbar approve {id}` or `sandbar deny {id}` within {}",
+                    human(timeout)
+                ),
+            });
+            self.record(
+                EventKind::Notification,
+                Direction::ToClient,
+                Some("notifications/message"),
+                None,
+                params.clone(),
+            );
+            // A client that cannot be told still gets its answer.
+            let _ = client.notify("notifications/message", params).await;
+        }
         let deadline = tokio::time::Instant::now() + timeout;
         let decided = loop {
             let record = store.approval(&id).await.map_err(store_failed)?;

@@ -233,6 +233,15 @@ impl Engine {
                     .map(str::to_owned),
             );
         }
+        // A call that may wait for a person's approval tells the client so.
+        if let Some(policy) = &scenario.policy {
+            quiet_tools.retain(|tool| {
+                !policy.rules.iter().any(|rule| {
+                    matches!(rule.action, sandbar_scenario::PolicyAction::Approve)
+                        && rule.tools.matches(tool)
+                })
+            });
+        }
         let canaries = crate::canary::Canaries::new(&scenario.canaries, scenario.block_leaks);
         Ok(Arc::new(Engine {
             seed_twin,
@@ -592,9 +601,10 @@ impl Run {
             _ => None,
         };
         let blocked = match (blocked, &call.method) {
-            (None, Method::CallTool { name, arguments }) if self.gated() => {
-                self.admit_call(name, arguments.as_ref(), &call).await.err()
-            }
+            (None, Method::CallTool { name, arguments }) if self.gated() => self
+                .admit_call(name, arguments.as_ref(), &call, client)
+                .await
+                .err(),
             (None, _) => match &self.principal {
                 // Requests that are not tool calls spend no budget, but a
                 // revoked or expired token gets nothing more.
