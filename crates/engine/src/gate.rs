@@ -31,6 +31,14 @@ use sandbar_scenario::LogLevel;
 /// How often a call waiting for approval looks for a decision.
 const APPROVAL_POLL: Duration = Duration::from_millis(50);
 
+/// What a rule that asks for approval said: its name, its message, how
+/// long to wait.
+struct Asked<'a> {
+    rule: &'a str,
+    message: &'a str,
+    timeout: Duration,
+}
+
 /// A refusal and the rule (or token part) that made it.
 pub(crate) struct Refused {
     rule: String,
@@ -168,7 +176,12 @@ impl Run {
                 message,
                 timeout,
             }) => {
-                self.await_approval(tool, args, &rule, &message, timeout, call, client)
+                let asked = Asked {
+                    rule: &rule,
+                    message: &message,
+                    timeout,
+                };
+                self.await_approval(tool, args, asked, call, client)
                     .await
                     .map_err(|refusal| Refused {
                         rule: rule.clone(),
@@ -215,12 +228,15 @@ impl Run {
         &self,
         tool: &str,
         args: &Map<String, Value>,
-        rule: &str,
-        message: &str,
-        timeout: Duration,
+        asked: Asked<'_>,
         call: &Call,
         client: &dyn Client,
     ) -> Result<(), Refusal> {
+        let Asked {
+            rule,
+            message,
+            timeout,
+        } = asked;
         let engine = self.engine();
         let store = engine.store();
         let hash = arguments_hash(tool, args);
