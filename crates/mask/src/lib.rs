@@ -24,7 +24,7 @@ pub mod operators;
 mod pseudonym;
 mod token;
 
-pub use detect::{Detector, PersonalFinding, PersonalKind};
+pub use detect::{Detector, PersonalFinding, PersonalKind, cue_words};
 pub use error::MaskError;
 pub use masker::{Masker, Seen};
 pub use operators::{MaskKey, Operator, apply, detokenize, pseudonym, tokenize};

@@ -76,10 +76,29 @@ impl Masker {
     /// personal data (no copy, no comparison).
     pub fn mask_cow<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
         let findings = self.detector.find(text);
+        self.replace_cow(text, &findings)
+    }
+
+    /// [`Masker::mask_cow`], given the cue words' occurrences in `text`
+    /// (see [`Detector::find_with_cues`]).
+    pub fn mask_cow_with_cues<'a>(
+        &self,
+        text: &'a str,
+        cues: &[(usize, usize, usize)],
+    ) -> std::borrow::Cow<'a, str> {
+        let findings = self.detector.find_with_cues(text, cues);
+        self.replace_cow(text, &findings)
+    }
+
+    fn replace_cow<'a>(
+        &self,
+        text: &'a str,
+        findings: &[crate::PersonalFinding],
+    ) -> std::borrow::Cow<'a, str> {
         if findings.is_empty() {
             return std::borrow::Cow::Borrowed(text);
         }
-        let masked = self.replace(text, &findings, NameHint::Unknown, &mut |_, _| {});
+        let masked = self.replace(text, findings, NameHint::Unknown, &mut |_, _| {});
         if masked == text {
             std::borrow::Cow::Borrowed(text)
         } else {

@@ -491,3 +491,30 @@ fn detection_is_linear_on_adversarial_inputs() {
         );
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Given every occurrence of every cue word (as another pass over the
+    /// same text finds them, overlapping, in any order), the detector finds
+    /// exactly what its own pass finds.
+    #[test]
+    fn cues_found_elsewhere_give_the_same_findings(values in prop::collection::vec(any_value(), 1..6), upper in any::<bool>()) {
+        let mut text: String = values.iter().map(|(_, v, c)| c.replacen("{}", v, 1)).collect::<Vec<_>>().join(" and ");
+        if upper {
+            text = text.to_uppercase();
+        }
+        let words: Vec<&str> = crate::cue_words().collect();
+        let automaton = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(&words)
+            .expect("cue automaton");
+        let mut cues: Vec<(usize, usize, usize)> = automaton
+            .find_overlapping_iter(text.as_bytes())
+            .map(|m| (m.start(), m.end(), m.pattern().as_usize()))
+            .collect();
+        cues.reverse();
+        let detector = Detector::new();
+        prop_assert_eq!(detector.find_with_cues(&text, &cues), detector.find(&text));
+    }
+}

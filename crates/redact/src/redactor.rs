@@ -103,10 +103,85 @@ impl Redactor {
     /// Replaces every secret and credential in `input` by its placeholder.
     /// Returns `Cow::Borrowed` when nothing was found, without allocating.
     pub fn redact_str<'a>(&self, input: &'a str) -> Cow<'a, str> {
-        match self.resolve(input) {
+        match self.resolve(input, None) {
             Some((_, redacted)) => Cow::Owned(redacted),
             None => Cow::Borrowed(input),
         }
+    }
+
+    /// [`Redactor::redact_str`], also collecting, in the same pass, every
+    /// occurrence in the redacted text of the personal-data detector's cue
+    /// words ([`sandbar_mask::cue_words`]: start, end, index) into `cues`,
+    /// for [`sandbar_mask::Detector::find_with_cues`].
+    pub fn redact_str_with_cues<'a>(
+        &self,
+        input: &'a str,
+        cues: &mut Vec<(usize, usize, usize)>,
+    ) -> Cow<'a, str> {
+        cues.clear();
+        match self.resolve(input, Some(cues)) {
+            Some((found, redacted)) => {
+                self.carry_cues(&found, &redacted, cues);
+                Cow::Owned(redacted)
+            }
+            None => Cow::Borrowed(input),
+        }
+    }
+
+    /// Moves cue matches found in an input onto its redaction by `found`:
+    /// those clear of every replaced span shift with the text around them;
+    /// those that overlapped one are gone; and in and around each
+    /// placeholder the cue words are looked for again, since a placeholder
+    /// (`[REDACTED:email]`) may hold one.
+    fn carry_cues(&self, found: &[Span], redacted: &str, cues: &mut Vec<(usize, usize, usize)>) {
+        let rules = &self.inner.rules;
+        // Each span in the input, and its placeholder in the output.
+        let mut regions = Vec::with_capacity(found.len());
+        let mut shift = 0isize;
+        for span in found {
+            let start = span.start.saturating_add_signed(shift);
+            let end = start + self.placeholder_len(span.label);
+            regions.push((span.start, span.end, start, end));
+            shift += (end - start) as isize - (span.end - span.start) as isize;
+        }
+        cues.sort_unstable();
+        let mut kept = Vec::with_capacity(cues.len() + regions.len());
+        let (mut next, mut shift) = (0, 0isize);
+        for &(start, end, index) in cues.iter() {
+            while let Some(&(s, e, ps, pe)) = regions.get(next)
+                && e <= start
+            {
+                shift += (pe - ps) as isize - (e - s) as isize;
+                next += 1;
+            }
+            if regions.get(next).is_some_and(|&(s, _, _, _)| s < end) {
+                continue;
+            }
+            kept.push((
+                start.saturating_add_signed(shift),
+                end.saturating_add_signed(shift),
+                index,
+            ));
+        }
+        let hay = redacted.as_bytes();
+        for &(_, _, ps, pe) in &regions {
+            let window =
+                ps.saturating_sub(rules.longest_cue)..(pe + rules.longest_cue).min(hay.len());
+            for m in rules
+                .with_cues
+                .find_overlapping_iter(aho_corasick::Input::new(hay).span(window))
+            {
+                if let Some(index) = rules.cue_of.get(m.pattern().as_usize()).copied().flatten()
+                    && m.start() < pe
+                    && m.end() > ps
+                {
+                    kept.push((m.start(), m.end(), index as usize));
+                }
+            }
+        }
+        kept.sort_unstable();
+        kept.dedup();
+        *cues = kept;
     }
 
     /// Redacts every string in place, object keys included. A number whose
@@ -143,7 +218,7 @@ impl Redactor {
     /// What was found, in order and non-overlapping: the same spans that
     /// [`Redactor::redact_str`] replaces.
     pub fn find(&self, input: &str) -> Vec<Finding> {
-        match self.resolve(input) {
+        match self.resolve(input, None) {
             Some((spans, _)) => spans
                 .into_iter()
                 .map(|span| Finding {
@@ -192,9 +267,13 @@ impl Redactor {
     /// Scans `input` and rescans the redacted text until nothing new turns
     /// up (see [`MAX_PASSES`]). Returns the spans in `input`'s coordinates and
     /// the redacted text, or `None` when nothing was found.
-    fn resolve(&self, input: &str) -> Option<(Vec<Span>, String)> {
+    fn resolve(
+        &self,
+        input: &str,
+        cues: Option<&mut Vec<(usize, usize, usize)>>,
+    ) -> Option<(Vec<Span>, String)> {
         let scanner = self.scanner();
-        let mut found = scanner.scan(input);
+        let mut found = scanner.scan_with_cues(input, cues);
         if found.is_empty() {
             return None;
         }

@@ -278,6 +278,17 @@ pub(crate) struct RuleSet {
     pub keywords: AhoCorasick,
     /// For each keyword pattern id, the rules it triggers.
     pub triggers: Vec<Vec<Trigger>>,
+    /// The longest cue word, in bytes.
+    pub longest_cue: usize,
+    /// `keywords`' patterns, then the personal-data cue words: the
+    /// automaton of a scan that reads the text for both.
+    pub with_cues: AhoCorasick,
+    /// For each keyword pattern id, the personal-data cue word it is
+    /// (index into [`sandbar_mask::cue_words`]), if it is one: the
+    /// detector's cue words ride in this automaton, so a text is read once
+    /// for both (see `Redactor::redact_str_with_cues`). Cue patterns
+    /// trigger no rule.
+    pub cue_of: Vec<Option<u32>>,
     /// The pattern id of [`PLACEHOLDER_PREFIX`] in `keywords`.
     pub marker: usize,
     /// The longest pattern of `keywords`, in bytes.
@@ -339,23 +350,48 @@ impl RuleSet {
         let marker = patterns.len();
         patterns.push(keyword_pattern(PLACEHOLDER_PREFIX));
         triggers.push(Vec::new());
+        let keyword_count = patterns.len();
+        let mut cue_of: Vec<Option<u32>> = vec![None; patterns.len()];
+        for (index, word) in sandbar_mask::cue_words().enumerate() {
+            let index = u32::try_from(index).map_err(|_| "too many cue words".to_owned())?;
+            // A whole word, not a prefix: the detector needs its exact end.
+            let word = word.to_ascii_lowercase();
+            match patterns.iter().position(|p| *p == word) {
+                Some(id) => cue_of[id] = Some(index),
+                None => {
+                    patterns.push(word);
+                    triggers.push(Vec::new());
+                    cue_of.push(Some(index));
+                }
+            }
+        }
         // A DFA is the fastest kind to search; should a very large set of user
         // keywords not fit one, the automaton falls back to an NFA.
-        let keywords = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&patterns)
-            .or_else(|_| {
-                AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
-                    .build(&patterns)
-            })
-            .map_err(|e| format!("keyword automaton: {e}"))?;
+        let automaton = |patterns: &[String]| {
+            AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .kind(Some(AhoCorasickKind::DFA))
+                .build(patterns)
+                .or_else(|_| {
+                    AhoCorasick::builder()
+                        .ascii_case_insensitive(true)
+                        .build(patterns)
+                })
+                .map_err(|e| format!("keyword automaton: {e}"))
+        };
+        // Two automata: the keywords alone (a smaller one, faster where no
+        // personal data is looked for) and the keywords with the cue words
+        // after them (same ids for the keywords).
+        let keywords = automaton(&patterns[..keyword_count])?;
+        let with_cues = automaton(&patterns)?;
         let longest_keyword = patterns.iter().map(String::len).max().unwrap_or(0);
         let max_attempt = rules.iter().filter_map(|r| r.max_len).max().unwrap_or(0);
         Ok(RuleSet {
             rules,
             keywords,
+            with_cues,
+            longest_cue: sandbar_mask::cue_words().map(str::len).max().unwrap_or(0),
+            cue_of,
             triggers,
             marker,
             longest_keyword,

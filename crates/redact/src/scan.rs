@@ -57,8 +57,19 @@ impl Scanner<'_> {
     /// Returns the spans to replace in `text`: sorted, non-overlapping, on
     /// char boundaries, and outside every placeholder the text already holds.
     /// Allocates nothing when nothing is found.
+    #[cfg(test)]
     pub(crate) fn scan(&self, text: &str) -> Vec<Span> {
-        self.scan_within(text, None)
+        self.scan_within(text, None, None)
+    }
+
+    /// [`Scanner::scan`], also collecting the personal-data cue words'
+    /// occurrences into `cues`, when given (see `RuleSet::cue_of`).
+    pub(crate) fn scan_with_cues(
+        &self,
+        text: &str,
+        cues: Option<&mut Vec<(usize, usize, usize)>>,
+    ) -> Vec<Span> {
+        self.scan_within(text, None, cues)
     }
 
     /// Like [`Scanner::scan`], but tries rules only at keywords that start
@@ -67,10 +78,15 @@ impl Scanner<'_> {
     /// output this way: a match that replacing a span could have created must
     /// start within a rule's reach before the placeholder, or just after it.
     pub(crate) fn scan_windows(&self, text: &str, windows: &[Range<usize>]) -> Vec<Span> {
-        self.scan_within(text, Some(windows))
+        self.scan_within(text, Some(windows), None)
     }
 
-    fn scan_within(&self, text: &str, windows: Option<&[Range<usize>]>) -> Vec<Span> {
+    fn scan_within(
+        &self,
+        text: &str,
+        windows: Option<&[Range<usize>]>,
+        cues: Option<&mut Vec<(usize, usize, usize)>>,
+    ) -> Vec<Span> {
         let hay = text.as_bytes();
         let mut candidates = Vec::new();
         let mut protected = Protected::default();
@@ -98,7 +114,7 @@ impl Scanner<'_> {
                 }
             }
         }
-        self.find_rule_matches(text, &mut candidates, &mut protected, windows);
+        self.find_rule_matches(text, &mut candidates, &mut protected, windows, cues);
         if candidates.is_empty() {
             return candidates;
         }
@@ -148,6 +164,7 @@ impl Scanner<'_> {
         out: &mut Vec<Span>,
         protected: &mut Protected,
         windows: Option<&[Range<usize>]>,
+        mut cues: Option<&mut Vec<(usize, usize, usize)>>,
     ) {
         let set = self.rules;
         let hay = text.as_bytes();
@@ -159,8 +176,20 @@ impl Scanner<'_> {
         // accepted match so that a clean text allocates nothing.
         let mut accepted: Vec<(usize, usize)> = Vec::new();
         let Some(windows) = windows else {
-            for m in set.keywords.find_overlapping_iter(hay) {
-                if m.pattern().as_usize() != set.marker {
+            let automaton = if cues.is_some() {
+                &set.with_cues
+            } else {
+                &set.keywords
+            };
+            for m in automaton.find_overlapping_iter(hay) {
+                let pattern = m.pattern().as_usize();
+                if let Some(cue) = set.cue_of.get(pattern).copied().flatten()
+                    && let Some(cues) = cues.as_deref_mut()
+                {
+                    // A cue word of the personal-data detector, found for it.
+                    cues.push((m.start(), m.end(), cue as usize));
+                }
+                if pattern != set.marker && !set.triggers[pattern].is_empty() {
                     let limit = next_start(&protected.any, m.start(), hay.len());
                     self.try_keyword(hay, limit, &m, out, protected, &mut accepted);
                 }
@@ -183,11 +212,10 @@ impl Scanner<'_> {
                 let end = hay.len().min(hi + set.longest_keyword);
                 let input = aho_corasick::Input::new(hay).span(lo..end);
                 occurrences.clear();
-                occurrences.extend(
-                    set.keywords
-                        .find_overlapping_iter(input)
-                        .filter(|m| m.pattern().as_usize() != set.marker && m.start() < hi),
-                );
+                occurrences.extend(set.keywords.find_overlapping_iter(input).filter(|m| {
+                    let pattern = m.pattern().as_usize();
+                    pattern != set.marker && !set.triggers[pattern].is_empty() && m.start() < hi
+                }));
                 occurrences.sort_by(|a, b| b.start().cmp(&a.start()).then(b.end().cmp(&a.end())));
                 // The earliest start of a span found in this stretch.
                 let mut lowest = usize::MAX;

@@ -150,11 +150,17 @@ impl SinkRedactor {
     /// `input` with its secrets replaced by placeholders and its personal
     /// data by the sink's operators. Borrowed when nothing changed.
     pub fn redact_str<'a>(&self, input: &'a str) -> Cow<'a, str> {
-        let redacted = self.secrets.redact_str(input);
         let Some(privacy) = &self.privacy else {
-            return redacted;
+            return self.secrets.redact_str(input);
         };
-        match privacy.masker(self.sink).mask_cow(&redacted) {
+        let masker = privacy.masker(self.sink);
+        // One read of the text: the redactor's pass also finds the words
+        // that give personal data its context, which the masker then uses
+        // instead of a pass of its own.
+        let mut cues = Vec::new();
+        let redacted = self.secrets.redact_str_with_cues(input, &mut cues);
+        let masked = masker.mask_cow_with_cues(&redacted, &cues);
+        match masked {
             Cow::Borrowed(_) => redacted,
             Cow::Owned(masked) => Cow::Owned(masked),
         }

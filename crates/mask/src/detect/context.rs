@@ -218,27 +218,69 @@ impl Cues {
 
     /// Runs the context pass over `text`, adding candidates to `out`.
     pub(crate) fn scan(&self, text: &str, out: &mut Vec<Candidate>) {
-        let hay = text.as_bytes();
-        // The end of the last key whose value was read: cues inside it, or
-        // inside that value, were handled with it.
-        let mut handled_to = 0usize;
-        for m in self.automaton.find_iter(hay) {
-            if m.start() < handled_to {
-                continue;
-            }
-            let Some(&(_, cue)) = CUES.get(m.pattern().as_usize()) else {
-                continue;
-            };
-            if let Some(done) = key_value(text, m.start(), m.end(), out) {
-                handled_to = done;
-                continue;
-            }
-            if !word_bounded(hay, m.start(), m.end()) {
-                continue;
-            }
-            prose(text, cue, m.start(), m.end(), out);
+        let found = self
+            .automaton
+            .find_iter(text.as_bytes())
+            .map(|m| (m.start(), m.end(), m.pattern().as_usize()));
+        scan_matches(text, found, out);
+    }
+}
+
+/// The cue words, in the order their indexes refer to: what another pass
+/// over the same text may look for on this pass's behalf (see
+/// [`crate::Detector::find_with_cues`]).
+pub fn cue_words() -> impl ExactSizeIterator<Item = &'static str> {
+    CUES.iter().map(|(word, _)| *word)
+}
+
+/// Every occurrence of every cue word (ASCII case ignored), in any order,
+/// reduced to what a leftmost-longest search finds: by start, the longest
+/// at each start, none overlapping the one taken before it.
+pub(crate) fn leftmost_longest(mut all: Vec<(usize, usize, usize)>) -> Vec<(usize, usize, usize)> {
+    all.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    let mut taken = Vec::with_capacity(all.len());
+    let mut end = 0;
+    for m in all {
+        if m.0 >= end {
+            end = m.1;
+            taken.push(m);
         }
     }
+    taken
+}
+
+/// The context pass over `text`, given its cue matches (start, end, index
+/// into the cue words) as a leftmost-longest search finds them.
+fn scan_matches(
+    text: &str,
+    found: impl Iterator<Item = (usize, usize, usize)>,
+    out: &mut Vec<Candidate>,
+) {
+    let hay = text.as_bytes();
+    // The end of the last key whose value was read: cues inside it, or
+    // inside that value, were handled with it.
+    let mut handled_to = 0usize;
+    for (start, end, index) in found {
+        if start < handled_to {
+            continue;
+        }
+        let Some(&(_, cue)) = CUES.get(index) else {
+            continue;
+        };
+        if let Some(done) = key_value(text, start, end, out) {
+            handled_to = done;
+            continue;
+        }
+        if !word_bounded(hay, start, end) {
+            continue;
+        }
+        prose(text, cue, start, end, out);
+    }
+}
+
+/// [`Cues::scan`] with the cue matches already found by another pass.
+pub(crate) fn scan_found(text: &str, found: &[(usize, usize, usize)], out: &mut Vec<Candidate>) {
+    scan_matches(text, leftmost_longest(found.to_vec()).into_iter(), out);
 }
 
 fn word_bounded(hay: &[u8], start: usize, end: usize) -> bool {

@@ -28,6 +28,7 @@
 mod address;
 mod card;
 mod context;
+pub use context::cue_words;
 mod date;
 mod email;
 mod field;
@@ -258,6 +259,21 @@ impl Detector {
     pub fn find(&self, text: &str) -> Vec<PersonalFinding> {
         let mut candidates = Vec::new();
         self.collect(text, &mut candidates);
+        self.resolve(text, candidates)
+    }
+
+    /// [`Detector::find`], given every occurrence in `text` of every cue
+    /// word of [`cue_words`] (ASCII case ignored; start, end, index), found
+    /// by a pass that was reading `text` anyway: the same findings without
+    /// a pass of its own for them.
+    pub fn find_with_cues(
+        &self,
+        text: &str,
+        cues: &[(usize, usize, usize)],
+    ) -> Vec<PersonalFinding> {
+        let mut candidates = Vec::new();
+        self.structural(text.as_bytes(), &mut candidates);
+        context::scan_found(text, cues, &mut candidates);
         self.resolve(text, candidates)
     }
 
