@@ -14,7 +14,7 @@ use clap::Args;
 use serde_json::json;
 
 use sandbar_redact::SharedRedactor;
-use sandbar_store::{ApprovalDecision, ApprovalRecord, Decided, NewAudit};
+use sandbar_store::{ApprovalDecision, ApprovalRecord, ApprovalStatus, Decided, NewAudit};
 
 use crate::exit::ExitCode;
 use crate::keys;
@@ -55,7 +55,13 @@ pub async fn list(
     let store = crate::wiring::open_store(data, &redactor).await?;
     let approvals = store.approvals(&args.tenant, !args.all).await;
     store.close().await?;
-    let approvals = approvals?;
+    // A call whose server went away leaves its approval pending past its
+    // time: nobody can let it through any more, so it is not waiting.
+    let now = chrono::Utc::now();
+    let mut approvals = approvals?;
+    if !args.all {
+        approvals.retain(|a| a.expires_at > now);
+    }
     if args.json {
         out!(
             "{}",
@@ -80,7 +86,11 @@ fn line(a: &ApprovalRecord) -> String {
     format!(
         "{}  {:<8}  run {}  tool {}  rule {}  by {}  until {}\n    arguments {}\n    args hash {}{}",
         a.id,
-        a.status.as_str(),
+        if a.status == ApprovalStatus::Pending && a.expires_at <= chrono::Utc::now() {
+            "expired"
+        } else {
+            a.status.as_str()
+        },
         a.run_id,
         a.tool,
         a.rule,
