@@ -518,3 +518,17 @@ proptest! {
         prop_assert_eq!(detector.find_with_cues(&text, &cues), detector.find(&text));
     }
 }
+
+/// A cue word inside a placeholder is not context: `[REDACTED:ip_address]`
+/// once made `4539 SSN Dr.` after it an address on a second pass.
+#[test]
+fn a_placeholder_gives_no_context_to_what_follows_it() {
+    let key = MaskKey::from_bytes([0; 32]);
+    let m = Masker::new(Detector::new(), key, Operator::Redact);
+    let once = m.mask("::DE89 4539 SSN Dr. ");
+    assert_eq!(m.mask(&once), once);
+    assert_eq!(
+        Detector::new().find("[REDACTED:ip_address] 4539 SSN Dr. "),
+        Vec::new()
+    );
+}

@@ -121,7 +121,7 @@ impl Redactor {
         cues.clear();
         match self.resolve(input, Some(cues)) {
             Some((found, redacted)) => {
-                self.carry_cues(&found, &redacted, cues);
+                self.carry_cues(&found, cues);
                 Cow::Owned(redacted)
             }
             None => Cow::Borrowed(input),
@@ -130,11 +130,11 @@ impl Redactor {
 
     /// Moves cue matches found in an input onto its redaction by `found`:
     /// those clear of every replaced span shift with the text around them;
-    /// those that overlapped one are gone; and in and around each
-    /// placeholder the cue words are looked for again, since a placeholder
-    /// (`[REDACTED:email]`) may hold one.
-    fn carry_cues(&self, found: &[Span], redacted: &str, cues: &mut Vec<(usize, usize, usize)>) {
-        let rules = &self.inner.rules;
+    /// those that overlapped one are gone. A cue word inside a placeholder
+    /// (`[REDACTED:ip_address]`) is none of the detector's business — it
+    /// ignores cues that overlap placeholders — so the placeholders are
+    /// not read again.
+    fn carry_cues(&self, found: &[Span], cues: &mut Vec<(usize, usize, usize)>) {
         // Each span in the input, and its placeholder in the output.
         let mut regions = Vec::with_capacity(found.len());
         let mut shift = 0isize;
@@ -162,22 +162,6 @@ impl Redactor {
                 end.saturating_add_signed(shift),
                 index,
             ));
-        }
-        let hay = redacted.as_bytes();
-        for &(_, _, ps, pe) in &regions {
-            let window =
-                ps.saturating_sub(rules.longest_cue)..(pe + rules.longest_cue).min(hay.len());
-            for m in rules
-                .with_cues
-                .find_overlapping_iter(aho_corasick::Input::new(hay).span(window))
-            {
-                if let Some(index) = rules.cue_of.get(m.pattern().as_usize()).copied().flatten()
-                    && m.start() < pe
-                    && m.end() > ps
-                {
-                    kept.push((m.start(), m.end(), index as usize));
-                }
-            }
         }
         kept.sort_unstable();
         kept.dedup();

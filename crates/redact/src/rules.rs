@@ -278,8 +278,6 @@ pub(crate) struct RuleSet {
     pub keywords: AhoCorasick,
     /// For each keyword pattern id, the rules it triggers.
     pub triggers: Vec<Vec<Trigger>>,
-    /// The longest cue word, in bytes.
-    pub longest_cue: usize,
     /// `keywords`' patterns, then the personal-data cue words: the
     /// automaton of a scan that reads the text for both.
     pub with_cues: AhoCorasick,
@@ -390,7 +388,6 @@ impl RuleSet {
             rules,
             keywords,
             with_cues,
-            longest_cue: sandbar_mask::cue_words().map(str::len).max().unwrap_or(0),
             cue_of,
             triggers,
             marker,

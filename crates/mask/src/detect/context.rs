@@ -217,12 +217,12 @@ impl Cues {
     }
 
     /// Runs the context pass over `text`, adding candidates to `out`.
-    pub(crate) fn scan(&self, text: &str, out: &mut Vec<Candidate>) {
+    pub(crate) fn scan(&self, text: &str, holes: &[(usize, usize)], out: &mut Vec<Candidate>) {
         let found = self
             .automaton
             .find_iter(text.as_bytes())
             .map(|m| (m.start(), m.end(), m.pattern().as_usize()));
-        scan_matches(text, found, out);
+        scan_matches(text, found, holes, out);
     }
 }
 
@@ -250,10 +250,13 @@ pub(crate) fn leftmost_longest(mut all: Vec<(usize, usize, usize)>) -> Vec<(usiz
 }
 
 /// The context pass over `text`, given its cue matches (start, end, index
-/// into the cue words) as a leftmost-longest search finds them.
+/// into the cue words) as a leftmost-longest search finds them. A cue that
+/// overlaps a placeholder (`holes`: `[REDACTED:postal_address]`) is no
+/// context: the placeholder's kind says what was there, not what follows.
 fn scan_matches(
     text: &str,
     found: impl Iterator<Item = (usize, usize, usize)>,
+    holes: &[(usize, usize)],
     out: &mut Vec<Candidate>,
 ) {
     let hay = text.as_bytes();
@@ -261,7 +264,7 @@ fn scan_matches(
     // inside that value, were handled with it.
     let mut handled_to = 0usize;
     for (start, end, index) in found {
-        if start < handled_to {
+        if start < handled_to || holes.iter().any(|&(s, e)| start < e && s < end) {
             continue;
         }
         let Some(&(_, cue)) = CUES.get(index) else {
@@ -279,8 +282,18 @@ fn scan_matches(
 }
 
 /// [`Cues::scan`] with the cue matches already found by another pass.
-pub(crate) fn scan_found(text: &str, found: &[(usize, usize, usize)], out: &mut Vec<Candidate>) {
-    scan_matches(text, leftmost_longest(found.to_vec()).into_iter(), out);
+pub(crate) fn scan_found(
+    text: &str,
+    found: &[(usize, usize, usize)],
+    holes: &[(usize, usize)],
+    out: &mut Vec<Candidate>,
+) {
+    scan_matches(
+        text,
+        leftmost_longest(found.to_vec()).into_iter(),
+        holes,
+        out,
+    );
 }
 
 fn word_bounded(hay: &[u8], start: usize, end: usize) -> bool {

@@ -273,7 +273,7 @@ impl Detector {
     ) -> Vec<PersonalFinding> {
         let mut candidates = Vec::new();
         self.structural(text.as_bytes(), &mut candidates);
-        context::scan_found(text, cues, &mut candidates);
+        context::scan_found(text, cues, &holes(text), &mut candidates);
         self.resolve(text, candidates)
     }
 
@@ -307,7 +307,7 @@ impl Detector {
     fn collect(&self, text: &str, out: &mut Vec<Candidate>) {
         let hay = text.as_bytes();
         self.structural(hay, out);
-        self.inner.cues.scan(text, out);
+        self.inner.cues.scan(text, &holes(text), out);
     }
 
     /// The structural pass: see the module documentation.
@@ -501,6 +501,15 @@ impl Detector {
             .into_iter()
             .map(|(start, (end, kind))| PersonalFinding { kind, start, end })
             .collect()
+    }
+}
+
+/// The placeholders `text` holds, if any (most texts hold none).
+fn holes(text: &str) -> Vec<(usize, usize)> {
+    if text.contains(PLACEHOLDER) {
+        placeholders(text)
+    } else {
+        Vec::new()
     }
 }
 
