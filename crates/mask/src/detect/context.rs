@@ -606,8 +606,14 @@ fn name_after(text: &str, i: usize, mode: NameMode, out: &mut Vec<Candidate>) {
     }
 }
 
-/// Tries `find` at every token start in the `window` bytes after `from`
-/// and keeps the first thing found.
+/// Tries `find` at every token start in the words after `from` — as many
+/// words as a `window` of bytes holds at five bytes a word, and at most
+/// three times that many bytes — and keeps the first thing found.
+///
+/// The reach is counted in words, not bytes, so that masking a text does
+/// not change what a second masking finds: a pseudonym has as many words
+/// as what it replaced, not as many bytes (`phone born Dear Streetcustomer
+/// 2002000000` and `phone born Dear Sven 2002000000` are read alike).
 fn within(
     hay: &[u8],
     from: usize,
@@ -615,10 +621,18 @@ fn within(
     find: impl Fn(usize) -> Option<Candidate>,
     out: &mut Vec<Candidate>,
 ) {
-    let limit = (from + window).min(hay.len());
+    let limit = (from + window * 3).min(hay.len());
+    let max_words = window / 5;
+    let mut words = 0;
     let mut j = from;
     while j < limit {
         let b = hay[j];
+        if !b.is_ascii_whitespace() && before(hay, j).is_some_and(|p| p.is_ascii_whitespace()) {
+            words += 1;
+            if words > max_words {
+                return;
+            }
+        }
         let starts = (is_alnum(b) || b == b'+' || b == b'(')
             && !before(hay, j).is_some_and(|p| is_alnum(p) || p >= 0x80);
         if starts
