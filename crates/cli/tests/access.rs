@@ -943,3 +943,27 @@ fn token_and_approval_commands_refuse_bad_input_with_a_reason() {
     let tokens: Value = serde_json::from_str(&out).expect("token list");
     assert_eq!(tokens["tokens"], json!([]));
 }
+
+#[test]
+fn what_token_list_prints_of_names_and_scopes_passes_the_redactor() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let (_, _) = issue(
+        &data,
+        &[
+            "--name",
+            "agent of ada@realmail.net",
+            "--arg-rule",
+            "send_email=args.to != 'ada@realmail.net'",
+        ],
+    );
+    for args in [&["token", "list"][..], &["token", "list", "--json"][..]] {
+        let (code, out, err) = cli(&data, args);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("tok_"), "{out}");
+        assert!(
+            !out.contains("ada@realmail.net"),
+            "{args:?} printed the address: {out}"
+        );
+    }
+}

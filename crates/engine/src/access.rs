@@ -10,9 +10,9 @@
 //! its revocation are the store's to count and to know, so every node
 //! sharing the store sees the same.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -23,7 +23,7 @@ use sandbar_scenario::CelCondition as Condition;
 use sandbar_scenario::glob::Glob;
 use sandbar_store::{Store, StoredToken};
 
-use crate::policy::{self, PolicyInput};
+use crate::policy::{self, PolicyInput, RateWindow};
 
 /// The prefix of every bearer value Sandbar issues, so a leaked one is
 /// recognisable (and the redactor has a rule for it).
@@ -81,7 +81,6 @@ pub struct RateSpec {
 /// A scope ready to check calls against.
 #[derive(Debug)]
 pub struct Scope {
-    spec: ScopeSpec,
     allow_tools: Vec<Glob>,
     deny_tools: Vec<Glob>,
     args: Vec<(String, Glob, ArgConstraint)>,
@@ -151,7 +150,6 @@ impl ScopeSpec {
                 .map(|h| globs("host", h))
                 .transpose()?,
             rate,
-            spec: self.clone(),
         })
     }
 }
@@ -173,11 +171,6 @@ impl Refusal {
 }
 
 impl Scope {
-    /// The scope as it was written.
-    pub fn spec(&self) -> &ScopeSpec {
-        &self.spec
-    }
-
     /// Whether the scope leaves any tool out.
     pub fn limits_tools(&self) -> bool {
         !self.allow_tools.is_empty() || !self.deny_tools.is_empty()
@@ -396,28 +389,18 @@ pub(crate) async fn authenticate(
 /// Sliding windows of recent calls per token, for token rates.
 #[derive(Debug, Default)]
 pub(crate) struct TokenRates {
-    windows: Mutex<HashMap<Arc<str>, VecDeque<Instant>>>,
+    windows: Mutex<HashMap<Arc<str>, RateWindow>>,
 }
 
 impl TokenRates {
     /// Counts a call of `token` if it is under `calls` per `per`; otherwise
     /// says how long until the oldest call leaves the window.
     pub fn admit(&self, token: &str, calls: u32, per: Duration) -> Result<(), Duration> {
-        let now = Instant::now();
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        let window = windows.entry(Arc::from(token)).or_default();
-        while window
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= per)
-        {
-            window.pop_front();
-        }
-        if window.len() >= calls as usize {
-            let oldest = window.front().copied().unwrap_or(now);
-            return Err(per.saturating_sub(now.duration_since(oldest)));
-        }
-        window.push_back(now);
-        Ok(())
+        windows
+            .entry(Arc::from(token))
+            .or_default()
+            .admit(calls, per)
     }
 }
 

@@ -27,6 +27,7 @@ use crate::client::Client;
 use crate::policy::{PolicyInput, Verdict};
 use crate::run::Run;
 use sandbar_scenario::LogLevel;
+use sandbar_scenario::duration::format_duration as human;
 
 /// How often a call waiting for approval looks for a decision.
 const APPROVAL_POLL: Duration = Duration::from_millis(50);
@@ -453,22 +454,6 @@ fn url_host(url: &str) -> Option<&str> {
     (!host.is_empty()).then_some(host)
 }
 
-/// A duration as people write it: `250ms`, `3s`, `2m`, `1h30m`.
-fn human(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let s = d.as_secs();
-    match (s / 3600, s % 3600 / 60, s % 60) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, 0) => format!("{m}m"),
-        (0, m, s) => format!("{m}m{s}s"),
-        (h, 0, 0) => format!("{h}h"),
-        (h, m, _) => format!("{h}h{m}m"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -482,13 +467,5 @@ mod tests {
         );
         assert_eq!(url_host("http://[::1]:9/mcp"), Some("[::1]"));
         assert_eq!(url_host("nonsense"), None);
-    }
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(human(Duration::from_millis(250)), "250ms");
-        assert_eq!(human(Duration::from_secs(3)), "3s");
-        assert_eq!(human(Duration::from_secs(120)), "2m");
-        assert_eq!(human(Duration::from_secs(5400)), "1h30m");
     }
 }

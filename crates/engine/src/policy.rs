@@ -152,7 +152,7 @@ pub struct PolicyState {
     policy: Arc<Policy>,
     /// Per rule (empty for rules that are not rate limits): when the calls
     /// still in its window were let through, oldest first.
-    windows: Mutex<Vec<VecDeque<Instant>>>,
+    windows: Mutex<Vec<RateWindow>>,
     /// Every tool name a rule's condition looks up in `counts` literally;
     /// they read 0 until the tool is called.
     count_keys: Vec<String>,
@@ -174,7 +174,7 @@ impl PolicyState {
                 count_keys.push(key.clone());
             }
         }
-        let windows = policy.rules.iter().map(|_| VecDeque::new()).collect();
+        let windows = policy.rules.iter().map(|_| RateWindow::default()).collect();
         PolicyState {
             policy,
             windows: Mutex::new(windows),
@@ -260,21 +260,35 @@ impl PolicyState {
     /// Counts a call in rule `index`'s window if it is under the limit;
     /// otherwise says how long until the oldest call leaves the window.
     fn count_call(&self, index: usize, calls: u32, per: Duration) -> Option<Duration> {
-        let now = Instant::now();
         let mut windows = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
-        let window = windows.get_mut(index)?;
-        while window
+        windows.get_mut(index)?.admit(calls, per).err()
+    }
+}
+
+/// The calls a rate let through in its sliding window, oldest first: a
+/// policy's `rate_limit` rule's, or a token's.
+#[derive(Debug, Default)]
+pub(crate) struct RateWindow(VecDeque<Instant>);
+
+impl RateWindow {
+    /// Counts a call now if fewer than `calls` went through in the last
+    /// `per`; otherwise says how long until the oldest leaves the window
+    /// (and counts nothing).
+    pub(crate) fn admit(&mut self, calls: u32, per: Duration) -> Result<(), Duration> {
+        let now = Instant::now();
+        while self
+            .0
             .front()
             .is_some_and(|oldest| now.duration_since(*oldest) >= per)
         {
-            window.pop_front();
+            self.0.pop_front();
         }
-        if window.len() < calls as usize {
-            window.push_back(now);
-            return None;
+        if self.0.len() < calls as usize {
+            self.0.push_back(now);
+            return Ok(());
         }
-        let oldest = window.front().copied().unwrap_or(now);
-        Some(per.saturating_sub(now.duration_since(oldest)))
+        let oldest = self.0.front().copied().unwrap_or(now);
+        Err(per.saturating_sub(now.duration_since(oldest)))
     }
 }
 

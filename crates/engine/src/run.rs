@@ -53,6 +53,10 @@ pub enum EngineError {
     Upstream(#[from] UpstreamError),
     #[error("{0}")]
     Setup(String),
+    #[error(
+        "the token is bound to run {0}, which has already been started; issue a new token for a new run"
+    )]
+    RunTaken(String),
 }
 
 /// What an engine is given besides its scenario.
@@ -349,7 +353,9 @@ impl Engine {
 
     /// Starts a run; it is in the store when this returns.
     pub async fn start_run(self: &Arc<Self>, options: RunOptions) -> Result<Arc<Run>, EngineError> {
-        let id = options.id.clone().unwrap_or_else(new_run_id);
+        // A token bound to one run names it; its first session starts it.
+        let bound = options.principal.as_ref().and_then(|p| p.run.clone());
+        let id = bound.clone().unwrap_or_else(new_run_id);
         let seed = options.seed.unwrap_or(self.scenario.seed);
         let clock_start = self.scenario.clock.start;
         self.store
@@ -364,7 +370,14 @@ impl Engine {
                 transport: options.transport.clone(),
                 labels: options.labels.clone(),
             })
-            .await?;
+            .await
+            .map_err(|e| match (e, bound) {
+                // The store keeps run ids unique, on every node.
+                (sandbar_store::StoreError::DuplicateRun { .. }, Some(run)) => {
+                    EngineError::RunTaken(run)
+                }
+                (e, _) => EngineError::Store(e),
+            })?;
         let matching = self.current().offer.matching.clone();
         let replayer = self.cassette.as_ref().map(|c| {
             replay::RunReplayer(
@@ -444,9 +457,6 @@ pub struct RunOptions {
     pub labels: Value,
     /// The token the run's agent authenticated with, if it did.
     pub principal: Option<Arc<Principal>>,
-    /// The run's id, when it is given (a token bound to one run); a fresh
-    /// one otherwise.
-    pub id: Option<String>,
 }
 
 impl RunOptions {
@@ -456,7 +466,6 @@ impl RunOptions {
             seed: None,
             labels: json!({}),
             principal: None,
-            id: None,
         }
     }
 }

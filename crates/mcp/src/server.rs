@@ -29,7 +29,8 @@ use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
 use sandbar_engine::{
-    Call, Client, ClientError, CompletionRef, Engine, Method, Outcome, Principal, Run, RunOptions,
+    Call, Client, ClientError, CompletionRef, Engine, EngineError, Method, Outcome, Principal, Run,
+    RunOptions,
 };
 use sandbar_scenario::LogLevel;
 use sandbar_store::RunStatus;
@@ -110,26 +111,10 @@ impl Shared {
         if let Some(label) = label {
             options.labels = json!({"stateless_run": label});
         }
-        if let Some(run) = principal.as_ref().and_then(|p| p.run.clone()) {
-            if self
-                .engine
-                .store()
-                .find_run(self.engine.tenant(), &run)
-                .await
-                .is_ok_and(|found| found.is_some_and(|r| r.id == run))
-            {
-                return Err(McpError::invalid_request(
-                    format!(
-                        "the token is bound to run {run}, which has already been started; issue a new token for a new run"
-                    ),
-                    None,
-                ));
-            }
-            options.id = Some(run);
-        }
         options.principal = principal;
-        let run = self.engine.start_run(options).await.map_err(|e| {
-            McpError::internal_error(format!("sandbar could not start a run: {e}"), None)
+        let run = self.engine.start_run(options).await.map_err(|e| match e {
+            EngineError::RunTaken(_) => McpError::invalid_request(e.to_string(), None),
+            e => McpError::internal_error(format!("sandbar could not start a run: {e}"), None),
         })?;
         let mut live = self.live_runs.lock().unwrap_or_else(|p| p.into_inner());
         live.retain(|w| w.strong_count() > 0);

@@ -17,6 +17,24 @@ pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DurationSpec(pub Duration);
 
+/// A duration as people write it, and as [`parse_duration`] reads the
+/// whole-unit forms: `250ms`, `3s`, `2m`, `1h30m` (whole seconds above one
+/// second).
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let s = d.as_secs();
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, 0, 0) => format!("{h}h"),
+        (h, m, _) => format!("{h}h{m}m"),
+    }
+}
+
 /// Parses `50ms`, `2s`, `1.5s`, `3m`, `1h` or a plain number of milliseconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -102,6 +120,20 @@ impl JsonSchema for DurationSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_print_as_they_are_written() {
+        assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(format_duration(Duration::from_secs(3)), "3s");
+        assert_eq!(format_duration(Duration::from_secs(120)), "2m");
+        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+        for text in ["250ms", "3s", "2m", "1h"] {
+            assert_eq!(
+                format_duration(parse_duration(text).unwrap_or_default()),
+                text
+            );
+        }
+    }
 
     fn check(input: &str, expected: Result<u64, &str>) {
         let got = parse_duration(input).map(|d| d.as_micros() as u64);

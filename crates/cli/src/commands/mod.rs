@@ -21,6 +21,16 @@ pub fn schema() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::Success)
 }
 
+/// Whether `name` may name a secret or a tenant: letters, digits, `_`,
+/// `-` and `.`, at most 128 bytes.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
 /// Who a command acts as, for audit entries: `cli:` and the login name.
 pub fn actor() -> String {
     format!(

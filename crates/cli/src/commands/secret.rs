@@ -91,7 +91,7 @@ pub async fn run(
         None
     };
     if let SecretCommand::Set { name, .. } | SecretCommand::Rm { name } = &args.command
-        && !valid_name(name)
+        && !super::valid_name(name)
     {
         eprintln!(
             "sandbar: secret names use letters, digits, `_`, `-` and `.` (at most 128): `{name}` does not"
@@ -134,10 +134,7 @@ async fn command(
     let keyed = || key.ok_or_else(|| anyhow::anyhow!("this command needs the vault key"));
     let audit = |action: &str, detail: serde_json::Value| NewAudit {
         tenant: tenant.to_owned(),
-        actor: format!(
-            "cli:{}",
-            std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned())
-        ),
+        actor: super::actor(),
         action: action.to_owned(),
         detail,
     };
@@ -359,14 +356,6 @@ fn data_dir_key(store: &Store) -> PathBuf {
         .unwrap_or(Path::new("."))
         .join("keys")
         .join("vault.key")
-}
-
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// The value to store: from `file`, or standard input; one trailing

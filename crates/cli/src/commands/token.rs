@@ -18,7 +18,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use sandbar_engine::access::{ArgConstraintSpec, RateSpec, ScopeSpec, TOKEN_PREFIX, hash_bearer};
-use sandbar_redact::SharedRedactor;
+use sandbar_redact::{SharedRedactor, Sink, SinkRedactor};
 use sandbar_store::{NewAudit, Store, StoredToken};
 
 use crate::exit::ExitCode;
@@ -107,7 +107,7 @@ pub async fn run(
     data: &Path,
     redactor: SharedRedactor,
 ) -> anyhow::Result<ExitCode> {
-    if !valid_id(&args.tenant) {
+    if !super::valid_name(&args.tenant) {
         eprintln!(
             "sandbar: `{}` is not a tenant id (letters, digits, `_`, `-`, `.`)",
             args.tenant
@@ -119,18 +119,21 @@ pub async fn run(
         TokenCommand::Issue(issue) => match scope_of(issue) {
             Ok(scope) => Some((issue, scope)),
             Err(message) => {
-                eprintln!("sandbar: {message}");
+                eprintln!("sandbar: {}", redactor.redact_str(&message));
                 return Ok(ExitCode::Usage);
             }
         },
         _ => None,
     };
     let store = crate::wiring::open_store(data, &redactor).await?;
+    // Names and scopes are kept as given (configuration, like sealed
+    // secrets); what is printed of them passes the redactor.
+    let shown = redactor.for_sink(Sink::Export).snapshot();
     let result = match (&args.command, issue) {
         (TokenCommand::Issue(_), Some((issue, (scope, expires_at)))) => {
-            issue_token(&store, &args.tenant, issue, scope, expires_at).await
+            issue_token(&store, &args.tenant, issue, scope, expires_at, &shown).await
         }
-        (TokenCommand::List { json }, _) => list(&store, &args.tenant, *json).await,
+        (TokenCommand::List { json }, _) => list(&store, &args.tenant, *json, &shown).await,
         (TokenCommand::Revoke { id }, _) => revoke(&store, &args.tenant, id).await,
         (TokenCommand::Issue(_), None) => Ok(ExitCode::Usage),
     };
@@ -228,6 +231,7 @@ async fn issue_token(
     args: &IssueArgs,
     scope: ScopeSpec,
     expires_at: Option<DateTime<Utc>>,
+    shown: &SinkRedactor,
 ) -> anyhow::Result<ExitCode> {
     let bearer = new_bearer()?;
     let id = format!("tok_{}", &uuid_hex()?[..16]);
@@ -256,7 +260,8 @@ async fn issue_token(
         ))
         .await?;
     if args.json {
-        let mut record = describe(&token);
+        let mut record = describe(&token, shown);
+        // The one place the bearer value is shown, once, on purpose.
         record["token"] = json!(bearer);
         out!("{}", serde_json::to_string_pretty(&record)?);
     } else {
@@ -268,10 +273,15 @@ async fn issue_token(
     Ok(ExitCode::Success)
 }
 
-async fn list(store: &Store, tenant: &str, as_json: bool) -> anyhow::Result<ExitCode> {
+async fn list(
+    store: &Store,
+    tenant: &str,
+    as_json: bool,
+    shown: &SinkRedactor,
+) -> anyhow::Result<ExitCode> {
     let tokens = store.tokens(tenant).await?;
     if as_json {
-        let list: Vec<Value> = tokens.iter().map(describe).collect();
+        let list: Vec<Value> = tokens.iter().map(|t| describe(t, shown)).collect();
         out!(
             "{}",
             serde_json::to_string_pretty(&json!({"tenant": tenant, "tokens": list}))?
@@ -302,10 +312,10 @@ async fn list(store: &Store, tenant: &str, as_json: bool) -> anyhow::Result<Exit
             "{:<21} {:<9} {:<16} {:<11} {:<25} {}",
             token.id,
             state(token),
-            token.name,
+            shown.redact_str(&token.name),
             calls,
             expires,
-            summary(token)
+            shown.redact_str(&summary(token))
         );
     }
     Ok(ExitCode::Success)
@@ -330,9 +340,9 @@ async fn revoke(store: &Store, tenant: &str, id: &str) -> anyhow::Result<ExitCod
     Ok(ExitCode::Success)
 }
 
-/// A token as `list --json` shows it: everything but the hash.
-fn describe(token: &StoredToken) -> Value {
-    json!({
+/// A token as `list --json` shows it: everything but the hash, redacted.
+fn describe(token: &StoredToken, shown: &SinkRedactor) -> Value {
+    let mut record = json!({
         "id": token.id,
         "tenant": token.tenant,
         "name": token.name,
@@ -345,7 +355,9 @@ fn describe(token: &StoredToken) -> Value {
         "created_at": sandbar_engine::format_time(token.created_at),
         "expires_at": token.expires_at.map(sandbar_engine::format_time),
         "revoked_at": token.revoked_at.map(sandbar_engine::format_time),
-    })
+    });
+    shown.redact_json(&mut record);
+    record
 }
 
 fn state(token: &StoredToken) -> &'static str {
@@ -396,7 +408,13 @@ fn summary(token: &StoredToken) -> String {
             parts.push(format!("hosts={}", h.join(",")));
         }
         if let Some(r) = scope.rate {
-            parts.push(format!("rate={}/{}ms", r.calls, r.per_ms));
+            parts.push(format!(
+                "rate={}/{}",
+                r.calls,
+                sandbar_scenario::duration::format_duration(std::time::Duration::from_millis(
+                    r.per_ms
+                ))
+            ));
         }
     }
     if parts.is_empty() {
@@ -437,14 +455,6 @@ fn uuid_hex() -> anyhow::Result<String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness from the OS: {e}"))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 #[cfg(test)]

@@ -94,12 +94,7 @@ pub async fn unmask(
             }
         }
     }
-    let actor = args.actor.unwrap_or_else(|| {
-        format!(
-            "cli:{}",
-            std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned())
-        )
-    });
+    let actor = args.actor.unwrap_or_else(super::actor);
     let store = crate::wiring::open_store(data, &redactor).await?;
     let written = store
         .audit(&NewAudit {
