@@ -692,7 +692,9 @@ pub(crate) fn is_address_value(value: &str) -> bool {
         return true;
     }
     let has_letter = hay.iter().any(u8::is_ascii_alphabetic);
-    let has_digit = hay.iter().any(|b| is_digit(*b));
+    let has_number = v
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .any(is_number_word);
     let words = v.split_whitespace().count();
     let identifier = v.contains(['@', '=', '{', '}', '<', '>', '|', '\\', '[', ']'])
         || v.contains("://")
@@ -700,7 +702,15 @@ pub(crate) fn is_address_value(value: &str) -> bool {
         || super::network::is_ip(v)
         || super::network::is_mac(v)
         || (words == 1);
-    has_letter && has_digit && words >= 2 && !identifier
+    has_letter && has_number && words >= 2 && !identifier
+}
+
+/// A word an address numbers something with: a house number (`221B`,
+/// `12-14`), a flat (`4a`), a postcode part (`NW1`, `0B6`). A long run of
+/// letters and digits (`3ae38f6fda690d01`, a hash) numbers nothing.
+fn is_number_word(word: &str) -> bool {
+    let letters = word.bytes().filter(u8::is_ascii_alphabetic).count();
+    word.len() <= 10 && letters <= 3 && word.bytes().any(|b| is_digit(b))
 }
 
 /// Whether all of `value` is a street line (for fields such as `street`

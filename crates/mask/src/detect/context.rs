@@ -355,6 +355,14 @@ fn key_value(text: &str, start: usize, end: usize, out: &mut Vec<Candidate>) -> 
         if w > 0 && is_key_byte(hay[w - 1]) && hay[w - 1] != b' ' {
             break;
         }
+        // A capitalised word after another word is not the start of a
+        // key but, as often as not, a name that ends a phrase (`Dear Ssn
+        // customer name:`): were it taken into the key, masking the name
+        // would change what the key says on a second masking.
+        let capitalised = hay[w..ks - 1].iter().any(u8::is_ascii_uppercase);
+        if capitalised && w >= 2 && hay[w - 1] == b' ' && hay[w - 2].is_ascii_alphabetic() {
+            break;
+        }
         ks = w;
     }
     let mut i = ke;
