@@ -710,7 +710,7 @@ pub(crate) fn is_address_value(value: &str) -> bool {
 /// letters and digits (`3ae38f6fda690d01`, a hash) numbers nothing.
 fn is_number_word(word: &str) -> bool {
     let letters = word.bytes().filter(u8::is_ascii_alphabetic).count();
-    word.len() <= 10 && letters <= 3 && word.bytes().any(|b| is_digit(b))
+    word.len() <= 10 && letters <= 3 && word.bytes().any(is_digit)
 }
 
 /// Whether all of `value` is a street line (for fields such as `street`
