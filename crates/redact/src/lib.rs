@@ -30,6 +30,7 @@ mod custom;
 mod encodings;
 mod error;
 mod extenders;
+mod keywords;
 mod privacy;
 mod redactor;
 mod rule_file;
@@ -52,6 +53,8 @@ pub use writer::{RedactingMakeWriter, RedactingWriter};
 mod custom_tests;
 #[cfg(test)]
 mod encodings_tests;
+#[cfg(test)]
+mod keywords_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

@@ -62,7 +62,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind};
+use crate::keywords::Keywords;
 use regex_automata::meta;
 use regex_automata::util::syntax;
 use regex_syntax::hir::{Class, Hir, HirKind};
@@ -275,12 +275,12 @@ pub(crate) struct RuleSet {
     /// [`KEYWORD_PREFIX`]), lower-cased and deduplicated, then the start of
     /// the placeholder prefix; ASCII case-insensitive, all overlapping
     /// matches.
-    pub keywords: AhoCorasick,
+    pub keywords: Keywords,
     /// For each keyword pattern id, the rules it triggers.
     pub triggers: Vec<Vec<Trigger>>,
     /// `keywords`' patterns, then the personal-data cue words: the
     /// automaton of a scan that reads the text for both.
-    pub with_cues: AhoCorasick,
+    pub with_cues: Keywords,
     /// For each keyword pattern id, the personal-data cue word it is
     /// (index into [`sandbar_mask::cue_words`]), if it is one: the
     /// detector's cue words ride in this automaton, so a text is read once
@@ -363,25 +363,11 @@ impl RuleSet {
                 }
             }
         }
-        // A DFA is the fastest kind to search; should a very large set of user
-        // keywords not fit one, the automaton falls back to an NFA.
-        let automaton = |patterns: &[String]| {
-            AhoCorasick::builder()
-                .ascii_case_insensitive(true)
-                .kind(Some(AhoCorasickKind::DFA))
-                .build(patterns)
-                .or_else(|_| {
-                    AhoCorasick::builder()
-                        .ascii_case_insensitive(true)
-                        .build(patterns)
-                })
-                .map_err(|e| format!("keyword automaton: {e}"))
-        };
         // Two automata: the keywords alone (a smaller one, faster where no
         // personal data is looked for) and the keywords with the cue words
         // after them (same ids for the keywords).
-        let keywords = automaton(&patterns[..keyword_count])?;
-        let with_cues = automaton(&patterns)?;
+        let keywords = Keywords::new(&patterns[..keyword_count])?;
+        let with_cues = Keywords::new(&patterns)?;
         let longest_keyword = patterns.iter().map(String::len).max().unwrap_or(0);
         let max_attempt = rules.iter().filter_map(|r| r.max_len).max().unwrap_or(0);
         Ok(RuleSet {

@@ -11,6 +11,7 @@ use aho_corasick::AhoCorasick;
 use regex_automata::util::primitives::NonMaxUsize;
 use regex_automata::{Anchored, Input};
 
+use crate::keywords::Occurrence;
 use crate::rules::{Hit, MAX_GROUPS, PLACEHOLDER_PREFIX, RuleSet};
 use crate::validators::shannon_entropy;
 
@@ -145,8 +146,9 @@ impl Scanner<'_> {
 
     /// Runs the keyword prefilter, and every rule of every keyword occurrence
     /// anchored at it (see `rules.rs` for why this is complete and linear).
-    /// Also records the placeholders already in the text, first, so that
-    /// every attempt can stop at the next one.
+    /// Also records the placeholders already in the text (the placeholder
+    /// prefix is one of the automaton's patterns) before any attempt, so
+    /// that every attempt can stop at the next one.
     ///
     /// With `windows` (a rescan of the redactor's output), only keywords
     /// starting inside them are tried, from the last to the first; an attempt
@@ -168,9 +170,6 @@ impl Scanner<'_> {
     ) {
         let set = self.rules;
         let hay = text.as_bytes();
-        for at in placeholder_prefixes(hay) {
-            self.record_placeholder(hay, at, protected);
-        }
         // Per rule, the last match it accepted (keyword start, match end); a
         // later occurrence inside it is not tried again. Sized on the first
         // accepted match so that a clean text allocates nothing.
@@ -181,21 +180,32 @@ impl Scanner<'_> {
             } else {
                 &set.keywords
             };
-            for m in automaton.find_overlapping_iter(hay) {
-                let pattern = m.pattern().as_usize();
+            let mut occurrences = Vec::new();
+            automaton.find_all(hay, &mut occurrences);
+            // The placeholder prefix is one of the keywords.
+            for &(start, _, pattern) in &occurrences {
+                if pattern == set.marker {
+                    self.record_placeholder(hay, start, protected);
+                }
+            }
+            for occurrence in occurrences {
+                let (start, end, pattern) = occurrence;
                 if let Some(cue) = set.cue_of.get(pattern).copied().flatten()
                     && let Some(cues) = cues.as_deref_mut()
                 {
                     // A cue word of the personal-data detector, found for it.
-                    cues.push((m.start(), m.end(), cue as usize));
+                    cues.push((start, end, cue as usize));
                 }
                 if pattern != set.marker && !set.triggers[pattern].is_empty() {
-                    let limit = next_start(&protected.any, m.start(), hay.len());
-                    self.try_keyword(hay, limit, &m, out, protected, &mut accepted);
+                    let limit = next_start(&protected.any, start, hay.len());
+                    self.try_keyword(hay, limit, occurrence, out, protected, &mut accepted);
                 }
             }
             return;
         };
+        for at in placeholder_prefixes(hay) {
+            self.record_placeholder(hay, at, protected);
+        }
         // Where the spans found in this scan will start once they are cut
         // safely: the known secrets found already, and the rule matches as
         // they are found.
@@ -204,23 +214,22 @@ impl Scanner<'_> {
         // How far before a span a keyword whose attempt reaches it can start.
         let reach = set.max_attempt + RESCAN_MARGIN;
         let mut floor = hay.len();
-        let mut occurrences: Vec<aho_corasick::Match> = Vec::new();
+        let mut occurrences: Vec<Occurrence> = Vec::new();
         for window in windows.iter().rev() {
             let mut hi = window.end.min(floor);
             let mut lo = window.start.min(hi);
             while lo < hi {
                 let end = hay.len().min(hi + set.longest_keyword);
-                let input = aho_corasick::Input::new(hay).span(lo..end);
                 occurrences.clear();
-                occurrences.extend(set.keywords.find_overlapping_iter(input).filter(|m| {
-                    let pattern = m.pattern().as_usize();
-                    pattern != set.marker && !set.triggers[pattern].is_empty() && m.start() < hi
-                }));
-                occurrences.sort_by(|a, b| b.start().cmp(&a.start()).then(b.end().cmp(&a.end())));
+                set.keywords.find_in(hay, lo, end, &mut occurrences);
+                occurrences.retain(|&(start, _, pattern)| {
+                    pattern != set.marker && !set.triggers[pattern].is_empty() && start < hi
+                });
+                occurrences.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
                 // The earliest start of a span found in this stretch.
                 let mut lowest = usize::MAX;
-                for m in &occurrences {
-                    let at = m.start();
+                for &m in &occurrences {
+                    let at = m.0;
                     let limit = next_start(&protected.any, at, hay.len());
                     let before = out.len();
                     self.try_keyword(hay, limit, m, out, protected, &mut accepted);
@@ -269,14 +278,13 @@ impl Scanner<'_> {
         &self,
         hay: &[u8],
         limit: usize,
-        m: &aho_corasick::Match,
+        occurrence: Occurrence,
         out: &mut Vec<Span>,
         protected: &Protected,
         accepted: &mut Vec<(usize, usize)>,
     ) {
         let set = self.rules;
-        let pattern = m.pattern().as_usize();
-        let at = m.start();
+        let (at, _, pattern) = occurrence;
         if pattern == set.marker || inside(&protected.any, at) {
             return;
         }

@@ -44,7 +44,9 @@ mod values;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+
+use aho_corasick::AhoCorasick;
 
 pub(crate) use card::{luhn_check_digit, luhn_ok};
 pub(crate) use date::SAFE_DAYS;
@@ -258,8 +260,9 @@ impl Detector {
     /// and most specific candidate wins).
     pub fn find(&self, text: &str) -> Vec<PersonalFinding> {
         let mut candidates = Vec::new();
-        self.collect(text, &mut candidates);
-        self.resolve(text, candidates)
+        let holes = holes(text);
+        self.collect(text, &holes, &mut candidates);
+        self.resolve(&holes, candidates)
     }
 
     /// [`Detector::find`], given every occurrence in `text` of every cue
@@ -272,9 +275,10 @@ impl Detector {
         cues: &[(usize, usize, usize)],
     ) -> Vec<PersonalFinding> {
         let mut candidates = Vec::new();
+        let holes = holes(text);
         self.structural(text.as_bytes(), &mut candidates);
-        context::scan_found(text, cues, &holes(text), &mut candidates);
-        self.resolve(text, candidates)
+        context::scan_found(text, cues, &holes, &mut candidates);
+        self.resolve(&holes, candidates)
     }
 
     /// Findings in one JSON string value, using its field name as context.
@@ -288,7 +292,8 @@ impl Detector {
     /// says test data is a test number.
     pub fn find_in_field(&self, field: Option<&str>, text: &str) -> Vec<PersonalFinding> {
         let mut candidates = Vec::new();
-        self.collect(text, &mut candidates);
+        let holes = holes(text);
+        self.collect(text, &holes, &mut candidates);
         if let Some(path) = field {
             let hint = field::classify(path);
             if hint.kind.is_some() {
@@ -301,13 +306,13 @@ impl Detector {
                 candidates.retain(|c| c.kind != PersonalKind::IpAddress);
             }
         }
-        self.resolve(text, candidates)
+        self.resolve(&holes, candidates)
     }
 
-    fn collect(&self, text: &str, out: &mut Vec<Candidate>) {
+    fn collect(&self, text: &str, holes: &[(usize, usize)], out: &mut Vec<Candidate>) {
         let hay = text.as_bytes();
         self.structural(hay, out);
-        self.inner.cues.scan(text, &holes(text), out);
+        self.inner.cues.scan(text, holes, out);
     }
 
     /// The structural pass: see the module documentation.
@@ -461,19 +466,19 @@ impl Detector {
     }
 
     /// Keeps the enabled candidates that win their overlaps, in order.
-    fn resolve(&self, text: &str, mut candidates: Vec<Candidate>) -> Vec<PersonalFinding> {
+    /// `holes` are the text's placeholders (see [`holes`]).
+    fn resolve(
+        &self,
+        holes: &[(usize, usize)],
+        mut candidates: Vec<Candidate>,
+    ) -> Vec<PersonalFinding> {
         candidates.retain(|c| c.end > c.start && self.enabled(c.kind));
         // Nothing inside a placeholder (`[REDACTED:postal_address]`) is
-        // personal data, whatever a field name says.
-        if !candidates.is_empty() && text.contains(PLACEHOLDER) {
-            let placeholders = placeholders(text);
-            // Nor anything glued to one: in the text before redaction it was
-            // glued to the redacted value, where it was not a finding.
-            candidates.retain(|c| {
-                !placeholders
-                    .iter()
-                    .any(|&(s, e)| c.start <= e && s <= c.end)
-            });
+        // personal data, whatever a field name says; nor anything glued to
+        // one: in the text before redaction it was glued to the redacted
+        // value, where it was not a finding.
+        if !holes.is_empty() {
+            candidates.retain(|c| !holes.iter().any(|&(s, e)| c.start <= e && s <= c.end));
         }
         if candidates.is_empty() {
             return Vec::new();
@@ -506,22 +511,15 @@ impl Detector {
 
 /// The placeholders `text` holds, if any (most texts hold none).
 fn holes(text: &str) -> Vec<(usize, usize)> {
-    if text.contains(PLACEHOLDER) {
-        placeholders(text)
-    } else {
-        Vec::new()
-    }
-}
-
-/// How a placeholder of the redactors starts.
-const PLACEHOLDER: &str = "[REDACTED:";
-
-/// The byte ranges of the placeholders in `text`.
-fn placeholders(text: &str) -> Vec<(usize, usize)> {
+    // One literal: the automaton searches with `memchr`'s vectorised
+    // search, several times faster than `str::find` on text without it.
+    static FINDER: LazyLock<AhoCorasick> = LazyLock::new(|| {
+        AhoCorasick::new([PLACEHOLDER]).expect("one short literal builds an automaton")
+    });
     let mut out = Vec::new();
     let mut from = 0;
-    while let Some(at) = text[from..].find(PLACEHOLDER) {
-        let start = from + at;
+    while let Some(m) = FINDER.find(&text[from..]) {
+        let start = from + m.start();
         let inner = start + PLACEHOLDER.len();
         let end = text[inner..]
             .bytes()
@@ -533,6 +531,9 @@ fn placeholders(text: &str) -> Vec<(usize, usize)> {
     }
     out
 }
+
+/// How a placeholder of the redactors starts.
+const PLACEHOLDER: &str = "[REDACTED:";
 
 /// The start of the token that contains the digit at `i`: back over letters
 /// and digits. `None` when the token is longer than any parser reads, or

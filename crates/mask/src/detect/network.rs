@@ -5,7 +5,7 @@
 //! dotted `xxxx.xxxx.xxxx` form).
 
 use super::scan::{
-    at, before, contains_word_start_ci, digit_run, hex_run, is_alnum, is_digit, is_hex, number,
+    at, before, digit_run, hex_run, is_alnum, is_digit, is_hex, number, starts_with_ci,
 };
 
 /// The IPv4 address starting at `s`, as its end.
@@ -72,9 +72,15 @@ fn is_version_context(hay: &[u8], s: usize) -> bool {
         b"rule",
         b"\xc2\xa7",
     ];
-    WORDS
-        .iter()
-        .any(|w| contains_word_start_ci(hay, from, s, w))
+    // Only at the word starts of the window, and only words that start
+    // with the byte there.
+    (from..s).any(|i| {
+        let first = hay[i].to_ascii_lowercase();
+        !before(hay, i).is_some_and(|b| b.is_ascii_alphabetic())
+            && WORDS
+                .iter()
+                .any(|w| w[0] == first && i + w.len() <= s && starts_with_ci(hay, i, w))
+    })
 }
 
 /// The IPv6 address starting at `s`, as its end.

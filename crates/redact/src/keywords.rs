@@ -1,0 +1,169 @@
+//! The keyword automaton: every occurrence of every keyword (ASCII case
+//! ignored, overlapping), as fast as a DFA can be read.
+//!
+//! A DFA reads one byte per step, and each step waits for the transition
+//! the step before it loaded: on text the search is bound by that chain of
+//! loads, not by the work per byte. So a long input is read as two halves
+//! at once, each with a state of its own, interleaved in one loop: the two
+//! chains of loads overlap, and the processor does two steps in the time of
+//! about one. The second half starts from the start state `longest - 1`
+//! bytes before the middle, so that it sees every keyword that ends after
+//! the middle; the first half reports those that end at or before it. The
+//! occurrences come out exactly as an overlapping search finds them: by
+//! end, and at one end in the automaton's order.
+
+use aho_corasick::automaton::{Automaton, StateID};
+use aho_corasick::dfa::DFA;
+use aho_corasick::{AhoCorasick, Anchored, Input, PatternID};
+
+/// A keyword occurrence: start, end, pattern index.
+pub(crate) type Occurrence = (usize, usize, usize);
+
+/// The shortest part of an input read as a stream of its own: below it, a
+/// stream's start-up (`longest - 1` bytes read twice) costs more than the
+/// interleaving saves.
+const SPLIT_AT: usize = 48;
+
+/// The automaton over a fixed list of patterns.
+#[derive(Debug, Clone)]
+pub(crate) enum Keywords {
+    /// The usual case: one DFA, read two streams at a time.
+    Dfa {
+        dfa: DFA,
+        start: StateID,
+        longest: usize,
+    },
+    /// A very large set of user keywords that does not fit a DFA.
+    Nfa(AhoCorasick),
+}
+
+impl Keywords {
+    /// Builds the automaton of `patterns`, matched ASCII case-insensitively.
+    pub(crate) fn new(patterns: &[String]) -> Result<Keywords, String> {
+        let dfa = DFA::builder()
+            .ascii_case_insensitive(true)
+            .prefilter(false)
+            .build(patterns);
+        if let Ok(dfa) = dfa {
+            let start = dfa
+                .start_state(Anchored::No)
+                .map_err(|e| format!("keyword automaton: {e}"))?;
+            let longest = dfa.max_pattern_len();
+            return Ok(Keywords::Dfa {
+                dfa,
+                start,
+                longest,
+            });
+        }
+        AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(patterns)
+            .map(Keywords::Nfa)
+            .map_err(|e| format!("keyword automaton: {e}"))
+    }
+
+    /// Every occurrence in `hay[from..to]`, by end, appended to `out`.
+    pub(crate) fn find_in(&self, hay: &[u8], from: usize, to: usize, out: &mut Vec<Occurrence>) {
+        let to = to.min(hay.len());
+        if from >= to {
+            return;
+        }
+        match self {
+            Keywords::Nfa(ac) => {
+                let input = Input::new(hay).span(from..to);
+                out.extend(
+                    ac.find_overlapping_iter(input)
+                        .map(|m| (m.start(), m.end(), m.pattern().as_usize())),
+                );
+            }
+            Keywords::Dfa {
+                dfa,
+                start,
+                longest,
+            } => {
+                let len = to - from;
+                if len >= 4 * SPLIT_AT {
+                    streams::<4>(dfa, *start, *longest, hay, from, to, out);
+                } else if len >= 2 * SPLIT_AT {
+                    streams::<2>(dfa, *start, *longest, hay, from, to, out);
+                } else {
+                    streams::<1>(dfa, *start, *longest, hay, from, to, out);
+                }
+            }
+        }
+    }
+
+    /// Every occurrence in `hay`.
+    pub(crate) fn find_all(&self, hay: &[u8], out: &mut Vec<Occurrence>) {
+        self.find_in(hay, 0, hay.len(), out);
+    }
+}
+
+#[inline(always)]
+fn step(dfa: &DFA, state: StateID, byte: u8) -> StateID {
+    dfa.next_state(Anchored::No, state, byte)
+}
+
+/// The patterns of match state `state`, ending at `end`.
+#[inline(never)]
+fn report(dfa: &DFA, sid: StateID, end: usize, out: &mut Vec<Occurrence>) {
+    for k in 0..dfa.match_len(sid) {
+        let pattern: PatternID = dfa.match_pattern(sid, k);
+        let len = dfa.pattern_len(pattern);
+        out.push((end - len, end, pattern.as_usize()));
+    }
+}
+
+/// Reads `hay[from..to]` as `N` parts at once. Part `k` is read from
+/// `longest - 1` bytes before it starts (so that it sees every keyword
+/// that ends inside it) and reports the keywords that end inside it.
+#[inline(always)]
+fn streams<const N: usize>(
+    dfa: &DFA,
+    start: StateID,
+    longest: usize,
+    hay: &[u8],
+    from: usize,
+    to: usize,
+    out: &mut Vec<Occurrence>,
+) {
+    let part = (to - from) / N;
+    // Where part `k` begins (its first reported end is after it), and where
+    // its stream starts reading.
+    let begins: [usize; N] = std::array::from_fn(|k| from + k * part);
+    let reads: [usize; N] = std::array::from_fn(|k| {
+        begins[k]
+            .saturating_sub(longest.saturating_sub(1))
+            .max(from)
+    });
+    let ends: [usize; N] = std::array::from_fn(|k| if k + 1 == N { to } else { begins[k + 1] });
+    let mut states = [start; N];
+    let mut found: [Vec<Occurrence>; N] = std::array::from_fn(|_| Vec::new());
+    // Every stream reads at least `part` bytes: read them together.
+    for step_index in 0..part {
+        for k in 0..N {
+            let j = reads[k] + step_index;
+            states[k] = step(dfa, states[k], hay[j]);
+        }
+        for k in 0..N {
+            let j = reads[k] + step_index;
+            if dfa.is_special(states[k]) && dfa.is_match(states[k]) && j >= begins[k] {
+                let buffer = if k == 0 { &mut *out } else { &mut found[k] };
+                report(dfa, states[k], j + 1, buffer);
+            }
+        }
+    }
+    for k in 0..N {
+        let buffer = if k == 0 { &mut *out } else { &mut found[k] };
+        let mut state = states[k];
+        for j in reads[k] + part..ends[k] {
+            state = step(dfa, state, hay[j]);
+            if dfa.is_match(state) && j >= begins[k] {
+                report(dfa, state, j + 1, buffer);
+            }
+        }
+    }
+    for buffer in found.iter_mut().skip(1) {
+        out.append(buffer);
+    }
+}
