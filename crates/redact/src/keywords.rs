@@ -3,14 +3,14 @@
 //!
 //! A DFA reads one byte per step, and each step waits for the transition
 //! the step before it loaded: on text the search is bound by that chain of
-//! loads, not by the work per byte. So a long input is read as two halves
-//! at once, each with a state of its own, interleaved in one loop: the two
-//! chains of loads overlap, and the processor does two steps in the time of
-//! about one. The second half starts from the start state `longest - 1`
-//! bytes before the middle, so that it sees every keyword that ends after
-//! the middle; the first half reports those that end at or before it. The
-//! occurrences come out exactly as an overlapping search finds them: by
-//! end, and at one end in the automaton's order.
+//! loads, not by the work per byte. So an input is cut into up to four
+//! parts, each read by a state of its own, interleaved in one loop: the
+//! chains of loads overlap, and the processor does several steps in the
+//! time of one. Each part after the first is read from the start state
+//! `longest - 1` bytes before it begins, so that it sees every keyword that
+//! ends inside it, and reports only those. The occurrences come out
+//! exactly as one overlapping search finds them: by end, and at one end in
+//! the automaton's order (`keywords_tests.rs` holds it to that).
 
 use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::dfa::DFA;
@@ -29,7 +29,7 @@ const SPLIT_AT: usize = 48;
 pub(crate) enum Keywords {
     /// The usual case: one DFA, read two streams at a time.
     Dfa {
-        dfa: DFA,
+        dfa: Box<DFA>,
         start: StateID,
         longest: usize,
     },
@@ -50,7 +50,7 @@ impl Keywords {
                 .map_err(|e| format!("keyword automaton: {e}"))?;
             let longest = dfa.max_pattern_len();
             return Ok(Keywords::Dfa {
-                dfa,
+                dfa: Box::new(dfa),
                 start,
                 longest,
             });
@@ -156,8 +156,9 @@ fn streams<const N: usize>(
     for k in 0..N {
         let buffer = if k == 0 { &mut *out } else { &mut found[k] };
         let mut state = states[k];
-        for j in reads[k] + part..ends[k] {
-            state = step(dfa, state, hay[j]);
+        let from = reads[k] + part;
+        for (j, &byte) in (from..).zip(&hay[from..ends[k]]) {
+            state = step(dfa, state, byte);
             if dfa.is_match(state) && j >= begins[k] {
                 report(dfa, state, j + 1, buffer);
             }
