@@ -114,9 +114,11 @@ fn report(dfa: &DFA, sid: StateID, end: usize, out: &mut Vec<Occurrence>) {
     }
 }
 
-/// Reads `hay[from..to]` as `N` parts at once. Part `k` is read from
-/// `longest - 1` bytes before it starts (so that it sees every keyword
-/// that ends inside it) and reports the keywords that end inside it.
+/// Reads `hay[from..to]` as `N` parts at once. Part `k` after the first is
+/// read from `longest - 1` bytes before it begins (so that it sees every
+/// keyword that ends inside it) and reports the keywords that end inside
+/// it. The parts are cut so that every stream reads about as many bytes,
+/// lead included: the streams then finish together.
 #[inline(always)]
 fn streams<const N: usize>(
     dfa: &DFA,
@@ -127,23 +129,31 @@ fn streams<const N: usize>(
     to: usize,
     out: &mut Vec<Occurrence>,
 ) {
-    let part = (to - from) / N;
-    // Where part `k` begins (its first reported end is after it), and where
-    // its stream starts reading.
-    let begins: [usize; N] = std::array::from_fn(|k| from + k * part);
-    let reads: [usize; N] = std::array::from_fn(|k| {
-        begins[k]
-            .saturating_sub(longest.saturating_sub(1))
-            .max(from)
-    });
-    let ends: [usize; N] = std::array::from_fn(|k| if k + 1 == N { to } else { begins[k + 1] });
+    let lead = longest.saturating_sub(1);
+    // The bytes each stream reads, and how far apart their starts are.
+    let each = (to - from + (N - 1) * lead).div_ceil(N);
+    if N == 1 || each <= lead {
+        let mut state = start;
+        for (j, &byte) in (from..).zip(&hay[from..to]) {
+            state = step(dfa, state, byte);
+            if dfa.is_match(state) {
+                report(dfa, state, j + 1, out);
+            }
+        }
+        return;
+    }
+    let stride = each - lead;
+    // Where stream `k` starts reading, where its reported ends begin (after
+    // this), and where it stops.
+    let reads: [usize; N] = std::array::from_fn(|k| from + k * stride);
+    let begins: [usize; N] = std::array::from_fn(|k| if k == 0 { from } else { reads[k] + lead });
+    let ends: [usize; N] = std::array::from_fn(|k| (reads[k] + each).min(to));
+    let together = ends[N - 1] - reads[N - 1];
     let mut states = [start; N];
     let mut found: [Vec<Occurrence>; N] = std::array::from_fn(|_| Vec::new());
-    // Every stream reads at least `part` bytes: read them together.
-    for step_index in 0..part {
+    for step_index in 0..together {
         for k in 0..N {
-            let j = reads[k] + step_index;
-            states[k] = step(dfa, states[k], hay[j]);
+            states[k] = step(dfa, states[k], hay[reads[k] + step_index]);
         }
         for k in 0..N {
             let j = reads[k] + step_index;
@@ -153,11 +163,12 @@ fn streams<const N: usize>(
             }
         }
     }
-    for k in 0..N {
+    // The last stream may be a few bytes shorter than the others.
+    for k in 0..N - 1 {
         let buffer = if k == 0 { &mut *out } else { &mut found[k] };
         let mut state = states[k];
-        let from = reads[k] + part;
-        for (j, &byte) in (from..).zip(&hay[from..ends[k]]) {
+        let rest = reads[k] + together;
+        for (j, &byte) in (rest..).zip(&hay[rest..ends[k]]) {
             state = step(dfa, state, byte);
             if dfa.is_match(state) && j >= begins[k] {
                 report(dfa, state, j + 1, buffer);

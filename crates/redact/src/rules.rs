@@ -213,9 +213,23 @@ pub(crate) struct CompiledRule {
     /// anything (or match the empty string). A keyword occurrence followed by
     /// any other byte cannot start a match, so the regex is not run.
     pub first_bytes: Option<Box<[bool; 256]>>,
+    /// The pairs of bytes the tail can begin with, worked out on first use.
+    pairs: OnceLock<Option<BytePairs>>,
 }
 
 impl CompiledRule {
+    /// Whether a match of the tail can begin with `first` then `second`
+    /// (true when that is not known). Cheaper than the regex by two orders
+    /// of magnitude, and on prose it turns most keyword occurrences away
+    /// (`token count`, `password from`, `pattern`), whose first byte
+    /// alone could begin a match.
+    pub(crate) fn tail_may_begin(&self, first: u8, second: u8) -> bool {
+        self.pairs
+            .get_or_init(|| byte_pairs(&self.rule.tail))
+            .as_ref()
+            .is_none_or(|pairs| pairs.contains(first, second))
+    }
+
     /// The rule's regex, compiled on first use.
     pub(crate) fn regex(&self) -> &meta::Regex {
         self.regex.get_or_init(|| {
@@ -412,7 +426,62 @@ pub(crate) fn compile_rule(rule: Rule) -> Result<CompiledRule, String> {
         regex: OnceLock::new(),
         slots: groups * 2,
         first_bytes,
+        pairs: OnceLock::new(),
     })
+}
+
+/// A set of two-byte sequences.
+#[derive(Debug)]
+struct BytePairs(Box<[u64; 1024]>);
+
+impl BytePairs {
+    fn contains(&self, first: u8, second: u8) -> bool {
+        let bit = usize::from(first) << 8 | usize::from(second);
+        self.0[bit >> 6] & (1 << (bit & 63)) != 0
+    }
+}
+
+/// The two-byte sequences a match of `tail` can begin with, read off a
+/// lazy DFA of the tail: after each first byte that does not kill it, each
+/// second byte that does not either. `None` where that cannot be known
+/// exactly: a tail with look-around assertions (the DFA would need the
+/// keyword before it), one that can match fewer than two bytes, or a DFA
+/// that does not build.
+fn byte_pairs(tail: &str) -> Option<BytePairs> {
+    use regex_automata::hybrid::dfa::DFA;
+    use regex_automata::nfa::thompson;
+    use regex_automata::util::start;
+
+    let hir = syntax::parse_with(tail, &syntax_config()).ok()?;
+    let properties = hir.properties();
+    // A tail that can end within two bytes may end before the pair: then
+    // any pair can follow the keyword.
+    if !properties.look_set().is_empty() || properties.minimum_len().is_none_or(|n| n < 2) {
+        return None;
+    }
+    let dfa = DFA::builder()
+        .syntax(syntax_config())
+        .thompson(thompson::Config::new().utf8(false))
+        .build(tail)
+        .ok()?;
+    let mut cache = dfa.create_cache();
+    let config = start::Config::new().anchored(regex_automata::Anchored::Yes);
+    let begin = dfa.start_state(&mut cache, &config).ok()?;
+    let mut pairs = Box::new([0u64; 1024]);
+    for first in 0..=255u8 {
+        let after_first = dfa.next_state(&mut cache, begin, first).ok()?;
+        if after_first.is_dead() {
+            continue;
+        }
+        for second in 0..=255u8 {
+            let after_second = dfa.next_state(&mut cache, after_first, second).ok()?;
+            if !after_second.is_dead() {
+                let bit = usize::from(first) << 8 | usize::from(second);
+                pairs[bit >> 6] |= 1 << (bit & 63);
+            }
+        }
+    }
+    Some(BytePairs(pairs))
 }
 
 /// Builds `(?:kw|kw..)(?:tail)` for a rule; see the module documentation for

@@ -775,3 +775,73 @@ fn check_with_default(input: &str, redacted: bool) {
         unchanged(input);
     }
 }
+
+mod tail_gate {
+    //! The two-byte gate before a rule's regex never turns away a keyword
+    //! occurrence the regex would have matched.
+
+    use proptest::prelude::*;
+    use regex_automata::{Anchored, Input};
+
+    use crate::rules::{self, compile_pattern};
+
+    /// The rules whose keywords are common words or fragments, tried
+    /// most often on prose, logs and code.
+    const BUSY: &[&str] = &[
+        "password_assignment",
+        "token_assignment",
+        "secret_assignment",
+        "api_key_assignment",
+        "airtable_pat",
+        "bearer_token",
+        "basic_auth",
+        "url_password",
+        "key_in_prose",
+        "password_flag",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+        #[test]
+        fn every_tail_match_passes_the_gate(
+            text in "[ \t\"'=:>\\\\a-fA-F0-9._/@-]{2,48}",
+            which in 0..BUSY.len(),
+        ) {
+            let set = rules::default_rules();
+            let rule = set
+                .rules
+                .iter()
+                .find(|r| r.rule.id == BUSY[which])
+                .expect("a busy rule is built in");
+            let tail = compile_pattern(&rule.rule.tail).expect("built-in tails compile");
+            let input = Input::new(text.as_bytes()).anchored(Anchored::Yes);
+            if tail.is_match(input) {
+                let b = text.as_bytes();
+                prop_assert!(rule.tail_may_begin(b[0], b[1]), "{} turned away {:?}", BUSY[which], text);
+            }
+        }
+    }
+
+    #[test]
+    fn a_common_word_after_a_keyword_is_turned_away() {
+        let set = rules::default_rules();
+        let rule = |id: &str| {
+            set.rules
+                .iter()
+                .find(|r| r.rule.id == id)
+                .expect("the rule is built in")
+                .clone()
+        };
+        let token = rule("token_assignment");
+        assert!(!token.tail_may_begin(b' ', b'c'), "token count");
+        assert!(!token.tail_may_begin(b'i', b'z'), "tokenizer");
+        assert!(token.tail_may_begin(b' ', b'='), "token = ...");
+        assert!(token.tail_may_begin(b'"', b':'), "\"token\": ...");
+        assert!(token.tail_may_begin(b'=', b'a'), "token=abc");
+        let bearer = rule("bearer_token");
+        assert!(bearer.tail_may_begin(b' ', b'e'), "bearer eyJ...");
+        assert!(!bearer.tail_may_begin(b'x', b'y'), "bearerxy");
+        assert!(!bearer.tail_may_begin(b' ', b'\''), "bearer '");
+    }
+}

@@ -330,6 +330,11 @@ impl Scanner<'_> {
                 {
                     continue;
                 }
+                if let Some(&[next, after]) = keyword_end.and_then(|end| hay.get(end..end + 2))
+                    && !compiled.tail_may_begin(next, after)
+                {
+                    continue;
+                }
                 let rule = &compiled.rule;
                 let lead_start = match rule.lead {
                     Some(lead) => {
