@@ -215,6 +215,40 @@ pub(crate) struct CompiledRule {
     pub first_bytes: Option<Box<[bool; 256]>>,
     /// The pairs of bytes the tail can begin with, worked out on first use.
     pairs: OnceLock<Option<BytePairs>>,
+    /// The runs of classes the tail begins with (`[ \t]{1,16}` then
+    /// `[A-Za-z0-9._~+/=-]{8,512}`), where they take three bytes or more.
+    pub leading_runs: Box<[Run]>,
+}
+
+/// A class repeated `min..=max` times at the start of a tail.
+#[derive(Debug)]
+pub(crate) struct Run {
+    class: [bool; 256],
+    min: usize,
+    max: usize,
+}
+
+/// Whether `text` can begin with the `runs`: each, in turn, as many bytes
+/// of its class as there are up to its most, and at least its least. That
+/// the reading is greedy loses no match: each run's class shares no byte
+/// with the next one's, which takes at least one byte, so a run can only
+/// end where its class does.
+pub(crate) fn runs_may_begin(runs: &[Run], text: &[u8]) -> bool {
+    let mut at = 0;
+    for run in runs {
+        let len = text
+            .get(at..)
+            .unwrap_or_default()
+            .iter()
+            .take(run.max)
+            .take_while(|&&b| run.class[usize::from(b)])
+            .count();
+        if len < run.min {
+            return false;
+        }
+        at += len;
+    }
+    true
 }
 
 impl CompiledRule {
@@ -419,6 +453,9 @@ pub(crate) fn compile_rule(rule: Rule) -> Result<CompiledRule, String> {
         ));
     }
     let first_bytes = first_bytes(&rule.tail);
+    let leading_runs = syntax::parse_with(&rule.tail, &syntax_config())
+        .map(|tail| leading_runs(&tail))
+        .unwrap_or_default();
     Ok(CompiledRule {
         max_len: hir.properties().maximum_len(),
         rule,
@@ -427,7 +464,62 @@ pub(crate) fn compile_rule(rule: Rule) -> Result<CompiledRule, String> {
         slots: groups * 2,
         first_bytes,
         pairs: OnceLock::new(),
+        leading_runs,
     })
+}
+
+/// The runs of classes a match of `hir` begins with (see [`Run`]): each
+/// but the last shares no byte with the next, and each takes a byte or
+/// more. Empty when they would take fewer than three bytes in all.
+fn leading_runs(hir: &Hir) -> Box<[Run]> {
+    fn uncaptured(hir: &Hir) -> &Hir {
+        match hir.kind() {
+            HirKind::Capture(capture) => uncaptured(&capture.sub),
+            _ => hir,
+        }
+    }
+    fn run(hir: &Hir) -> Option<Run> {
+        let (sub, min, max) = match uncaptured(hir).kind() {
+            HirKind::Repetition(repetition) => (
+                uncaptured(&repetition.sub),
+                repetition.min,
+                repetition.max.unwrap_or(u32::MAX),
+            ),
+            HirKind::Class(_) => (uncaptured(hir), 1, 1),
+            _ => return None,
+        };
+        let HirKind::Class(_) = sub.kind() else {
+            return None;
+        };
+        let mut class = [false; 256];
+        first_set(sub, &mut class)?;
+        Some(Run {
+            class,
+            min: usize::try_from(min).ok()?,
+            max: usize::try_from(max).unwrap_or(usize::MAX),
+        })
+    }
+    let parts: Vec<&Hir> = match uncaptured(hir).kind() {
+        HirKind::Concat(parts) => parts.iter().collect(),
+        _ => vec![hir],
+    };
+    let mut runs: Vec<Run> = Vec::new();
+    for part in parts {
+        let Some(next) = run(part) else { break };
+        if next.min == 0 {
+            break;
+        }
+        if let Some(last) = runs.last()
+            && (0..256).any(|b| last.class[b] && next.class[b])
+        {
+            break;
+        }
+        runs.push(next);
+    }
+    if runs.iter().map(|r| r.min).sum::<usize>() < 3 {
+        return Box::default();
+    }
+    runs.into_boxed_slice()
 }
 
 /// A set of two-byte sequences.

@@ -777,8 +777,8 @@ fn check_with_default(input: &str, redacted: bool) {
 }
 
 mod tail_gate {
-    //! The two-byte gate before a rule's regex never turns away a keyword
-    //! occurrence the regex would have matched.
+    //! The gates before a rule's regex (two bytes, leading runs) never
+    //! turn away a keyword occurrence the regex would have matched.
 
     use proptest::prelude::*;
     use regex_automata::{Anchored, Input};
@@ -805,7 +805,7 @@ mod tail_gate {
 
         #[test]
         fn every_tail_match_passes_the_gate(
-            text in "[ \t\"'=:>\\\\a-fA-F0-9._/@-]{2,48}",
+            text in "[ \t\"'=:>\\\\a-fA-F0-9._/@-]{2,48}|[ \t]{1,3}[a-zA-Z0-9+/=._~-]{4,12}[ .]?",
             which in 0..BUSY.len(),
         ) {
             let set = rules::default_rules();
@@ -819,6 +819,7 @@ mod tail_gate {
             if tail.is_match(input) {
                 let b = text.as_bytes();
                 prop_assert!(rule.tail_may_begin(b[0], b[1]), "{} turned away {:?}", BUSY[which], text);
+                prop_assert!(rules::runs_may_begin(&rule.leading_runs, b), "{} turned away {:?}", BUSY[which], text);
             }
         }
     }
@@ -843,5 +844,17 @@ mod tail_gate {
         assert!(bearer.tail_may_begin(b' ', b'e'), "bearer eyJ...");
         assert!(!bearer.tail_may_begin(b'x', b'y'), "bearerxy");
         assert!(!bearer.tail_may_begin(b' ', b'\''), "bearer '");
+        // `pattern`, `path`: a personal access token is `pat` and 14
+        // letters or digits first.
+        let airtable = rule("airtable_pat");
+        assert!(!rules::runs_may_begin(&airtable.leading_runs, b"tern ask"));
+        assert!(rules::runs_may_begin(
+            &airtable.leading_runs,
+            b"0123456789abcd."
+        ));
+        // `bearer task`: a bearer token is eight bytes or more.
+        let bearer = rule("bearer_token");
+        assert!(!rules::runs_may_begin(&bearer.leading_runs, b" task was"));
+        assert!(rules::runs_may_begin(&bearer.leading_runs, b"  eyJhbGciOi"));
     }
 }

@@ -12,7 +12,7 @@ use regex_automata::util::primitives::NonMaxUsize;
 use regex_automata::{Anchored, Input};
 
 use crate::keywords::Occurrence;
-use crate::rules::{Hit, MAX_GROUPS, PLACEHOLDER_PREFIX, RuleSet};
+use crate::rules::{Hit, MAX_GROUPS, PLACEHOLDER_PREFIX, RuleSet, runs_may_begin};
 use crate::validators::shannon_entropy;
 
 /// What a span is, which decides its placeholder.
@@ -327,6 +327,11 @@ impl Scanner<'_> {
                     &compiled.first_bytes,
                     keyword_end.and_then(|end| hay.get(end)),
                 ) && !first[usize::from(next)]
+                {
+                    continue;
+                }
+                if let Some(end) = keyword_end
+                    && !runs_may_begin(&compiled.leading_runs, &hay[end.min(hay.len())..])
                 {
                     continue;
                 }
