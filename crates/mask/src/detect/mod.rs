@@ -346,8 +346,9 @@ impl Detector {
                         self.network_at(hay, q, out);
                     }
                     last_token = Some(s);
-                    let end = self.at_token(hay, s, out);
-                    i = end.max(skip_alnum(hay, i)).max(i + 1);
+                    let token_end = skip_alnum(hay, i);
+                    let end = self.at_token(hay, s, token_end, out);
+                    i = end.max(token_end).max(i + 1);
                 }
                 AT => {
                     if self.enabled(PersonalKind::Email)
@@ -387,9 +388,16 @@ impl Detector {
         }
     }
 
-    /// Runs the parsers of every kind that can start at token start `s`;
-    /// returns how far the scan may skip.
-    fn at_token(&self, hay: &[u8], s: usize, out: &mut Vec<Candidate>) -> usize {
+    /// Runs the parsers of every kind that can start at token start `s`
+    /// (the token's letters and digits end at `token_end`); returns how far
+    /// the scan may skip.
+    fn at_token(
+        &self,
+        hay: &[u8],
+        s: usize,
+        token_end: usize,
+        out: &mut Vec<Candidate>,
+    ) -> usize {
         let found_from = out.len();
         let first = hay[s];
         // The continuation of a number or word (`05` in `2024-05-01`, `1` in
@@ -436,7 +444,7 @@ impl Detector {
                 );
             }
             if self.enabled(PersonalKind::PostalAddress)
-                && street_may_follow(hay, skip_alnum(hay, s))
+                && street_may_follow(hay, token_end)
                 && let Some(m) = address::at_start(hay, s)
                 && m.postcode
                 && m.typed
