@@ -26,7 +26,7 @@ mod token;
 
 pub use detect::{Detector, PersonalFinding, PersonalKind, cue_words};
 pub use error::MaskError;
-pub use masker::{Masker, Seen};
+pub use masker::{JsonReader, Masker, Seen};
 pub use operators::{MaskKey, Operator, apply, detokenize, pseudonym, tokenize};
 
 #[cfg(test)]

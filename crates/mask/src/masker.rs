@@ -32,6 +32,19 @@ fn is_encoded_binary(s: &str) -> bool {
 /// it replaced.
 pub type Seen<'a> = dyn FnMut(&str, &str) + 'a;
 
+/// What reads a JSON document's parts before [`Masker`] masks them (see
+/// [`Masker::mask_json_in_place_with`]).
+pub trait JsonReader {
+    /// An object, before its values: its keys may be rewritten.
+    fn keys(&mut self, map: &mut serde_json::Map<String, Value>);
+    /// A number, which may be replaced.
+    fn number(&mut self, value: &mut Value);
+    /// A string, before it is masked: it may be rewritten, and `cues`
+    /// (empty when called) receives every occurrence in what it then holds
+    /// of every cue word of [`crate::cue_words`] (start, end, index).
+    fn string(&mut self, text: &mut String, cues: &mut Vec<(usize, usize, usize)>);
+}
+
 /// Masks personal data in text and JSON.
 #[derive(Debug, Clone)]
 pub struct Masker {
@@ -109,18 +122,23 @@ impl Masker {
     /// One JSON string value masked, its field name (or path) giving
     /// context; see [`Detector::find_in_field`].
     pub fn mask_field(&self, field: Option<&str>, text: &str) -> String {
-        self.mask_field_changed(field, text, &mut |_, _| {})
+        self.mask_field_changed(field, text, None, &mut |_, _| {})
             .unwrap_or_else(|| text.to_owned())
     }
 
-    /// The masked text, or `None` when nothing in it changes.
+    /// The masked text, or `None` when nothing in it changes; `cues` are
+    /// the cue words' occurrences in `text` when another read found them.
     fn mask_field_changed(
         &self,
         field: Option<&str>,
         text: &str,
+        cues: Option<&[(usize, usize, usize)]>,
         seen: &mut Seen<'_>,
     ) -> Option<String> {
-        let findings = self.detector.find_in_field(field, text);
+        let findings = match cues {
+            Some(cues) => self.detector.find_in_field_with_cues(field, text, cues),
+            None => self.detector.find_in_field(field, text),
+        };
         if findings.is_empty() {
             return None;
         }
@@ -154,17 +172,46 @@ impl Masker {
     /// replaced, and the document is never held twice.
     pub fn mask_json_in_place(&self, value: &mut Value, seen: &mut Seen<'_>) {
         let mut path = String::new();
-        self.mask_value_in_place(value, &mut path, seen);
+        self.mask_value_in_place(value, &mut path, seen, &mut None);
     }
 
-    fn mask_value_in_place(&self, value: &mut Value, path: &mut String, seen: &mut Seen<'_>) {
+    /// [`Masker::mask_json_in_place`] with another reader of the document
+    /// first: `reader` sees each object's keys before its values, each
+    /// number, and each string before it is masked, and reports the cue
+    /// words it found in the string, so that each string is read once for
+    /// both (a redactor's secrets, then personal data).
+    pub fn mask_json_in_place_with(
+        &self,
+        value: &mut Value,
+        seen: &mut Seen<'_>,
+        reader: &mut dyn JsonReader,
+    ) {
+        let mut path = String::new();
+        self.mask_value_in_place(value, &mut path, seen, &mut Some(reader));
+    }
+
+    fn mask_value_in_place(
+        &self,
+        value: &mut Value,
+        path: &mut String,
+        seen: &mut Seen<'_>,
+        reader: &mut Option<&mut dyn JsonReader>,
+    ) {
         match value {
             Value::String(s) => {
+                let mut cues = Vec::new();
+                let cues = match reader {
+                    Some(reader) => {
+                        reader.string(s, &mut cues);
+                        Some(cues.as_slice())
+                    }
+                    None => None,
+                };
                 if is_encoded_binary(s) {
                     return;
                 }
                 let field = (!path.is_empty()).then_some(path.as_str());
-                if let Some(masked) = self.mask_field_changed(field, s, seen) {
+                if let Some(masked) = self.mask_field_changed(field, s, cues, seen) {
                     *s = masked;
                 }
             }
@@ -173,11 +220,14 @@ impl Masker {
                 for (i, item) in items.iter_mut().enumerate() {
                     path.truncate(len);
                     path.push_str(&format!("[{i}]"));
-                    self.mask_value_in_place(item, path, seen);
+                    self.mask_value_in_place(item, path, seen, reader);
                 }
                 path.truncate(len);
             }
             Value::Object(map) => {
+                if let Some(reader) = reader {
+                    reader.keys(map);
+                }
                 let len = path.len();
                 for (k, v) in map.iter_mut() {
                     path.truncate(len);
@@ -185,11 +235,16 @@ impl Masker {
                         path.push('.');
                     }
                     path.push_str(k);
-                    self.mask_value_in_place(v, path, seen);
+                    self.mask_value_in_place(v, path, seen, reader);
                 }
                 path.truncate(len);
             }
-            _ => {}
+            Value::Number(_) => {
+                if let Some(reader) = reader {
+                    reader.number(value);
+                }
+            }
+            Value::Bool(_) | Value::Null => {}
         }
     }
 

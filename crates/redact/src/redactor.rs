@@ -183,12 +183,7 @@ impl Redactor {
                         *text = redacted;
                     }
                 }
-                Value::Number(number) => {
-                    let digits = number.to_string();
-                    if let Cow::Owned(redacted) = self.redact_str(&digits) {
-                        *value = Value::String(redacted);
-                    }
-                }
+                Value::Number(_) => self.redact_number(value),
                 Value::Array(items) => stack.extend(items.iter_mut()),
                 Value::Object(map) => {
                     self.redact_keys(map);
@@ -402,7 +397,18 @@ impl Redactor {
         }
     }
 
-    fn redact_keys(&self, map: &mut serde_json::Map<String, Value>) {
+    /// A number whose digits hold a secret (a registered numeric value)
+    /// becomes the string of its redaction.
+    pub(crate) fn redact_number(&self, value: &mut Value) {
+        if let Value::Number(number) = value {
+            let digits = number.to_string();
+            if let Cow::Owned(redacted) = self.redact_str(&digits) {
+                *value = Value::String(redacted);
+            }
+        }
+    }
+
+    pub(crate) fn redact_keys(&self, map: &mut serde_json::Map<String, Value>) {
         if !map
             .keys()
             .any(|key| matches!(self.redact_str(key), Cow::Owned(_)))

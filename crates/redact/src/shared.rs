@@ -170,12 +170,7 @@ impl SinkRedactor {
     /// secrets; personal data is found in values, with their field names as
     /// context).
     pub fn redact_json(&self, value: &mut Value) {
-        self.secrets.redact_json(value);
-        if let Some(privacy) = &self.privacy {
-            privacy
-                .masker(self.sink)
-                .mask_json_in_place(value, &mut |_, _| {});
-        }
+        self.redact_json_seen(value, &mut |_, _| {});
     }
 
     /// [`SinkRedactor::redact_json`], calling `seen(replacement, original)`
@@ -183,9 +178,36 @@ impl SinkRedactor {
     /// (a pseudonym, a token, a hash): what lets a run map what an agent was
     /// shown back to the real value.
     pub fn redact_json_seen(&self, value: &mut Value, seen: &mut sandbar_mask::Seen<'_>) {
-        self.secrets.redact_json(value);
-        if let Some(privacy) = &self.privacy {
-            privacy.masker(self.sink).mask_json_in_place(value, seen);
+        match &self.privacy {
+            None => self.secrets.redact_json(value),
+            // One walk, and one read of each string for both: the masker
+            // walks the document and hands each part to the redactor first.
+            Some(privacy) => privacy.masker(self.sink).mask_json_in_place_with(
+                value,
+                seen,
+                &mut SecretsFirst(&self.secrets),
+            ),
+        }
+    }
+}
+
+/// The redactor's part of a JSON document's one walk: keys, numbers and
+/// strings redacted for secrets, and the cue words of each string found in
+/// the same read.
+struct SecretsFirst<'r>(&'r Redactor);
+
+impl sandbar_mask::JsonReader for SecretsFirst<'_> {
+    fn keys(&mut self, map: &mut serde_json::Map<String, Value>) {
+        self.0.redact_keys(map);
+    }
+
+    fn number(&mut self, value: &mut Value) {
+        self.0.redact_number(value);
+    }
+
+    fn string(&mut self, text: &mut String, cues: &mut Vec<(usize, usize, usize)>) {
+        if let Cow::Owned(redacted) = self.0.redact_str_with_cues(text, cues) {
+            *text = redacted;
         }
     }
 }

@@ -291,9 +291,35 @@ impl Detector {
     /// `product.name` is never a person, and a card number under a key that
     /// says test data is a test number.
     pub fn find_in_field(&self, field: Option<&str>, text: &str) -> Vec<PersonalFinding> {
+        self.in_field(field, text, None)
+    }
+
+    /// [`Detector::find_in_field`], given the cue words' occurrences in
+    /// `text` (see [`Detector::find_with_cues`]).
+    pub fn find_in_field_with_cues(
+        &self,
+        field: Option<&str>,
+        text: &str,
+        cues: &[(usize, usize, usize)],
+    ) -> Vec<PersonalFinding> {
+        self.in_field(field, text, Some(cues))
+    }
+
+    fn in_field(
+        &self,
+        field: Option<&str>,
+        text: &str,
+        cues: Option<&[(usize, usize, usize)]>,
+    ) -> Vec<PersonalFinding> {
         let mut candidates = Vec::new();
         let holes = holes(text);
-        self.collect(text, &holes, &mut candidates);
+        match cues {
+            Some(cues) => {
+                self.structural(text.as_bytes(), &mut candidates);
+                context::scan_found(text, cues, &holes, &mut candidates);
+            }
+            None => self.collect(text, &holes, &mut candidates),
+        }
         if let Some(path) = field {
             let hint = field::classify(path);
             if hint.kind.is_some() {
@@ -391,13 +417,7 @@ impl Detector {
     /// Runs the parsers of every kind that can start at token start `s`
     /// (the token's letters and digits end at `token_end`); returns how far
     /// the scan may skip.
-    fn at_token(
-        &self,
-        hay: &[u8],
-        s: usize,
-        token_end: usize,
-        out: &mut Vec<Candidate>,
-    ) -> usize {
+    fn at_token(&self, hay: &[u8], s: usize, token_end: usize, out: &mut Vec<Candidate>) -> usize {
         let found_from = out.len();
         let first = hay[s];
         // The continuation of a number or word (`05` in `2024-05-01`, `1` in
