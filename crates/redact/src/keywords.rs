@@ -24,6 +24,9 @@ pub(crate) type Occurrence = (usize, usize, usize);
 /// interleaving saves.
 const SPLIT_AT: usize = 48;
 
+/// The most occurrences a stream's buffer starts with room for.
+const MAX_ROOM: usize = 512;
+
 /// The automaton over a fixed list of patterns.
 #[derive(Debug, Clone)]
 pub(crate) enum Keywords {
@@ -133,6 +136,7 @@ fn streams<const N: usize>(
     // The bytes each stream reads, and how far apart their starts are.
     let each = (to - from + (N - 1) * lead).div_ceil(N);
     if N == 1 || each <= lead {
+        out.reserve(((to - from) / 16).min(MAX_ROOM));
         let mut state = start;
         for (j, &byte) in (from..).zip(&hay[from..to]) {
             state = step(dfa, state, byte);
@@ -150,7 +154,18 @@ fn streams<const N: usize>(
     let ends: [usize; N] = std::array::from_fn(|k| (reads[k] + each).min(to));
     let together = ends[N - 1] - reads[N - 1];
     let mut states = [start; N];
-    let mut found: [Vec<Occurrence>; N] = std::array::from_fn(|_| Vec::new());
+    // Text holds a keyword or cue word every twenty bytes or so: room for
+    // about that many saves a short text the buffers' growing step by step
+    // (a long one grows them a few times, which costs it nothing).
+    let room = (each / 16).min(MAX_ROOM);
+    out.reserve(room);
+    let mut found: [Vec<Occurrence>; N] = std::array::from_fn(|k| {
+        if k == 0 {
+            Vec::new()
+        } else {
+            Vec::with_capacity(room)
+        }
+    });
     for step_index in 0..together {
         for k in 0..N {
             states[k] = step(dfa, states[k], hay[reads[k] + step_index]);
