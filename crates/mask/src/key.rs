@@ -31,10 +31,10 @@ pub struct MaskKey {
 }
 
 pub(crate) struct Material {
-    pub hash: [u8; 32],
-    pub pseudonym: [u8; 32],
-    pub mark: [u8; 32],
-    pub feistel: [u8; 32],
+    pub hash: Keyed,
+    pub pseudonym: Keyed,
+    pub mark: Keyed,
+    pub feistel: Keyed,
     /// FF1 instances for the radixes tokens use (10, 16, 26, 256).
     pub ff1: Ff1Set,
     id: [u8; 4],
@@ -59,10 +59,10 @@ impl MaskKey {
         };
         let id_full = sub_key(&bytes, "id");
         let material = Material {
-            hash: sub_key(&bytes, "hash"),
-            pseudonym: sub_key(&bytes, "pseudonym"),
-            mark: sub_key(&bytes, "mark"),
-            feistel: sub_key(&bytes, "feistel"),
+            hash: Keyed::new(&sub_key(&bytes, "hash")),
+            pseudonym: Keyed::new(&sub_key(&bytes, "pseudonym")),
+            mark: Keyed::new(&sub_key(&bytes, "mark")),
+            feistel: Keyed::new(&sub_key(&bytes, "feistel")),
             ff1,
             id: [id_full[0], id_full[1], id_full[2], id_full[3]],
         };
@@ -103,7 +103,7 @@ impl fmt::Debug for MaskKey {
 fn sub_key(master: &[u8; 32], purpose: &str) -> [u8; 32] {
     let mut message = b"sandbar-mask/v1/".to_vec();
     message.extend_from_slice(purpose.as_bytes());
-    hmac(master, &[&message])
+    hmac(&master[..], &[&message])
 }
 
 fn ff1_for(key: &[u8; 32], radix: u32) -> FF1<Aes256> {
@@ -112,12 +112,41 @@ fn ff1_for(key: &[u8; 32], radix: u32) -> FF1<Aes256> {
     FF1::<Aes256>::new(key, radix).expect("radixes 10, 16, 26 and 256 are valid for FF1")
 }
 
+/// A key HMAC-SHA256 can be keyed with.
+pub(crate) trait MacKey {
+    /// The MAC's state with the key absorbed.
+    fn keyed(&self) -> HmacSha256;
+}
+
+impl MacKey for [u8] {
+    fn keyed(&self) -> HmacSha256 {
+        // HMAC accepts keys of any length.
+        <HmacSha256 as KeyInit>::new_from_slice(self).expect("HMAC takes keys of any length")
+    }
+}
+
+/// A sub-key with HMAC's key pads already hashed: each MAC starts from a
+/// copy of that state, two SHA-256 compressions fewer than keying it
+/// afresh (a pseudonym takes several MACs).
+#[derive(Clone)]
+pub(crate) struct Keyed(HmacSha256);
+
+impl Keyed {
+    fn new(key: &[u8; 32]) -> Keyed {
+        Keyed(key[..].keyed())
+    }
+}
+
+impl MacKey for Keyed {
+    fn keyed(&self) -> HmacSha256 {
+        self.0.clone()
+    }
+}
+
 /// HMAC-SHA256 of the parts, each prefixed by its length so that no two
 /// different lists of parts give the same message.
-pub(crate) fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    // HMAC accepts keys of any length.
-    let mut mac =
-        <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
+pub(crate) fn hmac(key: &(impl MacKey + ?Sized), parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = key.keyed();
     for part in parts {
         let len = u64::try_from(part.len()).unwrap_or(u64::MAX);
         mac.update(&len.to_be_bytes());
@@ -129,7 +158,7 @@ pub(crate) fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 /// A stream of keyed pseudo-random numbers, determined by a key and a
 /// label (the kind, the value, a counter).
 pub(crate) struct Stream<'k> {
-    key: &'k [u8; 32],
+    key: &'k Keyed,
     label: Vec<u8>,
     block: [u8; 32],
     used: usize,
@@ -137,7 +166,7 @@ pub(crate) struct Stream<'k> {
 }
 
 impl<'k> Stream<'k> {
-    pub(crate) fn new(key: &'k [u8; 32], parts: &[&[u8]]) -> Stream<'k> {
+    pub(crate) fn new(key: &'k Keyed, parts: &[&[u8]]) -> Stream<'k> {
         let mut label = Vec::new();
         for part in parts {
             label.extend_from_slice(&u64::try_from(part.len()).unwrap_or(u64::MAX).to_be_bytes());
