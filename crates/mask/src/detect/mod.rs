@@ -655,7 +655,32 @@ fn street_may_follow(hay: &[u8], i: usize) -> bool {
     }
 }
 
+/// The end of the run of ASCII letters and digits at `i`. Eight bytes at a
+/// time: the tokens it skips (hashes, ids, UUIDs) run to dozens of bytes.
 fn skip_alnum(hay: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each byte of 7-bit `x` whose value is in lo..=hi.
+    let within = |x: u64, lo: u64, hi: u64| {
+        let ge_lo = x.wrapping_add(ONES * (0x80 - lo));
+        let gt_hi = x.wrapping_add(ONES * (0x7f - hi));
+        ge_lo & !gt_hi & HIGHS
+    };
+    while let Some(chunk) = hay.get(i..i + 8) {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(bytes);
+        let low = x & !HIGHS;
+        let digits = within(low, u64::from(b'0'), u64::from(b'9'));
+        let letters = within(low | ONES * 0x20, u64::from(b'a'), u64::from(b'z'));
+        // Alphanumeric, and below 0x80.
+        let alnum = (digits | letters) & !x;
+        if alnum != HIGHS {
+            let first_other = (!alnum & HIGHS).trailing_zeros() / 8;
+            return i + first_other as usize;
+        }
+        i += 8;
+    }
     while i < hay.len() && is_alnum(hay[i]) {
         i += 1;
     }

@@ -473,3 +473,26 @@ fn common_hard_negatives() {
     unchanged("call me at 5");
     unchanged("Section 3.1.4.1 of RFC 7231");
 }
+
+#[test]
+fn skip_alnum_stops_where_letters_and_digits_do() {
+    // Every byte value at every position of an eight-byte chunk, after a
+    // run of each length.
+    for run in 0..20 {
+        for other in 0..=255u8 {
+            let mut hay = vec![b'a'; 24];
+            for (k, b) in hay.iter_mut().enumerate().take(run) {
+                *b = b"Zz09aA7Mq"[k % 9];
+            }
+            hay[run] = other;
+            let expected = (0..hay.len())
+                .find(|&k| !hay[k].is_ascii_alphanumeric())
+                .unwrap_or(hay.len());
+            assert_eq!(
+                super::skip_alnum(&hay, 0),
+                expected,
+                "run {run}, byte {other:#x}"
+            );
+        }
+    }
+}
