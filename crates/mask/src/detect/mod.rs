@@ -672,7 +672,7 @@ fn skip_alnum(hay: &[u8], mut i: usize) -> usize {
         let x = u64::from_le_bytes(bytes);
         let low = x & !HIGHS;
         let digits = within(low, u64::from(b'0'), u64::from(b'9'));
-        let letters = within(low | ONES * 0x20, u64::from(b'a'), u64::from(b'z'));
+        let letters = within(low | (ONES * 0x20), u64::from(b'a'), u64::from(b'z'));
         // Alphanumeric, and below 0x80.
         let alnum = (digits | letters) & !x;
         if alnum != HIGHS {
