@@ -102,12 +102,42 @@ pub(crate) fn at_start(hay: &[u8], s: usize, strictness: Strictness) -> Option<u
     if !left_ok(hay, s) {
         return None;
     }
+    // In prose a number without `+` has seven digits or more (ten in every
+    // national plan read here; `00`, a country code and four in the
+    // shortest international one): a date, a time or an IPv4 address
+    // with fewer is turned away before it is read.
+    if strictness == Strictness::Prose && at(hay, s) != Some(b'+') && digits_ahead(hay, s) < 7 {
+        return None;
+    }
+    number_at(hay, s, strictness)
+}
+
+/// [`at_start`] after its checks of the byte before and of the count of
+/// digits.
+fn number_at(hay: &[u8], s: usize, strictness: Strictness) -> Option<usize> {
     let (end, shape) = read(hay, s)?;
     let end = extension(hay, end).unwrap_or(end);
     if !right_ok(hay, end) {
         return None;
     }
     valid(&shape, strictness).then_some(end)
+}
+
+/// The digits among the digits and separators that start at `s`, or
+/// `usize::MAX` past 40 bytes of them.
+fn digits_ahead(hay: &[u8], s: usize) -> usize {
+    let mut digits = 0;
+    for (k, &b) in hay.get(s..).unwrap_or_default().iter().enumerate() {
+        if k == 40 {
+            return usize::MAX;
+        }
+        match b {
+            b'0'..=b'9' => digits += 1,
+            b' ' | b'-' | b'.' | b'/' | b'(' | b')' => {}
+            _ => break,
+        }
+    }
+    digits
 }
 
 /// An extension after a number (`x123`, ` ext. 4567`, ` ext 89`), as the
@@ -509,4 +539,40 @@ fn international_ok(shape: &Shape) -> bool {
 pub(crate) fn is_phone(value: &str) -> bool {
     let hay = value.as_bytes();
     at_start(hay, 0, Strictness::Context) == Some(hay.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::{Strictness, at_start, left_ok, number_at};
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+        /// Counting digits first turns away only what reading would.
+        #[test]
+        fn the_digit_count_turns_away_no_number(text in "[(+]?[0-9]{1,4}([ .()/-]{1,2}[0-9]{1,5}){0,5}( ?x[0-9]{1,3})?[ .a]?") {
+            let hay = text.as_bytes();
+            for s in 0..hay.len().min(3) {
+                let read_whole = if left_ok(hay, s) { number_at(hay, s, Strictness::Prose) } else { None };
+                prop_assert_eq!(
+                    at_start(hay, s, Strictness::Prose),
+                    read_whole,
+                    "{:?} at {}", text, s
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_are_read_and_dates_turned_away() {
+        assert_eq!(at_start(b"415-555-0132 ", 0, Strictness::Prose), Some(12));
+        assert_eq!(
+            at_start(b"0044 20 7946 0958", 0, Strictness::Prose),
+            Some(17)
+        );
+        assert_eq!(at_start(b"2026-11-27T14:03", 0, Strictness::Prose), None);
+        assert_eq!(at_start(b"10.0.3.7 ", 0, Strictness::Prose), None);
+    }
 }
