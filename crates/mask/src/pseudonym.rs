@@ -239,7 +239,11 @@ enum PhonePlan {
 }
 
 fn phone_plan(shape: &detect::PhoneShape) -> PhonePlan {
-    let d = shape.digits.as_slice();
+    phone_plan_of(shape, shape.digits.as_slice())
+}
+
+/// The plan of a number written as `shape` but with the digits `d`.
+fn phone_plan_of(shape: &detect::PhoneShape, d: &[u8]) -> PhonePlan {
     if shape.plus {
         let Some((cc, cc_len)) = detect::split_country(d) else {
             return PhonePlan::Generic {
@@ -331,6 +335,20 @@ fn phone(value: &str, key: &MaskKey) -> String {
             out.extend_from_slice(&d[..keep]);
             while out.len() < d.len() - checks {
                 out.push(s.digit());
+            }
+            // Drawn digits could make a North American number (`710 000
+            // 2520` drawn as `762 464 2480`), which a second masking would
+            // read under that plan and not recognise as a pseudonym. The
+            // check digits do not take part (NANP reads the first six of
+            // the national number), so the body decides: an exchange that
+            // starts with 1 is none.
+            let mut whole = out.clone();
+            whole.resize(d.len(), b'0');
+            if let PhonePlan::Nanp { prefix } = phone_plan_of(&shape, &whole)
+                && let Some(digit) = out.get_mut(prefix + 3)
+                && prefix + 3 >= keep
+            {
+                *digit = b'1';
             }
             let check = check_digits(key, PersonalKind::Phone, &[&out], checks);
             out.extend_from_slice(&check);

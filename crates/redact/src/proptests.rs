@@ -323,6 +323,20 @@ fn personal_text() -> impl Strategy<Value = String> {
     prop::collection::vec(fragment, 0..20).prop_map(|parts| parts.concat())
 }
 
+/// A redactor holding two secrets whose names are cue words, without
+/// privacy yet, and the privacy the one-read tests turn on.
+fn one_read_setup() -> (crate::SharedRedactor, crate::Privacy) {
+    use crate::sandbar_mask::MaskKey;
+    use crate::{Privacy, PrivacyPolicy, SharedRedactor};
+    let redactor = Redactor::builder()
+        .secret("user", "zq9-user-secret-1")
+        .and_then(|b| b.secret("customer", "zq9-cust-secret-2"))
+        .map(|b| b.build())
+        .expect("two valid secrets");
+    let privacy = Privacy::new(MaskKey::from_bytes([7; 32]), PrivacyPolicy::default());
+    (SharedRedactor::new(redactor), privacy)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1024, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -330,15 +344,8 @@ proptest! {
     /// what it writes is what the two passes, one after the other, write.
     #[test]
     fn one_pass_masks_exactly_as_two_passes(text in prop_oneof![personal_text(), rich_text()]) {
-        use crate::sandbar_mask::MaskKey;
-        use crate::{Privacy, PrivacyPolicy, SharedRedactor, Sink};
-        let redactor = Redactor::builder()
-            .secret("user", "zq9-user-secret-1")
-            .and_then(|b| b.secret("customer", "zq9-cust-secret-2"))
-            .map(|b| b.build());
-        prop_assert!(redactor.is_ok());
-        let shared = SharedRedactor::new(redactor.unwrap_or_default());
-        let privacy = Privacy::new(MaskKey::from_bytes([7; 32]), PrivacyPolicy::default());
+        use crate::Sink;
+        let (shared, privacy) = one_read_setup();
         let two_passes = privacy
             .masker(Sink::Logs)
             .mask(&shared.current().redact_str(&text));
@@ -386,15 +393,8 @@ proptest! {
     /// after the other, write.
     #[test]
     fn one_walk_masks_json_exactly_as_two_walks(doc in personal_json()) {
-        use crate::sandbar_mask::MaskKey;
-        use crate::{Privacy, PrivacyPolicy, SharedRedactor, Sink};
-        let redactor = Redactor::builder()
-            .secret("user", "zq9-user-secret-1")
-            .and_then(|b| b.secret("customer", "zq9-cust-secret-2"))
-            .map(|b| b.build());
-        prop_assert!(redactor.is_ok());
-        let shared = SharedRedactor::new(redactor.unwrap_or_default());
-        let privacy = Privacy::new(MaskKey::from_bytes([7; 32]), PrivacyPolicy::default());
+        use crate::Sink;
+        let (shared, privacy) = one_read_setup();
         let mut two_walks = doc.clone();
         shared.current().redact_json(&mut two_walks);
         privacy.masker(Sink::Store).mask_json_in_place(&mut two_walks, &mut |_, _| {});
