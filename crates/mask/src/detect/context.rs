@@ -357,10 +357,15 @@ fn key_value(text: &str, start: usize, end: usize, out: &mut Vec<Candidate>) -> 
         }
         // A capitalised word after another word is not the start of a
         // key but, as often as not, a name that ends a phrase (`Dear Ssn
-        // customer name:`): were it taken into the key, masking the name
-        // would change what the key says on a second masking.
+        // customer name:`), and one after a title or a salutation is a
+        // name (`Dr. Assn name:`): were it taken into the key, masking the
+        // name would change what the key says on a second masking.
         let capitalised = hay[w..ks - 1].iter().any(u8::is_ascii_uppercase);
-        if capitalised && w >= 2 && hay[w - 1] == b' ' && hay[w - 2].is_ascii_alphabetic() {
+        if capitalised
+            && w >= 2
+            && hay[w - 1] == b' '
+            && (hay[w - 2].is_ascii_alphabetic() || announces_name(hay, w - 1))
+        {
             break;
         }
         ks = w;
@@ -586,6 +591,32 @@ fn prose(text: &str, cue: Cue, start: usize, end: usize, out: &mut Vec<Candidate
             out,
         ),
     }
+}
+
+/// Whether the word that ends just before `end` (a `.` or `,` after it
+/// allowed) is a title, salutation, closing or `name is` (its last word),
+/// after which a capitalised word is read as a name.
+fn announces_name(hay: &[u8], end: usize) -> bool {
+    let end = if matches!(before(hay, end), Some(b'.' | b',')) {
+        end - 1
+    } else {
+        end
+    };
+    let mut start = end;
+    while start > 0 && end - start < 16 && hay[start - 1].is_ascii_alphabetic() {
+        start -= 1;
+    }
+    let word = &hay[start..end];
+    !word.is_empty()
+        && CUES.iter().any(|&(cue_word, cue)| {
+            matches!(
+                cue,
+                Cue::Title | Cue::Salutation | Cue::Closing | Cue::NameIs
+            ) && cue_word
+                .rsplit(' ')
+                .next()
+                .is_some_and(|last| last.as_bytes().eq_ignore_ascii_case(word))
+        })
 }
 
 fn previous_word(hay: &[u8], start: usize) -> String {
