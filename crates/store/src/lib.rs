@@ -114,6 +114,8 @@ struct Inner {
     issued: AtomicU64,
     /// The highest ticket the writer has processed (committed or failed).
     processed: watch::Receiver<u64>,
+    /// The last ticket a finished `flush` covered.
+    flushed: AtomicU64,
     failures: Arc<FailureLog>,
     demand: Arc<writer::Demand>,
     reads: SqlitePool,
@@ -236,6 +238,7 @@ impl Store {
                 queue: Mutex::new(Queue { next: 0, tx }),
                 issued: AtomicU64::new(0),
                 processed,
+                flushed: AtomicU64::new(0),
                 failures,
                 demand,
                 reads,
@@ -361,14 +364,17 @@ impl Store {
         }
     }
 
-    /// Waits for every event appended so far. Fails if any event that was
-    /// still pending when `flush` was called could not be written.
+    /// Waits for every event appended so far. Fails if any event appended
+    /// since the last `flush` (or since the store opened) could not be
+    /// written, whether the writer got to it before this call or after: what
+    /// a flush reports does not depend on how fast the writer was.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        let pending_after = *self.inner.processed.borrow();
+        let since = self.inner.flushed.load(Ordering::Acquire);
         let last = self.inner.issued.load(Ordering::Acquire);
         self.want(last);
         self.wait_processed(last).await?;
-        match self.inner.failures.failures_in(pending_after, last) {
+        self.inner.flushed.fetch_max(last, Ordering::AcqRel);
+        match self.inner.failures.failures_in(since, last) {
             Some(e) => Err(e),
             None => Ok(()),
         }

@@ -12,7 +12,7 @@
 //! round trip to a worker thread: those hand-offs, not SQLite, were most of
 //! the cost of recording a call. Readers still use sqlx.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -171,6 +171,9 @@ struct FailureRanges {
     ranges: BTreeMap<u64, (u64, Arc<StoreError>)>,
     /// Tickets up to here may have failed without a record left to say so.
     forgotten_through: u64,
+    /// Failed tickets whose failure a `durable` call has returned: a later
+    /// `flush` does not report them again.
+    reported: BTreeSet<u64>,
 }
 
 impl FailureLog {
@@ -184,23 +187,29 @@ impl FailureLog {
             let older = std::mem::replace(&mut inner.ranges, newer);
             if let Some((_, (last, _))) = older.last_key_value() {
                 inner.forgotten_through = inner.forgotten_through.max(*last);
+                let keep_from = inner.forgotten_through + 1;
+                let kept = inner.reported.split_off(&keep_from);
+                inner.reported = kept;
             }
         }
         self.any.store(true, Ordering::Release);
     }
 
-    /// The error for `ticket`, if its write failed (or may have).
+    /// The error for `ticket`, if its write failed (or may have); a failure
+    /// returned here is not reported again by [`FailureLog::failures_in`].
     pub(crate) fn lookup(&self, ticket: u64) -> Option<StoreError> {
         if ticket == 0 || !self.any.load(Ordering::Acquire) {
             return None;
         }
-        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((_, (last, cause))) = inner.ranges.range(..=ticket).next_back()
             && *last >= ticket
         {
+            let cause = Arc::clone(cause);
+            inner.reported.insert(ticket);
             return Some(StoreError::EventNotWritten {
                 ticket: Ticket(ticket),
-                cause: Arc::clone(cause),
+                cause,
             });
         }
         if ticket <= inner.forgotten_through {
@@ -211,7 +220,8 @@ impl FailureLog {
         None
     }
 
-    /// How many tickets in `(after, through]` failed, and the first cause.
+    /// How many tickets in `(after, through]` failed, and the first cause
+    /// (leaving out those whose failure `lookup` has returned).
     pub(crate) fn failures_in(&self, after: u64, through: u64) -> Option<StoreError> {
         if !self.any.load(Ordering::Acquire) || through <= after {
             return None;
@@ -229,8 +239,12 @@ impl FailureLog {
             let lo = lo.max(after + 1);
             let hi = (*hi).min(through);
             if hi >= lo {
-                count += hi - lo + 1;
-                first.get_or_insert_with(|| Arc::clone(cause));
+                let reported = inner.reported.range(lo..=hi).count() as u64;
+                let unreported = hi - lo + 1 - reported;
+                if unreported > 0 {
+                    count += unreported;
+                    first.get_or_insert_with(|| Arc::clone(cause));
+                }
             }
         }
         if after < inner.forgotten_through {
@@ -1099,6 +1113,16 @@ mod tests {
         assert!(log.lookup(5).is_none());
         log.record(5, 5, cause("dup"));
         log.record(10, 19, cause("disk"));
+        let count = |after, through| match log.failures_in(after, through) {
+            Some(StoreError::EventsNotWritten { count, .. }) => count,
+            None => 0,
+            Some(other) => panic!("unexpected {other}"),
+        };
+        assert_eq!(count(0, 4), 0);
+        assert_eq!(count(0, 100), 11);
+        assert_eq!(count(5, 100), 10);
+        assert_eq!(count(12, 15), 3);
+        assert_eq!(count(19, 100), 0);
         for (ticket, failed) in [
             (4, false),
             (5, true),
@@ -1110,16 +1134,13 @@ mod tests {
         ] {
             assert_eq!(log.lookup(ticket).is_some(), failed, "ticket {ticket}");
         }
-        let count = |after, through| match log.failures_in(after, through) {
-            Some(StoreError::EventsNotWritten { count, .. }) => count,
-            None => 0,
-            Some(other) => panic!("unexpected {other}"),
-        };
-        assert_eq!(count(0, 4), 0);
-        assert_eq!(count(0, 100), 11);
-        assert_eq!(count(5, 100), 10);
+        // A failure returned to its waiter is not counted again; it is
+        // still returned to a waiter that asks again.
+        assert_eq!(count(0, 100), 8);
+        assert_eq!(count(5, 100), 8);
+        assert_eq!(count(0, 5), 0);
         assert_eq!(count(12, 15), 3);
-        assert_eq!(count(19, 100), 0);
+        assert!(log.lookup(5).is_some());
     }
 
     #[test]

@@ -536,8 +536,9 @@ async fn a_failed_transaction_fails_every_waiter_of_its_batch() {
     assert!(failed.contains(&13), "{failed:?}");
     assert_eq!(failed.len() as u64, count, "{failed:?}");
     assert!(failed.windows(2).all(|w| w[1] == w[0] + 1), "{failed:?}");
-    // A flush reports the failures of events pending when it was called;
-    // these were already reported, so the next flush is clean.
+    // A flush reports the failures of the events appended since the last
+    // flush that no `durable` call has returned; these were reported by the
+    // flush above and returned since, so the next flush is clean.
     store.flush().await.unwrap();
 
     // Durability is never pretended: none of the failed batch is stored.
