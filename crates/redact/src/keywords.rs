@@ -30,7 +30,7 @@ const MAX_ROOM: usize = 512;
 /// The automaton over a fixed list of patterns.
 #[derive(Debug, Clone)]
 pub(crate) enum Keywords {
-    /// The usual case: one DFA, read two streams at a time.
+    /// The usual case: one DFA, read in up to four interleaved streams.
     Dfa {
         dfa: Box<DFA>,
         start: StateID,
