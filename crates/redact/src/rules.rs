@@ -452,10 +452,10 @@ pub(crate) fn compile_rule(rule: Rule) -> Result<CompiledRule, String> {
             MAX_GROUPS - 1
         ));
     }
-    let first_bytes = first_bytes(&rule.tail);
-    let leading_runs = syntax::parse_with(&rule.tail, &syntax_config())
-        .map(|tail| leading_runs(&tail))
-        .unwrap_or_default();
+    // The tail alone, parsed once for the checks made before its regex.
+    let tail = syntax::parse_with(&rule.tail, &syntax_config()).ok();
+    let first_bytes = tail.as_ref().and_then(first_bytes);
+    let leading_runs = tail.as_ref().map(leading_runs).unwrap_or_default();
     Ok(CompiledRule {
         max_len: hir.properties().maximum_len(),
         rule,
@@ -608,10 +608,9 @@ pub(crate) fn pattern_max_len(pattern: &str) -> Result<Option<usize>, String> {
 /// `None` when that cannot be told (a look-around assertion before the first
 /// byte), when the tail can match the empty string, or when any byte can
 /// begin it.
-fn first_bytes(tail: &str) -> Option<Box<[bool; 256]>> {
-    let hir = syntax::parse_with(tail, &syntax_config()).ok()?;
+fn first_bytes(tail: &Hir) -> Option<Box<[bool; 256]>> {
     let mut set = Box::new([false; 256]);
-    let nullable = first_set(&hir, &mut set)?;
+    let nullable = first_set(tail, &mut set)?;
     if nullable || set.iter().all(|&b| b) {
         None
     } else {

@@ -261,7 +261,7 @@ impl Detector {
     pub fn find(&self, text: &str) -> Vec<PersonalFinding> {
         let mut candidates = Vec::new();
         let holes = holes(text);
-        self.collect(text, &holes, &mut candidates);
+        self.collect(text, &holes, None, &mut candidates);
         self.resolve(&holes, candidates)
     }
 
@@ -276,8 +276,7 @@ impl Detector {
     ) -> Vec<PersonalFinding> {
         let mut candidates = Vec::new();
         let holes = holes(text);
-        self.structural(text.as_bytes(), &mut candidates);
-        context::scan_found(text, cues, &holes, &mut candidates);
+        self.collect(text, &holes, Some(cues), &mut candidates);
         self.resolve(&holes, candidates)
     }
 
@@ -313,13 +312,7 @@ impl Detector {
     ) -> Vec<PersonalFinding> {
         let mut candidates = Vec::new();
         let holes = holes(text);
-        match cues {
-            Some(cues) => {
-                self.structural(text.as_bytes(), &mut candidates);
-                context::scan_found(text, cues, &holes, &mut candidates);
-            }
-            None => self.collect(text, &holes, &mut candidates),
-        }
+        self.collect(text, &holes, cues, &mut candidates);
         if let Some(path) = field {
             let hint = field::classify(path);
             if hint.kind.is_some() {
@@ -335,10 +328,21 @@ impl Detector {
         self.resolve(&holes, candidates)
     }
 
-    fn collect(&self, text: &str, holes: &[(usize, usize)], out: &mut Vec<Candidate>) {
-        let hay = text.as_bytes();
-        self.structural(hay, out);
-        self.inner.cues.scan(text, holes, out);
+    /// The candidates of both passes: the structural one, and the context
+    /// one over `cues` when another read found them, or over a search of
+    /// its own.
+    fn collect(
+        &self,
+        text: &str,
+        holes: &[(usize, usize)],
+        cues: Option<&[(usize, usize, usize)]>,
+        out: &mut Vec<Candidate>,
+    ) {
+        self.structural(text.as_bytes(), out);
+        match cues {
+            Some(cues) => context::scan_found(text, cues, holes, out),
+            None => self.inner.cues.scan(text, holes, out),
+        }
     }
 
     /// The structural pass: see the module documentation.
