@@ -212,22 +212,22 @@ impl Store {
         let (processed_tx, processed) = watch::channel(0);
         let failures = Arc::new(FailureLog::default());
         let demand = Arc::new(writer::Demand::default());
-        let (stop_checkpoints, stop) = std::sync::mpsc::channel();
-        let spawned =
-            writer::checkpoint_in_background(checkpointer, stop).and_then(|checkpoints| {
-                Writer {
-                    conn,
-                    checkpoints: Some((stop_checkpoints, checkpoints)),
-                    demand: Arc::clone(&demand),
-                    rx,
-                    processed: processed_tx,
-                    failures: Arc::clone(&failures),
-                    redactor: redactor.clone(),
-                    batch_max: options.batch_max.max(1),
-                    owner: instance.id().to_owned(),
-                }
-                .spawn()
-            });
+        let spawned = writer::Checkpoints::spawn(checkpointer).and_then(|checkpoints| {
+            Writer {
+                conn,
+                checkpoints: Some(checkpoints),
+                demand: Arc::clone(&demand),
+                rx,
+                processed: processed_tx,
+                failures: Arc::clone(&failures),
+                redactor: redactor.clone(),
+                batch_max: options.batch_max.max(1),
+                owner: instance.id().to_owned(),
+                wal_check_at: writer::WAL_RESTART_PAGES,
+                wal_asked: None,
+            }
+            .spawn()
+        });
         if let Err(source) = spawned {
             return Err((StoreError::Thread { source }, instance));
         }
@@ -269,6 +269,8 @@ impl Store {
         )
         .map_err(failed)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(failed)?;
+        conn.pragma_update(None, "journal_size_limit", writer::WAL_KEPT_BYTES)
             .map_err(failed)?;
         conn.set_prepared_statement_cache_capacity(32);
         Ok(conn)

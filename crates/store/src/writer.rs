@@ -12,8 +12,10 @@
 //! round trip to a worker thread: those hand-offs, not SQLite, were most of
 //! the cost of recording a call. Readers still use sqlx.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::ffi::c_int;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -320,7 +322,7 @@ pub(crate) struct Writer {
     pub conn: Connection,
     /// Stops the background checkpoints, and waits for them to let go of
     /// their connection, before the final checkpoint at close.
-    pub checkpoints: Option<(Sender<()>, std::thread::JoinHandle<()>)>,
+    pub checkpoints: Option<Checkpoints>,
     pub demand: Arc<Demand>,
     pub rx: Receiver<Command>,
     pub processed: watch::Sender<u64>,
@@ -329,6 +331,42 @@ pub(crate) struct Writer {
     pub batch_max: usize,
     /// This store instance's id, stamped on the runs it creates.
     pub owner: String,
+    /// The WAL length, in pages, at which the writer next acts to keep it
+    /// short (see [`Writer::keep_wal_short`]).
+    pub wal_check_at: c_int,
+    /// The background checkpoint count when the writer asked for one, while
+    /// it waits for that checkpoint to finish.
+    pub wal_asked: Option<u64>,
+}
+
+/// A write-ahead log this long (pages of 4 KiB: 16 MiB) is checkpointed by
+/// the writer itself between two batches, so that the next commit can start
+/// the log over from its beginning.
+///
+/// SQLite starts a WAL over only when a commit begins with every frame in it
+/// checkpointed. The background checkpoints run while the writer keeps
+/// appending, so under a steady load they never catch up with it, and the
+/// log grew without end: 1.5 GB in twelve seconds of replayed calls, each
+/// new block zeroed by the file system before it was written (a quarter of
+/// the server's CPU). A checkpoint by the writer itself, between its own
+/// commits, leaves nothing behind; most of the pages it would copy the
+/// background checkpoints have already copied.
+pub(crate) const WAL_RESTART_PAGES: c_int = 4096;
+
+/// The largest WAL file kept when the log starts over: a longer one (grown
+/// while a long read kept the log from restarting) is cut back to this.
+pub(crate) const WAL_KEPT_BYTES: i64 = 64 << 20;
+
+thread_local! {
+    /// Pages in the WAL after the last commit on this thread's connection,
+    /// as SQLite's WAL hook reports them. Only the writer's thread commits
+    /// on a connection with the hook.
+    static WAL_PAGES: Cell<c_int> = const { Cell::new(0) };
+}
+
+fn note_wal_pages(_: &rusqlite::hooks::Wal, pages: c_int) -> rusqlite::Result<()> {
+    WAL_PAGES.set(pages);
+    Ok(())
 }
 
 /// The writer's reusable state, kept apart from `Writer` so that building a
@@ -611,6 +649,7 @@ impl Writer {
     /// Serves commands until told to shut down or until every store handle
     /// is gone, then closes the connection cleanly.
     fn run(mut self) {
+        self.conn.wal_hook(Some(note_wal_pages));
         let mut scratch = Scratch::new();
         let mut events: Vec<(u64, NewEvent)> = Vec::with_capacity(self.batch_max.min(1024));
         let mut next: Option<Command> = None;
@@ -669,12 +708,58 @@ impl Writer {
             }
             self.write_events(&mut scratch, &mut events);
             self.spend_tokens(&mut spends);
+            self.keep_wal_short();
         };
         let result = self.finish();
         if let Some(reply) = shutdown_reply {
             let _ = reply.send(result);
         } else if let Err(e) = result {
             tracing::warn!(error = %e, "the store did not close cleanly");
+        }
+    }
+
+    /// Starts the WAL over once it is [`WAL_RESTART_PAGES`] long, after the
+    /// batch's waiters have their answer, in two steps: the writer asks the
+    /// background thread for a checkpoint (which copies the frames and syncs
+    /// both files while the writer goes on), and once that one has finished,
+    /// checkpoints on its own connection what was appended meanwhile. That
+    /// leaves no frame behind, so the next commit starts the log over. A
+    /// checkpoint that cannot finish (a reader still needs old frames) is
+    /// tried again only after as many pages more, so a long read does not
+    /// turn every batch into a checkpoint.
+    fn keep_wal_short(&mut self) {
+        let pages = WAL_PAGES.get();
+        if pages < WAL_RESTART_PAGES {
+            // The log started over (or is still short).
+            self.wal_check_at = WAL_RESTART_PAGES;
+            self.wal_asked = None;
+            return;
+        }
+        let Some(checkpoints) = &self.checkpoints else {
+            return;
+        };
+        match self.wal_asked {
+            None if pages >= self.wal_check_at => {
+                self.wal_asked = Some(checkpoints.finished());
+                checkpoints.ask();
+            }
+            Some(asked) if checkpoints.finished() > asked => {
+                self.wal_asked = None;
+                self.wal_check_at = pages.saturating_add(WAL_RESTART_PAGES);
+                let checkpoint = self
+                    .conn
+                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                        Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+                    });
+                match checkpoint {
+                    Ok((log, done)) if log == done => {}
+                    Ok((log, done)) => {
+                        tracing::debug!(log, done, "the WAL could not be checkpointed to its end")
+                    }
+                    Err(e) => tracing::debug!(error = %e, "a WAL checkpoint by the writer failed"),
+                }
+            }
+            _ => {}
         }
     }
 
@@ -1015,9 +1100,8 @@ impl Writer {
     /// Marks this instance's unfinished runs interrupted, checkpoints the
     /// WAL into the main file and closes the connection.
     fn finish(mut self) -> Result<(), StoreError> {
-        if let Some((stop, thread)) = self.checkpoints.take() {
-            let _ = stop.send(());
-            let _ = thread.join();
+        if let Some(checkpoints) = self.checkpoints.take() {
+            checkpoints.stop();
         }
         let interrupted = self
             .conn
@@ -1053,24 +1137,65 @@ enum Coalesced {
     Closed,
 }
 
-/// Runs PASSIVE checkpoints every second on a connection of its own until
-/// told to stop; see `Store::open`.
-pub(crate) fn checkpoint_in_background(
-    conn: Connection,
-    stop: Receiver<()>,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("sandbar-store-checkpoint".to_owned())
-        .spawn(move || {
-            while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::debug!(error = %e, "a background WAL checkpoint failed");
-                }
-            }
-        })
+/// What the background checkpoint thread is told.
+enum Order {
+    /// Checkpoint now rather than at the next tick.
+    Now,
+    Stop,
 }
 
-/// How often the background checkpoint runs.
+/// The background checkpoint thread: PASSIVE checkpoints on a connection of
+/// its own, every second and whenever the writer asks, so that copying WAL
+/// frames into the database and syncing both files happen off the writer's
+/// thread; see `Store::open`.
+pub(crate) struct Checkpoints {
+    orders: Sender<Order>,
+    /// How many checkpoints the thread has finished.
+    done: Arc<AtomicU64>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Checkpoints {
+    pub(crate) fn spawn(conn: Connection) -> std::io::Result<Checkpoints> {
+        let (orders, rx) = std::sync::mpsc::channel();
+        let done = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&done);
+        let thread = std::thread::Builder::new()
+            .name("sandbar-store-checkpoint".to_owned())
+            .spawn(move || {
+                while let Ok(Order::Now) | Err(RecvTimeoutError::Timeout) =
+                    rx.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::debug!(error = %e, "a background WAL checkpoint failed");
+                    }
+                    counted.fetch_add(1, Ordering::AcqRel);
+                }
+            })?;
+        Ok(Checkpoints {
+            orders,
+            done,
+            thread,
+        })
+    }
+
+    fn finished(&self) -> u64 {
+        self.done.load(Ordering::Acquire)
+    }
+
+    fn ask(&self) {
+        let _ = self.orders.send(Order::Now);
+    }
+
+    /// Stops the thread and waits for it to let go of its connection.
+    fn stop(self) {
+        let _ = self.orders.send(Order::Stop);
+        let _ = self.thread.join();
+    }
+}
+
+/// How often the background checkpoint runs unasked.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
