@@ -6,13 +6,15 @@
 # One server-everything over Streamable HTTP is the upstream throughout. Its
 # `echo` tool is called directly, and through `sandbar serve` with a
 # scenario whose upstream is that same server, by the same client, in the
-# same run, alternating direct and through ROUNDS times to expose drift:
-#
-#   direct, through, direct, through        (for each client in CLIENTS)
-#
+# same run: every load session holds a session with each, and alternates
+# its calls between them (direct, through, through, direct, …), so the two
+# sides see the same machine at the same moments and the upstream's own
+# drift falls on both (`sandbar-bench-mcp-load --paired-url`). ROUNDS runs
+# of this for each client in CLIENTS,
 # at closed loop CONCURRENCY (one call at a time by default: pure latency)
-# and at a fixed RATE of calls/s spread over RATE_SESSIONS sessions.
-# Overhead = through − direct, at p50 and p99, round by round.
+# and at a fixed RATE of calls/s spread over RATE_SESSIONS sessions (each
+# side gets half of it). Overhead = through − direct, at p50 and p99, round
+# by round.
 #
 #   bench/proxy-overhead.sh                          # the figures in BENCHMARKS.md
 #   DURATION=3s WARMUP=1s ROUNDS=1 bench/proxy-overhead.sh   # a quick look
@@ -67,24 +69,22 @@ if [ "$RECORD" = 1 ]; then record=(--record "$out/cassettes"); fi
 start_sandbar sandbar serve "$work/proxy.yaml" --listen 127.0.0.1:0 --data "$work/data" "${record[@]}"
 proxy_pid=$pid proxy_url=$url
 
-# measure CLIENT ROUND direct|through: one run of the load generator.
+# measure CLIENT ROUND: one run of the load generator, both sides paired.
 measure() {
-    local client=$1 round=$2 side=$3 target_url target_pid client_args
-    case $side in
-        direct) target_url=$upstream_url target_pid=$upstream_pid ;;
-        through) target_url=$proxy_url target_pid=$proxy_pid ;;
-    esac
+    local client=$1 round=$2 client_args
     case $client in
         raw) client_args=(--client raw) ;;
         rmcp) client_args=(--client rmcp --keep-alive) ;;
         *) die "unknown client $client (raw or rmcp)" ;;
     esac
-    say "$client client, round $round: $side ($target_url)"
-    "$load" --url "$target_url" --label "$side" --server-pid "$target_pid" \
+    say "$client client, round $round: direct ($upstream_url) and through ($proxy_url), alternating"
+    "$load" --url "$upstream_url" --label direct --server-pid "$upstream_pid" \
+        --paired-url "$proxy_url" --paired-label through --paired-server-pid "$proxy_pid" \
         --args "$ARGS" --expect-text "$EXPECT" "${client_args[@]}" \
         --concurrency "$CONCURRENCY" --rate "$RATE" --rate-sessions "$RATE_SESSIONS" \
-        --duration "$DURATION" --warmup "$WARMUP" --json "$out/$client.$side.$round.json" \
-        || { alive "$upstream_pid" everything; alive "$proxy_pid" sandbar; die "the load ($client, $side, round $round) failed"; }
+        --duration "$DURATION" --warmup "$WARMUP" \
+        --json "$out/$client.direct.$round.json" --paired-json "$out/$client.through.$round.json" \
+        || { alive "$upstream_pid" everything; alive "$proxy_pid" sandbar; die "the load ($client, round $round) failed"; }
     alive "$upstream_pid" everything
     alive "$proxy_pid" sandbar
 }
@@ -92,8 +92,7 @@ measure() {
 IFS=, read -r -a clients <<<"$CLIENTS"
 for round in $(seq 1 "$ROUNDS"); do
     for client in "${clients[@]}"; do
-        measure "$client" "$round" direct
-        measure "$client" "$round" through
+        measure "$client" "$round"
     done
 done
 

@@ -304,29 +304,47 @@ impl Tally {
     }
 }
 
+/// One endpoint a load task calls: a session with it, and what to send.
+/// A task with two legs alternates its calls between them (`--paired-url`).
+pub type Leg = (Arc<Session>, Arc<Target>);
+
+/// Which leg a task's `k`-th call goes to: with two legs, calls alternate,
+/// and each pair of calls starts with the other leg than the pair before
+/// (A B, B A, A B, …), so neither leg always follows the other.
+fn leg_of(k: u64, legs: usize) -> usize {
+    let legs_u = legs as u64;
+    let round = k / legs_u;
+    ((k + round) % legs_u) as usize
+}
+
 /// Sends calls back to back from `window.begin` to `window.end`; measures
-/// the calls that complete inside the measured window.
-pub async fn closed_loop(
-    session: Arc<Session>,
-    target: Arc<Target>,
-    window: Window,
-) -> anyhow::Result<Tally> {
-    let mut tally = Tally::new()?;
+/// the calls that complete inside the measured window. One tally per leg.
+pub async fn closed_loop(legs: Vec<Leg>, window: Window) -> anyhow::Result<Vec<Tally>> {
+    let mut tallies = legs
+        .iter()
+        .map(|_| Tally::new())
+        .collect::<anyhow::Result<Vec<_>>>()?;
     tokio::time::sleep_until(window.begin).await;
+    let mut k = 0u64;
     loop {
         let sent = Instant::now();
-        if sent >= window.end || tally.errors >= MAX_ERRORS_PER_SESSION {
+        let errors: u64 = tallies.iter().map(|t| t.errors).sum();
+        if sent >= window.end || errors >= MAX_ERRORS_PER_SESSION {
             break;
         }
-        let result = call(&session, &target).await;
+        let leg = leg_of(k, legs.len());
+        k += 1;
+        let (session, target) = &legs[leg];
+        let result = call(session, target).await;
         let done = Instant::now();
+        let tally = &mut tallies[leg];
         match result {
             Ok(_) if done >= window.start && done <= window.end => tally.record(done - sent),
             Ok(_) => {}
             Err(message) => tally.failed(message),
         }
     }
-    Ok(tally)
+    Ok(tallies)
 }
 
 /// Which share of a fixed-rate schedule one session sends.
@@ -351,12 +369,14 @@ impl Schedule {
 /// Sends this session's share of a fixed-rate schedule from `window.begin`
 /// to `window.end`; measures the calls scheduled inside the measured window.
 pub async fn fixed_rate(
-    session: Arc<Session>,
-    target: Arc<Target>,
+    legs: Vec<Leg>,
     window: Window,
     schedule: Schedule,
-) -> anyhow::Result<Tally> {
-    let mut tally = Tally::new()?;
+) -> anyhow::Result<Vec<Tally>> {
+    let mut tallies = legs
+        .iter()
+        .map(|_| Tally::new())
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let give_up = window.end + BACKLOG_GRACE;
     let mut k = 0u64;
     loop {
@@ -366,17 +386,21 @@ pub async fn fixed_rate(
         }
         let measured = scheduled >= window.start;
         let now = Instant::now();
-        if now >= give_up || tally.errors >= MAX_ERRORS_PER_SESSION {
+        let errors: u64 = tallies.iter().map(|t| t.errors).sum();
+        if now >= give_up || errors >= MAX_ERRORS_PER_SESSION {
             // Count what this session still owed inside the measured window.
             let mut owed = k;
             while schedule.send_time(window.begin, owed) < window.end {
                 if schedule.send_time(window.begin, owed) >= window.start {
-                    tally.unsent += 1;
+                    tallies[leg_of(owed, legs.len())].unsent += 1;
                 }
                 owed += 1;
             }
             break;
         }
+        let leg = leg_of(k, legs.len());
+        let (session, target) = &legs[leg];
+        let tally = &mut tallies[leg];
         k += 1;
         let origin = if now > scheduled {
             // Still busy with the previous call when this one was due: time
@@ -389,7 +413,7 @@ pub async fn fixed_rate(
             tokio::time::sleep_until(scheduled).await;
             Instant::now()
         };
-        let result = call(&session, &target).await;
+        let result = call(session, target).await;
         let done = Instant::now();
         match result {
             Ok(_) if measured => tally.record(done - origin),
@@ -397,7 +421,7 @@ pub async fn fixed_rate(
             Err(message) => tally.failed(message),
         }
     }
-    Ok(tally)
+    Ok(tallies)
 }
 
 #[cfg(test)]
@@ -420,6 +444,13 @@ mod tests {
         assert_eq!(at(3, 0), Duration::from_millis(3));
         assert_eq!(at(0, 1), Duration::from_millis(4));
         assert_eq!(at(2, 10), Duration::from_millis(42));
+    }
+
+    #[test]
+    fn paired_calls_alternate_and_each_pair_starts_with_the_other_leg() {
+        let order: Vec<usize> = (0..8).map(|k| leg_of(k, 2)).collect();
+        assert_eq!(order, [0, 1, 1, 0, 0, 1, 1, 0]);
+        assert!((0..100).all(|k| leg_of(k, 1) == 0));
     }
 
     #[test]

@@ -133,6 +133,24 @@ struct LoadArgs {
     /// Worker threads of the load generator (default: the number of cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// A second endpoint, called with the same tool and arguments: every
+    /// session of every level opens a session with both, and alternates
+    /// its calls between them (A B, B A, A B, …), so both see the same
+    /// machine at the same moments. Two reports come out: `--label` and
+    /// `--json` for `--url`, `--paired-label` and `--paired-json` for this
+    /// one. For the latency a proxy adds: `--url` the upstream, this the
+    /// proxy in front of it.
+    #[arg(long, value_name = "URL")]
+    paired_url: Option<String>,
+    /// What to call the second endpoint in reports.
+    #[arg(long, default_value = "through", requires = "paired_url")]
+    paired_label: String,
+    /// The second endpoint's server process id, to sample its CPU time.
+    #[arg(long, value_name = "PID", requires = "paired_url")]
+    paired_server_pid: Option<u32>,
+    /// Write the second endpoint's report as JSON to this file.
+    #[arg(long, value_name = "PATH", requires = "paired_url")]
+    paired_json: Option<PathBuf>,
     /// Apply no load: open one session, make this many calls one after the
     /// other, print each answer's text, and close it (to record a session
     /// through a recording proxy, for instance).
@@ -217,20 +235,27 @@ fn run_load(args: LoadArgs) -> anyhow::Result<()> {
     if let Some(count) = args.calls {
         return runtime.block_on(session(&args, count));
     }
-    let report = runtime.block_on(measure(&args, threads))?;
-    match args.json.as_deref() {
-        Some(path) if path.as_os_str() == "-" => {
-            write_stdout(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
-            eprint!("{}", report::table(&report));
+    let reports = runtime.block_on(measure(&args, threads))?;
+    let paths = [args.json.as_deref(), args.paired_json.as_deref()];
+    for (report, path) in reports.iter().zip(paths) {
+        match path {
+            Some(path) if path.as_os_str() == "-" => {
+                write_stdout(&format!("{}\n", serde_json::to_string_pretty(report)?))?;
+                eprint!("{}", report::table(report));
+            }
+            Some(path) => {
+                std::fs::write(path, serde_json::to_string_pretty(report)? + "\n")
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                write_stdout(&report::table(report))?;
+            }
+            None => write_stdout(&report::table(report))?,
         }
-        Some(path) => {
-            std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            write_stdout(&report::table(&report))?;
-        }
-        None => write_stdout(&report::table(&report))?,
     }
-    let errors: u64 = report.results.iter().map(|r| r.errors).sum();
+    let errors: u64 = reports
+        .iter()
+        .flat_map(|r| &r.results)
+        .map(|r| r.errors)
+        .sum();
     if errors > 0 {
         anyhow::bail!("{errors} calls failed; the figures above are not trustworthy");
     }
@@ -238,8 +263,8 @@ fn run_load(args: LoadArgs) -> anyhow::Result<()> {
 }
 
 /// What every call sends, and where, from the command line.
-fn target(args: &LoadArgs) -> anyhow::Result<Target> {
-    let url = args.url.clone().context("--url is required")?;
+fn target(args: &LoadArgs, url: Option<&String>) -> anyhow::Result<Target> {
+    let url = url.cloned().context("--url is required")?;
     let arguments: Map<String, Value> =
         serde_json::from_str(&args.arguments).context("--args must be a JSON object")?;
     let protocol_version: ProtocolVersion =
@@ -273,7 +298,7 @@ fn target(args: &LoadArgs) -> anyhow::Result<Target> {
 
 /// `--calls N`: one session, N calls, no load.
 async fn session(args: &LoadArgs, count: u64) -> anyhow::Result<()> {
-    let target = Arc::new(target(args)?);
+    let target = Arc::new(target(args, args.url.as_ref())?);
     let session = load::connect(&target).await?;
     let peer = session.peer()?;
     eprintln!(
@@ -297,7 +322,7 @@ async fn session(args: &LoadArgs, count: u64) -> anyhow::Result<()> {
     }
 }
 
-async fn measure(args: &LoadArgs, threads: usize) -> anyhow::Result<Report> {
+async fn measure(args: &LoadArgs, threads: usize) -> anyhow::Result<Vec<Report>> {
     if args.concurrency.is_empty() || args.concurrency.contains(&0) {
         anyhow::bail!("--concurrency needs positive values");
     }
@@ -326,27 +351,56 @@ async fn measure(args: &LoadArgs, threads: usize) -> anyhow::Result<Report> {
     if levels.is_empty() {
         anyhow::bail!("no load levels: give --concurrency or --rate");
     }
-    let target = Arc::new(target(args)?);
-    let url = target.url.clone();
-    let keep_alive = target.keep_alive;
+    let mut endpoints = vec![Endpoint {
+        target: Arc::new(target(args, args.url.as_ref())?),
+        label: args.label.clone(),
+        server: args.server_pid.map(Process::pid),
+    }];
+    if let Some(url) = &args.paired_url {
+        endpoints.push(Endpoint {
+            target: Arc::new(target(args, Some(url))?),
+            label: Some(args.paired_label.clone()),
+            server: args.paired_server_pid.map(Process::pid),
+        });
+    }
 
-    // One session first, to learn who the server is and check its answer
-    // (every call is checked against --expect-text too).
-    let probe = load::connect(&target).await?;
-    let peer = probe.peer()?;
-    let server = peer.server;
-    let agreed_version = peer.protocol_version;
-    let sample_text = load::call(&probe, &target)
-        .await
-        .map_err(|e| anyhow::anyhow!("the first {} call failed: {e}", target.tool))?;
-    load::close_all(&target, vec![Arc::new(probe)]).await;
+    // One session with each endpoint first, to learn who the server is and
+    // check its answer (every call is checked against --expect-text too).
+    let mut reports = Vec::new();
+    for endpoint in &endpoints {
+        let target = &endpoint.target;
+        let probe = load::connect(target).await?;
+        let peer = probe.peer()?;
+        let sample_text = load::call(&probe, target)
+            .await
+            .map_err(|e| anyhow::anyhow!("the first {} call failed: {e}", target.tool))?;
+        load::close_all(target, vec![Arc::new(probe)]).await;
+        reports.push(Report {
+            label: endpoint
+                .label
+                .clone()
+                .unwrap_or_else(|| peer.server.clone()),
+            url: target.url.clone(),
+            tool: target.tool.clone(),
+            arguments: target.arguments.clone(),
+            protocol_version: peer.protocol_version,
+            server: peer.server,
+            sample_text,
+            client_threads: threads,
+            client: args.client,
+            keep_alive: target.keep_alive,
+            results: Vec::new(),
+        });
+    }
 
-    let server_process = args.server_pid.map(Process::pid);
-    let mut results = Vec::new();
     for level in levels {
         eprintln!(
             "{}: {} sessions, {}, {:?} warm-up + {:?} measured",
-            args.label.as_deref().unwrap_or(&server),
+            reports
+                .iter()
+                .map(|r| r.label.as_str())
+                .collect::<Vec<_>>()
+                .join(" and "),
             level.concurrency,
             level
                 .rate
@@ -354,25 +408,22 @@ async fn measure(args: &LoadArgs, threads: usize) -> anyhow::Result<Report> {
             args.warmup,
             args.duration
         );
-        let level = measure_level(&target, level, args, server_process.as_ref()).await?;
-        if let Some(e) = &level.1 {
-            eprintln!("  first error: {e}");
+        let results = measure_level(&endpoints, level, args).await?;
+        for ((result, first_error), report) in results.into_iter().zip(&mut reports) {
+            if let Some(e) = &first_error {
+                eprintln!("  first error ({}): {e}", report.label);
+            }
+            report.results.push(result);
         }
-        results.push(level.0);
     }
-    Ok(Report {
-        label: args.label.clone().unwrap_or_else(|| server.clone()),
-        url,
-        tool: target.tool.clone(),
-        arguments: target.arguments.clone(),
-        protocol_version: agreed_version,
-        server,
-        sample_text,
-        client_threads: threads,
-        client: args.client,
-        keep_alive,
-        results,
-    })
+    Ok(reports)
+}
+
+/// One endpoint under load, and what its reports are called.
+struct Endpoint {
+    target: Arc<Target>,
+    label: Option<String>,
+    server: Option<Process>,
 }
 
 /// One load level.
@@ -383,15 +434,18 @@ struct Level {
     rate: Option<f64>,
 }
 
-/// One level: connect, warm up, measure, close. Also returns the first error.
+/// One level: connect, warm up, measure, close. Returns each endpoint's
+/// result and first error.
 async fn measure_level(
-    target: &Arc<Target>,
+    endpoints: &[Endpoint],
     level: Level,
     args: &LoadArgs,
-    server: Option<&Process>,
-) -> anyhow::Result<(LevelResult, Option<String>)> {
+) -> anyhow::Result<Vec<(LevelResult, Option<String>)>> {
     let concurrency = level.concurrency;
-    let sessions: Vec<Arc<Session>> = load::connect_all(target, concurrency).await?;
+    let mut sessions: Vec<Vec<Arc<Session>>> = Vec::new();
+    for endpoint in endpoints {
+        sessions.push(load::connect_all(&endpoint.target, concurrency).await?);
+    }
     // Give every session a moment to finish connecting its side streams
     // before the clock starts.
     let begin = Instant::now() + Duration::from_millis(100);
@@ -401,44 +455,82 @@ async fn measure_level(
         end: begin + args.warmup + args.duration,
     };
 
-    let sampler = tokio::spawn(sample_cpu(window, server.cloned()));
+    let samplers: Vec<_> = endpoints
+        .iter()
+        .map(|e| tokio::spawn(sample_cpu(window, e.server.clone())))
+        .collect();
     let mut tasks = tokio::task::JoinSet::new();
-    for (index, session) in sessions.iter().enumerate() {
-        let (session, target) = (session.clone(), target.clone());
+    for index in 0..concurrency {
+        let legs: Vec<load::Leg> = endpoints
+            .iter()
+            .zip(&sessions)
+            .map(|(e, s)| (s[index].clone(), e.target.clone()))
+            .collect();
         match level.rate {
-            None => tasks.spawn(load::closed_loop(session, target, window)),
+            None => tasks.spawn(load::closed_loop(legs, window)),
             Some(rate) => {
                 let schedule = Schedule {
                     rate,
                     session: index,
                     sessions: concurrency,
                 };
-                tasks.spawn(load::fixed_rate(session, target, window, schedule))
+                tasks.spawn(load::fixed_rate(legs, window, schedule))
             }
         };
     }
-    let mut total = Tally::new()?;
+    let mut totals = endpoints
+        .iter()
+        .map(|_| Tally::new())
+        .collect::<anyhow::Result<Vec<_>>>()?;
     while let Some(joined) = tasks.join_next().await {
-        total.merge(joined.context("a load task panicked")??)?;
+        for (total, tally) in totals
+            .iter_mut()
+            .zip(joined.context("a load task panicked")??)
+        {
+            total.merge(tally)?;
+        }
     }
-    let cpu = sampler.await.context("the CPU sampler panicked")?;
-    let rss = server.and_then(Process::rss_kib);
-    load::close_all(target, sessions).await;
+    // The client's CPU is spread over the calls of every endpoint.
+    let all_calls: u64 = totals.iter().map(|t| t.latency.len()).sum();
+    let mut results = Vec::new();
+    for ((endpoint, sampler), (total, sessions)) in endpoints
+        .iter()
+        .zip(samplers)
+        .zip(totals.into_iter().zip(sessions))
+    {
+        let cpu = sampler.await.context("the CPU sampler panicked")?;
+        let rss = endpoint.server.as_ref().and_then(Process::rss_kib);
+        load::close_all(&endpoint.target, sessions).await;
+        results.push((
+            level_result(level, args, &total, &cpu, rss, all_calls),
+            total.first_error,
+        ));
+    }
+    Ok(results)
+}
 
+fn level_result(
+    level: Level,
+    args: &LoadArgs,
+    total: &Tally,
+    cpu: &CpuUse,
+    rss: Option<u64>,
+    all_calls: u64,
+) -> LevelResult {
     let seconds = args.duration.as_secs_f64();
     let calls = total.latency.len();
-    let per_call = |cpu_seconds: Option<f64>| {
+    let per_call = |cpu_seconds: Option<f64>, calls: u64| {
         cpu_seconds
             .filter(|_| calls > 0)
             .map(|s| s * 1e6 / calls as f64)
     };
-    let result = LevelResult {
+    LevelResult {
         mode: if level.rate.is_some() {
             Mode::Rate
         } else {
             Mode::Closed
         },
-        concurrency,
+        concurrency: level.concurrency,
         target_rate: level.rate,
         warmup_s: args.warmup.as_secs_f64(),
         duration_s: seconds,
@@ -448,13 +540,13 @@ async fn measure_level(
         unsent: total.unsent,
         throughput: calls as f64 / seconds,
         latency_us: Latency::from_nanos(&total.latency),
-        server_cpu_us_per_call: per_call(cpu.server),
+        server_cpu_us_per_call: per_call(cpu.server, calls),
         server_cores: cpu.server.map(|s| s / seconds),
-        client_cpu_us_per_call: per_call(cpu.client),
+        client_cpu_us_per_call: per_call(cpu.client, all_calls),
+        // Both endpoints' reports show the whole client.
         client_cores: cpu.client.map(|s| s / seconds),
         server_rss_kib: rss,
-    };
-    Ok((result, total.first_error))
+    }
 }
 
 /// CPU seconds spent by the server and by this process during the window.
