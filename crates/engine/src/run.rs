@@ -698,7 +698,7 @@ impl Run {
             Outcome::Result(_) => EventKind::Response,
             Outcome::Error(_) => EventKind::Error,
         };
-        let ticket = self.record(
+        let ticket = self.record_waited(
             kind,
             Direction::ToClient,
             Some(method),
@@ -999,10 +999,35 @@ impl Run {
         request_id: Option<String>,
         payload: Value,
     ) -> Ticket {
+        self.append(false, kind, direction, method, request_id, payload)
+    }
+
+    /// Appends an event the caller waits for at once (`durable`): the
+    /// store's writer commits it without holding its batch open.
+    fn record_waited(
+        &self,
+        kind: EventKind,
+        direction: Direction,
+        method: Option<&str>,
+        request_id: Option<String>,
+        payload: Value,
+    ) -> Ticket {
+        self.append(true, kind, direction, method, request_id, payload)
+    }
+
+    fn append(
+        &self,
+        waited: bool,
+        kind: EventKind,
+        direction: Direction,
+        method: Option<&str>,
+        request_id: Option<String>,
+        payload: Value,
+    ) -> Ticket {
         let virtual_time = self.now();
         let mut seq = self.sequence.lock().unwrap_or_else(|p| p.into_inner());
         *seq += 1;
-        self.engine.store.append(NewEvent {
+        let event = NewEvent {
             run_id: self.id.clone(),
             tenant: self.engine.tenant.clone(),
             seq: *seq,
@@ -1013,7 +1038,12 @@ impl Run {
             virtual_time,
             wall_time: Utc::now(),
             payload,
-        })
+        };
+        if waited {
+            self.engine.store.append_waited(event)
+        } else {
+            self.engine.store.append(event)
+        }
     }
 
     /// Ends the run: records the end and marks it in the store. Calling it

@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod inbox;
 mod instance;
 mod model;
 mod reads;
@@ -24,8 +25,8 @@ mod schema;
 mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -42,6 +43,7 @@ pub use model::{
 };
 pub use schema::SCHEMA_VERSION;
 
+use inbox::Urgency;
 use instance::InstanceLock;
 use writer::{Command, FailureLog, PreparedRun, PreparedToken, Writer};
 
@@ -107,9 +109,8 @@ impl std::fmt::Debug for Store {
 
 struct Inner {
     path: PathBuf,
-    /// The queue to the writer, behind the lock that makes ticket order and
-    /// queue order the same.
-    queue: Mutex<Queue>,
+    /// The queue to the writer; ticket order and queue order are the same.
+    inbox: Arc<inbox::Inbox>,
     /// The last ticket handed out.
     issued: AtomicU64,
     /// The highest ticket the writer has processed (committed or failed).
@@ -123,9 +124,11 @@ struct Inner {
     instance: InstanceLock,
 }
 
-struct Queue {
-    next: u64,
-    tx: std::sync::mpsc::Sender<Command>,
+impl Drop for Inner {
+    /// The last handle is gone: the writer finishes what is queued and stops.
+    fn drop(&mut self) {
+        self.inbox.close();
+    }
 }
 
 impl Store {
@@ -208,7 +211,7 @@ impl Store {
             Err(e) => return Err((e, instance)),
         };
 
-        let (tx, rx) = std::sync::mpsc::channel();
+        let inbox = Arc::new(inbox::Inbox::new());
         let (processed_tx, processed) = watch::channel(0);
         let failures = Arc::new(FailureLog::default());
         let demand = Arc::new(writer::Demand::default());
@@ -217,7 +220,8 @@ impl Store {
                 conn,
                 checkpoints: Some(checkpoints),
                 demand: Arc::clone(&demand),
-                rx,
+                inbox: Arc::clone(&inbox),
+                buffer: std::collections::VecDeque::new(),
                 processed: processed_tx,
                 failures: Arc::clone(&failures),
                 redactor: redactor.clone(),
@@ -235,7 +239,7 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 path,
-                queue: Mutex::new(Queue { next: 0, tx }),
+                inbox,
                 issued: AtomicU64::new(0),
                 processed,
                 flushed: AtomicU64::new(0),
@@ -332,17 +336,25 @@ impl Store {
     /// writing; nothing raw reaches the file. Wait on the ticket with
     /// `durable` to know the event is on disk.
     pub fn append(&self, event: NewEvent) -> Ticket {
-        let mut queue = self
+        let ticket = self
             .inner
-            .queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        queue.next += 1;
-        let ticket = queue.next;
-        // A send fails only once the writer has stopped; `durable` then
-        // reports the store as closed, so the failure is not lost.
-        let _ = queue.tx.send(Command::Event { ticket, event });
-        self.inner.issued.store(ticket, Ordering::Release);
+            .inbox
+            .push_ticketed(Urgency::CanWait, |ticket| Command::Event { ticket, event });
+        self.inner.issued.fetch_max(ticket, Ordering::AcqRel);
+        Ticket(ticket)
+    }
+
+    /// Enqueues an event that the caller is about to wait for with
+    /// `durable`: the same as `append`, except that the writer knows at
+    /// once that somebody waits, and commits the batch without holding it
+    /// open (and without a second wake-up for the `durable` call).
+    pub fn append_waited(&self, event: NewEvent) -> Ticket {
+        let demand = &self.inner.demand;
+        let ticket = self.inner.inbox.push_ticketed(Urgency::Waited, |ticket| {
+            demand.wanted.fetch_max(ticket, Ordering::AcqRel);
+            Command::Event { ticket, event }
+        });
+        self.inner.issued.fetch_max(ticket, Ordering::AcqRel);
         Ticket(ticket)
     }
 
@@ -386,12 +398,7 @@ impl Store {
     /// rather than holding the batch open for more events.
     fn want(&self, ticket: u64) {
         if self.inner.demand.wanted.fetch_max(ticket, Ordering::AcqRel) < ticket {
-            let queue = self
-                .inner
-                .queue
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let _ = queue.tx.send(Command::Wake);
+            self.inner.inbox.nudge();
         }
     }
 
@@ -702,16 +709,8 @@ impl Store {
         F: FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Command,
     {
         let (reply, answer) = oneshot::channel();
-        {
-            let queue = self
-                .inner
-                .queue
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            queue
-                .tx
-                .send(command(reply))
-                .map_err(|_| StoreError::Closed)?;
+        if !self.inner.inbox.push(Urgency::Waited, command(reply)) {
+            return Err(StoreError::Closed);
         }
         answer.await.map_err(|_| StoreError::Closed)?
     }

@@ -13,12 +13,12 @@
 //! the cost of recording a call. Readers still use sqlx.
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode};
@@ -27,6 +27,7 @@ use tokio::sync::{oneshot, watch};
 use crate::model::{Direction, EventKind, NewEvent, RunStatus, write_db_time};
 use sandbar_redact::SharedRedactor;
 
+use crate::inbox::{Inbox, Received};
 use crate::{StoreError, Ticket};
 
 mod access;
@@ -126,8 +127,6 @@ pub(crate) enum Command {
     Shutdown {
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
-    /// Someone started waiting for a ticket: stop holding the batch open.
-    Wake,
 }
 
 /// A run already redacted and converted to its column values.
@@ -306,8 +305,8 @@ impl KeyCache {
 }
 
 /// Shared between the store's handles and its writer: the highest ticket a
-/// `durable` caller is waiting for. When it rises, the handle also queues a
-/// [`Command::Wake`].
+/// `durable` caller is waiting for. When it rises, the handle also wakes a
+/// writer that holds its batch open ([`Inbox::nudge`]).
 #[derive(Default)]
 pub(crate) struct Demand {
     pub wanted: std::sync::atomic::AtomicU64,
@@ -316,7 +315,7 @@ pub(crate) struct Demand {
 /// How long the writer holds events nobody waits for yet, hoping to commit
 /// them with the ones that are about to be waited for (a call's request
 /// event with its response event). Events that are waited for never wait.
-const COALESCE_FOR: Duration = Duration::from_millis(2);
+const COALESCE_FOR: Duration = Duration::from_millis(10);
 
 pub(crate) struct Writer {
     pub conn: Connection,
@@ -324,7 +323,9 @@ pub(crate) struct Writer {
     /// their connection, before the final checkpoint at close.
     pub checkpoints: Option<Checkpoints>,
     pub demand: Arc<Demand>,
-    pub rx: Receiver<Command>,
+    pub inbox: Arc<Inbox>,
+    /// Commands taken from the inbox, not yet handled.
+    pub buffer: VecDeque<Command>,
     pub processed: watch::Sender<u64>,
     pub failures: Arc<FailureLog>,
     pub redactor: SharedRedactor,
@@ -649,6 +650,14 @@ impl Writer {
     /// Serves commands until told to shut down or until every store handle
     /// is gone, then closes the connection cleanly.
     fn run(mut self) {
+        /// Tells the handles the writer has stopped, however it stops.
+        struct Gone(Arc<Inbox>);
+        impl Drop for Gone {
+            fn drop(&mut self) {
+                self.0.writer_gone();
+            }
+        }
+        let _gone = Gone(Arc::clone(&self.inbox));
         self.conn.wal_hook(Some(note_wal_pages));
         let mut scratch = Scratch::new();
         let mut events: Vec<(u64, NewEvent)> = Vec::with_capacity(self.batch_max.min(1024));
@@ -659,9 +668,10 @@ impl Writer {
         let shutdown_reply = 'serve: loop {
             let first = match next.take() {
                 Some(command) => command,
-                None => match self.rx.recv() {
-                    Ok(command) => command,
-                    Err(_) => {
+                None => match self.next_command(None) {
+                    Next::Command(command) => command,
+                    Next::Timeout => continue,
+                    Next::Closed => {
                         self.write_events(&mut scratch, &mut events);
                         break 'serve None;
                     }
@@ -675,7 +685,6 @@ impl Writer {
                     Command::SpendToken { id, now, reply } => {
                         spends.push(access::PendingSpend { id, now, reply });
                     }
-                    Command::Wake => {}
                     Command::Shutdown { reply } => {
                         self.write_events(&mut scratch, &mut events);
                         self.spend_tokens(&mut spends);
@@ -688,7 +697,7 @@ impl Writer {
                     }
                 }
                 if events.len() < self.batch_max {
-                    command = self.rx.try_recv().ok();
+                    command = self.next_command(Some(Instant::now())).command();
                 }
             }
             // A spend is waited on: the batch is not held open for it.
@@ -763,6 +772,20 @@ impl Writer {
         }
     }
 
+    /// The next command: from the buffer, or from the inbox, sleeping until
+    /// there is one (`until: None`) or, holding a batch open, until `until`
+    /// passes or somebody waits.
+    fn next_command(&mut self, until: Option<Instant>) -> Next {
+        if let Some(command) = self.buffer.pop_front() {
+            return Next::Command(command);
+        }
+        match self.inbox.receive(&mut self.buffer, until) {
+            Received::Some => self.buffer.pop_front().map_or(Next::Timeout, Next::Command),
+            Received::Timeout => Next::Timeout,
+            Received::Closed => Next::Closed,
+        }
+    }
+
     /// Holds the batch open, briefly, while nobody waits for its events:
     /// more events join it until someone waits, the batch is full, a control
     /// command arrives (returned, to be handled after the write), or the
@@ -781,12 +804,11 @@ impl Writer {
             if left.is_zero() {
                 return Coalesced::Write;
             }
-            match self.rx.recv_timeout(left) {
-                Ok(Command::Event { ticket, event }) => events.push((ticket, event)),
-                Ok(Command::Wake) => {}
-                Ok(other) => return Coalesced::Then(Box::new(other)),
-                Err(RecvTimeoutError::Timeout) => return Coalesced::Write,
-                Err(RecvTimeoutError::Disconnected) => return Coalesced::Closed,
+            match self.next_command(Some(deadline)) {
+                Next::Command(Command::Event { ticket, event }) => events.push((ticket, event)),
+                Next::Command(other) => return Coalesced::Then(Box::new(other)),
+                Next::Timeout => return Coalesced::Write,
+                Next::Closed => return Coalesced::Closed,
             }
         }
     }
@@ -931,7 +953,7 @@ impl Writer {
                 let _ = reply.send(self.expire_approval(&id, now));
             }
             // Handled by the serving loop itself.
-            Command::Event { .. } | Command::Shutdown { .. } | Command::Wake => {}
+            Command::Event { .. } | Command::Shutdown { .. } => {}
         }
     }
 
@@ -1126,6 +1148,26 @@ impl Writer {
             context: "closing the store",
             source: e,
         })
+    }
+}
+
+/// What [`Writer::next_command`] got: a value handed straight back, never
+/// kept, so a command's size does not matter here.
+#[allow(clippy::large_enum_variant)]
+enum Next {
+    Command(Command),
+    /// Nothing before the deadline, or somebody now waits.
+    Timeout,
+    /// Every store handle is gone and nothing is left.
+    Closed,
+}
+
+impl Next {
+    fn command(self) -> Option<Command> {
+        match self {
+            Next::Command(command) => Some(command),
+            Next::Timeout | Next::Closed => None,
+        }
     }
 }
 
