@@ -3,6 +3,10 @@
 //! IPv6 in its full and `::`-compressed forms (with an embedded IPv4 tail),
 //! and MAC addresses (six pairs of hex digits joined by `:` or `-`, or the
 //! dotted `xxxx.xxxx.xxxx` form).
+//!
+//! Loopback and unspecified addresses (`127.0.0.0/8`, `0.0.0.0`, `::1`,
+//! `::`) name no host and no one, so they are not personal data: an error
+//! that says `cannot listen on 127.0.0.1:7332` keeps its address.
 
 use super::scan::{
     at, before, digit_run, hex_run, is_alnum, is_digit, is_hex, number, starts_with_ci,
@@ -19,10 +23,24 @@ pub(crate) fn ipv4_at(hay: &[u8], s: usize) -> Option<usize> {
         Some(b) if is_alnum(b) || b == b'_' => return None,
         _ => {}
     }
-    if is_version_context(hay, s) {
+    if is_version_context(hay, s) || names_no_host(&hay[s..end]) {
         return None;
     }
     Some(end)
+}
+
+/// Whether an address is a loopback or unspecified one (see the top).
+fn names_no_host(address: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(address) else {
+        return false;
+    };
+    match text.parse::<std::net::IpAddr>() {
+        Ok(ip) => {
+            let ip = ip.to_canonical();
+            ip.is_loopback() || ip.is_unspecified()
+        }
+        Err(_) => false,
+    }
 }
 
 /// Four octets from `s` with no boundary checks, as their end.
@@ -151,10 +169,12 @@ pub(crate) fn ipv6_at(hay: &[u8], s: usize) -> Option<usize> {
     {
         return None;
     }
-    // `::1` style loopback is an address; a lone `::` or `a::b` in code is
-    // too weak a shape, so a compressed address needs two groups or digits
-    // after the `::` prefix.
+    // A lone `::` or `a::b` in code is too weak a shape, so a compressed
+    // address needs two groups or digits after the `::` prefix.
     if compressed && groups == 1 && !(hay[s] == b':' && i > s + 2) {
+        return None;
+    }
+    if names_no_host(&hay[s..i]) {
         return None;
     }
     Some(i)

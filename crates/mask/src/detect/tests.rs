@@ -227,7 +227,11 @@ fn ip_addresses() {
     check("2001:db8:85a3::8a2e:370:7334", "<ip_address>");
     check("[2001:db8::1]:443", "[<ip_address>]:443");
     check("fe80::1ff:fe23:4567:890a", "<ip_address>");
-    check("::1", "<ip_address>");
+    check("::2", "<ip_address>");
+    check(
+        "128.0.0.1 and 126.255.255.255",
+        "<ip_address> and <ip_address>",
+    );
     check("::ffff:192.0.2.128", "<ip_address>");
     check("2001:0db8:0000:0000:0000:ff00:0042:8329", "<ip_address>");
 }
@@ -243,6 +247,15 @@ fn not_ip_addresses() {
     unchanged("Chrome/96.0.4664.110");
     unchanged("release 10.0.19041.1");
     unchanged("sha 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
+}
+
+/// Loopback and unspecified addresses name no host and no one: an error
+/// about a listening address keeps it.
+#[test]
+fn loopback_and_unspecified_addresses_are_not_personal() {
+    unchanged("cannot listen on 127.0.0.1:7332: Address already in use");
+    unchanged("http://127.8.9.10/ and 0.0.0.0:80");
+    unchanged("[::1]:443, ::, 0:0:0:0:0:0:0:1 and ::ffff:127.0.0.1");
 }
 
 #[test]
