@@ -698,7 +698,8 @@ impl Run {
             Outcome::Result(_) => EventKind::Response,
             Outcome::Error(_) => EventKind::Error,
         };
-        let ticket = self.record_waited(
+        let ticket = self.append(
+            true,
             kind,
             Direction::ToClient,
             Some(method),
@@ -1002,19 +1003,9 @@ impl Run {
         self.append(false, kind, direction, method, request_id, payload)
     }
 
-    /// Appends an event the caller waits for at once (`durable`): the
-    /// store's writer commits it without holding its batch open.
-    fn record_waited(
-        &self,
-        kind: EventKind,
-        direction: Direction,
-        method: Option<&str>,
-        request_id: Option<String>,
-        payload: Value,
-    ) -> Ticket {
-        self.append(true, kind, direction, method, request_id, payload)
-    }
-
+    /// Appends an event; `waited` when the caller waits for it at once
+    /// (`durable`), so the store's writer commits it without holding its
+    /// batch open.
     fn append(
         &self,
         waited: bool,

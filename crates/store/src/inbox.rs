@@ -124,6 +124,11 @@ impl Inbox {
             Writer::Holding => urgency == Urgency::Waited,
             Writer::Awake | Writer::Gone => false,
         };
+        self.wake_if(state, wake);
+    }
+
+    /// Wakes the writer if `wake`, after letting go of the lock.
+    fn wake_if(&self, mut state: MutexGuard<'_, State>, wake: bool) {
         if wake {
             state.writer = Writer::Awake;
         }
@@ -139,22 +144,15 @@ impl Inbox {
         let mut state = self.lock();
         state.nudged = true;
         let wake = state.writer == Writer::Holding;
-        if wake {
-            state.writer = Writer::Awake;
-        }
-        drop(state);
-        if wake {
-            self.wake.notify_one();
-        }
+        self.wake_if(state, wake);
     }
 
     /// Every store handle is gone.
     pub(crate) fn close(&self) {
         let mut state = self.lock();
         state.closed = true;
-        state.writer = Writer::Awake;
-        drop(state);
-        self.wake.notify_one();
+        let wake = state.writer != Writer::Gone;
+        self.wake_if(state, wake);
     }
 
     /// The writer has stopped: later commands are dropped, and so are any
