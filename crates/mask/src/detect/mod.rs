@@ -446,7 +446,12 @@ impl Detector {
         }
         if is_digit(first) {
             if self.enabled(PersonalKind::IpAddress) {
-                push(PersonalKind::IpAddress, s, network::ipv4_at(hay, s), out);
+                push(
+                    PersonalKind::IpAddress,
+                    s,
+                    network::personal_ipv4_at(hay, s),
+                    out,
+                );
             }
             if self.enabled(PersonalKind::PaymentCard) {
                 push(PersonalKind::PaymentCard, s, card::at_start(hay, s), out);
@@ -483,7 +488,7 @@ impl Detector {
     fn network_at(&self, hay: &[u8], s: usize, out: &mut Vec<Candidate>) -> Option<usize> {
         let mut end = None;
         if self.enabled(PersonalKind::IpAddress)
-            && let Some(e) = network::ipv6_at(hay, s)
+            && let Some(e) = network::personal_ipv6_at(hay, s)
         {
             out.push(Candidate::new(PersonalKind::IpAddress, s, e, 0));
             end = Some(e);

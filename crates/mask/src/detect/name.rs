@@ -558,20 +558,27 @@ fn word_at(text: &str, i: usize) -> Option<Word<'_>> {
 }
 
 /// After the first letter, lower case, except a capital right after a
-/// hyphen or apostrophe, or after `Mc`, `Mac`, `De`, `La`, `Di`, `Le`.
+/// hyphen or apostrophe, or after `Mc`, `Mac`, `De`, `La`, `Di`, `Le` at
+/// the start of the word or of one of its hyphenated parts
+/// (`Owusu-MacLeod`).
 fn capitalised_tail(word: &str) -> bool {
     let mut chars = word.char_indices();
     let Some((_, mut prev)) = chars.next() else {
         return false;
     };
     let mut lowers = 0;
+    // Where the current hyphenated (or apostrophe-joined) part starts.
+    let mut part = 0;
     for (off, c) in chars {
+        let after_joint = prev == '-' || is_apostrophe(prev);
+        if after_joint {
+            part = off;
+        }
         if c.is_lowercase() {
             lowers += 1;
         } else if c.is_uppercase() {
-            let after_joint = prev == '-' || is_apostrophe(prev);
             let after_prefix = matches!(
-                &word[..off],
+                &word[part..off],
                 "Mc" | "Mac" | "De" | "La" | "Di" | "Le" | "Van" | "Du"
             );
             if !(after_joint || after_prefix) {

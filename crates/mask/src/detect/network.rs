@@ -23,10 +23,21 @@ pub(crate) fn ipv4_at(hay: &[u8], s: usize) -> Option<usize> {
         Some(b) if is_alnum(b) || b == b'_' => return None,
         _ => {}
     }
-    if is_version_context(hay, s) || names_no_host(&hay[s..end]) {
+    if is_version_context(hay, s) {
         return None;
     }
     Some(end)
+}
+
+/// The IPv4 address starting at `s` that is personal data (not a loopback
+/// or unspecified one), as its end.
+pub(crate) fn personal_ipv4_at(hay: &[u8], s: usize) -> Option<usize> {
+    ipv4_at(hay, s).filter(|&end| !names_no_host(&hay[s..end]))
+}
+
+/// The IPv6 address starting at `s` that is personal data, as its end.
+pub(crate) fn personal_ipv6_at(hay: &[u8], s: usize) -> Option<usize> {
+    ipv6_at(hay, s).filter(|&end| !names_no_host(&hay[s..end]))
 }
 
 /// Whether an address is a loopback or unspecified one (see the top).
@@ -174,9 +185,6 @@ pub(crate) fn ipv6_at(hay: &[u8], s: usize) -> Option<usize> {
     if compressed && groups == 1 && !(hay[s] == b':' && i > s + 2) {
         return None;
     }
-    if names_no_host(&hay[s..i]) {
-        return None;
-    }
     Some(i)
 }
 
@@ -236,7 +244,8 @@ fn dotted_quads(hay: &[u8], s: usize) -> Option<usize> {
     (digits && letters).then_some(i)
 }
 
-/// Whether `value` as a whole is an IP address.
+/// Whether `value` as a whole is an IP address (any: tokens of addresses
+/// keep the shape, whichever address they land on).
 pub(crate) fn is_ip(value: &str) -> bool {
     let hay = value.as_bytes();
     ipv4_at(hay, 0) == Some(hay.len()) || ipv6_at(hay, 0) == Some(hay.len())

@@ -509,3 +509,13 @@ fn skip_alnum_stops_where_letters_and_digits_do() {
         }
     }
 }
+
+/// A prefix such as `Mac` counts at the start of each hyphenated part, so a
+/// double-barrelled surname the pseudonyms can draw is found again.
+#[test]
+fn hyphenated_surnames_with_a_mac_part() {
+    check("Dear El-Amin,", "Dear <person_name>,");
+    check("Dear Owusu-MacLeod,", "Dear <person_name>,");
+    check("Dear McKay-O'Neill,", "Dear <person_name>,");
+    unchanged("Dear OwusuMacLeod,");
+}
