@@ -698,15 +698,16 @@ impl Run {
             Outcome::Result(_) => EventKind::Response,
             Outcome::Error(_) => EventKind::Error,
         };
-        let ticket = self.append(
-            true,
+        let store = &self.engine.store;
+        let waiting = self.append_with(
             kind,
             Direction::ToClient,
             Some(method),
             request_id,
             outcome.to_record(),
+            |event| store.append_waited(event),
         );
-        match self.engine.store.durable(ticket).await {
+        match waiting.durable().await {
             Ok(()) => outcome,
             // Telling the agent something that is not on disk would break the
             // promise that every acknowledged event survives; say so instead.
@@ -1000,25 +1001,28 @@ impl Run {
         request_id: Option<String>,
         payload: Value,
     ) -> Ticket {
-        self.append(false, kind, direction, method, request_id, payload)
+        let store = &self.engine.store;
+        self.append_with(kind, direction, method, request_id, payload, |event| {
+            store.append(event)
+        })
     }
 
-    /// Appends an event; `waited` when the caller waits for it at once
-    /// (`durable`), so the store's writer commits it without holding its
-    /// batch open.
-    fn append(
+    /// Numbers and stamps the run's next event and hands it to `append`,
+    /// still under the lock that numbers events, so that the store queues
+    /// a run's events in the order of their numbers.
+    fn append_with<T>(
         &self,
-        waited: bool,
         kind: EventKind,
         direction: Direction,
         method: Option<&str>,
         request_id: Option<String>,
         payload: Value,
-    ) -> Ticket {
+        append: impl FnOnce(NewEvent) -> T,
+    ) -> T {
         let virtual_time = self.now();
         let mut seq = self.sequence.lock().unwrap_or_else(|p| p.into_inner());
         *seq += 1;
-        let event = NewEvent {
+        append(NewEvent {
             run_id: self.id.clone(),
             tenant: self.engine.tenant.clone(),
             seq: *seq,
@@ -1029,12 +1033,7 @@ impl Run {
             virtual_time,
             wall_time: Utc::now(),
             payload,
-        };
-        if waited {
-            self.engine.store.append_waited(event)
-        } else {
-            self.engine.store.append(event)
-        }
+        })
     }
 
     /// Ends the run: records the end and marks it in the store. Calling it

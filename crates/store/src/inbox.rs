@@ -1,14 +1,20 @@
 //! The queue from the store's handles to its writer thread.
 //!
 //! A mutex-guarded list and a condition variable, rather than a channel,
-//! for two reasons, both about thread wake-ups (which, on the small
-//! machines Sandbar runs on, cost more than the work of recording a call):
+//! because thread wake-ups cost more, on the small machines Sandbar runs
+//! on, than the work of recording a call (50–150 µs each on a 2-core VM,
+//! against ~30 µs to commit a call's events):
 //!
-//! - A sender knows what the writer is doing, and wakes it only when it
-//!   must: when the writer sleeps with nothing to do, or sleeps holding a
-//!   batch open and the new command is one somebody waits for (an event
-//!   waited on, a control command, the close). Events nobody waits for yet
-//!   join the held batch without waking it.
+//! - A sender knows what the writer is doing and wakes it only when it
+//!   must: when the writer sleeps with nothing to do, or when somebody waits
+//!   for what is queued (a control command, a nudge, the close). Events
+//!   nobody waits for yet stay queued, and the writer commits them together
+//!   once the oldest has waited [`HOLD`].
+//! - Queued events stay here, not in the writer's hands, while the writer
+//!   holds them: a caller that waits for its own event while the writer
+//!   sleeps commits what is queued itself ([`Urgency::Inline`],
+//!   [`Inbox::take_events`]), without the two wake-ups of a hand-off to the
+//!   writer and back.
 //! - The writer is woken after the lock is let go, so it does not wake only
 //!   to block on the lock its waker still holds, and it takes everything
 //!   queued in one go.
@@ -18,9 +24,16 @@
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use crate::model::NewEvent;
 use crate::writer::Command;
+
+/// How long queued events wait for company when nobody waits for them: a
+/// call's request event is committed with its response, and the writer,
+/// once it has worked, sleeps this long before it sleeps for good (while it
+/// does, events nobody waits for do not wake it).
+pub(crate) const HOLD: Duration = Duration::from_millis(10);
 
 /// What the writer is doing, as far as a sender needs to know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,8 +42,8 @@ enum Writer {
     Awake,
     /// Asleep with nothing to do: any command wakes it.
     Idle,
-    /// Asleep holding a batch open until a deadline: only a command that
-    /// somebody waits for wakes it.
+    /// Asleep until a deadline (queued events are due, or it stops
+    /// lingering): only a command that somebody waits for wakes it.
     Holding,
     /// Stopped: commands are dropped (their waiters see the store closed).
     Gone,
@@ -40,49 +53,62 @@ struct State {
     /// The last ticket handed out.
     next: u64,
     commands: VecDeque<Command>,
+    /// When the oldest queued command was queued; `None` when none is.
+    since: Option<Instant>,
+    /// When the last command was queued.
+    last: Instant,
     writer: Writer,
     /// Every store handle is gone: the writer finishes what is queued and
     /// stops.
     closed: bool,
-    /// Somebody started waiting for a queued event since the writer last
-    /// looked: a batch held open goes out now.
-    nudged: bool,
+    /// Somebody waits for what is queued: it goes out now.
+    urgent: bool,
+    /// The writer has work besides the queue (the WAL has grown long).
+    chores: bool,
 }
 
 pub(crate) struct Inbox {
     state: Mutex<State>,
     wake: Condvar,
+    /// [`HOLD`], but for tests.
+    hold: Duration,
 }
 
-/// What [`Inbox::receive`] got.
-pub(crate) enum Received {
-    /// Commands were moved into the writer's buffer.
-    Some,
-    /// The deadline passed with nothing queued, or somebody now waits for
-    /// a queued event: hold the batch no longer.
-    Timeout,
+/// What [`Inbox::await_work`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Work {
+    /// Commands are due (or chores, or a tick): take them and work.
+    Ready,
     /// The store is closed and nothing is left.
     Closed,
 }
 
-/// Whether a sender waits for what it queues.
+/// Whether a sender waits for what it queues, and who commits it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Urgency {
-    /// An event nobody waits for yet: it may join a batch held open.
+    /// Nobody waits for it yet: it may wait for company.
     CanWait,
-    /// Somebody waits for it.
+    /// Somebody waits for it: the writer takes it now.
     Waited,
+    /// The sender waits for it and, if the writer sleeps, commits it
+    /// itself or else nudges the writer ([`Inbox::push_ticketed`] says
+    /// which is its job). A writer that is awake is told not to hold it.
+    Inline,
 }
 
 impl Inbox {
-    pub(crate) fn new() -> Inbox {
+    pub(crate) fn new(hold: Duration) -> Inbox {
         Inbox {
+            hold,
             state: Mutex::new(State {
                 next: 0,
                 commands: VecDeque::new(),
+                since: None,
+                last: Instant::now(),
                 writer: Writer::Awake,
                 closed: false,
-                nudged: false,
+                urgent: false,
+                chores: false,
             }),
             wake: Condvar::new(),
         }
@@ -92,15 +118,22 @@ impl Inbox {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues the command `make(ticket)` under the next ticket, and returns
-    /// the ticket. If the writer has stopped, the command is dropped.
-    pub(crate) fn push_ticketed(&self, urgency: Urgency, make: impl FnOnce(u64) -> Command) -> u64 {
+    /// Queues the command `make(ticket)` under the next ticket. Returns the
+    /// ticket, and, for [`Urgency::Inline`], whether the writer sleeps and
+    /// was left asleep: the sender must then commit the command itself or
+    /// [`nudge`](Inbox::nudge). If the writer has stopped, the command is
+    /// dropped.
+    pub(crate) fn push_ticketed(
+        &self,
+        urgency: Urgency,
+        make: impl FnOnce(u64) -> Command,
+    ) -> (u64, bool) {
         let mut state = self.lock();
         state.next += 1;
         let ticket = state.next;
         let command = make(ticket);
-        self.queue(state, urgency, command);
-        ticket
+        let left = self.queue(state, urgency, command);
+        (ticket, left)
     }
 
     /// Queues a command; returns false, dropping it, if the writer has
@@ -114,17 +147,33 @@ impl Inbox {
         true
     }
 
-    fn queue(&self, mut state: MutexGuard<'_, State>, urgency: Urgency, command: Command) {
+    /// Queues; true if the command is left to an [`Urgency::Inline`]
+    /// sender.
+    fn queue(&self, mut state: MutexGuard<'_, State>, urgency: Urgency, command: Command) -> bool {
         if state.writer == Writer::Gone {
-            return;
+            return false;
         }
         state.commands.push_back(command);
-        let wake = match state.writer {
-            Writer::Idle => true,
-            Writer::Holding => urgency == Urgency::Waited,
-            Writer::Awake | Writer::Gone => false,
+        let now = Instant::now();
+        state.last = now;
+        if state.since.is_none() {
+            state.since = Some(now);
+        }
+        let asleep = matches!(state.writer, Writer::Idle | Writer::Holding);
+        let (wake, left) = match urgency {
+            Urgency::CanWait => (state.writer == Writer::Idle, false),
+            Urgency::Waited => {
+                state.urgent = true;
+                (asleep, false)
+            }
+            Urgency::Inline if asleep => (false, true),
+            Urgency::Inline => {
+                state.urgent = true;
+                (false, false)
+            }
         };
         self.wake_if(state, wake);
+        left
     }
 
     /// Wakes the writer if `wake`, after letting go of the lock.
@@ -138,12 +187,25 @@ impl Inbox {
         }
     }
 
-    /// Wakes the writer if it holds a batch open: somebody now waits for an
-    /// event already queued.
+    /// Whether the writer sleeps (a caller waiting for an event may then
+    /// commit it itself).
+    pub(crate) fn writer_asleep(&self) -> bool {
+        matches!(self.lock().writer, Writer::Idle | Writer::Holding)
+    }
+
+    /// Somebody waits for what is queued: the writer takes it now.
     pub(crate) fn nudge(&self) {
         let mut state = self.lock();
-        state.nudged = true;
-        let wake = state.writer == Writer::Holding;
+        state.urgent = true;
+        let wake = matches!(state.writer, Writer::Idle | Writer::Holding);
+        self.wake_if(state, wake);
+    }
+
+    /// The writer has work besides the queue.
+    pub(crate) fn chores(&self) {
+        let mut state = self.lock();
+        state.chores = true;
+        let wake = matches!(state.writer, Writer::Idle | Writer::Holding);
         self.wake_if(state, wake);
     }
 
@@ -151,7 +213,7 @@ impl Inbox {
     pub(crate) fn close(&self) {
         let mut state = self.lock();
         state.closed = true;
-        let wake = state.writer != Writer::Gone;
+        let wake = matches!(state.writer, Writer::Idle | Writer::Holding);
         self.wake_if(state, wake);
     }
 
@@ -161,50 +223,106 @@ impl Inbox {
         let dropped = {
             let mut state = self.lock();
             state.writer = Writer::Gone;
+            state.since = None;
             std::mem::take(&mut state.commands)
         };
         drop(dropped);
     }
 
-    /// The writer's side: moves every queued command into `into`. With
-    /// nothing queued, sleeps until something is (`until: None`), or, while
-    /// holding a batch open, until a waited-for command comes or `until`
-    /// passes.
-    pub(crate) fn receive(&self, into: &mut VecDeque<Command>, until: Option<Instant>) -> Received {
+    /// Moves the queued events at the front of the queue, up to `max` of
+    /// them, into `into`, stopping at the first other command (which is the
+    /// writer's to handle, in order).
+    pub(crate) fn take_events(&self, into: &mut Vec<(u64, NewEvent)>, max: usize) {
+        let mut state = self.lock();
+        let mut taken = 0;
+        while taken < max {
+            match state.commands.pop_front() {
+                Some(Command::Event { ticket, event }) => into.push((ticket, event)),
+                Some(other) => {
+                    state.commands.push_front(other);
+                    break;
+                }
+                None => break,
+            }
+            taken += 1;
+        }
+        if state.commands.is_empty() {
+            state.since = None;
+            state.urgent = false;
+        }
+    }
+
+    /// The writer's side: moves every queued command into `into`.
+    pub(crate) fn take_all(&self, into: &mut VecDeque<Command>) {
+        let mut state = self.lock();
+        into.append(&mut state.commands);
+        state.since = None;
+        state.urgent = false;
+    }
+
+    /// The writer's side: sleeps until there is work. Queued commands are
+    /// due at once when somebody waits for them, when `batch_max` are
+    /// queued, or at the close; otherwise once the oldest has waited
+    /// [`HOLD`]. With nothing queued the writer lingers until `HOLD` after
+    /// it last worked or a command was last queued (while commands keep
+    /// coming, callers that commit their own leave the queue empty, and a
+    /// writer that slept for good would be woken by nearly every call),
+    /// then sleeps until a command comes, or, if `ticking`, returns to look
+    /// at its chores.
+    pub(crate) fn await_work(&self, batch_max: usize, ticking: bool) -> Work {
+        let worked = Instant::now();
         let mut state = self.lock();
         loop {
-            if !state.commands.is_empty() {
-                into.append(&mut state.commands);
+            let now = Instant::now();
+            if std::mem::take(&mut state.chores) {
                 state.writer = Writer::Awake;
-                return Received::Some;
+                return Work::Ready;
             }
-            if state.closed {
-                state.writer = Writer::Awake;
-                return Received::Closed;
-            }
-            match until {
-                None => {
-                    state.nudged = false;
-                    state.writer = Writer::Idle;
-                    state = self
-                        .wake
-                        .wait(state)
-                        .unwrap_or_else(PoisonError::into_inner);
-                }
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline || std::mem::take(&mut state.nudged) {
+            let until = match state.since {
+                Some(since) => {
+                    let due = since + self.hold;
+                    if state.urgent
+                        || state.closed
+                        || state.commands.len() >= batch_max
+                        || now >= due
+                    {
                         state.writer = Writer::Awake;
-                        return Received::Timeout;
+                        return Work::Ready;
                     }
-                    state.writer = Writer::Holding;
-                    state = self
-                        .wake
-                        .wait_timeout(state, deadline - now)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
+                    Some(due)
                 }
-            }
+                None => {
+                    state.urgent = false;
+                    if state.closed {
+                        state.writer = Writer::Awake;
+                        return Work::Closed;
+                    }
+                    let linger_until = worked.max(state.last) + self.hold;
+                    if now < linger_until {
+                        Some(linger_until)
+                    } else if ticking {
+                        state.writer = Writer::Awake;
+                        return Work::Ready;
+                    } else {
+                        None
+                    }
+                }
+            };
+            state = match until {
+                Some(until) => {
+                    state.writer = Writer::Holding;
+                    self.wake
+                        .wait_timeout(state, until - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                None => {
+                    state.writer = Writer::Idle;
+                    self.wake
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner)
+                }
+            };
         }
     }
 }
@@ -227,102 +345,198 @@ mod tests {
         }
     }
 
-    /// Runs `receive` on a thread of its own, holding until `hold` from now,
-    /// and sends back what it got once it returns.
-    fn writer(
-        inbox: &Arc<Inbox>,
-        hold: Option<Duration>,
-    ) -> std::sync::mpsc::Receiver<(bool, usize)> {
+    fn event(ticket: u64) -> Command {
+        Command::Event {
+            ticket,
+            event: NewEvent {
+                run_id: "r".into(),
+                tenant: "default".into(),
+                seq: ticket,
+                kind: crate::model::EventKind::Request,
+                direction: crate::model::Direction::ToServer,
+                method: None,
+                request_id: None,
+                virtual_time: chrono::Utc::now(),
+                wall_time: chrono::Utc::now(),
+                payload: serde_json::Value::Null,
+            },
+        }
+    }
+
+    /// A hold no test outlasts: a writer that returns was not holding.
+    const LONG: Duration = Duration::from_secs(3600);
+
+    /// Runs `await_work` on a thread of its own and sends back what it
+    /// found and how many commands it could then take.
+    fn writer(inbox: &Arc<Inbox>, ticking: bool) -> std::sync::mpsc::Receiver<(Work, usize)> {
         let (tx, rx) = std::sync::mpsc::channel();
         let inbox = Arc::clone(inbox);
         std::thread::spawn(move || {
+            let work = inbox.await_work(16, ticking);
             let mut got = VecDeque::new();
-            let received = inbox.receive(&mut got, hold.map(|d| Instant::now() + d));
-            let _ = tx.send((matches!(received, Received::Some), got.len()));
+            inbox.take_all(&mut got);
+            let _ = tx.send((work, got.len()));
         });
         rx
     }
 
-    fn until_asleep(inbox: &Inbox, state: Writer) {
+    fn answer(got: &std::sync::mpsc::Receiver<(Work, usize)>) -> (Work, usize) {
+        got.recv().expect("the writer thread answers")
+    }
+
+    fn until(inbox: &Inbox, state: Writer) {
         while inbox.lock().writer != state {
             std::thread::yield_now();
         }
     }
 
-    const LONG: Duration = Duration::from_secs(3600);
+    fn writer_state(inbox: &Inbox) -> Writer {
+        inbox.lock().writer
+    }
 
     #[test]
     fn an_idle_writer_wakes_for_anything_and_takes_all_that_is_queued() {
-        let inbox = Arc::new(Inbox::new());
-        let got = writer(&inbox, None);
-        until_asleep(&inbox, Writer::Idle);
-        let first = inbox.push_ticketed(Urgency::CanWait, |_| control());
-        assert_eq!(first, 1);
-        assert_eq!(got.recv().expect("the writer thread answers"), (true, 1));
-        // Queued while nobody listens: taken in one go.
+        let inbox = Arc::new(Inbox::new(Duration::from_millis(5)));
+        let got = writer(&inbox, false);
+        // It lingers first, then sleeps for good.
+        until(&inbox, Writer::Idle);
+        let (first, left) = inbox.push_ticketed(Urgency::CanWait, event);
+        assert_eq!((first, left), (1, false));
+        // Woken (an idle writer never wakes on its own), it holds the
+        // event for company until it is due.
+        assert_eq!(answer(&got), (Work::Ready, 1));
+        // Queued while nobody listens: taken in one go, at once when waited.
+        let inbox = Arc::new(Inbox::new(LONG));
         assert!(inbox.push(Urgency::CanWait, control()));
         assert!(inbox.push(Urgency::Waited, control()));
-        assert_eq!(
-            writer(&inbox, None)
-                .recv()
-                .expect("the writer thread answers"),
-            (true, 2)
-        );
+        assert_eq!(answer(&writer(&inbox, false)), (Work::Ready, 2));
     }
 
     #[test]
-    fn a_held_batch_is_not_woken_by_events_nobody_waits_for() {
-        let inbox = Arc::new(Inbox::new());
-        let got = writer(&inbox, Some(Duration::from_millis(300)));
-        until_asleep(&inbox, Writer::Holding);
-        assert!(inbox.push(Urgency::CanWait, control()));
-        // Still holding: the push did not wake it.
-        assert_eq!(inbox.lock().writer, Writer::Holding);
-        // At the deadline it takes what came meanwhile.
-        assert_eq!(got.recv().expect("the writer thread answers"), (true, 1));
-    }
-
-    #[test]
-    fn a_held_batch_goes_out_when_somebody_waits() {
-        for wake in ["waited command", "nudge", "close"] {
-            let inbox = Arc::new(Inbox::new());
-            let got = writer(&inbox, Some(LONG));
-            until_asleep(&inbox, Writer::Holding);
+    fn a_holding_writer_is_woken_only_for_what_somebody_waits_for() {
+        for wake in ["waited command", "nudge", "close", "chores"] {
+            let inbox = Arc::new(Inbox::new(LONG));
+            let got = writer(&inbox, false);
+            // Lingering after work: an event nobody waits for does not wake
+            // it, and waits its turn.
+            until(&inbox, Writer::Holding);
+            inbox.push_ticketed(Urgency::CanWait, event);
+            assert_eq!(writer_state(&inbox), Writer::Holding, "{wake}");
             match wake {
                 "waited command" => assert!(inbox.push(Urgency::Waited, control())),
                 "nudge" => inbox.nudge(),
-                _ => inbox.close(),
+                "close" => inbox.close(),
+                _ => inbox.chores(),
             }
-            let expected = if wake == "waited command" {
-                (true, 1)
-            } else {
-                (false, 0)
-            };
-            assert_eq!(
-                got.recv().expect("the writer thread answers"),
-                expected,
-                "{wake}"
-            );
+            assert_eq!(writer_state(&inbox), Writer::Awake, "{wake}");
+            let expected = if wake == "waited command" { 2 } else { 1 };
+            assert_eq!(answer(&got), (Work::Ready, expected), "{wake}");
         }
     }
 
     #[test]
-    fn a_nudge_before_the_writer_holds_is_not_lost() {
-        let inbox = Arc::new(Inbox::new());
+    fn events_nobody_waits_for_are_due_after_the_hold_or_in_a_full_batch() {
+        let inbox = Arc::new(Inbox::new(Duration::from_millis(5)));
+        inbox.push_ticketed(Urgency::CanWait, event);
+        assert_eq!(answer(&writer(&inbox, false)), (Work::Ready, 1));
+        let inbox = Arc::new(Inbox::new(LONG));
+        for _ in 0..16 {
+            inbox.push_ticketed(Urgency::CanWait, event);
+        }
+        assert_eq!(answer(&writer(&inbox, false)), (Work::Ready, 16));
+    }
+
+    #[test]
+    fn an_inline_event_is_left_to_its_sender_while_the_writer_sleeps() {
+        let inbox = Arc::new(Inbox::new(LONG));
+        let got = writer(&inbox, false);
+        until(&inbox, Writer::Holding);
+        let (_, left) = inbox.push_ticketed(Urgency::Inline, event);
+        assert!(left, "the writer sleeps: the sender commits");
+        assert_eq!(writer_state(&inbox), Writer::Holding, "not woken");
+        let mut events = Vec::new();
+        inbox.take_events(&mut events, 8);
+        assert_eq!(events.len(), 1);
+        // A sender that cannot commit (somebody else holds the core) nudges.
+        inbox.push_ticketed(Urgency::Inline, event);
         inbox.nudge();
-        // The writer has not started holding yet when somebody starts
-        // waiting; it must not then sleep until its deadline.
-        assert_eq!(
-            writer(&inbox, Some(LONG))
-                .recv()
-                .expect("the writer thread answers"),
-            (false, 0)
-        );
+        assert_eq!(answer(&got), (Work::Ready, 1));
+
+        // An awake writer is told not to hold an inline event back.
+        let (_, left) = inbox.push_ticketed(Urgency::Inline, event);
+        assert!(!left);
+        assert_eq!(answer(&writer(&inbox, false)), (Work::Ready, 1));
+    }
+
+    #[test]
+    fn a_sender_takes_only_the_events_before_a_control_command() {
+        let inbox = Inbox::new(LONG);
+        inbox.push_ticketed(Urgency::CanWait, event);
+        inbox.push_ticketed(Urgency::CanWait, event);
+        assert!(inbox.push(Urgency::Waited, control()));
+        inbox.push_ticketed(Urgency::CanWait, event);
+        let mut events = Vec::new();
+        inbox.take_events(&mut events, 1);
+        assert_eq!(events.iter().map(|(t, _)| *t).collect::<Vec<_>>(), [1]);
+        inbox.take_events(&mut events, 8);
+        assert_eq!(events.iter().map(|(t, _)| *t).collect::<Vec<_>>(), [1, 2]);
+        // The control command is still first, and still urgent.
+        let state = inbox.lock();
+        assert!(matches!(
+            state.commands.front(),
+            Some(Command::EnsureTenant { .. })
+        ));
+        assert_eq!(state.commands.len(), 2);
+        assert!(state.urgent);
+    }
+
+    #[test]
+    fn a_writer_lingers_while_callers_keep_committing_their_own() {
+        let hold = Duration::from_millis(200);
+        let inbox = Arc::new(Inbox::new(hold));
+        let got = writer(&inbox, false);
+        until(&inbox, Writer::Holding);
+        // Calls keep coming, each committed by its caller: the writer
+        // never works, but it does not fall asleep for good either, or
+        // every next call's request would wake it.
+        let start = Instant::now();
+        while start.elapsed() < 2 * hold {
+            inbox.push_ticketed(Urgency::CanWait, event);
+            let (_, left) = inbox.push_ticketed(Urgency::Inline, event);
+            assert!(left);
+            let mut events = Vec::new();
+            inbox.take_events(&mut events, 8);
+            assert_eq!(events.len(), 2);
+            assert_eq!(writer_state(&inbox), Writer::Holding);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Once calls stop, it sleeps until the next command.
+        until(&inbox, Writer::Idle);
+        inbox.push_ticketed(Urgency::Waited, event);
+        assert_eq!(answer(&got), (Work::Ready, 1));
+    }
+
+    #[test]
+    fn a_nudge_before_the_writer_looks_is_not_lost() {
+        let inbox = Arc::new(Inbox::new(LONG));
+        inbox.push_ticketed(Urgency::CanWait, event);
+        inbox.nudge();
+        // Somebody waits before the writer has looked: it must not then
+        // hold the event.
+        assert_eq!(answer(&writer(&inbox, false)), (Work::Ready, 1));
+    }
+
+    #[test]
+    fn a_ticking_writer_looks_at_its_chores_without_commands() {
+        let inbox = Arc::new(Inbox::new(Duration::from_millis(5)));
+        assert_eq!(answer(&writer(&inbox, true)), (Work::Ready, 0));
+        inbox.close();
+        assert_eq!(answer(&writer(&inbox, false)), (Work::Closed, 0));
     }
 
     #[test]
     fn after_the_writer_is_gone_commands_are_refused_and_dropped() {
-        let inbox = Inbox::new();
+        let inbox = Inbox::new(LONG);
         let (reply, answer) = oneshot::channel::<Result<(), crate::StoreError>>();
         assert!(inbox.push(
             Urgency::Waited,
@@ -336,7 +550,7 @@ mod tests {
         // The queued command was dropped: its waiter hears of it.
         assert!(answer.blocking_recv().is_err());
         assert!(!inbox.push(Urgency::Waited, control()));
-        assert_eq!(inbox.push_ticketed(Urgency::CanWait, |_| control()), 1);
+        assert_eq!(inbox.push_ticketed(Urgency::Inline, event), (1, false));
         assert!(inbox.lock().commands.is_empty());
     }
 }

@@ -92,6 +92,41 @@ impl Default for StoreOptions {
 pub struct Ticket(pub u64);
 
 /// A handle on an open store. Cheap to clone; every clone shares one writer.
+/// An event queued by [`Store::append_waited`], to be waited for.
+#[must_use = "wait for the event with `durable`"]
+pub struct Waiting<'a> {
+    store: &'a Store,
+    ticket: u64,
+    /// The writer slept when the event was queued and was left asleep:
+    /// committing the event, or waking the writer, is this handle's job.
+    left_to_caller: bool,
+}
+
+impl Waiting<'_> {
+    /// The event's ticket.
+    pub fn ticket(&self) -> Ticket {
+        Ticket(self.ticket)
+    }
+
+    /// Resolves once the event is processed; `Ok` only if it was committed
+    /// (see [`Store::durable`]).
+    pub async fn durable(mut self) -> Result<(), StoreError> {
+        if std::mem::take(&mut self.left_to_caller) {
+            self.store.commit_or_nudge(self.ticket);
+        }
+        self.store.outcome(self.ticket).await
+    }
+}
+
+impl Drop for Waiting<'_> {
+    /// Not waited for after all: the writer commits the event.
+    fn drop(&mut self) {
+        if self.left_to_caller {
+            self.store.inner.inbox.nudge();
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
@@ -118,7 +153,13 @@ struct Inner {
     /// The last ticket a finished `flush` covered.
     flushed: AtomicU64,
     failures: Arc<FailureLog>,
-    demand: Arc<writer::Demand>,
+    /// The writer's state: a handle that waits for its own event commits
+    /// it here itself when the writer sleeps.
+    core: writer::SharedCore,
+    /// Whether handles may commit on their own thread: not when every
+    /// commit syncs the disk (`SyncMode::Full`), which would stall the
+    /// caller's runtime thread for the length of an fsync.
+    commit_inline: bool,
     reads: SqlitePool,
     redactor: SharedRedactor,
     instance: InstanceLock,
@@ -211,30 +252,25 @@ impl Store {
             Err(e) => return Err((e, instance)),
         };
 
-        let inbox = Arc::new(inbox::Inbox::new());
+        let inbox = Arc::new(inbox::Inbox::new(inbox::HOLD));
         let (processed_tx, processed) = watch::channel(0);
         let failures = Arc::new(FailureLog::default());
-        let demand = Arc::new(writer::Demand::default());
         let spawned = writer::Checkpoints::spawn(checkpointer).and_then(|checkpoints| {
-            Writer {
+            let parts = writer::CoreParts {
                 conn,
-                checkpoints: Some(checkpoints),
-                demand: Arc::clone(&demand),
-                inbox: Arc::clone(&inbox),
-                buffer: std::collections::VecDeque::new(),
+                checkpoints,
                 processed: processed_tx,
                 failures: Arc::clone(&failures),
                 redactor: redactor.clone(),
-                batch_max: options.batch_max.max(1),
+                batch_max: options.batch_max,
                 owner: instance.id().to_owned(),
-                wal_check_at: writer::WAL_RESTART_PAGES,
-                wal_asked: None,
-            }
-            .spawn()
+            };
+            Writer::spawn(parts, Arc::clone(&inbox))
         });
-        if let Err(source) = spawned {
-            return Err((StoreError::Thread { source }, instance));
-        }
+        let core = match spawned {
+            Ok((core, _thread)) => core,
+            Err(source) => return Err((StoreError::Thread { source }, instance)),
+        };
 
         Ok(Store {
             inner: Arc::new(Inner {
@@ -244,7 +280,8 @@ impl Store {
                 processed,
                 flushed: AtomicU64::new(0),
                 failures,
-                demand,
+                core,
+                commit_inline: options.sync == SyncMode::Normal,
                 reads,
                 redactor,
                 instance,
@@ -336,7 +373,7 @@ impl Store {
     /// writing; nothing raw reaches the file. Wait on the ticket with
     /// `durable` to know the event is on disk.
     pub fn append(&self, event: NewEvent) -> Ticket {
-        let ticket = self
+        let (ticket, _) = self
             .inner
             .inbox
             .push_ticketed(Urgency::CanWait, |ticket| Command::Event { ticket, event });
@@ -344,18 +381,27 @@ impl Store {
         Ticket(ticket)
     }
 
-    /// Enqueues an event that the caller is about to wait for with
-    /// `durable`: the same as `append`, except that the writer knows at
-    /// once that somebody waits, and commits the batch without holding it
-    /// open (and without a second wake-up for the `durable` call).
-    pub fn append_waited(&self, event: NewEvent) -> Ticket {
-        let demand = &self.inner.demand;
-        let ticket = self.inner.inbox.push_ticketed(Urgency::Waited, |ticket| {
-            demand.wanted.fetch_max(ticket, Ordering::AcqRel);
-            Command::Event { ticket, event }
-        });
+    /// Queues an event that the caller waits for at once, with
+    /// [`Waiting::durable`] (a call's response, answered only once it is
+    /// written).
+    ///
+    /// If the writer thread sleeps, the event is left to the caller: `durable`
+    /// commits it (with whatever is queued before it) on the calling thread,
+    /// which saves two thread wake-ups, or, when somebody else is committing
+    /// right now, tells the writer. Otherwise the writer is told at once not
+    /// to hold the event back. Nothing is lost if the caller never waits:
+    /// dropping the [`Waiting`] tells the writer.
+    pub fn append_waited(&self, event: NewEvent) -> Waiting<'_> {
+        let (ticket, left_to_caller) = self
+            .inner
+            .inbox
+            .push_ticketed(Urgency::Inline, |ticket| Command::Event { ticket, event });
         self.inner.issued.fetch_max(ticket, Ordering::AcqRel);
-        Ticket(ticket)
+        Waiting {
+            store: self,
+            ticket,
+            left_to_caller,
+        }
     }
 
     /// Resolves once the event with that ticket, and every event appended
@@ -370,12 +416,10 @@ impl Store {
         if ticket.0 > self.inner.issued.load(Ordering::Acquire) {
             return Err(StoreError::UnknownTicket { ticket });
         }
-        self.want(ticket.0);
-        self.wait_processed(ticket.0).await?;
-        match self.inner.failures.lookup(ticket.0) {
-            Some(e) => Err(e),
-            None => Ok(()),
+        if !self.processed(ticket.0) {
+            self.commit_or_nudge(ticket.0);
         }
+        self.outcome(ticket.0).await
     }
 
     /// Waits for every event appended so far. Fails if any event appended
@@ -385,7 +429,9 @@ impl Store {
     pub async fn flush(&self) -> Result<(), StoreError> {
         let since = self.inner.flushed.load(Ordering::Acquire);
         let last = self.inner.issued.load(Ordering::Acquire);
-        self.want(last);
+        if !self.processed(last) {
+            self.commit_or_nudge(last);
+        }
         self.wait_processed(last).await?;
         self.inner.flushed.fetch_max(last, Ordering::AcqRel);
         match self.inner.failures.failures_in(since, last) {
@@ -394,11 +440,31 @@ impl Store {
         }
     }
 
-    /// Tells the writer someone waits for `ticket`, so it commits now
-    /// rather than holding the batch open for more events.
-    fn want(&self, ticket: u64) {
-        if self.inner.demand.wanted.fetch_max(ticket, Ordering::AcqRel) < ticket {
-            self.inner.inbox.nudge();
+    fn processed(&self, ticket: u64) -> bool {
+        *self.inner.processed.borrow() >= ticket
+    }
+
+    /// Somebody waits for `ticket`: commits it on this thread if the writer
+    /// sleeps and nobody else is committing, or else tells the writer not
+    /// to hold it back.
+    fn commit_or_nudge(&self, ticket: u64) {
+        let inner = &self.inner;
+        let committed = inner.commit_inline
+            && inner.inbox.writer_asleep()
+            && writer::commit_here(&inner.core, &inner.inbox)
+            && self.processed(ticket);
+        if !committed {
+            inner.inbox.nudge();
+        }
+    }
+
+    /// Waits until `ticket` is processed and says whether it was written.
+    /// The caller has made sure that somebody writes it.
+    async fn outcome(&self, ticket: u64) -> Result<(), StoreError> {
+        self.wait_processed(ticket).await?;
+        match self.inner.failures.lookup(ticket) {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
 

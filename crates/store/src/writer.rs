@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use std::sync::mpsc::{RecvTimeoutError, Sender};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode};
 use tokio::sync::{oneshot, watch};
@@ -27,7 +27,7 @@ use tokio::sync::{oneshot, watch};
 use crate::model::{Direction, EventKind, NewEvent, RunStatus, write_db_time};
 use sandbar_redact::SharedRedactor;
 
-use crate::inbox::{Inbox, Received};
+use crate::inbox::{Inbox, Work};
 use crate::{StoreError, Ticket};
 
 mod access;
@@ -304,40 +304,59 @@ impl KeyCache {
     }
 }
 
-/// Shared between the store's handles and its writer: the highest ticket a
-/// `durable` caller is waiting for. When it rises, the handle also wakes a
-/// writer that holds its batch open ([`Inbox::nudge`]).
-#[derive(Default)]
-pub(crate) struct Demand {
-    pub wanted: std::sync::atomic::AtomicU64,
-}
+/// The writer's state and its connection, behind one lock shared by the
+/// writer thread and the store's handles: whoever holds it commits. The
+/// writer thread takes it for every batch; a handle takes it (never waiting
+/// for it) to commit its own event while the writer sleeps
+/// ([`commit_here`]). `None` once the writer has closed the connection.
+pub(crate) type SharedCore = Arc<Mutex<Option<Core>>>;
 
-/// How long the writer holds events nobody waits for yet, hoping to commit
-/// them with the ones that are about to be waited for (a call's request
-/// event with its response event). Events that are waited for never wait.
-const COALESCE_FOR: Duration = Duration::from_millis(10);
-
-pub(crate) struct Writer {
-    pub conn: Connection,
+pub(crate) struct Core {
+    conn: Connection,
     /// Stops the background checkpoints, and waits for them to let go of
     /// their connection, before the final checkpoint at close.
-    pub checkpoints: Option<Checkpoints>,
-    pub demand: Arc<Demand>,
-    pub inbox: Arc<Inbox>,
-    /// Commands taken from the inbox, not yet handled.
-    pub buffer: VecDeque<Command>,
+    checkpoints: Option<Checkpoints>,
+    processed: watch::Sender<u64>,
+    failures: Arc<FailureLog>,
+    redactor: SharedRedactor,
+    batch_max: usize,
+    /// This store instance's id, stamped on the runs it creates.
+    owner: String,
+    scratch: Scratch,
+    /// Events taken from the inbox, not yet written.
+    events: Vec<(u64, NewEvent)>,
+    /// Token spends queued with the events: counted in one transaction
+    /// after the events are written, without breaking their batch.
+    spends: Vec<access::PendingSpend>,
+    /// Pages in the WAL after the last commit.
+    wal_pages: c_int,
+    /// The WAL length, in pages, at which the writer next acts to keep it
+    /// short (see [`Core::keep_wal_short`]).
+    wal_check_at: c_int,
+    /// The background checkpoint count when the writer asked for one, while
+    /// it waits for that checkpoint to finish.
+    wal_asked: Option<u64>,
+}
+
+/// What a store handle gives the writer's [`Core`] when it opens.
+pub(crate) struct CoreParts {
+    pub conn: Connection,
+    pub checkpoints: Checkpoints,
     pub processed: watch::Sender<u64>,
     pub failures: Arc<FailureLog>,
     pub redactor: SharedRedactor,
     pub batch_max: usize,
-    /// This store instance's id, stamped on the runs it creates.
     pub owner: String,
-    /// The WAL length, in pages, at which the writer next acts to keep it
-    /// short (see [`Writer::keep_wal_short`]).
-    pub wal_check_at: c_int,
-    /// The background checkpoint count when the writer asked for one, while
-    /// it waits for that checkpoint to finish.
-    pub wal_asked: Option<u64>,
+}
+
+/// The writer thread: sleeps on the inbox, and when there is work, takes
+/// the core and every queued command.
+pub(crate) struct Writer {
+    core: SharedCore,
+    inbox: Arc<Inbox>,
+    /// Commands taken from the inbox, not yet handled.
+    buffer: VecDeque<Command>,
+    batch_max: usize,
 }
 
 /// A write-ahead log this long (pages of 4 KiB: 16 MiB) is checkpointed by
@@ -359,15 +378,45 @@ pub(crate) const WAL_RESTART_PAGES: c_int = 4096;
 pub(crate) const WAL_KEPT_BYTES: i64 = 64 << 20;
 
 thread_local! {
-    /// Pages in the WAL after the last commit on this thread's connection,
-    /// as SQLite's WAL hook reports them. Only the writer's thread commits
-    /// on a connection with the hook.
-    static WAL_PAGES: Cell<c_int> = const { Cell::new(0) };
+    /// Pages in the WAL after the last commit on this thread, as SQLite's
+    /// WAL hook reports them (the hook is a plain function, so the count
+    /// travels through the committing thread); -1 when no commit reported.
+    static WAL_PAGES: Cell<c_int> = const { Cell::new(-1) };
 }
 
 fn note_wal_pages(_: &rusqlite::hooks::Wal, pages: c_int) -> rusqlite::Result<()> {
     WAL_PAGES.set(pages);
     Ok(())
+}
+
+/// Commits what is queued, on the calling thread, if nobody else is
+/// committing right now: the store's handles call it to commit their own
+/// event while the writer sleeps, which saves two thread wake-ups (to the
+/// writer and back). Returns false, having done nothing, when the core is
+/// busy or closed. Only events at the front of the queue are taken, at most
+/// one batch; control commands stay the writer's.
+pub(crate) fn commit_here(core: &Mutex<Option<Core>>, inbox: &Inbox) -> bool {
+    let mut guard = match core.try_lock() {
+        Ok(guard) => guard,
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return false,
+    };
+    let Some(core) = guard.as_mut() else {
+        return false;
+    };
+    inbox.take_events(&mut core.events, core.batch_max);
+    core.counting_wal_pages(Core::write_events);
+    let chores = core.wal_pages >= core.wal_check_at && core.wal_asked.is_none();
+    drop(guard);
+    if chores {
+        // Checkpoints are the writer's: they may take long, and sync files.
+        inbox.chores();
+    }
+    true
+}
+
+fn lock_core(core: &Mutex<Option<Core>>) -> std::sync::MutexGuard<'_, Option<Core>> {
+    core.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The writer's reusable state, kept apart from `Writer` so that building a
@@ -640,11 +689,39 @@ fn write_rows(
 }
 
 impl Writer {
-    /// Starts the writer on a thread of its own.
-    pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
-        std::thread::Builder::new()
+    /// Starts the writer on a thread of its own, and returns the core that
+    /// it shares with the store's handles.
+    pub fn spawn(
+        parts: CoreParts,
+        inbox: Arc<Inbox>,
+    ) -> std::io::Result<(SharedCore, std::thread::JoinHandle<()>)> {
+        parts.conn.wal_hook(Some(note_wal_pages));
+        let batch_max = parts.batch_max.max(1);
+        let core = Arc::new(Mutex::new(Some(Core {
+            conn: parts.conn,
+            checkpoints: Some(parts.checkpoints),
+            processed: parts.processed,
+            failures: parts.failures,
+            redactor: parts.redactor,
+            batch_max,
+            owner: parts.owner,
+            scratch: Scratch::new(),
+            events: Vec::with_capacity(batch_max.min(1024)),
+            spends: Vec::new(),
+            wal_pages: 0,
+            wal_check_at: WAL_RESTART_PAGES,
+            wal_asked: None,
+        })));
+        let writer = Writer {
+            core: Arc::clone(&core),
+            inbox,
+            buffer: VecDeque::new(),
+            batch_max,
+        };
+        let thread = std::thread::Builder::new()
             .name("sandbar-store-writer".to_owned())
-            .spawn(move || self.run())
+            .spawn(move || writer.run())?;
+        Ok((core, thread))
     }
 
     /// Serves commands until told to shut down or until every store handle
@@ -658,73 +735,82 @@ impl Writer {
             }
         }
         let _gone = Gone(Arc::clone(&self.inbox));
-        self.conn.wal_hook(Some(note_wal_pages));
-        let mut scratch = Scratch::new();
-        let mut events: Vec<(u64, NewEvent)> = Vec::with_capacity(self.batch_max.min(1024));
-        let mut next: Option<Command> = None;
-        // Token spends queued with the events: counted in one transaction
-        // after the events are written, without breaking their batch.
-        let mut spends: Vec<access::PendingSpend> = Vec::new();
-        let shutdown_reply = 'serve: loop {
-            let first = match next.take() {
-                Some(command) => command,
-                None => match self.next_command(None) {
-                    Next::Command(command) => command,
-                    Next::Timeout => continue,
-                    Next::Closed => {
-                        self.write_events(&mut scratch, &mut events);
-                        break 'serve None;
-                    }
-                },
+        let mut ticking = false;
+        let shutdown_reply = loop {
+            let work = self.inbox.await_work(self.batch_max, ticking);
+            let mut guard = lock_core(&self.core);
+            let Some(core) = guard.as_mut() else {
+                break None;
             };
-            // Take the first command and whatever is already queued behind it.
-            let mut command = Some(first);
-            while let Some(c) = command.take() {
-                match c {
-                    Command::Event { ticket, event } => events.push((ticket, event)),
-                    Command::SpendToken { id, now, reply } => {
-                        spends.push(access::PendingSpend { id, now, reply });
-                    }
-                    Command::Shutdown { reply } => {
-                        self.write_events(&mut scratch, &mut events);
-                        self.spend_tokens(&mut spends);
-                        break 'serve Some(reply);
-                    }
-                    control => {
-                        self.write_events(&mut scratch, &mut events);
-                        self.spend_tokens(&mut spends);
-                        self.control(control);
-                    }
-                }
-                if events.len() < self.batch_max {
-                    command = self.next_command(Some(Instant::now())).command();
-                }
+            self.inbox.take_all(&mut self.buffer);
+            if let Some(reply) = core.counting_wal_pages(|core| core.serve(&mut self.buffer)) {
+                break Some(reply);
             }
-            // A spend is waited on: the batch is not held open for it.
-            let held = if spends.is_empty() {
-                self.coalesce(&mut events)
-            } else {
-                Coalesced::Write
-            };
-            match held {
-                Coalesced::Write => {}
-                Coalesced::Then(command) => next = Some(*command),
-                Coalesced::Closed => {
-                    self.write_events(&mut scratch, &mut events);
-                    self.spend_tokens(&mut spends);
-                    break 'serve None;
-                }
+            if work == Work::Closed {
+                break None;
             }
-            self.write_events(&mut scratch, &mut events);
-            self.spend_tokens(&mut spends);
-            self.keep_wal_short();
+            ticking = core.keep_wal_short();
         };
-        let result = self.finish();
+        let core = lock_core(&self.core).take();
+        let result = core.map_or(Ok(()), Core::finish);
         if let Some(reply) = shutdown_reply {
             let _ = reply.send(result);
         } else if let Err(e) = result {
             tracing::warn!(error = %e, "the store did not close cleanly");
         }
+    }
+}
+
+impl Core {
+    /// Runs `f`, then notes the WAL's length if a commit in it reported one.
+    fn counting_wal_pages<T>(&mut self, f: impl FnOnce(&mut Core) -> T) -> T {
+        WAL_PAGES.set(-1);
+        let result = f(self);
+        let pages = WAL_PAGES.get();
+        if pages >= 0 {
+            self.wal_pages = pages;
+            if pages < WAL_RESTART_PAGES {
+                // The log started over (or is still short).
+                self.wal_check_at = WAL_RESTART_PAGES;
+                self.wal_asked = None;
+            }
+        }
+        result
+    }
+
+    /// Handles the commands taken from the inbox, in order: events in
+    /// batches, control commands between them. Returns the reply of a
+    /// shutdown, which ends the writer (commands behind it are dropped).
+    fn serve(
+        &mut self,
+        buffer: &mut VecDeque<Command>,
+    ) -> Option<oneshot::Sender<Result<(), StoreError>>> {
+        while let Some(command) = buffer.pop_front() {
+            match command {
+                Command::Event { ticket, event } => {
+                    self.events.push((ticket, event));
+                    if self.events.len() >= self.batch_max {
+                        self.write_events();
+                    }
+                }
+                Command::SpendToken { id, now, reply } => {
+                    self.spends.push(access::PendingSpend { id, now, reply });
+                }
+                Command::Shutdown { reply } => {
+                    self.write_events();
+                    self.spend_tokens();
+                    return Some(reply);
+                }
+                control => {
+                    self.write_events();
+                    self.spend_tokens();
+                    self.control(control);
+                }
+            }
+        }
+        self.write_events();
+        self.spend_tokens();
+        None
     }
 
     /// Starts the WAL over once it is [`WAL_RESTART_PAGES`] long, after the
@@ -736,16 +822,16 @@ impl Writer {
     /// checkpoint that cannot finish (a reader still needs old frames) is
     /// tried again only after as many pages more, so a long read does not
     /// turn every batch into a checkpoint.
-    fn keep_wal_short(&mut self) {
-        let pages = WAL_PAGES.get();
+    ///
+    /// Returns true while it waits for the background checkpoint: the
+    /// writer then looks again soon, even if no command comes.
+    fn keep_wal_short(&mut self) -> bool {
+        let pages = self.wal_pages;
         if pages < WAL_RESTART_PAGES {
-            // The log started over (or is still short).
-            self.wal_check_at = WAL_RESTART_PAGES;
-            self.wal_asked = None;
-            return;
+            return false;
         }
         let Some(checkpoints) = &self.checkpoints else {
-            return;
+            return false;
         };
         match self.wal_asked {
             None if pages >= self.wal_check_at => {
@@ -770,59 +856,21 @@ impl Writer {
             }
             _ => {}
         }
+        self.wal_asked.is_some()
     }
 
-    /// The next command: from the buffer, or from the inbox, sleeping until
-    /// there is one (`until: None`) or, holding a batch open, until `until`
-    /// passes or somebody waits.
-    fn next_command(&mut self, until: Option<Instant>) -> Next {
-        if let Some(command) = self.buffer.pop_front() {
-            return Next::Command(command);
-        }
-        match self.inbox.receive(&mut self.buffer, until) {
-            Received::Some => self.buffer.pop_front().map_or(Next::Timeout, Next::Command),
-            Received::Timeout => Next::Timeout,
-            Received::Closed => Next::Closed,
-        }
-    }
-
-    /// Holds the batch open, briefly, while nobody waits for its events:
-    /// more events join it until someone waits, the batch is full, a control
-    /// command arrives (returned, to be handled after the write), or the
-    /// short deadline passes.
-    fn coalesce(&mut self, events: &mut Vec<(u64, NewEvent)>) -> Coalesced {
-        let Some(&(first_pending, _)) = events.first() else {
-            return Coalesced::Write;
-        };
-        let deadline = Instant::now() + COALESCE_FOR;
-        loop {
-            let wanted = self.demand.wanted.load(Ordering::Acquire);
-            if wanted >= first_pending || events.len() >= self.batch_max {
-                return Coalesced::Write;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Coalesced::Write;
-            }
-            match self.next_command(Some(deadline)) {
-                Next::Command(Command::Event { ticket, event }) => events.push((ticket, event)),
-                Next::Command(other) => return Coalesced::Then(Box::new(other)),
-                Next::Timeout => return Coalesced::Write,
-                Next::Closed => return Coalesced::Closed,
-            }
-        }
-    }
-
-    /// Writes one batch of events and advances the high-water mark past it.
-    fn write_events(&mut self, scratch: &mut Scratch, events: &mut Vec<(u64, NewEvent)>) {
-        let Some(&(last_ticket, _)) = events.last() else {
+    /// Writes the events taken so far as one batch and advances the
+    /// high-water mark past them.
+    fn write_events(&mut self) {
+        let Some(&(last_ticket, _)) = self.events.last() else {
             return;
         };
+        let scratch = &mut self.scratch;
         scratch.rows.clear();
         scratch.failed.clear();
         scratch.run_key = KeyCache::default();
         scratch.tenant_key = KeyCache::default();
-        for (ticket, event) in events.drain(..) {
+        for (ticket, event) in self.events.drain(..) {
             match scratch.prepare(ticket, event, &self.redactor) {
                 Ok(row) => scratch.rows.push(row),
                 Err(e) => scratch.failed.push((ticket, Arc::new(e))),
@@ -863,26 +911,16 @@ impl Writer {
                     if t == hi + 1 && Arc::ptr_eq(&c, &cause) {
                         hi = t;
                     } else {
-                        self.log_failure(lo, hi, cause);
+                        log_failure(&self.failures, lo, hi, cause);
                         (lo, hi, cause) = (t, t, c);
                     }
                 }
-                self.log_failure(lo, hi, cause);
+                log_failure(&self.failures, lo, hi, cause);
             }
         }
         // Failures are recorded before the mark moves, so a waiter that sees
         // the mark also sees its ticket's failure.
         self.processed.send_replace(last_ticket);
-    }
-
-    fn log_failure(&self, first: u64, last: u64, cause: Arc<StoreError>) {
-        if !matches!(
-            *cause,
-            StoreError::Database { .. } | StoreError::Sqlite { .. }
-        ) {
-            tracing::error!(ticket = first, error = %cause, "an event was not written");
-        }
-        self.failures.record(first, last, cause);
     }
 
     fn control(&mut self, command: Command) {
@@ -934,8 +972,8 @@ impl Writer {
                 let _ = reply.send(self.revoke_token(&tenant, &id, &at));
             }
             Command::SpendToken { id, now, reply } => {
-                let mut one = vec![access::PendingSpend { id, now, reply }];
-                self.spend_tokens(&mut one);
+                self.spends.push(access::PendingSpend { id, now, reply });
+                self.spend_tokens();
             }
             Command::RequestApproval { approval, reply } => {
                 let _ = reply.send(self.request_approval(approval));
@@ -1151,32 +1189,14 @@ impl Writer {
     }
 }
 
-/// What [`Writer::next_command`] got: a value handed straight back, never
-/// kept, so a command's size does not matter here.
-#[allow(clippy::large_enum_variant)]
-enum Next {
-    Command(Command),
-    /// Nothing before the deadline, or somebody now waits.
-    Timeout,
-    /// Every store handle is gone and nothing is left.
-    Closed,
-}
-
-impl Next {
-    fn command(self) -> Option<Command> {
-        match self {
-            Next::Command(command) => Some(command),
-            Next::Timeout | Next::Closed => None,
-        }
+fn log_failure(failures: &FailureLog, first: u64, last: u64, cause: Arc<StoreError>) {
+    if !matches!(
+        *cause,
+        StoreError::Database { .. } | StoreError::Sqlite { .. }
+    ) {
+        tracing::error!(ticket = first, error = %cause, "an event was not written");
     }
-}
-
-/// What [`Writer::coalesce`] decided.
-enum Coalesced {
-    Write,
-    /// Write, then handle this command.
-    Then(Box<Command>),
-    Closed,
+    failures.record(first, last, cause);
 }
 
 /// What the background checkpoint thread is told.

@@ -445,6 +445,103 @@ async fn concurrent_appends_to_many_runs_keep_each_runs_order() {
     store.close().await.unwrap();
 }
 
+/// Calls as the engine records them: a request nobody waits for, then a
+/// response the caller waits for (committed on the caller's thread when the
+/// writer sleeps, by the writer otherwise), from many tasks on two threads,
+/// with control commands (new runs, audit entries) queued among them. Every
+/// response is durable when its wait returns, and every run keeps its order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waited_events_from_many_tasks_are_durable_when_answered() {
+    const RUNS: usize = 12;
+    const CALLS: u64 = 150;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let mut tasks = Vec::new();
+    for r in 0..RUNS {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let id = format!("run-{r:02}");
+            store.create_run(&new_run(&id, r as i64)).await.unwrap();
+            for call in 0..CALLS {
+                let _ = store.append(event(&id, 2 * call));
+                store
+                    .append_waited(event(&id, 2 * call + 1))
+                    .durable()
+                    .await
+                    .unwrap();
+                if call % 40 == 0 {
+                    store
+                        .audit(&sandbar_store::NewAudit {
+                            tenant: "default".to_owned(),
+                            actor: "test".to_owned(),
+                            action: "call".to_owned(),
+                            detail: json!({"run": id, "call": call}),
+                        })
+                        .await
+                        .unwrap();
+                }
+                if call % 7 == 0 {
+                    // Let the writer fall asleep now and then, so that both
+                    // the writer and the callers commit.
+                    tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for r in 0..RUNS {
+        let id = format!("run-{r:02}");
+        let events = store.events(&id).await.unwrap();
+        assert_eq!(seqs(&events), (0..2 * CALLS).collect::<Vec<_>>(), "{id}");
+        for e in &events {
+            assert_eq!(*e, record(&event(&id, e.seq)));
+        }
+    }
+    store.close().await.unwrap();
+}
+
+/// An event queued to be waited for, when the caller stops waiting before
+/// it starts (its task cancelled), is still written: the writer, left
+/// asleep for the caller to commit, is woken instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waited_event_nobody_waits_for_after_all_is_still_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    store.create_run(&new_run("run", 0)).await.unwrap();
+    for seq in 0..3 {
+        // Long enough for the writer to stop lingering and sleep for good,
+        // when nothing but a wake-up gets it going again.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        match seq {
+            0 => drop(store.append_waited(event("run", seq))),
+            1 => drop(store.append_waited(event("run", seq)).durable()),
+            _ => {
+                let waiting = store.append_waited(event("run", seq));
+                let ticket = waiting.ticket();
+                drop(waiting);
+                // The ticket is good for `durable` too.
+                store.durable(ticket).await.unwrap();
+            }
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let events = store.events("run").await.unwrap();
+            if events.len() as u64 == seq + 1 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "event {seq} was not written: {:?}",
+                seqs(&events)
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+    store.close().await.unwrap();
+}
+
 /// Under a steady load, with every event waited on as a call waits for its
 /// own, the write-ahead log starts over instead of growing: the background
 /// checkpoints alone never catch up with a writer that keeps appending, and

@@ -9,13 +9,13 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension as _, TransactionBehavior};
 
-use super::{Constraint, PreparedToken, Writer, constraint};
+use super::{Constraint, Core, PreparedToken, constraint};
 use crate::StoreError;
 use crate::model::{
     ApprovalDecision, ApprovalStatus, Decided, NewApproval, Spend, db_time, parse_db_time,
 };
 
-impl Writer {
+impl Core {
     pub(super) fn put_token(&mut self, token: PreparedToken) -> Result<(), StoreError> {
         let inserted = self.conn.execute(
             "INSERT INTO tokens (id, tenant_id, name, hash, scenario, run_id, scopes, budget, calls_used, created_at, expires_at, revoked_at)
@@ -85,10 +85,11 @@ impl Writer {
     /// spends queued while the writer was busy); a token that may not make
     /// a call is left as it was. Each reply is sent once the transaction is
     /// committed.
-    pub(super) fn spend_tokens(&mut self, spends: &mut Vec<PendingSpend>) {
-        if spends.is_empty() {
+    pub(super) fn spend_tokens(&mut self) {
+        if self.spends.is_empty() {
             return;
         }
+        let spends = &mut self.spends;
         let outcome = (|| {
             let tx = self
                 .conn
