@@ -16,6 +16,13 @@
 # side gets half of it). Overhead = through − direct, at p50 and p99, round
 # by round.
 #
+# UPSTREAM=stub puts a fast upstream in server-everything's place: a second
+# `sandbar serve` with the stubbed echo of bench/scenarios/echo.yaml (the
+# same answer). A Node upstream takes ~2 ms and most of a core per call, and
+# on a small machine its CPU, the load generator's and Sandbar's compete;
+# against a stub that answers in ~0.2 ms the overhead shown is Sandbar's
+# own, with less of the upstream's noise around it.
+#
 #   bench/proxy-overhead.sh                          # the figures in BENCHMARKS.md
 #   DURATION=3s WARMUP=1s ROUNDS=1 bench/proxy-overhead.sh   # a quick look
 #
@@ -24,6 +31,7 @@
 #                      reusing connections (--keep-alive)
 #   CONCURRENCY=1  RATE=200  RATE_SESSIONS=4  DURATION=10s  WARMUP=3s  ROUNDS=2
 #   RECORD=1           sandbar serve --record (cassettes); 0 leaves them off
+#   UPSTREAM=everything   or stub (see above)
 #   OUT=DIR            keep the JSON reports, tables, logs and cassettes there
 #   BUILD=0            use the binaries already in target/release
 #
@@ -44,20 +52,30 @@ DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-3s}
 ROUNDS=${ROUNDS:-2}
 RECORD=${RECORD:-1}
+UPSTREAM=${UPSTREAM:-everything}
 
 bench_init
 prerequisites
 machine
 
-say "upstream: server-everything over Streamable HTTP"
-start_everything everything
+case $UPSTREAM in
+    everything)
+        say "upstream: server-everything over Streamable HTTP"
+        start_everything everything
+        ;;
+    stub)
+        say "upstream: sandbar serve bench/scenarios/echo.yaml (stubbed echo)"
+        start_sandbar stub serve bench/scenarios/echo.yaml --listen 127.0.0.1:0 --data "$work/stub-data"
+        ;;
+    *) die "UPSTREAM must be everything or stub, not $UPSTREAM" ;;
+esac
 upstream_pid=$pid upstream_url=$url
 
 say "sandbar serve, live mode, upstream $upstream_url"
 cat >"$work/proxy.yaml" <<EOF
 version: 1
 name: proxy-overhead
-description: server-everything, forwarded live, for the proxy overhead benchmark.
+description: an upstream ($UPSTREAM), forwarded live, for the proxy overhead benchmark.
 mode: live
 upstreams:
   - name: everything
@@ -84,8 +102,8 @@ measure() {
         --concurrency "$CONCURRENCY" --rate "$RATE" --rate-sessions "$RATE_SESSIONS" \
         --duration "$DURATION" --warmup "$WARMUP" \
         --json "$out/$client.direct.$round.json" --paired-json "$out/$client.through.$round.json" \
-        || { alive "$upstream_pid" everything; alive "$proxy_pid" sandbar; die "the load ($client, round $round) failed"; }
-    alive "$upstream_pid" everything
+        || { alive "$upstream_pid" "$UPSTREAM"; alive "$proxy_pid" sandbar; die "the load ($client, round $round) failed"; }
+    alive "$upstream_pid" "$UPSTREAM"
     alive "$proxy_pid" sandbar
 }
 

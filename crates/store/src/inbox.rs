@@ -6,10 +6,11 @@
 //! against ~30 µs to commit a call's events):
 //!
 //! - A sender knows what the writer is doing and wakes it only when it
-//!   must: when the writer sleeps with nothing to do, or when somebody waits
-//!   for what is queued (a control command, a nudge, the close). Events
-//!   nobody waits for yet stay queued, and the writer commits them together
-//!   once the oldest has waited [`HOLD`].
+//!   must: when somebody waits for what is queued (a control command, a
+//!   nudge, the close) or a batch is full. Events nobody waits for yet stay
+//!   queued, and the writer commits them together once the oldest has
+//!   waited [`HOLD`] (or, if it slept, when it next wakes, within [`NAP`]):
+//!   most are a call's request, committed with its response.
 //! - Queued events stay here, not in the writer's hands, while the writer
 //!   holds them: a caller that waits for its own event while the writer
 //!   sleeps commits what is queued itself ([`Urgency::Inline`],
@@ -35,12 +36,20 @@ use crate::writer::Command;
 /// does, events nobody waits for do not wake it).
 pub(crate) const HOLD: Duration = Duration::from_millis(10);
 
+/// How long the writer sleeps, with nothing to do, before it looks at the
+/// queue again on its own. Events nobody waits for do not wake it (at a
+/// call every few milliseconds, each call's request event would), so this
+/// bounds how late they are written when no response follows them (a
+/// client's notification): a few wake-ups a second of an idle process.
+pub(crate) const NAP: Duration = Duration::from_millis(250);
+
 /// What the writer is doing, as far as a sender needs to know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Writer {
     /// Working, or already woken: it looks at the queue before it sleeps.
     Awake,
-    /// Asleep with nothing to do: any command wakes it.
+    /// Asleep with nothing to do, until [`NAP`] has passed or somebody
+    /// waits for a command.
     Idle,
     /// Asleep until a deadline (queued events are due, or it stops
     /// lingering): only a command that somebody waits for wakes it.
@@ -70,8 +79,11 @@ struct State {
 pub(crate) struct Inbox {
     state: Mutex<State>,
     wake: Condvar,
-    /// [`HOLD`], but for tests.
+    /// [`HOLD`] and [`NAP`], but for tests.
     hold: Duration,
+    nap: Duration,
+    /// A batch's most events: this many queued are due at once.
+    full: usize,
 }
 
 /// What [`Inbox::await_work`] found.
@@ -97,9 +109,11 @@ pub(crate) enum Urgency {
 }
 
 impl Inbox {
-    pub(crate) fn new(hold: Duration) -> Inbox {
+    pub(crate) fn new(hold: Duration, nap: Duration, full: usize) -> Inbox {
         Inbox {
             hold,
+            nap,
+            full: full.max(1),
             state: Mutex::new(State {
                 next: 0,
                 commands: VecDeque::new(),
@@ -160,8 +174,9 @@ impl Inbox {
             state.since = Some(now);
         }
         let asleep = matches!(state.writer, Writer::Idle | Writer::Holding);
+        let full = state.commands.len() >= self.full;
         let (wake, left) = match urgency {
-            Urgency::CanWait => (state.writer == Writer::Idle, false),
+            Urgency::CanWait => (full && asleep, false),
             Urgency::Waited => {
                 state.urgent = true;
                 (asleep, false)
@@ -261,15 +276,15 @@ impl Inbox {
     }
 
     /// The writer's side: sleeps until there is work. Queued commands are
-    /// due at once when somebody waits for them, when `batch_max` are
-    /// queued, or at the close; otherwise once the oldest has waited
-    /// [`HOLD`]. With nothing queued the writer lingers until `HOLD` after
+    /// due at once when somebody waits for them, when a batch is full, or
+    /// at the close; otherwise once the oldest has waited [`HOLD`]. With nothing queued the writer lingers until `HOLD` after
     /// it last worked or a command was last queued (while commands keep
     /// coming, callers that commit their own leave the queue empty, and a
     /// writer that slept for good would be woken by nearly every call),
     /// then sleeps until a command comes, or, if `ticking`, returns to look
-    /// at its chores.
-    pub(crate) fn await_work(&self, batch_max: usize, ticking: bool) -> Work {
+    /// at its chores. Asleep for good means for [`NAP`] at a time, after
+    /// which queued commands are due.
+    pub(crate) fn await_work(&self, ticking: bool) -> Work {
         let worked = Instant::now();
         let mut state = self.lock();
         loop {
@@ -283,7 +298,7 @@ impl Inbox {
                     let due = since + self.hold;
                     if state.urgent
                         || state.closed
-                        || state.commands.len() >= batch_max
+                        || state.commands.len() >= self.full
                         || now >= due
                     {
                         state.writer = Writer::Awake;
@@ -318,9 +333,16 @@ impl Inbox {
                 }
                 None => {
                     state.writer = Writer::Idle;
-                    self.wake
-                        .wait(state)
-                        .unwrap_or_else(PoisonError::into_inner)
+                    let (mut state, slept) = self
+                        .wake
+                        .wait_timeout(state, self.nap)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    if slept.timed_out() && state.since.is_some() {
+                        // What came meanwhile is due.
+                        state.writer = Writer::Awake;
+                        return Work::Ready;
+                    }
+                    state
                 }
             };
         }
@@ -372,7 +394,7 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         let inbox = Arc::clone(inbox);
         std::thread::spawn(move || {
-            let work = inbox.await_work(16, ticking);
+            let work = inbox.await_work(ticking);
             let mut got = VecDeque::new();
             inbox.take_all(&mut got);
             let _ = tx.send((work, got.len()));
@@ -395,27 +417,40 @@ mod tests {
     }
 
     #[test]
-    fn an_idle_writer_wakes_for_anything_and_takes_all_that_is_queued() {
-        let inbox = Arc::new(Inbox::new(Duration::from_millis(5)));
+    fn an_idle_writer_naps_through_events_nobody_waits_for() {
+        let inbox = Arc::new(Inbox::new(Duration::from_millis(5), LONG, 4));
         let got = writer(&inbox, false);
         // It lingers first, then sleeps for good.
         until(&inbox, Writer::Idle);
         let (first, left) = inbox.push_ticketed(Urgency::CanWait, event);
         assert_eq!((first, left), (1, false));
-        // Woken (an idle writer never wakes on its own), it holds the
-        // event for company until it is due.
-        assert_eq!(answer(&got), (Work::Ready, 1));
-        // Queued while nobody listens: taken in one go, at once when waited.
-        let inbox = Arc::new(Inbox::new(LONG));
-        assert!(inbox.push(Urgency::CanWait, control()));
+        assert_eq!(writer_state(&inbox), Writer::Idle, "not woken");
+        // A full batch wakes it, and it takes all that is queued.
+        for _ in 0..3 {
+            inbox.push_ticketed(Urgency::CanWait, event);
+        }
+        assert_eq!(answer(&got), (Work::Ready, 4));
+        // A waited command wakes it at once.
+        let got = writer(&inbox, false);
+        until(&inbox, Writer::Idle);
         assert!(inbox.push(Urgency::Waited, control()));
-        assert_eq!(answer(&writer(&inbox, false)), (Work::Ready, 2));
+        assert_eq!(answer(&got), (Work::Ready, 1));
+    }
+
+    #[test]
+    fn events_nobody_waits_for_are_written_after_the_nap() {
+        let nap = Duration::from_millis(20);
+        let inbox = Arc::new(Inbox::new(Duration::from_millis(5), nap, 16));
+        let got = writer(&inbox, false);
+        until(&inbox, Writer::Idle);
+        inbox.push_ticketed(Urgency::CanWait, event);
+        assert_eq!(answer(&got), (Work::Ready, 1));
     }
 
     #[test]
     fn a_holding_writer_is_woken_only_for_what_somebody_waits_for() {
         for wake in ["waited command", "nudge", "close", "chores"] {
-            let inbox = Arc::new(Inbox::new(LONG));
+            let inbox = Arc::new(Inbox::new(LONG, LONG, 16));
             let got = writer(&inbox, false);
             // Lingering after work: an event nobody waits for does not wake
             // it, and waits its turn.
@@ -436,10 +471,10 @@ mod tests {
 
     #[test]
     fn events_nobody_waits_for_are_due_after_the_hold_or_in_a_full_batch() {
-        let inbox = Arc::new(Inbox::new(Duration::from_millis(5)));
+        let inbox = Arc::new(Inbox::new(Duration::from_millis(5), LONG, 16));
         inbox.push_ticketed(Urgency::CanWait, event);
         assert_eq!(answer(&writer(&inbox, false)), (Work::Ready, 1));
-        let inbox = Arc::new(Inbox::new(LONG));
+        let inbox = Arc::new(Inbox::new(LONG, LONG, 16));
         for _ in 0..16 {
             inbox.push_ticketed(Urgency::CanWait, event);
         }
@@ -448,7 +483,7 @@ mod tests {
 
     #[test]
     fn an_inline_event_is_left_to_its_sender_while_the_writer_sleeps() {
-        let inbox = Arc::new(Inbox::new(LONG));
+        let inbox = Arc::new(Inbox::new(LONG, LONG, 16));
         let got = writer(&inbox, false);
         until(&inbox, Writer::Holding);
         let (_, left) = inbox.push_ticketed(Urgency::Inline, event);
@@ -470,7 +505,7 @@ mod tests {
 
     #[test]
     fn a_sender_takes_only_the_events_before_a_control_command() {
-        let inbox = Inbox::new(LONG);
+        let inbox = Inbox::new(LONG, LONG, 16);
         inbox.push_ticketed(Urgency::CanWait, event);
         inbox.push_ticketed(Urgency::CanWait, event);
         assert!(inbox.push(Urgency::Waited, control()));
@@ -493,7 +528,7 @@ mod tests {
     #[test]
     fn a_writer_lingers_while_callers_keep_committing_their_own() {
         let hold = Duration::from_millis(200);
-        let inbox = Arc::new(Inbox::new(hold));
+        let inbox = Arc::new(Inbox::new(hold, LONG, 16));
         let got = writer(&inbox, false);
         until(&inbox, Writer::Holding);
         // Calls keep coming, each committed by its caller: the writer
@@ -510,7 +545,7 @@ mod tests {
             assert_eq!(writer_state(&inbox), Writer::Holding);
             std::thread::sleep(Duration::from_millis(10));
         }
-        // Once calls stop, it sleeps until the next command.
+        // Once calls stop, it sleeps until somebody needs it.
         until(&inbox, Writer::Idle);
         inbox.push_ticketed(Urgency::Waited, event);
         assert_eq!(answer(&got), (Work::Ready, 1));
@@ -518,7 +553,7 @@ mod tests {
 
     #[test]
     fn a_nudge_before_the_writer_looks_is_not_lost() {
-        let inbox = Arc::new(Inbox::new(LONG));
+        let inbox = Arc::new(Inbox::new(LONG, LONG, 16));
         inbox.push_ticketed(Urgency::CanWait, event);
         inbox.nudge();
         // Somebody waits before the writer has looked: it must not then
@@ -528,7 +563,7 @@ mod tests {
 
     #[test]
     fn a_ticking_writer_looks_at_its_chores_without_commands() {
-        let inbox = Arc::new(Inbox::new(Duration::from_millis(5)));
+        let inbox = Arc::new(Inbox::new(Duration::from_millis(5), LONG, 16));
         assert_eq!(answer(&writer(&inbox, true)), (Work::Ready, 0));
         inbox.close();
         assert_eq!(answer(&writer(&inbox, false)), (Work::Closed, 0));
@@ -536,7 +571,7 @@ mod tests {
 
     #[test]
     fn after_the_writer_is_gone_commands_are_refused_and_dropped() {
-        let inbox = Inbox::new(LONG);
+        let inbox = Inbox::new(LONG, LONG, 16);
         let (reply, answer) = oneshot::channel::<Result<(), crate::StoreError>>();
         assert!(inbox.push(
             Urgency::Waited,

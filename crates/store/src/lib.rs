@@ -252,7 +252,8 @@ impl Store {
             Err(e) => return Err((e, instance)),
         };
 
-        let inbox = Arc::new(inbox::Inbox::new(inbox::HOLD));
+        let batch_max = options.batch_max.max(1);
+        let inbox = Arc::new(inbox::Inbox::new(inbox::HOLD, inbox::NAP, batch_max));
         let (processed_tx, processed) = watch::channel(0);
         let failures = Arc::new(FailureLog::default());
         let spawned = writer::Checkpoints::spawn(checkpointer).and_then(|checkpoints| {
@@ -262,7 +263,7 @@ impl Store {
                 processed: processed_tx,
                 failures: Arc::clone(&failures),
                 redactor: redactor.clone(),
-                batch_max: options.batch_max,
+                batch_max,
                 owner: instance.id().to_owned(),
             };
             Writer::spawn(parts, Arc::clone(&inbox))

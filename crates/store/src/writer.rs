@@ -1,16 +1,22 @@
-//! The writer: one thread that owns the write connection.
+//! The writer: the write connection, and the thread that owns it.
 //!
-//! It drains the queue in batches (waits for the first command, then takes
-//! whatever else is already queued, up to `batch_max`), redacts every event,
-//! writes each batch with multi-row `INSERT`s, commits, records any
-//! failures, and only then advances the processed high-water mark that
+//! Events and commands wait in the [`Inbox`]. The writer thread takes all
+//! that is queued, redacts every event, writes the events in batches (up to
+//! `batch_max`) with multi-row `INSERT`s, commits, records any failures,
+//! and only then advances the processed high-water mark that
 //! `Store::durable` waits on. Run commands (create, end) travel through the
 //! same queue, so they are ordered with the events around them.
 //!
-//! The writer talks to SQLite directly (rusqlite) on a thread of its own
-//! rather than through sqlx's connection, whose every statement is a
-//! round trip to a worker thread: those hand-offs, not SQLite, were most of
-//! the cost of recording a call. Readers still use sqlx.
+//! The connection and the writer's state ([`Core`]) sit behind a lock that
+//! the store's handles may take too: a caller that waits for its own event
+//! while the writer sleeps commits what is queued itself ([`commit_here`]),
+//! on its own thread, rather than wake the writer and be woken back — two
+//! thread wake-ups that cost more than the commit. Control commands,
+//! checkpoints and the close stay the writer thread's.
+//!
+//! The writer talks to SQLite directly (rusqlite) rather than through sqlx's
+//! connection, whose every statement is a round trip to a worker thread.
+//! Readers still use sqlx.
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -356,7 +362,6 @@ pub(crate) struct Writer {
     inbox: Arc<Inbox>,
     /// Commands taken from the inbox, not yet handled.
     buffer: VecDeque<Command>,
-    batch_max: usize,
 }
 
 /// A write-ahead log this long (pages of 4 KiB: 16 MiB) is checkpointed by
@@ -716,7 +721,6 @@ impl Writer {
             core: Arc::clone(&core),
             inbox,
             buffer: VecDeque::new(),
-            batch_max,
         };
         let thread = std::thread::Builder::new()
             .name("sandbar-store-writer".to_owned())
@@ -737,7 +741,7 @@ impl Writer {
         let _gone = Gone(Arc::clone(&self.inbox));
         let mut ticking = false;
         let shutdown_reply = loop {
-            let work = self.inbox.await_work(self.batch_max, ticking);
+            let work = self.inbox.await_work(ticking);
             let mut guard = lock_core(&self.core);
             let Some(core) = guard.as_mut() else {
                 break None;

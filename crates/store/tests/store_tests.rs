@@ -504,15 +504,15 @@ async fn waited_events_from_many_tasks_are_durable_when_answered() {
 
 /// An event queued to be waited for, when the caller stops waiting before
 /// it starts (its task cancelled), is still written: the writer, left
-/// asleep for the caller to commit, is woken instead.
+/// asleep for the caller to commit, is woken instead (or writes it when it
+/// next wakes on its own).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waited_event_nobody_waits_for_after_all_is_still_written() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path()).await;
     store.create_run(&new_run("run", 0)).await.unwrap();
     for seq in 0..3 {
-        // Long enough for the writer to stop lingering and sleep for good,
-        // when nothing but a wake-up gets it going again.
+        // Long enough for the writer to stop lingering and sleep.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         match seq {
             0 => drop(store.append_waited(event("run", seq))),
