@@ -91,7 +91,6 @@ impl Default for StoreOptions {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Ticket(pub u64);
 
-/// A handle on an open store. Cheap to clone; every clone shares one writer.
 /// An event queued by [`Store::append_waited`], to be waited for.
 #[must_use = "wait for the event with `durable`"]
 pub struct Waiting<'a> {
@@ -127,6 +126,7 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// A handle on an open store. Cheap to clone; every clone shares one writer.
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
