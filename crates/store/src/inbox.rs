@@ -3,7 +3,7 @@
 //! A mutex-guarded list and a condition variable, rather than a channel,
 //! because thread wake-ups cost more, on the small machines Sandbar runs
 //! on, than the work of recording a call (50–150 µs each on a 2-core VM,
-//! against ~30 µs to commit a call's events):
+//! against some tens of µs to commit a call's events):
 //!
 //! - A sender knows what the writer is doing and wakes it only when it
 //!   must: when somebody waits for what is queued (a control command, a
