@@ -58,6 +58,13 @@ enum Writer {
     Gone,
 }
 
+impl Writer {
+    /// Asleep, idle or holding: a sender that needs the writer wakes it.
+    fn asleep(self) -> bool {
+        matches!(self, Writer::Idle | Writer::Holding)
+    }
+}
+
 struct State {
     /// The last ticket handed out.
     next: u64,
@@ -173,7 +180,7 @@ impl Inbox {
         if state.since.is_none() {
             state.since = Some(now);
         }
-        let asleep = matches!(state.writer, Writer::Idle | Writer::Holding);
+        let asleep = state.writer.asleep();
         let full = state.commands.len() >= self.full;
         let (wake, left) = match urgency {
             Urgency::CanWait => (full && asleep, false),
@@ -205,14 +212,14 @@ impl Inbox {
     /// Whether the writer sleeps (a caller waiting for an event may then
     /// commit it itself).
     pub(crate) fn writer_asleep(&self) -> bool {
-        matches!(self.lock().writer, Writer::Idle | Writer::Holding)
+        self.lock().writer.asleep()
     }
 
     /// Somebody waits for what is queued: the writer takes it now.
     pub(crate) fn nudge(&self) {
         let mut state = self.lock();
         state.urgent = true;
-        let wake = matches!(state.writer, Writer::Idle | Writer::Holding);
+        let wake = state.writer.asleep();
         self.wake_if(state, wake);
     }
 
@@ -220,7 +227,7 @@ impl Inbox {
     pub(crate) fn chores(&self) {
         let mut state = self.lock();
         state.chores = true;
-        let wake = matches!(state.writer, Writer::Idle | Writer::Holding);
+        let wake = state.writer.asleep();
         self.wake_if(state, wake);
     }
 
@@ -228,7 +235,7 @@ impl Inbox {
     pub(crate) fn close(&self) {
         let mut state = self.lock();
         state.closed = true;
-        let wake = matches!(state.writer, Writer::Idle | Writer::Holding);
+        let wake = state.writer.asleep();
         self.wake_if(state, wake);
     }
 

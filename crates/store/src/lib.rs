@@ -423,9 +423,7 @@ impl Store {
         if ticket.0 > self.inner.issued.load(Ordering::Acquire) {
             return Err(StoreError::UnknownTicket { ticket });
         }
-        if !self.processed(ticket.0) {
-            self.commit_or_nudge(ticket.0);
-        }
+        self.commit_or_nudge(ticket.0);
         self.outcome(ticket.0).await
     }
 
@@ -436,9 +434,7 @@ impl Store {
     pub async fn flush(&self) -> Result<(), StoreError> {
         let since = self.inner.flushed.load(Ordering::Acquire);
         let last = self.inner.issued.load(Ordering::Acquire);
-        if !self.processed(last) {
-            self.commit_or_nudge(last);
-        }
+        self.commit_or_nudge(last);
         self.wait_processed(last).await?;
         self.inner.flushed.fetch_max(last, Ordering::AcqRel);
         match self.inner.failures.failures_in(since, last) {
@@ -451,10 +447,13 @@ impl Store {
         *self.inner.processed.borrow() >= ticket
     }
 
-    /// Somebody waits for `ticket`: commits it on this thread if the writer
-    /// sleeps and nobody else is committing, or else tells the writer not
-    /// to hold it back.
+    /// Somebody waits for `ticket`: unless it is processed already, commits
+    /// it on this thread if the writer sleeps and nobody else is committing,
+    /// or else tells the writer not to hold it back.
     fn commit_or_nudge(&self, ticket: u64) {
+        if self.processed(ticket) {
+            return;
+        }
         let inner = &self.inner;
         let committed = inner.commit_inline
             && inner.inbox.writer_asleep()

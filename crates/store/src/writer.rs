@@ -411,7 +411,7 @@ pub(crate) fn commit_here(core: &Mutex<Option<Core>>, inbox: &Inbox) -> bool {
     };
     inbox.take_events(&mut core.events, core.batch_max);
     core.counting_wal_pages(Core::write_events);
-    let chores = core.wal_pages >= core.wal_check_at && core.wal_asked.is_none();
+    let chores = core.wal_wants_checkpoint();
     drop(guard);
     if chores {
         // Checkpoints are the writer's: they may take long, and sync files.
@@ -766,6 +766,12 @@ impl Writer {
 }
 
 impl Core {
+    /// The WAL has reached the length at which the writer asks for a
+    /// checkpoint, and it has not asked yet.
+    fn wal_wants_checkpoint(&self) -> bool {
+        self.wal_pages >= self.wal_check_at && self.wal_asked.is_none()
+    }
+
     /// Runs `f`, then notes the WAL's length if a commit in it reported one.
     fn counting_wal_pages<T>(&mut self, f: impl FnOnce(&mut Core) -> T) -> T {
         WAL_PAGES.set(-1);
@@ -838,7 +844,7 @@ impl Core {
             return false;
         };
         match self.wal_asked {
-            None if pages >= self.wal_check_at => {
+            None if self.wal_wants_checkpoint() => {
                 self.wal_asked = Some(checkpoints.finished());
                 checkpoints.ask();
             }

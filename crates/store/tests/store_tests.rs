@@ -96,6 +96,24 @@ fn record(e: &NewEvent) -> EventRecord {
     }
 }
 
+/// Runs `body` in a task per run, `run-00`, `run-01`, …, each run created
+/// first, on the test's runtime, and waits for every task.
+async fn in_runs<F, Fut>(store: &Store, runs: usize, body: F)
+where
+    F: Fn(Store, String) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut tasks = Vec::new();
+    for r in 0..runs {
+        let id = format!("run-{r:02}");
+        store.create_run(&new_run(&id, r as i64)).await.unwrap();
+        tasks.push(tokio::spawn(body(store.clone(), id)));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
 fn seqs(events: &[EventRecord]) -> Vec<u64> {
     events.iter().map(|e| e.seq).collect()
 }
@@ -411,27 +429,19 @@ async fn concurrent_appends_to_many_runs_keep_each_runs_order() {
     )
     .await
     .unwrap();
-    let mut tasks = Vec::new();
-    for r in 0..RUNS {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            let id = format!("run-{r:02}");
-            store.create_run(&new_run(&id, r as i64)).await.unwrap();
-            let mut tickets = Vec::new();
-            for seq in 0..EVENTS {
-                tickets.push(store.append(event(&id, seq)));
-                if seq % 50 == 0 {
-                    tokio::task::yield_now().await;
-                }
+    in_runs(&store, RUNS, |store, id| async move {
+        let mut tickets = Vec::new();
+        for seq in 0..EVENTS {
+            tickets.push(store.append(event(&id, seq)));
+            if seq % 50 == 0 {
+                tokio::task::yield_now().await;
             }
-            for ticket in tickets {
-                store.durable(ticket).await.unwrap();
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
+        }
+        for ticket in tickets {
+            store.durable(ticket).await.unwrap();
+        }
+    })
+    .await;
     for r in 0..RUNS {
         let id = format!("run-{r:02}");
         let events = store.events(&id).await.unwrap();
@@ -456,41 +466,33 @@ async fn waited_events_from_many_tasks_are_durable_when_answered() {
     const CALLS: u64 = 150;
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path()).await;
-    let mut tasks = Vec::new();
-    for r in 0..RUNS {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            let id = format!("run-{r:02}");
-            store.create_run(&new_run(&id, r as i64)).await.unwrap();
-            for call in 0..CALLS {
-                let _ = store.append(event(&id, 2 * call));
+    in_runs(&store, RUNS, |store, id| async move {
+        for call in 0..CALLS {
+            let _ = store.append(event(&id, 2 * call));
+            store
+                .append_waited(event(&id, 2 * call + 1))
+                .durable()
+                .await
+                .unwrap();
+            if call % 40 == 0 {
                 store
-                    .append_waited(event(&id, 2 * call + 1))
-                    .durable()
+                    .audit(&sandbar_store::NewAudit {
+                        tenant: "default".to_owned(),
+                        actor: "test".to_owned(),
+                        action: "call".to_owned(),
+                        detail: json!({"run": id, "call": call}),
+                    })
                     .await
                     .unwrap();
-                if call % 40 == 0 {
-                    store
-                        .audit(&sandbar_store::NewAudit {
-                            tenant: "default".to_owned(),
-                            actor: "test".to_owned(),
-                            action: "call".to_owned(),
-                            detail: json!({"run": id, "call": call}),
-                        })
-                        .await
-                        .unwrap();
-                }
-                if call % 7 == 0 {
-                    // Let the writer fall asleep now and then, so that both
-                    // the writer and the callers commit.
-                    tokio::time::sleep(std::time::Duration::from_millis(15)).await;
-                }
             }
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
+            if call % 7 == 0 {
+                // Let the writer fall asleep now and then, so that both
+                // the writer and the callers commit.
+                tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+            }
+        }
+    })
+    .await;
     for r in 0..RUNS {
         let id = format!("run-{r:02}");
         let events = store.events(&id).await.unwrap();
@@ -568,21 +570,13 @@ async fn a_steady_load_keeps_the_write_ahead_log_short() {
             }
         })
     };
-    let mut tasks = Vec::new();
-    for r in 0..RUNS {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            let id = format!("run-{r:02}");
-            store.create_run(&new_run(&id, r as i64)).await.unwrap();
-            for seq in 0..EVENTS {
-                let ticket = store.append(event(&id, seq));
-                store.durable(ticket).await.unwrap();
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
+    in_runs(&store, RUNS, |store, id| async move {
+        for seq in 0..EVENTS {
+            let ticket = store.append(event(&id, seq));
+            store.durable(ticket).await.unwrap();
+        }
+    })
+    .await;
     done.store(true, std::sync::atomic::Ordering::Release);
     watcher.join().unwrap();
     let longest = longest.load(std::sync::atomic::Ordering::Acquire);
