@@ -456,7 +456,7 @@ impl Store {
         }
         let inner = &self.inner;
         let committed = inner.commit_inline
-            && inner.inbox.writer_asleep()
+            && inner.inbox.inline_welcome()
             && writer::commit_here(&inner.core, &inner.inbox)
             && self.processed(ticket);
         if !committed {
