@@ -411,7 +411,7 @@ pub(crate) fn commit_here(core: &Mutex<Option<Core>>, inbox: &Inbox) -> bool {
     };
     inbox.take_events(&mut core.events, core.batch_max);
     core.counting_wal_pages(Core::write_events);
-    let chores = core.wal_wants_checkpoint();
+    let chores = core.wal_has_chores();
     drop(guard);
     if chores {
         // Checkpoints are the writer's: they may take long, and sync files.
@@ -770,6 +770,19 @@ impl Core {
     /// checkpoint, and it has not asked yet.
     fn wal_wants_checkpoint(&self) -> bool {
         self.wal_pages >= self.wal_check_at && self.wal_asked.is_none()
+    }
+
+    /// The writer has a step of [`Core::keep_wal_short`] to take: the WAL
+    /// wants a checkpoint, or the background checkpoint it asked for has
+    /// finished. A caller that commits its own events tells the writer
+    /// then: while calls keep coming the writer lingers, and would not
+    /// look on its own until they stop, with the log growing meanwhile.
+    fn wal_has_chores(&self) -> bool {
+        match (self.wal_asked, &self.checkpoints) {
+            (None, _) => self.wal_wants_checkpoint(),
+            (Some(asked), Some(checkpoints)) => checkpoints.finished() > asked,
+            (Some(_), None) => false,
+        }
     }
 
     /// Runs `f`, then notes the WAL's length if a commit in it reported one.

@@ -546,51 +546,56 @@ async fn a_waited_event_nobody_waits_for_after_all_is_still_written() {
 
 /// Under a steady load, with every event waited on as a call waits for its
 /// own, the write-ahead log starts over instead of growing: the background
-/// checkpoints alone never catch up with a writer that keeps appending, and
-/// the log once grew to 1.5 GB in twelve seconds. Thirty-two runs write
-/// about 200 MB of log frames here; the file must stay within the length
-/// at which the writer checkpoints it (32 MiB) and one batch's worth more.
+/// checkpoints alone never catch up with commits that keep coming, and the
+/// log once grew to 1.5 GB in twelve seconds. Two shapes: thirty-two runs
+/// at once (their events committed in the writer's batches) and one run
+/// alone (each event committed by its caller, the writer asleep), each
+/// writing 100–200 MB of log frames; the file must stay within the length
+/// at which the writer checkpoints it (16 MiB) and a little more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_steady_load_keeps_the_write_ahead_log_short() {
-    const RUNS: usize = 32;
-    const EVENTS: u64 = 1_500;
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path()).await;
-    let wal = dir.path().join("sandbar.db-wal");
-    let longest = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watcher = {
-        let (wal, longest, done) = (wal.clone(), longest.clone(), done.clone());
-        std::thread::spawn(move || {
-            while !done.load(std::sync::atomic::Ordering::Acquire) {
-                if let Ok(meta) = std::fs::metadata(&wal) {
-                    longest.fetch_max(meta.len(), std::sync::atomic::Ordering::AcqRel);
+    for (runs, events) in [(32, 1_500), (1, 12_000)] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        let wal = dir.path().join("sandbar.db-wal");
+        let longest = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watcher = {
+            let (wal, longest, done) = (wal.clone(), longest.clone(), done.clone());
+            std::thread::spawn(move || {
+                while !done.load(std::sync::atomic::Ordering::Acquire) {
+                    if let Ok(meta) = std::fs::metadata(&wal) {
+                        longest.fetch_max(meta.len(), std::sync::atomic::Ordering::AcqRel);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(2));
                 }
-                std::thread::sleep(std::time::Duration::from_millis(2));
+            })
+        };
+        in_runs(&store, runs, |store, id| async move {
+            for seq in 0..events {
+                store
+                    .append_waited(event(&id, seq))
+                    .durable()
+                    .await
+                    .unwrap();
             }
         })
-    };
-    in_runs(&store, RUNS, |store, id| async move {
-        for seq in 0..EVENTS {
-            let ticket = store.append(event(&id, seq));
-            store.durable(ticket).await.unwrap();
+        .await;
+        done.store(true, std::sync::atomic::Ordering::Release);
+        watcher.join().unwrap();
+        let longest = longest.load(std::sync::atomic::Ordering::Acquire);
+        assert!(longest > 0, "the watcher never saw the WAL");
+        assert!(
+            longest < 48 << 20,
+            "the WAL grew to {longest} bytes under a steady load of {runs} run(s)"
+        );
+        for r in [0, runs - 1] {
+            let id = format!("run-{r:02}");
+            let events_read = store.events(&id).await.unwrap();
+            assert_eq!(seqs(&events_read), (0..events).collect::<Vec<_>>(), "{id}");
         }
-    })
-    .await;
-    done.store(true, std::sync::atomic::Ordering::Release);
-    watcher.join().unwrap();
-    let longest = longest.load(std::sync::atomic::Ordering::Acquire);
-    assert!(longest > 0, "the watcher never saw the WAL");
-    assert!(
-        longest < 48 << 20,
-        "the WAL grew to {longest} bytes under a steady load"
-    );
-    for r in [0, RUNS - 1] {
-        let id = format!("run-{r:02}");
-        let events = store.events(&id).await.unwrap();
-        assert_eq!(seqs(&events), (0..EVENTS).collect::<Vec<_>>(), "{id}");
+        store.close().await.unwrap();
     }
-    store.close().await.unwrap();
 }
 
 /// A duplicate `(run_id, seq)` and an event for an unknown run fail on their
