@@ -187,9 +187,10 @@ impl Inbox {
     }
 
     /// Queues the command `make(ticket)` under the next ticket. Returns the
-    /// ticket, and, for [`Urgency::Inline`], whether the writer sleeps and
-    /// was left asleep: the sender must then commit the command itself or
-    /// [`nudge`](Inbox::nudge). If the writer has stopped, the command is
+    /// ticket, and, for [`Urgency::Inline`], whether the command was left
+    /// to the sender (the writer sleeps, runs are not crowding in, and the
+    /// writer was left asleep): the sender must then commit the command
+    /// itself or [`nudge`](Inbox::nudge). If the writer has stopped, the command is
     /// dropped.
     pub(crate) fn push_ticketed(
         &self,
