@@ -102,8 +102,10 @@ const CROWD_GAP: Duration = Duration::from_micros(500);
 const CROWD_HOLD: Duration = Duration::from_millis(10);
 
 impl State {
-    fn crowded(&self, now: Instant) -> bool {
-        self.crowded_until.is_some_and(|until| now < until)
+    /// A caller waiting for its event may commit it itself: the writer
+    /// sleeps and runs are not crowding in.
+    fn inline_welcome(&self, now: Instant) -> bool {
+        self.writer.asleep() && self.crowded_until.is_none_or(|until| now >= until)
     }
 }
 
@@ -190,8 +192,8 @@ impl Inbox {
     /// ticket, and, for [`Urgency::Inline`], whether the command was left
     /// to the sender (the writer sleeps, runs are not crowding in, and the
     /// writer was left asleep): the sender must then commit the command
-    /// itself or [`nudge`](Inbox::nudge). If the writer has stopped, the command is
-    /// dropped.
+    /// itself or [`nudge`](Inbox::nudge). If the writer has stopped, the
+    /// command is dropped.
     pub(crate) fn push_ticketed(
         &self,
         urgency: Urgency,
@@ -232,7 +234,7 @@ impl Inbox {
             state.since = Some(now);
         }
         let asleep = state.writer.asleep();
-        let inline = asleep && !state.crowded(now);
+        let inline = state.inline_welcome(now);
         let full = state.commands.len() >= self.full;
         let (wake, left) = match urgency {
             Urgency::CanWait => (full && asleep, false),
@@ -277,8 +279,7 @@ impl Inbox {
     /// Whether a caller waiting for an event may commit it itself: the
     /// writer sleeps and calls of several runs are not crowding in.
     pub(crate) fn inline_welcome(&self) -> bool {
-        let state = self.lock();
-        state.writer.asleep() && !state.crowded(Instant::now())
+        self.lock().inline_welcome(Instant::now())
     }
 
     /// Somebody waits for what is queued: the writer takes it now.
@@ -350,12 +351,12 @@ impl Inbox {
 
     /// The writer's side: sleeps until there is work. Queued commands are
     /// due at once when somebody waits for them, when a batch is full, or
-    /// at the close; otherwise once the oldest has waited [`HOLD`]. With nothing queued the writer lingers until `HOLD` after
-    /// it last worked or a command was last queued (while commands keep
-    /// coming, callers that commit their own leave the queue empty, and a
-    /// writer that slept for good would be woken by nearly every call),
-    /// then sleeps until a command comes, or, if `ticking`, returns to look
-    /// at its chores. Asleep for good means for [`NAP`] at a time, after
+    /// at the close; otherwise once the oldest has waited [`HOLD`]. With
+    /// nothing queued the writer lingers until `HOLD` after it last worked
+    /// or a command was last queued (while commands keep coming, callers
+    /// that commit their own leave the queue empty, and a writer that slept
+    /// for good would be woken by nearly every call), then sleeps until a
+    /// command comes, or, if `ticking`, returns to look at its chores. Asleep for good means for [`NAP`] at a time, after
     /// which queued commands are due.
     pub(crate) fn await_work(&self, ticking: bool) -> Work {
         let worked = Instant::now();
