@@ -9,6 +9,7 @@ root=$(pwd)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 sandbar="$CARGO_TARGET_DIR/release/sandbar"
 load="$CARGO_TARGET_DIR/release/sandbar-bench-mcp-load"
+floor="$CARGO_TARGET_DIR/release/mcp-floor-server"
 everything="$root/.ci/node/node_modules/@modelcontextprotocol/server-everything"
 MESSAGE="hello from the sandbar benchmark"
 ARGS="{\"message\":\"$MESSAGE\"}"
@@ -66,8 +67,14 @@ alive() {
 # Starts Sandbar (`sandbar ARGS...`, which must print `listening on URL`
 # first) with its stdout in $out/NAME.stdout; sets `pid` and `url`.
 start_sandbar() {
-    local name=$1; shift
-    "$sandbar" "$@" >"$out/$name.stdout" 2>"$out/$name.log" &
+    start_server "$sandbar" "$@"
+}
+
+# start_server BINARY NAME ARGS...: as start_sandbar, for any server that
+# says `listening on URL` first on stdout (bench/mcp-load's floor server).
+start_server() {
+    local binary=$1 name=$2; shift 2
+    "$binary" "$@" >"$out/$name.stdout" 2>"$out/$name.log" &
     pid=$!; pids+=("$pid")
     url=""
     for _ in $(seq 1 100); do

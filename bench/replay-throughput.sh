@@ -32,8 +32,18 @@
 # change it; the script runs its command line through a three-line wrapper
 # that changes only that (uvicorn's host becomes 127.0.0.1).
 #
+# FLOORS=1 adds two reference rows per level, to tell what any server could
+# do on this machine with this load generator from what Sandbar does:
+#   http-floor        bench/mcp-load's `mcp-floor-server --bare`: no MCP SDK,
+#                     canned JSON answers from a plain axum handler, the
+#                     ceiling of any MCP server over HTTP/1.1 here;
+#   http-floor-store  the same plus Sandbar's recording alone (its store and
+#                     redactor as libraries: a run per session, two events a
+#                     call, the answer once the call's events are durable),
+#                     the ceiling of any front in front of this store.
+#
 # Settings (environment), with defaults:
-#   CLIENTS=raw,rmcp  CONCURRENCY=1,8,32  DURATION=10s  WARMUP=3s
+#   CLIENTS=raw,rmcp  CONCURRENCY=1,8,32  DURATION=10s  WARMUP=3s  FLOORS=0
 #   RECORDED_CALLS=3  RECORDER_COPIES=60000  MATCH=method_params
 #   RECORDER_VERSION=0.5.0  STARLETTE_VERSION=0.52.1 (see below)
 #   VENV=${XDG_CACHE_HOME:-$HOME/.cache}/sandbar/bench-venv (mcp-recorder is
@@ -57,6 +67,7 @@ WARMUP=${WARMUP:-3s}
 RECORDED_CALLS=${RECORDED_CALLS:-3}
 RECORDER_COPIES=${RECORDER_COPIES:-60000}
 MATCH=${MATCH:-method_params}
+FLOORS=${FLOORS:-0}
 RECORDER_VERSION=${RECORDER_VERSION:-0.5.0}
 # mcp-recorder 0.5.0 asks for starlette>=0.52.1 but its recording proxy
 # passes `on_shutdown`, which Starlette 1.0 removed: pin the 0.52 line.
@@ -194,6 +205,8 @@ replay_level() {
     case $name in
         sandbar) start_sandbar "$name" replay "$sandbar_cassette" --repeat --listen 127.0.0.1:0 --data "$work/replay-data-$client-$concurrency" ;;
         mcp-recorder) start_recorder "$name" replay --cassette "$out/mcp-recorder-load.json" --match "$MATCH" ;;
+        http-floor) start_server "$floor" "$name" --bare --nodelay --listen 127.0.0.1:0 ;;
+        http-floor-store) start_server "$floor" "$name" --bare --nodelay --listen 127.0.0.1:0 --record "$work/floor-data-$client-$concurrency" ;;
     esac
     local client_args=(--client "$client")
     [ "$client" = rmcp ] && client_args+=(--keep-alive)
@@ -209,7 +222,9 @@ for client in "${clients[@]}"; do
     reports=()
     for concurrency in "${levels[@]}"; do
         say "$client client, closed loop at c=$concurrency: $WARMUP warm-up + $DURATION"
-        for name in sandbar mcp-recorder; do
+        names=(sandbar mcp-recorder)
+        [ "$FLOORS" = 1 ] && names+=(http-floor http-floor-store)
+        for name in "${names[@]}"; do
             replay_level "$name" "$client" "$concurrency"
             reports+=("$out/$client.$name.c$concurrency.json")
         done

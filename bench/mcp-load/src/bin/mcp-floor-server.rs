@@ -15,11 +15,20 @@
 //! once the response event is durable. That splits Sandbar's cost into
 //! recording and the rest of its pipeline.
 //!
+//! With `--bare` it serves no SDK at all: a plain axum handler that answers
+//! `initialize`, notifications and `tools/call` of `echo` with canned JSON
+//! over HTTP/1.1. No MCP server can be cheaper over HTTP on the same
+//! machine: it is the ceiling of what any server can reach with a given
+//! load generator, and so tells whether a throughput target is reachable
+//! at all.
+//!
 //! The first line on stdout is `listening on http://HOST:PORT/mcp`, as with
 //! `sandbar serve`.
 
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context as _;
@@ -56,14 +65,117 @@ struct Cli {
     /// Record every call into a Sandbar store in this directory.
     #[arg(long, value_name = "DIR")]
     record: Option<PathBuf>,
+    /// No SDK: canned JSON answers from a plain HTTP handler (the ceiling).
+    #[arg(long, conflicts_with = "stateless")]
+    bare: bool,
 }
 
-/// Sandbar's recording alone: one run, two events per call.
+/// `--bare`'s state: the recorder, and the number of the next session.
+#[derive(Clone)]
+struct Bare {
+    recorder: Option<Arc<Recorder>>,
+    sessions: Arc<AtomicU64>,
+}
+
+/// `--bare`: one POST handler, JSON in, JSON out; `initialize` opens a
+/// session (with `--record`, its run), and a call's two events are recorded
+/// in its session's run.
+async fn bare(
+    axum::extract::State(state): axum::extract::State<Bare>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, StatusCode, header};
+    use axum::response::IntoResponse as _;
+    let Ok(message) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "not JSON").into_response();
+    };
+    let Some(id) = message.get("id") else {
+        // A notification.
+        return StatusCode::ACCEPTED.into_response();
+    };
+    let mut session = headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let result = match message.get("method").and_then(Value::as_str) {
+        Some("initialize") => {
+            session = format!("s{}", state.sessions.fetch_add(1, Ordering::Relaxed));
+            if let Some(recorder) = &state.recorder
+                && let Err(e) = recorder.start_run(&session).await
+            {
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("could not start a run: {e}"),
+                )
+                    .into_response();
+            }
+            json!({
+            "protocolVersion": message.pointer("/params/protocolVersion").cloned().unwrap_or(json!("2025-06-18")),
+            "capabilities": {"tools": {}},
+            "serverInfo": {"name": "mcp-floor-server-bare", "version": env!("CARGO_PKG_VERSION")},
+            })
+        }
+        Some("tools/call") => {
+            let text = message
+                .pointer("/params/arguments/message")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let result = json!({"content": [{"type": "text", "text": format!("Echo: {text}")}], "isError": false});
+            if let Some(recorder) = &state.recorder {
+                let request_id = id.to_string();
+                let params = message.get("params").cloned().unwrap_or_default();
+                recorder.record(
+                    &session,
+                    EventKind::Request,
+                    Direction::ToServer,
+                    &request_id,
+                    params,
+                );
+                let ticket = recorder.record(
+                    &session,
+                    EventKind::Response,
+                    Direction::ToClient,
+                    &request_id,
+                    result.clone(),
+                );
+                if let Some(ticket) = ticket
+                    && let Err(e) = recorder.store.durable(ticket).await
+                {
+                    return (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("could not record this call: {e}"),
+                    )
+                        .into_response();
+                }
+            }
+            result
+        }
+        _ => json!({}),
+    };
+    let answer = json!({"jsonrpc": "2.0", "id": id, "result": result});
+    let mut response = axum::Json(answer).into_response();
+    if let Ok(value) = HeaderValue::from_str(&session) {
+        response.headers_mut().insert("mcp-session-id", value);
+    }
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Sandbar's recording alone: two events per call, one run per session
+/// (`--bare`, as `sandbar serve` and `sandbar replay` do) or one run for
+/// every session (behind the SDK, which does not say which session a call
+/// is in).
 struct Recorder {
     store: Store,
-    run_id: String,
-    /// Held while an event gets its number and is queued, as in `Run::record`.
-    seq: Mutex<u64>,
+    /// Each run's id and last event number by session id (`""` for the
+    /// SDK's calls). The lock is held while an event gets its number and is
+    /// queued, as in `Run::record`.
+    runs: Mutex<HashMap<String, (String, u64)>>,
 }
 
 impl Recorder {
@@ -74,9 +186,19 @@ impl Recorder {
         let store = Store::open(dir, redactor, StoreOptions::default())
             .await
             .with_context(|| format!("cannot open a store in {}", dir.display()))?;
+        let recorder = Recorder {
+            store,
+            runs: Mutex::new(HashMap::new()),
+        };
+        recorder.start_run("").await?;
+        Ok(recorder)
+    }
+
+    /// Creates the run of session `session`.
+    async fn start_run(&self, session: &str) -> anyhow::Result<()> {
         let now = chrono::Utc::now();
-        let run_id = format!("run_floor_{}", now.timestamp_millis());
-        store
+        let run_id = format!("run_floor_{}_{session}", now.timestamp_millis());
+        self.store
             .create_run(&NewRun {
                 id: run_id.clone(),
                 tenant: Self::TENANT.to_owned(),
@@ -89,25 +211,28 @@ impl Recorder {
                 labels: json!({}),
             })
             .await?;
-        Ok(Recorder {
-            store,
-            run_id,
-            seq: Mutex::new(0),
-        })
+        self.runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(session.to_owned(), (run_id, 0));
+        Ok(())
     }
 
+    /// Queues one event of session `session`'s run (`None` if it has none).
     fn record(
         &self,
+        session: &str,
         kind: EventKind,
         direction: Direction,
         request_id: &str,
         payload: Value,
-    ) -> Ticket {
+    ) -> Option<Ticket> {
         let now = chrono::Utc::now();
-        let mut seq = self.seq.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
+        let (run_id, seq) = runs.get_mut(session)?;
         *seq += 1;
-        self.store.append(NewEvent {
-            run_id: self.run_id.clone(),
+        Some(self.store.append(NewEvent {
+            run_id: run_id.clone(),
             tenant: Self::TENANT.to_owned(),
             seq: *seq,
             kind,
@@ -117,7 +242,7 @@ impl Recorder {
             virtual_time: now,
             wall_time: now,
             payload,
-        })
+        }))
     }
 }
 
@@ -150,7 +275,13 @@ impl ServerHandler for Echo {
         let request_id = serde_json::to_string(&context.id).unwrap_or_default();
         if let Some(recorder) = &self.recorder {
             let params = json!({"name": request.name, "arguments": request.arguments});
-            recorder.record(EventKind::Request, Direction::ToServer, &request_id, params);
+            recorder.record(
+                "",
+                EventKind::Request,
+                Direction::ToServer,
+                &request_id,
+                params,
+            );
         }
         if request.name != "echo" {
             return Err(McpError::invalid_params(
@@ -167,15 +298,17 @@ impl ServerHandler for Echo {
         let result = CallToolResult::success(vec![ContentBlock::text(format!("Echo: {message}"))]);
         if let Some(recorder) = &self.recorder {
             let payload = serde_json::to_value(&result).unwrap_or_default();
-            let ticket = recorder.record(
+            if let Some(ticket) = recorder.record(
+                "",
                 EventKind::Response,
                 Direction::ToClient,
                 &request_id,
                 payload,
-            );
-            recorder.store.durable(ticket).await.map_err(|e| {
-                McpError::internal_error(format!("could not record this call: {e}"), None)
-            })?;
+            ) {
+                recorder.store.durable(ticket).await.map_err(|e| {
+                    McpError::internal_error(format!("could not record this call: {e}"), None)
+                })?;
+            }
         }
         Ok(CallToolResponse::from(result))
     }
@@ -220,7 +353,19 @@ async fn main() -> anyhow::Result<()> {
         Arc::new(LocalSessionManager::default()),
         config,
     );
-    let router = axum::Router::new().nest_service("/mcp", service);
+    let router = if cli.bare {
+        axum::Router::new()
+            .route(
+                "/mcp",
+                axum::routing::post(bare).delete(|| async { axum::http::StatusCode::OK }),
+            )
+            .with_state(Bare {
+                recorder: recorder.clone(),
+                sessions: Arc::new(AtomicU64::new(0)),
+            })
+    } else {
+        axum::Router::new().nest_service("/mcp", service)
+    };
     let listener = tokio::net::TcpListener::bind(&cli.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cli.listen))?;
