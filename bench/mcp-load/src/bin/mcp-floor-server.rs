@@ -47,6 +47,11 @@ use sandbar_store::{Direction, EventKind, NewEvent, NewRun, Store, StoreOptions,
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+/// The allocator `sandbar` uses, so that the floors differ from it only in
+/// what they leave out.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     about = "An rmcp echo server with nothing behind it: the floor Sandbar is measured against."
