@@ -73,13 +73,24 @@ struct Cli {
     /// No SDK: canned JSON answers from a plain HTTP handler (the ceiling).
     #[arg(long, conflicts_with = "stateless")]
     bare: bool,
+    /// With `--bare`: spin this many microseconds on each call before it
+    /// is recorded, standing in for a pipeline's work on the request path.
+    #[arg(
+        long,
+        value_name = "MICROSECONDS",
+        default_value_t = 0,
+        requires = "bare"
+    )]
+    busy_us: u64,
 }
 
-/// `--bare`'s state: the recorder, and the number of the next session.
+/// `--bare`'s state: the recorder, the number of the next session, and the
+/// work each call stands for (`--busy-us`).
 #[derive(Clone)]
 struct Bare {
     recorder: Option<Arc<Recorder>>,
     sessions: Arc<AtomicU64>,
+    busy: std::time::Duration,
 }
 
 /// `--bare`: one POST handler, JSON in, JSON out; `initialize` opens a
@@ -128,6 +139,10 @@ async fn bare(
                 .and_then(Value::as_str)
                 .unwrap_or("");
             let result = json!({"content": [{"type": "text", "text": format!("Echo: {text}")}], "isError": false});
+            let began = std::time::Instant::now();
+            while began.elapsed() < state.busy {
+                std::hint::spin_loop();
+            }
             if let Some(recorder) = &state.recorder {
                 let request_id = id.to_string();
                 let params = message.get("params").cloned().unwrap_or_default();
@@ -367,6 +382,7 @@ async fn main() -> anyhow::Result<()> {
             .with_state(Bare {
                 recorder: recorder.clone(),
                 sessions: Arc::new(AtomicU64::new(0)),
+                busy: std::time::Duration::from_micros(cli.busy_us),
             })
     } else {
         axum::Router::new().nest_service("/mcp", service)
