@@ -50,18 +50,18 @@ pub(crate) enum Replayed {
     NoCassette,
 }
 
-/// Answers a call from the cassette, if the run has one and it matches.
+/// Answers a call (its parameters, which are redacted here) from the
+/// cassette, if the run has one and it matches.
 pub(crate) async fn answer(
     run: &Run,
     method: &str,
-    params: &Value,
+    mut subject: Value,
     client: &Relay<'_>,
     progress_token: Option<&Value>,
 ) -> Replayed {
     let Some(replayer) = &run.replayer else {
         return Replayed::NoCassette;
     };
-    let mut subject = params.clone();
     // Redacted as the cassette's calls were written, so the two compare.
     run.engine()
         .redactor

@@ -973,7 +973,7 @@ impl Run {
     {
         let method = call.method.name();
         let params = call.method.params();
-        match replay::answer(self, method, &params, client, call.progress_token.as_ref()).await {
+        match replay::answer(self, method, params, client, call.progress_token.as_ref()).await {
             Replayed::Hit(outcome) => outcome,
             Replayed::NoCassette => Outcome::Error(ProtocolError::internal(
                 "this call is in replay mode but Sandbar was given no cassette",
