@@ -102,10 +102,16 @@ impl Method {
             | Method::ListResources
             | Method::ListResourceTemplates
             | Method::ListPrompts => json!({}),
-            Method::CallTool { name, arguments } => match arguments {
-                Some(args) => json!({"name": name, "arguments": args}),
-                None => json!({"name": name}),
-            },
+            Method::CallTool { name, arguments } => {
+                // Built by hand: `json!` would copy the arguments through
+                // the serializer, slower than a clone, on every call.
+                let mut params = Map::new();
+                params.insert("name".to_owned(), Value::String(name.clone()));
+                if let Some(args) = arguments {
+                    params.insert("arguments".to_owned(), Value::Object(args.clone()));
+                }
+                Value::Object(params)
+            }
             Method::ReadResource { uri }
             | Method::Subscribe { uri }
             | Method::Unsubscribe { uri } => {
@@ -153,8 +159,10 @@ impl Outcome {
     /// The outcome as recorded: `{"result": ...}` or `{"error": ...}`.
     pub fn to_record(&self) -> Value {
         match self {
-            Outcome::Result(v) => json!({"result": v}),
-            Outcome::Error(e) => json!({"error": e.to_json()}),
+            // By hand rather than with `json!`, which would copy the result
+            // through the serializer.
+            Outcome::Result(v) => Value::Object(Map::from_iter([("result".to_owned(), v.clone())])),
+            Outcome::Error(e) => Value::Object(Map::from_iter([("error".to_owned(), e.to_json())])),
         }
     }
 }
@@ -206,5 +214,48 @@ impl ProtocolError {
             m.insert("data".into(), d.clone());
         }
         Value::Object(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tool_call_records_its_name_then_its_arguments() {
+        let mut arguments = Map::new();
+        arguments.insert("message".to_owned(), json!("hi"));
+        let call = Method::CallTool {
+            name: "echo".to_owned(),
+            arguments: Some(arguments),
+        };
+        let params = call.params();
+        assert_eq!(
+            params,
+            json!({"name": "echo", "arguments": {"message": "hi"}})
+        );
+        assert_eq!(
+            serde_json::to_string(&params).expect("JSON"),
+            r#"{"name":"echo","arguments":{"message":"hi"}}"#
+        );
+        let bare = Method::CallTool {
+            name: "echo".to_owned(),
+            arguments: None,
+        };
+        assert_eq!(bare.params(), json!({"name": "echo"}));
+    }
+
+    #[test]
+    fn an_outcome_is_recorded_under_result_or_error() {
+        let result = Outcome::Result(json!({"content": [{"type": "text", "text": "x"}]}));
+        assert_eq!(
+            result.to_record(),
+            json!({"result": {"content": [{"type": "text", "text": "x"}]}})
+        );
+        let error = Outcome::Error(ProtocolError::new(ProtocolError::INVALID_PARAMS, "bad"));
+        assert_eq!(
+            error.to_record(),
+            json!({"error": {"code": -32602, "message": "bad"}})
+        );
     }
 }
