@@ -67,6 +67,7 @@ EXPECT="Echo: $MESSAGE"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 sandbar="$CARGO_TARGET_DIR/release/sandbar"
 load="$CARGO_TARGET_DIR/release/sandbar-bench-mcp-load"
+floor="$CARGO_TARGET_DIR/release/mcp-floor-server"
 everything="$root/.ci/node/node_modules/@modelcontextprotocol/server-everything"
 
 work=$(mktemp -d -t sandbar-bench.XXXXXX)

@@ -356,8 +356,9 @@ impl Inbox {
     /// or a command was last queued (while commands keep coming, callers
     /// that commit their own leave the queue empty, and a writer that slept
     /// for good would be woken by nearly every call), then sleeps until a
-    /// command comes, or, if `ticking`, returns to look at its chores. Asleep for good means for [`NAP`] at a time, after
-    /// which queued commands are due.
+    /// command comes, or, if `ticking`, returns to look at its chores.
+    /// Asleep for good means for [`NAP`] at a time, after which queued
+    /// commands are due.
     pub(crate) fn await_work(&self, ticking: bool) -> Work {
         let worked = Instant::now();
         let mut state = self.lock();
