@@ -32,7 +32,7 @@
 # change it; the script runs its command line through a three-line wrapper
 # that changes only that (uvicorn's host becomes 127.0.0.1).
 #
-# FLOORS=1 adds two reference rows per level, to tell what any server could
+# FLOORS=1 adds three reference rows per level, to tell what any server could
 # do on this machine with this load generator from what Sandbar does:
 #   http-floor        bench/mcp-load's `mcp-floor-server --bare`: no MCP SDK,
 #                     canned JSON answers from a plain axum handler, the
@@ -40,7 +40,12 @@
 #   http-floor-store  the same plus Sandbar's recording alone (its store and
 #                     redactor as libraries: a run per session, two events a
 #                     call, the answer once the call's events are durable),
-#                     the ceiling of any front in front of this store.
+#                     the ceiling of any front in front of this store;
+#   http-floor-journal
+#                     the floor plus a journal: each call's params and result
+#                     redacted and appended to one file as two event lines
+#                     (one write) before the answer, the ceiling of any store
+#                     whose durability point is a file append.
 #
 # Settings (environment), with defaults:
 #   CLIENTS=raw,rmcp  CONCURRENCY=1,8,32  DURATION=10s  WARMUP=3s  FLOORS=0
@@ -207,6 +212,7 @@ replay_level() {
         mcp-recorder) start_recorder "$name" replay --cassette "$out/mcp-recorder-load.json" --match "$MATCH" ;;
         http-floor) start_server "$floor" "$name" --bare --nodelay --listen 127.0.0.1:0 ;;
         http-floor-store) start_server "$floor" "$name" --bare --nodelay --listen 127.0.0.1:0 --record "$work/floor-data-$client-$concurrency" ;;
+        http-floor-journal) start_server "$floor" "$name" --bare --nodelay --listen 127.0.0.1:0 --journal "$work/floor-journal-$client-$concurrency.jsonl" ;;
     esac
     local client_args=(--client "$client")
     [ "$client" = rmcp ] && client_args+=(--keep-alive)
@@ -223,7 +229,7 @@ for client in "${clients[@]}"; do
     for concurrency in "${levels[@]}"; do
         say "$client client, closed loop at c=$concurrency: $WARMUP warm-up + $DURATION"
         names=(sandbar mcp-recorder)
-        [ "$FLOORS" = 1 ] && names+=(http-floor http-floor-store)
+        [ "$FLOORS" = 1 ] && names+=(http-floor http-floor-store http-floor-journal)
         for name in "${names[@]}"; do
             replay_level "$name" "$client" "$concurrency"
             reports+=("$out/$client.$name.c$concurrency.json")

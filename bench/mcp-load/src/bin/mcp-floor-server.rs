@@ -22,6 +22,13 @@
 //! load generator, and so tells whether a throughput target is reachable
 //! at all.
 //!
+//! With `--bare --journal FILE` a call's two events are redacted with the
+//! same redactor and appended to FILE as two JSON lines, with one `write`
+//! under a lock, before the answer: durable against the process being
+//! killed, as a SQLite commit in WAL mode with `synchronous=NORMAL` is. It
+//! is the ceiling of any store whose point of durability is an append to a
+//! file (with its database, if any, filled off the request path).
+//!
 //! The first line on stdout is `listening on http://HOST:PORT/mcp`, as with
 //! `sandbar serve`.
 
@@ -82,6 +89,16 @@ struct Cli {
         requires = "bare"
     )]
     busy_us: u64,
+    /// With `--bare`: append every call's two events, redacted, to this
+    /// file (JSON lines) before answering, instead of recording them in a
+    /// store.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "bare",
+        conflicts_with = "record"
+    )]
+    journal: Option<PathBuf>,
 }
 
 /// `--bare`'s state: the recorder, the number of the next session, and the
@@ -89,6 +106,7 @@ struct Cli {
 #[derive(Clone)]
 struct Bare {
     recorder: Option<Arc<Recorder>>,
+    journal: Option<Arc<Journal>>,
     sessions: Arc<AtomicU64>,
     busy: std::time::Duration,
 }
@@ -142,6 +160,16 @@ async fn bare(
             let began = std::time::Instant::now();
             while began.elapsed() < state.busy {
                 std::hint::spin_loop();
+            }
+            if let Some(journal) = &state.journal {
+                let params = message.get("params").cloned().unwrap_or_default();
+                if let Err(e) = journal.append(&session, id, params, result.clone()) {
+                    return (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("could not record this call: {e}"),
+                    )
+                        .into_response();
+                }
             }
             if let Some(recorder) = &state.recorder {
                 let request_id = id.to_string();
@@ -266,6 +294,62 @@ impl Recorder {
     }
 }
 
+/// `--journal`: a call's events appended to one file, the append being the
+/// point of durability.
+struct Journal {
+    redactor: Redactor,
+    /// The file, and each session's last event number.
+    file: Mutex<(std::fs::File, HashMap<String, u64>)>,
+}
+
+impl Journal {
+    fn open(path: &std::path::Path) -> anyhow::Result<Journal> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(Journal {
+            redactor: Redactor::new(),
+            file: Mutex::new((file, HashMap::new())),
+        })
+    }
+
+    /// Redacts a call's request and response, and appends them as two
+    /// lines with one `write`.
+    fn append(
+        &self,
+        session: &str,
+        id: &Value,
+        mut params: Value,
+        mut result: Value,
+    ) -> std::io::Result<()> {
+        self.redactor.redact_json(&mut params);
+        self.redactor.redact_json(&mut result);
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let line = |seq: u64, kind: &str, direction: &str, payload: &Value| {
+            json!({
+                "run": session, "tenant": Recorder::TENANT, "seq": seq, "kind": kind,
+                "direction": direction, "method": "tools/call", "request_id": id,
+                "virtual_time": now, "wall_time": now, "payload": payload,
+            })
+        };
+        let mut guard = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        let (file, sessions) = &mut *guard;
+        let seq = sessions.entry(session.to_owned()).or_default();
+        let mut bytes = Vec::with_capacity(512);
+        for (kind, direction, payload) in [
+            ("request", "to_server", &params),
+            ("response", "to_client", &result),
+        ] {
+            *seq += 1;
+            serde_json::to_writer(&mut bytes, &line(*seq, kind, direction, payload))?;
+            bytes.push(b'\n');
+        }
+        file.write_all(&bytes)
+    }
+}
+
 #[derive(Clone)]
 struct Echo {
     tools: Arc<Vec<Tool>>,
@@ -381,6 +465,10 @@ async fn main() -> anyhow::Result<()> {
             )
             .with_state(Bare {
                 recorder: recorder.clone(),
+                journal: match &cli.journal {
+                    Some(path) => Some(Arc::new(Journal::open(path)?)),
+                    None => None,
+                },
                 sessions: Arc::new(AtomicU64::new(0)),
                 busy: std::time::Duration::from_micros(cli.busy_us),
             })
