@@ -131,6 +131,9 @@ pub enum StoreError {
     #[error("the store is closed")]
     Closed,
 
+    #[error("could not read the journal segment {}: {reason}", path.display())]
+    Journal { path: PathBuf, reason: String },
+
     /// One failure shared by several requests handled together (the token
     /// spends of one transaction).
     #[error("{0}")]

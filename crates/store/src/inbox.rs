@@ -28,8 +28,7 @@ use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::model::NewEvent;
-use crate::writer::Command;
+use crate::writer::{Command, Pending};
 
 /// How long queued events wait for company when nobody waits for them: a
 /// call's request event is committed with its response, and the writer,
@@ -151,6 +150,11 @@ pub(crate) enum Urgency {
     /// writer ([`Inbox::push_ticketed`] says which is its job). Otherwise
     /// the writer takes it now, as for [`Urgency::Waited`].
     Inline,
+    /// Nobody waits for it, but it should reach the database soon (a
+    /// journaled event, which other processes read only from there): it
+    /// may wait for company as long as [`Urgency::CanWait`], but wakes a
+    /// writer that sleeps for good.
+    Soon,
 }
 
 impl Inbox {
@@ -225,8 +229,10 @@ impl Inbox {
             return false;
         }
         let now = Instant::now();
-        if let Command::Event { event, .. } = &command {
-            self.note_run(&mut state, &event.run_id, now);
+        match &command {
+            Command::Event { event, .. } => self.note_run(&mut state, &event.run_id, now),
+            Command::Row { row } => self.note_run(&mut state, &row.run_id, now),
+            _ => {}
         }
         state.commands.push_back(command);
         state.last = now;
@@ -238,6 +244,7 @@ impl Inbox {
         let full = state.commands.len() >= self.full;
         let (wake, left) = match urgency {
             Urgency::CanWait => (full && asleep, false),
+            Urgency::Soon => (asleep && (full || state.writer == Writer::Idle), false),
             Urgency::Waited => {
                 state.urgent = true;
                 (asleep, false)
@@ -321,12 +328,13 @@ impl Inbox {
     /// Moves the queued events at the front of the queue, up to `max` of
     /// them, into `into`, stopping at the first other command (which is the
     /// writer's to handle, in order).
-    pub(crate) fn take_events(&self, into: &mut Vec<(u64, NewEvent)>, max: usize) {
+    pub(crate) fn take_events(&self, into: &mut Vec<Pending>, max: usize) {
         let mut state = self.lock();
         let mut taken = 0;
         while taken < max {
             match state.commands.pop_front() {
-                Some(Command::Event { ticket, event }) => into.push((ticket, event)),
+                Some(Command::Event { ticket, event }) => into.push(Pending::Event(ticket, event)),
+                Some(Command::Row { row }) => into.push(Pending::Row(row)),
                 Some(other) => {
                     state.commands.push_front(other);
                     break;
@@ -450,7 +458,7 @@ mod tests {
     fn event_of(run: &str) -> impl FnOnce(u64) -> Command + '_ {
         move |ticket| Command::Event {
             ticket,
-            event: NewEvent {
+            event: crate::model::NewEvent {
                 run_id: run.into(),
                 tenant: "default".into(),
                 seq: ticket,
@@ -651,9 +659,12 @@ mod tests {
         inbox.push_ticketed(Urgency::CanWait, event);
         let mut events = Vec::new();
         inbox.take_events(&mut events, 1);
-        assert_eq!(events.iter().map(|(t, _)| *t).collect::<Vec<_>>(), [1]);
+        assert_eq!(events.iter().map(Pending::ticket).collect::<Vec<_>>(), [1]);
         inbox.take_events(&mut events, 8);
-        assert_eq!(events.iter().map(|(t, _)| *t).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(
+            events.iter().map(Pending::ticket).collect::<Vec<_>>(),
+            [1, 2]
+        );
         // The control command is still first, and still urgent.
         let state = inbox.lock();
         assert!(matches!(

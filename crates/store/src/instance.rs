@@ -31,7 +31,7 @@ pub enum Liveness {
     Unknown,
 }
 
-fn instances_dir(dir: &Path) -> PathBuf {
+pub(crate) fn instances_dir(dir: &Path) -> PathBuf {
     dir.join("store-instances")
 }
 

@@ -1,9 +1,11 @@
 //! Sandbar's event store: runs and the events that happened in them.
 //!
 //! The embedded backend is one SQLite file, `<dir>/sandbar.db`, in WAL mode.
-//! Appends never wait for the disk: they are queued to a single writer task
-//! that redacts each event and writes batches in one transaction each. A
-//! caller that needs durability waits on the ticket `append` returned.
+//! Appends never wait for the database: they are queued to a single writer
+//! thread that writes batches in one transaction each. A caller that needs
+//! durability waits on the ticket `append` returned; an event of a run this
+//! store created is durable once it is in the store's journal
+//! (`journal.rs`), before the writer folds it into the database.
 //! Reads go through a separate pool of read-only connections, so they never
 //! block the writer. See README.md for the schema and the durability
 //! guarantee.
@@ -18,6 +20,7 @@
 mod error;
 mod inbox;
 mod instance;
+mod journal;
 mod model;
 mod reads;
 mod recovery;
@@ -45,6 +48,7 @@ pub use schema::SCHEMA_VERSION;
 
 use inbox::Urgency;
 use instance::InstanceLock;
+use journal::{Ack, Journal};
 use writer::{Command, FailureLog, PreparedRun, PreparedToken, Writer};
 
 /// The database file's name inside the data directory.
@@ -99,6 +103,8 @@ pub struct Waiting<'a> {
     /// The writer slept when the event was queued and was left asleep:
     /// committing the event, or waking the writer, is this handle's job.
     left_to_caller: bool,
+    /// The event is in the journal (see `journal.rs`).
+    journaled: bool,
 }
 
 impl Waiting<'_> {
@@ -110,6 +116,9 @@ impl Waiting<'_> {
     /// Resolves once the event is processed; `Ok` only if it was committed
     /// (see [`Store::durable`]).
     pub async fn durable(mut self) -> Result<(), StoreError> {
+        if self.journaled {
+            return self.store.durable(Ticket(self.ticket)).await;
+        }
         if std::mem::take(&mut self.left_to_caller) {
             self.store.commit_or_nudge(self.ticket);
         }
@@ -162,6 +171,9 @@ struct Inner {
     commit_inline: bool,
     reads: SqlitePool,
     redactor: SharedRedactor,
+    /// Where events of the runs this store created become durable first;
+    /// none in `SyncMode::Full`.
+    journal: Option<Arc<Journal>>,
     instance: InstanceLock,
 }
 
@@ -234,6 +246,10 @@ impl Store {
                 .await
                 .map_err(open_failed)?;
             schema::migrate(&mut conn, &path).await?;
+            let mut writer = Self::writer_connection(&path, options.sync)?;
+            // Before runs are marked interrupted: their ends are the times
+            // of their last events.
+            journal::recover(&mut writer, dir)?;
             recovery::interrupt_dead_owners(&mut conn, dir).await?;
             instance::remove_dead(dir);
             conn.close().await.map_err(open_failed)?;
@@ -243,7 +259,6 @@ impl Store {
                 .connect_with(base.read_only(true))
                 .await
                 .map_err(open_failed)?;
-            let writer = Self::writer_connection(&path, options.sync)?;
             let checkpointer = Self::writer_connection(&path, options.sync)?;
             Ok((writer, reads, checkpointer))
         };
@@ -256,6 +271,8 @@ impl Store {
         let inbox = Arc::new(inbox::Inbox::new(inbox::HOLD, inbox::NAP, batch_max));
         let (processed_tx, processed) = watch::channel(0);
         let failures = Arc::new(FailureLog::default());
+        let journal =
+            (options.sync == SyncMode::Normal).then(|| Arc::new(Journal::new(dir, instance.id())));
         let spawned = writer::Checkpoints::spawn(checkpointer).and_then(|checkpoints| {
             let parts = writer::CoreParts {
                 conn,
@@ -265,6 +282,7 @@ impl Store {
                 redactor: redactor.clone(),
                 batch_max,
                 owner: instance.id().to_owned(),
+                journal: journal.clone(),
             };
             Writer::spawn(parts, Arc::clone(&inbox))
         });
@@ -285,6 +303,7 @@ impl Store {
                 commit_inline: options.sync == SyncMode::Normal,
                 reads,
                 redactor,
+                journal,
                 instance,
             }),
         })
@@ -370,7 +389,12 @@ impl Store {
             transport: redactor.redact_str(&run.transport),
             labels: labels.to_string(),
         };
-        self.call(|reply| Command::CreateRun { run, reply }).await
+        let (id, tenant) = (run.id.clone(), run.tenant.clone());
+        self.call(|reply| Command::CreateRun { run, reply }).await?;
+        if let Some(journal) = &self.inner.journal {
+            journal.register_run(&id, &tenant);
+        }
+        Ok(())
     }
 
     /// Enqueues an event without waiting: the request path never waits on
@@ -380,12 +404,44 @@ impl Store {
     /// writing; nothing raw reaches the file. Wait on the ticket with
     /// `durable` to know the event is on disk.
     pub fn append(&self, event: NewEvent) -> Ticket {
-        let (ticket, _) = self
-            .inner
-            .inbox
-            .push_ticketed(Urgency::CanWait, |ticket| Command::Event { ticket, event });
-        self.inner.issued.fetch_max(ticket, Ordering::AcqRel);
-        Ticket(ticket)
+        Ticket(self.enqueue(event, false).ticket)
+    }
+
+    /// Queues an event: into the journal if its run allows (see
+    /// `journal.rs`), else to the writer.
+    fn enqueue(&self, event: NewEvent, waited: bool) -> journal::Queued {
+        let inner = &self.inner;
+        let queued = match &inner.journal {
+            Some(journal) => {
+                let item = match journal.eligible(&event) {
+                    Some((run_id, tenant)) => Ok(writer::prepare_known(
+                        event,
+                        run_id,
+                        tenant,
+                        &inner.redactor,
+                    )),
+                    None => Err(event),
+                };
+                journal.queue(&inner.inbox, item, waited)
+            }
+            None => {
+                let urgency = if waited {
+                    Urgency::Inline
+                } else {
+                    Urgency::CanWait
+                };
+                let (ticket, left_to_caller) = inner
+                    .inbox
+                    .push_ticketed(urgency, |ticket| Command::Event { ticket, event });
+                journal::Queued {
+                    ticket,
+                    journaled: false,
+                    left_to_caller,
+                }
+            }
+        };
+        inner.issued.fetch_max(queued.ticket, Ordering::AcqRel);
+        queued
     }
 
     /// Queues an event that the caller waits for at once, with
@@ -399,15 +455,12 @@ impl Store {
     /// to hold the event back. Nothing is lost if the caller never waits:
     /// dropping the [`Waiting`] tells the writer.
     pub fn append_waited(&self, event: NewEvent) -> Waiting<'_> {
-        let (ticket, left_to_caller) = self
-            .inner
-            .inbox
-            .push_ticketed(Urgency::Inline, |ticket| Command::Event { ticket, event });
-        self.inner.issued.fetch_max(ticket, Ordering::AcqRel);
+        let queued = self.enqueue(event, true);
         Waiting {
             store: self,
-            ticket,
-            left_to_caller,
+            ticket: queued.ticket,
+            left_to_caller: queued.left_to_caller,
+            journaled: queued.journaled,
         }
     }
 
@@ -423,8 +476,30 @@ impl Store {
         if ticket.0 > self.inner.issued.load(Ordering::Acquire) {
             return Err(StoreError::UnknownTicket { ticket });
         }
+        if let Some(journal) = &self.inner.journal {
+            match journal.acknowledge(ticket.0, || *self.inner.processed.borrow()) {
+                Ack::Durable => return Ok(()),
+                Ack::After(before) => {
+                    self.commit_or_nudge(before);
+                    return self.wait_processed(before).await;
+                }
+                Ack::Processed | Ack::Writer => {}
+            }
+        }
         self.commit_or_nudge(ticket.0);
         self.outcome(ticket.0).await
+    }
+
+    /// Waits until the writer has processed every event appended so far,
+    /// so that a read sees them all (a journaled event is durable before
+    /// it is in the database).
+    async fn settle(&self) -> Result<(), StoreError> {
+        let last = self.inner.issued.load(Ordering::Acquire);
+        if self.processed(last) {
+            return Ok(());
+        }
+        self.inner.inbox.nudge();
+        self.wait_processed(last).await
     }
 
     /// Waits for every event appended so far. Fails if any event appended
@@ -491,6 +566,9 @@ impl Store {
         status: RunStatus,
         ended_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        if let Some(journal) = &self.inner.journal {
+            journal.forget_run(run_id);
+        }
         if status == RunStatus::Active {
             return Err(StoreError::InvalidInput {
                 what: "run status",
@@ -513,6 +591,7 @@ impl Store {
         tenant: &str,
         limit: Option<usize>,
     ) -> Result<Vec<RunRecord>, StoreError> {
+        self.settle().await?;
         reads::list_runs(&self.inner.reads, tenant, limit).await
     }
 
@@ -524,11 +603,13 @@ impl Store {
         tenant: &str,
         id_or_prefix: &str,
     ) -> Result<Option<RunRecord>, StoreError> {
+        self.settle().await?;
         reads::find_run(&self.inner.reads, tenant, id_or_prefix).await
     }
 
     /// A run's events, ordered by seq.
     pub async fn events(&self, run_id: &str) -> Result<Vec<EventRecord>, StoreError> {
+        self.settle().await?;
         reads::events(&self.inner.reads, run_id).await
     }
 

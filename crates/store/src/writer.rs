@@ -30,10 +30,11 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode};
 use tokio::sync::{oneshot, watch};
 
-use crate::model::{Direction, EventKind, NewEvent, RunStatus, write_db_time};
+use crate::model::{NewEvent, RunStatus, write_db_time};
 use sandbar_redact::SharedRedactor;
 
 use crate::inbox::{Inbox, Work};
+use crate::journal::Journal;
 use crate::{StoreError, Ticket};
 
 mod access;
@@ -62,10 +63,12 @@ const MAX_FAILURE_RANGES: usize = 1 << 16;
 
 /// What the writer task is asked to do.
 pub(crate) enum Command {
-    Event {
-        ticket: u64,
-        event: NewEvent,
-    },
+    /// An event the writer redacts and checks itself.
+    Event { ticket: u64, event: NewEvent },
+    /// An event its caller has redacted already, for a run this store
+    /// created (see [`prepare_known`]); `row.journaled` if it is in the
+    /// journal, durable before the writer gets to it.
+    Row { row: Row },
     CreateRun {
         run: PreparedRun,
         reply: oneshot::Sender<Result<(), StoreError>>,
@@ -265,18 +268,61 @@ impl FailureLog {
 
 /// One event as bound to the `INSERT`: every text already redacted. A
 /// failed chunk is retried row by row from the same values.
-struct Row {
-    ticket: u64,
+pub(crate) struct Row {
+    pub ticket: u64,
+    pub run_id: Arc<str>,
+    pub tenant: Arc<str>,
+    pub seq: i64,
+    pub kind: &'static str,
+    pub direction: &'static str,
+    pub method: Option<Arc<str>>,
+    pub request_id: Option<Arc<str>>,
+    pub virtual_time: Arc<str>,
+    pub wall_time: Arc<str>,
+    pub payload: Arc<str>,
+    /// The row is in the store's journal: it was durable, and its waiter
+    /// answered, before it reached the database.
+    pub journaled: bool,
+}
+
+/// Redacts an event of a run this store created, whose ids were checked
+/// when it was (`Store::create_run`), and turns it into bound values; the
+/// caller checked that `seq` is storable. The same redaction as
+/// [`Scratch::prepare`]'s, on the caller's thread.
+pub(crate) fn prepare_known(
+    mut event: NewEvent,
     run_id: Arc<str>,
     tenant: Arc<str>,
-    seq: i64,
-    kind: Arc<str>,
-    direction: Arc<str>,
-    method: Option<Arc<str>>,
-    request_id: Option<Arc<str>>,
-    virtual_time: Arc<str>,
-    wall_time: Arc<str>,
-    payload: Arc<str>,
+    redactor: &SharedRedactor,
+) -> Row {
+    redactor.redact_json(&mut event.payload);
+    let mut time = String::with_capacity(32);
+    let mut stamp = |t: &chrono::DateTime<chrono::Utc>| {
+        time.clear();
+        write_db_time(&mut time, t);
+        Arc::from(time.as_str())
+    };
+    Row {
+        ticket: 0,
+        run_id,
+        tenant,
+        seq: i64::try_from(event.seq).unwrap_or(i64::MAX),
+        kind: event.kind.as_str(),
+        direction: event.direction.as_str(),
+        // A `Value` always serializes (its map keys are strings).
+        payload: Arc::from(event.payload.to_string()),
+        method: event
+            .method
+            .as_deref()
+            .map(|m| Arc::from(redactor.redact_str(m))),
+        request_id: event
+            .request_id
+            .as_deref()
+            .map(|r| Arc::from(redactor.redact_str(r))),
+        virtual_time: stamp(&event.virtual_time),
+        wall_time: stamp(&event.wall_time),
+        journaled: false,
+    }
 }
 
 /// The last key seen and what redaction made of it. Consecutive events
@@ -330,7 +376,9 @@ pub(crate) struct Core {
     owner: String,
     scratch: Scratch,
     /// Events taken from the inbox, not yet written.
-    events: Vec<(u64, NewEvent)>,
+    events: Vec<Pending>,
+    /// The journal whose rows this writer folds into the database.
+    journal: Option<Arc<Journal>>,
     /// Token spends queued with the events: counted in one transaction
     /// after the events are written, without breaking their batch.
     spends: Vec<access::PendingSpend>,
@@ -353,6 +401,7 @@ pub(crate) struct CoreParts {
     pub redactor: SharedRedactor,
     pub batch_max: usize,
     pub owner: String,
+    pub journal: Option<Arc<Journal>>,
 }
 
 /// The writer thread: sleeps on the inbox, and when there is work, takes
@@ -431,8 +480,6 @@ struct Scratch {
     /// cut into these power-of-two sizes so that only a handful of distinct
     /// statements exist and all stay in the prepared-statement cache.
     inserts: Vec<(usize, String)>,
-    kinds: Vec<Arc<str>>,
-    directions: Vec<Arc<str>>,
     json: Vec<u8>,
     time: String,
     run_key: KeyCache,
@@ -451,14 +498,6 @@ impl Scratch {
         }
         Scratch {
             inserts,
-            kinds: EventKind::ALL
-                .iter()
-                .map(|k| Arc::from(k.as_str()))
-                .collect(),
-            directions: Direction::ALL
-                .iter()
-                .map(|d| Arc::from(d.as_str()))
-                .collect(),
             json: Vec::with_capacity(4096),
             time: String::with_capacity(32),
             run_key: KeyCache::default(),
@@ -515,8 +554,8 @@ impl Scratch {
             run_id,
             tenant,
             seq,
-            kind: Arc::clone(&self.kinds[event.kind as usize]),
-            direction: Arc::clone(&self.directions[event.direction as usize]),
+            kind: event.kind.as_str(),
+            direction: event.direction.as_str(),
             payload,
             method: event
                 .method
@@ -528,7 +567,23 @@ impl Scratch {
                 .map(|r| Arc::from(redactor.redact_str(r))),
             virtual_time: self.time(&event.virtual_time),
             wall_time: self.time(&event.wall_time),
+            journaled: false,
         })
+    }
+}
+
+/// An event in the writer's hands: raw, or prepared by its caller.
+pub(crate) enum Pending {
+    Event(u64, NewEvent),
+    Row(Row),
+}
+
+impl Pending {
+    pub(crate) fn ticket(&self) -> u64 {
+        match self {
+            Pending::Event(ticket, _) => *ticket,
+            Pending::Row(row) => row.ticket,
+        }
     }
 }
 
@@ -626,8 +681,8 @@ fn execute_insert(conn: &Connection, sql: &str, rows: &[Row]) -> Result<(), rusq
         statement.raw_bind_parameter(at, &*row.run_id)?;
         statement.raw_bind_parameter(at + 1, row.seq)?;
         statement.raw_bind_parameter(at + 2, &*row.tenant)?;
-        statement.raw_bind_parameter(at + 3, &*row.kind)?;
-        statement.raw_bind_parameter(at + 4, &*row.direction)?;
+        statement.raw_bind_parameter(at + 3, row.kind)?;
+        statement.raw_bind_parameter(at + 4, row.direction)?;
         statement.raw_bind_parameter(at + 5, row.method.as_deref())?;
         statement.raw_bind_parameter(at + 6, row.request_id.as_deref())?;
         statement.raw_bind_parameter(at + 7, &*row.virtual_time)?;
@@ -712,6 +767,7 @@ impl Writer {
             owner: parts.owner,
             scratch: Scratch::new(),
             events: Vec::with_capacity(batch_max.min(1024)),
+            journal: parts.journal,
             spends: Vec::new(),
             wal_pages: 0,
             wal_check_at: WAL_RESTART_PAGES,
@@ -811,7 +867,13 @@ impl Core {
         while let Some(command) = buffer.pop_front() {
             match command {
                 Command::Event { ticket, event } => {
-                    self.events.push((ticket, event));
+                    self.events.push(Pending::Event(ticket, event));
+                    if self.events.len() >= self.batch_max {
+                        self.write_events();
+                    }
+                }
+                Command::Row { row } => {
+                    self.events.push(Pending::Row(row));
                     if self.events.len() >= self.batch_max {
                         self.write_events();
                     }
@@ -885,7 +947,7 @@ impl Core {
     /// Writes the events taken so far as one batch and advances the
     /// high-water mark past them.
     fn write_events(&mut self) {
-        let Some(&(last_ticket, _)) = self.events.last() else {
+        let Some(last_ticket) = self.events.last().map(Pending::ticket) else {
             return;
         };
         let scratch = &mut self.scratch;
@@ -893,12 +955,22 @@ impl Core {
         scratch.failed.clear();
         scratch.run_key = KeyCache::default();
         scratch.tenant_key = KeyCache::default();
-        for (ticket, event) in self.events.drain(..) {
-            match scratch.prepare(ticket, event, &self.redactor) {
-                Ok(row) => scratch.rows.push(row),
-                Err(e) => scratch.failed.push((ticket, Arc::new(e))),
+        let mut journaled = false;
+        for pending in self.events.drain(..) {
+            match pending {
+                Pending::Row(row) => {
+                    journaled |= row.journaled;
+                    scratch.rows.push(row);
+                }
+                Pending::Event(ticket, event) => {
+                    match scratch.prepare(ticket, event, &self.redactor) {
+                        Ok(row) => scratch.rows.push(row),
+                        Err(e) => scratch.failed.push((ticket, Arc::new(e))),
+                    }
+                }
             }
         }
+        let mut journaled_failed = false;
 
         if !scratch.rows.is_empty() {
             let mut row_failures = Vec::new();
@@ -908,8 +980,18 @@ impl Core {
                 &scratch.rows,
                 &mut row_failures,
             ) {
-                Ok(()) => scratch.failed.append(&mut row_failures),
+                Ok(()) => {
+                    if journaled && !row_failures.is_empty() {
+                        let tickets: BTreeSet<u64> = row_failures.iter().map(|(t, _)| *t).collect();
+                        journaled_failed = scratch
+                            .rows
+                            .iter()
+                            .any(|r| r.journaled && tickets.contains(&r.ticket));
+                    }
+                    scratch.failed.append(&mut row_failures);
+                }
                 Err(source) => {
+                    journaled_failed = journaled;
                     let cause = Arc::new(StoreError::Sqlite {
                         context: "writing a batch of events",
                         source,
@@ -944,6 +1026,14 @@ impl Core {
         // Failures are recorded before the mark moves, so a waiter that sees
         // the mark also sees its ticket's failure.
         self.processed.send_replace(last_ticket);
+        if let Some(journal) = &self.journal {
+            if journaled_failed {
+                // Those rows are safe in the journal; the next open folds
+                // them in again, so it must not be deleted.
+                journal.keep();
+            }
+            journal.folded(last_ticket);
+        }
     }
 
     fn control(&mut self, command: Command) {
@@ -1014,7 +1104,7 @@ impl Core {
                 let _ = reply.send(self.expire_approval(&id, now));
             }
             // Handled by the serving loop itself.
-            Command::Event { .. } | Command::Shutdown { .. } => {}
+            Command::Event { .. } | Command::Row { .. } | Command::Shutdown { .. } => {}
         }
     }
 
@@ -1183,6 +1273,10 @@ impl Core {
     /// Marks this instance's unfinished runs interrupted, checkpoints the
     /// WAL into the main file and closes the connection.
     fn finish(mut self) -> Result<(), StoreError> {
+        // Every event queued has been written: the journal is not needed.
+        if let Some(journal) = &self.journal {
+            journal.close();
+        }
         if let Some(checkpoints) = self.checkpoints.take() {
             checkpoints.stop();
         }

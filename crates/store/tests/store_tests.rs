@@ -327,12 +327,26 @@ async fn close_marks_unfinished_runs_interrupted() {
     store.close().await.unwrap();
 }
 
-/// Every file SQLite keeps for the store, concatenated.
+/// Every file SQLite keeps for the store, and its journals, concatenated.
 fn raw_store_bytes(dir: &Path) -> Vec<u8> {
     let mut bytes = Vec::new();
     for name in ["sandbar.db", "sandbar.db-wal", "sandbar.db-shm"] {
         if let Ok(b) = std::fs::read(dir.join(name)) {
             bytes.extend(b);
+        }
+    }
+    bytes.extend(journal_bytes(dir));
+    bytes
+}
+
+/// The store's journal segments, concatenated.
+fn journal_bytes(dir: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir.join("store-instances")) {
+        for entry in entries.flatten() {
+            if entry.path().extension().is_some_and(|x| x == "journal") {
+                bytes.extend(std::fs::read(entry.path()).unwrap());
+            }
         }
     }
     bytes
@@ -394,6 +408,8 @@ async fn secrets_never_reach_the_database_files() {
     let marker = secret_redactor().redact_str(SECRET);
     assert_ne!(marker, SECRET);
     assert!(contains(&bytes, marker.as_bytes()));
+    // The event went through the journal, redacted there too.
+    assert!(contains(&journal_bytes(dir.path()), marker.as_bytes()));
 
     let stored = store.events("run-secret").await.unwrap();
     assert_eq!(stored[0].request_id.as_deref(), Some(marker.as_str()));
@@ -952,6 +968,18 @@ fn acknowledged_events_survive_sigkill() {
     );
     assert_eq!(acked, (0..ACKS_BEFORE_KILL as u64).collect::<Vec<_>>());
 
+    // The child's events became durable in its journal first; the writer
+    // folds them into the database later, and only a clean close deletes
+    // the journal.
+    let journals = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir.path().join("store-instances"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "journal"))
+            .collect()
+    };
+    assert!(!journals().is_empty(), "the killed child left no journal");
+
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let path = dir.path().join("sandbar.db");
@@ -966,6 +994,11 @@ fn acknowledged_events_survive_sigkill() {
         conn.close().await.unwrap();
 
         let store = open(dir.path()).await;
+        assert_eq!(
+            journals(),
+            Vec::<std::path::PathBuf>::new(),
+            "folded in and deleted at open"
+        );
         let events = store.events(KILL_RUN).await.unwrap();
         let stored = seqs(&events);
         // Every acknowledged event is there, in order, with nothing missing
