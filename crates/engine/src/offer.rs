@@ -159,7 +159,14 @@ impl Offer {
         let declared_tools: HashSet<String> = tools.keys().cloned().collect();
         let declared_prompts: HashSet<String> =
             scenario.prompts.iter().map(|p| p.name.clone()).collect();
-        let tool_names = offered_names(scenario, catalogs, |c| &c.tools, &declared_tools, &linked);
+        let tool_names = offered_names(
+            scenario,
+            catalogs,
+            |c| &c.tools,
+            &declared_tools,
+            &linked,
+            "tool",
+        )?;
         for (u, name, offered, item) in tool_names {
             let mut item = item.clone();
             if let Value::Object(m) = &mut item {
@@ -186,7 +193,8 @@ impl Offer {
             |c| &c.prompts,
             &declared_prompts,
             &no_links,
-        ) {
+            "prompt",
+        )? {
             let mut item = item.clone();
             if let Value::Object(m) = &mut item {
                 m.insert("name".to_owned(), Value::from(offered.clone()));
@@ -301,15 +309,22 @@ fn find_named<'a>(items: &'a [Value], name: &str) -> Option<&'a Map<String, Valu
         .find(|m| m.get("name").and_then(Value::as_str) == Some(name))
 }
 
-/// Upstream items with their offered names: (upstream, name there, offered
-/// name, item), in upstream order then catalog order.
+/// An upstream item as offered: (upstream, name there, offered name, item).
+type Named<'a> = (usize, String, String, &'a Value);
+
+/// Upstream items with their offered names, in upstream order then catalog
+/// order. A name two sources would offer (two upstreams, or an upstream and
+/// the scenario) becomes `UPSTREAM__NAME`; if that still collides (a rename
+/// or a declared tool already uses it), the offer is refused with the two
+/// sources named, since an agent could not tell them apart.
 fn offered_names<'a>(
     scenario: &Scenario,
     catalogs: &'a [Catalog],
     items: impl Fn(&'a Catalog) -> &'a Vec<Value>,
     declared: &HashSet<String>,
     linked: &HashSet<(usize, String)>,
-) -> Vec<(usize, String, String, &'a Value)> {
+    what: &str,
+) -> Result<Vec<Named<'a>>, OfferError> {
     let mut candidates = Vec::new();
     for (u, catalog) in catalogs.iter().enumerate() {
         let upstream = &scenario.upstreams[u];
@@ -336,7 +351,7 @@ fn offered_names<'a>(
         .filter(|(name, n)| *n > 1 || declared.contains(*name))
         .map(|(name, _)| name.to_owned())
         .collect();
-    candidates
+    let named: Vec<Named<'a>> = candidates
         .into_iter()
         .map(|(u, name, offered, item)| {
             let offered = if ambiguous.contains(&offered) {
@@ -346,7 +361,23 @@ fn offered_names<'a>(
             };
             (u, name, offered, item)
         })
-        .collect()
+        .collect();
+    let mut taken: HashMap<&str, String> = declared
+        .iter()
+        .map(|d| (d.as_str(), format!("the scenario's {what} `{d}`")))
+        .collect();
+    for (u, name, offered, _) in &named {
+        let upstream = &scenario.upstreams[*u].name;
+        let source = format!("{what} `{name}` of upstream `{upstream}`");
+        if let Some(other) = taken.insert(offered.as_str(), source.clone()) {
+            return Err(OfferError::Invalid(format!(
+                "{other} and {source} would both be offered as `{offered}`; \
+                 rename or hide one of them (`rename:` or `hide:` under the upstream, \
+                 or another name for the scenario's {what})"
+            )));
+        }
+    }
+    Ok(named)
 }
 
 /// The replay matching options: the scenario's rules for every call, plus
@@ -400,4 +431,96 @@ fn match_config(base: &MatchRules, extra: Option<&MatchRules>) -> Result<MatchCo
         }
     }
     Ok(MatchConfig { rules })
+}
+
+#[cfg(test)]
+// Tests fail by panicking; unwrapping is how they say so.
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn scenario(upstreams: &str, tools: &str) -> Scenario {
+        let text = format!("version: 1\nname: naming\nupstreams:\n{upstreams}\ntools:\n{tools}\n");
+        sandbar_scenario::load_str(&text, "naming.yaml", None).unwrap()
+    }
+
+    fn catalog(tools: &[&str]) -> Catalog {
+        Catalog {
+            tools: tools
+                .iter()
+                .map(|t| json!({"name": t, "inputSchema": {"type": "object"}}))
+                .collect(),
+            ..Catalog::default()
+        }
+    }
+
+    const STUB_ECHO: &str = "  - name: echo\n    respond:\n      - text: stub";
+
+    fn offered(offer: &Offer) -> Vec<String> {
+        let mut names: Vec<String> = offer.tools.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn colliding_names_are_prefixed_by_their_upstream() {
+        let s = scenario(
+            "  - name: a\n    url: http://127.0.0.1:1/mcp\n  - name: b\n    url: http://127.0.0.1:2/mcp",
+            STUB_ECHO,
+        );
+        let offer =
+            Offer::new(&s, &[catalog(&["echo", "add"]), catalog(&["echo", "sub"])]).unwrap();
+        assert_eq!(
+            offered(&offer),
+            ["a__echo", "add", "b__echo", "echo", "sub"]
+        );
+        assert_eq!(
+            offer.tools["b__echo"].upstream,
+            Some((1, "echo".to_owned()))
+        );
+        assert!(offer.tools["echo"].declared);
+    }
+
+    #[test]
+    fn a_name_that_still_collides_after_prefixing_is_refused_with_both_sources() {
+        // b renames get-sum to echo, which the scenario and upstream b both
+        // offer too: b's echo and its renamed get-sum would both be b__echo.
+        let s = scenario(
+            "  - name: a\n    url: http://127.0.0.1:1/mcp\n  - name: b\n    url: http://127.0.0.1:2/mcp\n    rename: {get-sum: echo}",
+            STUB_ECHO,
+        );
+        let err = Offer::new(&s, &[catalog(&["echo"]), catalog(&["echo", "get-sum"])])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("would both be offered as `b__echo`"), "{err}");
+        assert!(err.contains("tool `echo` of upstream `b`"), "{err}");
+        assert!(err.contains("tool `get-sum` of upstream `b`"), "{err}");
+        assert!(err.contains("rename or hide"), "{err}");
+
+        // A declared tool already named like a prefixed one.
+        let s = scenario(
+            "  - name: a\n    url: http://127.0.0.1:1/mcp",
+            "  - name: echo\n    respond:\n      - text: stub\n  - name: a__echo\n    respond:\n      - text: mine",
+        );
+        let err = Offer::new(&s, &[catalog(&["echo"])])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("the scenario's tool `a__echo`"), "{err}");
+        assert!(err.contains("tool `echo` of upstream `a`"), "{err}");
+
+        // Hiding one of them settles it.
+        let s = scenario(
+            "  - name: a\n    url: http://127.0.0.1:1/mcp\n  - name: b\n    url: http://127.0.0.1:2/mcp\n    rename: {get-sum: echo}\n    hide: [echo]",
+            STUB_ECHO,
+        );
+        let offer = Offer::new(&s, &[catalog(&["echo"]), catalog(&["echo", "get-sum"])]).unwrap();
+        assert_eq!(offered(&offer), ["a__echo", "b__echo", "echo"]);
+        assert_eq!(
+            offer.tools["b__echo"].upstream,
+            Some((1, "get-sum".to_owned()))
+        );
+    }
 }
