@@ -8,7 +8,10 @@
 //! names) are equal and their subjects are equal once normalised:
 //!
 //! - object keys are compared regardless of order, numbers by value (`1`
-//!   equals `1.0`);
+//!   equals `1.0`), and a redaction placeholder equals any other
+//!   (`[REDACTED:secret:api_key]` recorded with a scenario's secrets equals
+//!   `[REDACTED:token]` from a replay that only detects the value): what was
+//!   redacted is compared by where it was, never by what it was;
 //! - rules in the [`MatchConfig`] relax the comparison at given paths of the
 //!   subject: [`PathMatch::Ignore`] removes the field (an ignored array
 //!   element keeps its place but not its value), [`PathMatch::Regex`] makes
@@ -251,6 +254,10 @@ pub(crate) fn normalise(
     }
     Some(match value {
         Value::Number(number) => Value::Number(canonical_number(number)),
+        Value::String(text) => match sandbar_redact::generalize_placeholders(text) {
+            Cow::Borrowed(_) => value.clone(),
+            Cow::Owned(text) => Value::String(text),
+        },
         Value::Array(items) => Value::Array(
             items
                 .iter()
@@ -409,6 +416,13 @@ fn diff_into(
         }
         (Value::Number(x), Value::Number(y)) => {
             if canonical_number(x) != canonical_number(y) {
+                report(out, at);
+            }
+        }
+        (Value::String(x), Value::String(y)) => {
+            if sandbar_redact::generalize_placeholders(x)
+                != sandbar_redact::generalize_placeholders(y)
+            {
                 report(out, at);
             }
         }

@@ -468,3 +468,34 @@ fn very_deep_values_do_not_overflow() {
         }
     }
 }
+
+#[test]
+fn a_redaction_placeholder_matches_any_other_but_not_a_value() {
+    let o = options(&[]);
+    let said = |text: &str| tool("echo", json!({"message": format!("my token is {text} ok")}));
+    check(
+        &o,
+        said("[REDACTED:secret:search_token]"),
+        said("[REDACTED:token]"),
+        true,
+    );
+    check(
+        &o,
+        said("[REDACTED:email]"),
+        said("[REDACTED:secret:a]"),
+        true,
+    );
+    check(&o, said("[REDACTED:token]"), said("st_live_0123"), false);
+    check(
+        &o,
+        said("[REDACTED:token]"),
+        said("[REDACTED:Not A Kind]"),
+        false,
+    );
+    check(
+        &o,
+        tool("echo", json!({"a": "[REDACTED:token]", "b": 1})),
+        tool("echo", json!({"a": "[REDACTED:token]", "b": 2})),
+        false,
+    );
+}
