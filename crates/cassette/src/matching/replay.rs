@@ -75,8 +75,12 @@ pub struct DivergenceReport {
     pub reason: String,
     /// In strict order mode, the seq of the interaction expected next.
     pub expected: Option<u64>,
-    /// Up to three recorded interactions closest to the call, best first.
+    /// Up to three recorded interactions closest to the call, best first:
+    /// calls of the same method and tool, and others only if they share
+    /// something with it (a score above 0).
     pub candidates: Vec<Candidate>,
+    /// How many interactions the cassette holds.
+    pub recorded: usize,
 }
 
 /// A recorded interaction close to a call that had no match.
@@ -272,6 +276,9 @@ impl Replayer {
             .collect();
         // Same method first, then same tool, then the most alike, then the
         // fewest differing fields, then file order.
+        // A call of another method or tool with nothing in common would
+        // only pad the report.
+        ranked.retain(|(same_method, same_tool, c)| (*same_method && *same_tool) || c.score > 0.0);
         ranked.sort_by(|(m1, t1, a), (m2, t2, b)| {
             m2.cmp(m1)
                 .then(t2.cmp(t1))
@@ -291,6 +298,7 @@ impl Replayer {
                 .take(CANDIDATES)
                 .map(|(_, _, candidate)| candidate)
                 .collect(),
+            recorded: self.entries.len(),
         }
     }
 }
@@ -327,10 +335,18 @@ impl fmt::Display for DivergenceReport {
         )?;
         writeln!(f, "reason: {}", self.reason)?;
         if self.candidates.is_empty() {
-            return write!(
-                f,
-                "closest recorded calls: none (the cassette holds no interactions)"
-            );
+            return match self.recorded {
+                0 => write!(
+                    f,
+                    "closest recorded calls: none (the cassette holds no interactions)"
+                ),
+                n => write!(
+                    f,
+                    "closest recorded calls: none alike (no recorded call of {} shares a field with it; the cassette holds {n} interaction{})",
+                    call_name(&self.method, self.tool.as_deref()),
+                    if n == 1 { "" } else { "s" }
+                ),
+            };
         }
         write!(f, "closest recorded calls:")?;
         for candidate in &self.candidates {

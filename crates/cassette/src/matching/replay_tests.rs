@@ -170,11 +170,29 @@ fn report_text() {
             "closest recorded calls:",
             r#"  #1 tools/call lookup_order {"order_id":"o1"}, score 0.50"#,
             r#"    arguments.order_id: recorded "o1", received "o2""#,
-            r#"  #2 tools/call refund {"order_id":"o1","amount":5}, score 0.00"#,
-            r#"    arguments.amount: recorded 5, received (absent)"#,
-            r#"    arguments.order_id: recorded "o1", received "o2""#,
-            r#"    name: recorded "refund", received "lookup_order""#,
         ]
+    );
+    // A call of another tool is listed when it shares something with the
+    // call, never to fill the list.
+    let miss = replayer
+        .answer("tools/call", &args("lookup_order", json!({"amount": 5})))
+        .unwrap_err();
+    let listed: Vec<(Option<&str>, f64)> = miss
+        .report
+        .candidates
+        .iter()
+        .map(|c| (c.tool.as_deref(), c.score))
+        .collect();
+    assert_eq!(listed[0].0, Some("lookup_order"));
+    assert_eq!(listed[1].0, Some("refund"));
+    assert!(listed[1].1 > 0.0);
+    let miss = replayer.answer("ping", &Value::Null).unwrap_err();
+    assert!(miss.report.candidates.is_empty());
+    assert!(
+        miss.to_string().ends_with(
+            "closest recorded calls: none alike (no recorded call of ping shares a field with it; the cassette holds 2 interactions)"
+        ),
+        "{miss}"
     );
     let empty = Replayer::new(cassette(vec![]), MatchOptions::default());
     let miss = empty.answer("ping", &Value::Null).unwrap_err();
