@@ -38,7 +38,8 @@ pub use matching::{
     PathRule, PathSegment, Replayer, diff_values,
 };
 pub use model::{
-    Cassette, Header, Interaction, Notification, RecordedOutcome, ScenarioRef, parse_version,
+    CANCELLED_CODE, Cassette, Header, Interaction, Notification, RecordedOutcome, ScenarioRef,
+    parse_version,
 };
 pub use read::{MAX_BLOB_BYTES, MAX_DEPTH, MAX_LINE_BYTES};
 pub use write::{CassetteWriter, DEFAULT_BLOB_THRESHOLD};
@@ -50,7 +51,7 @@ pub const FORMAT: &str = "sandbar-cassette";
 pub const VERSION_MAJOR: u32 = 1;
 /// The minor version this crate writes. A file with a higher minor version
 /// is read, ignoring the fields this version does not know.
-pub const VERSION_MINOR: u32 = 1;
+pub const VERSION_MINOR: u32 = 2;
 
 #[cfg(test)]
 mod proptests;

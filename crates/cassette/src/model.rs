@@ -170,7 +170,14 @@ pub struct Notification {
     pub params: Value,
 }
 
-/// What a request got: a result, or a JSON-RPC error.
+/// The error code of a call the client cancelled (JSON-RPC's
+/// `RequestCancelled`): the client got no answer, and the error's message
+/// says how the call ended. The file marks such an outcome
+/// `"cancelled": true` (format 1.2).
+pub const CANCELLED_CODE: i64 = -32800;
+
+/// What a request got: a result, or a JSON-RPC error — or, for an error
+/// with [`CANCELLED_CODE`], nothing, because the client cancelled it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RecordedOutcome {
     /// The `result` of the response.
@@ -187,7 +194,17 @@ pub enum RecordedOutcome {
 }
 
 impl RecordedOutcome {
-    /// `{"result": ...}` or `{"error": {"code": ..., "message": ..., "data": ...}}`.
+    /// A call the client cancelled; `message` says how it ended.
+    pub fn cancelled(message: impl Into<String>) -> RecordedOutcome {
+        RecordedOutcome::Error {
+            code: CANCELLED_CODE,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// `{"result": ...}`, `{"error": {"code": ..., "message": ..., "data": ...}}`,
+    /// or for a cancelled call `{"cancelled": true, "error": {...}}`.
     pub fn to_json(&self) -> Value {
         let mut outer = Map::new();
         match self {
@@ -199,6 +216,9 @@ impl RecordedOutcome {
                 message,
                 data,
             } => {
+                if *code == CANCELLED_CODE {
+                    outer.insert("cancelled".to_owned(), Value::Bool(true));
+                }
                 let mut error = Map::new();
                 error.insert("code".to_owned(), Value::from(*code));
                 error.insert("message".to_owned(), Value::from(message.as_str()));
@@ -221,6 +241,11 @@ impl RecordedOutcome {
     pub fn is_result(&self) -> bool {
         matches!(self, RecordedOutcome::Result(_))
     }
+
+    /// Whether the client cancelled the call (and so got no answer).
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, RecordedOutcome::Error { code, .. } if *code == CANCELLED_CODE)
+    }
 }
 
 /// Reads an outcome; `label` names it in messages (`outcome`), `strict`
@@ -239,13 +264,13 @@ pub(crate) fn outcome_from_json(
     if strict
         && let Some(key) = map
             .keys()
-            .find(|key| !matches!(key.as_str(), "result" | "error"))
+            .find(|key| !matches!(key.as_str(), "result" | "error" | "cancelled"))
     {
         return Err(format!(
-            "unknown field `{key}` in `{label}`; expected `result` or `error`"
+            "unknown field `{key}` in `{label}`; expected `result`, `error` or `cancelled`"
         ));
     }
-    match (map.get("result"), map.get("error")) {
+    let outcome = match (map.get("result"), map.get("error")) {
         (Some(_), Some(_)) => Err(format!(
             "`{label}` must have exactly one of `result` or `error`, found both"
         )),
@@ -254,6 +279,22 @@ pub(crate) fn outcome_from_json(
         )),
         (Some(result), None) => Ok(RecordedOutcome::Result(result.clone())),
         (None, Some(error)) => error_from_json(error, &format!("{label}.error"), strict),
+    }?;
+    // The mark names what the code means; a line where they disagree was
+    // edited by hand, and replaying it would have to guess. (Files before
+    // 1.2 carry the code alone, and mean the same by it.) A newer minor
+    // version may say more here; the code is what this reader goes by.
+    match map.get("cancelled") {
+        None => Ok(outcome),
+        Some(_) if !strict => Ok(outcome),
+        Some(Value::Bool(true)) if outcome.is_cancelled() => Ok(outcome),
+        Some(Value::Bool(true)) => Err(format!(
+            "`{label}.cancelled` is true, so `{label}` must be an error with code {CANCELLED_CODE}"
+        )),
+        Some(other) => Err(format!(
+            "`{label}.cancelled` must be `true` when present, found {}",
+            describe(other)
+        )),
     }
 }
 
@@ -405,6 +446,47 @@ mod tests {
         check_outcome(
             json!({"error": {"code": 1, "message": "m", "x": 0}}),
             Err("unknown field `x` in `outcome.error`"),
+        );
+    }
+
+    #[test]
+    fn cancelled_outcomes() {
+        let cancelled = RecordedOutcome::cancelled("tools/call was cancelled by the client");
+        assert!(cancelled.is_cancelled());
+        assert!(!RecordedOutcome::Result(json!({})).is_cancelled());
+        assert_eq!(
+            cancelled.to_json().to_string(),
+            r#"{"cancelled":true,"error":{"code":-32800,"message":"tools/call was cancelled by the client"}}"#
+        );
+        check_outcome(
+            json!({"cancelled": true, "error": {"code": -32800, "message": "m"}}),
+            Ok(RecordedOutcome::cancelled("m")),
+        );
+        // Before 1.2 the code alone said it.
+        check_outcome(
+            json!({"error": {"code": -32800, "message": "m"}}),
+            Ok(RecordedOutcome::cancelled("m")),
+        );
+        check_outcome(
+            json!({"cancelled": true, "result": {}}),
+            Err("`outcome.cancelled` is true, so `outcome` must be an error with code -32800"),
+        );
+        check_outcome(
+            json!({"cancelled": true, "error": {"code": -32603, "message": "m"}}),
+            Err("must be an error with code -32800"),
+        );
+        check_outcome(
+            json!({"cancelled": false, "error": {"code": -32800, "message": "m"}}),
+            Err("`outcome.cancelled` must be `true` when present, found false"),
+        );
+        // A newer minor version may say more; the code decides.
+        assert_eq!(
+            outcome_from_json(
+                &json!({"cancelled": {"by": "client"}, "error": {"code": -32800, "message": "m"}}),
+                "outcome",
+                false,
+            ),
+            Ok(RecordedOutcome::cancelled("m"))
         );
     }
 

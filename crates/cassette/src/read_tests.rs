@@ -319,7 +319,7 @@ fn interaction_errors() {
     check(
         &t(&[&l(json!({"outcome": {"result": 1, "x": 2}}))]),
         Format,
-        "c.jsonl:2: unknown field `x` in `outcome`; expected `result` or `error`",
+        "c.jsonl:2: unknown field `x` in `outcome`; expected `result`, `error` or `cancelled`",
     );
     check(
         &t(&[&l(

@@ -80,7 +80,7 @@ fn writes_the_documented_bytes() {
     assert_eq!(
         lines,
         [
-            format!(r#"{{"format":"sandbar-cassette","version":"1.1","scenario":{{"name":"support-desk","hash":"{}"}},"seed":42,"clock_start":"2026-01-15T09:00:00Z","recorded_at":"2026-11-27T07:00:00Z"}}"#, "ab".repeat(32)).as_str(),
+            format!(r#"{{"format":"sandbar-cassette","version":"1.2","scenario":{{"name":"support-desk","hash":"{}"}},"seed":42,"clock_start":"2026-01-15T09:00:00Z","recorded_at":"2026-11-27T07:00:00Z"}}"#, "ab".repeat(32)).as_str(),
             r#"{"seq":1,"method":"tools/call","params":{"name":"lookup_order","arguments":{"order_id":"o1"}},"upstream":"everything","virtual_time":"2026-01-15T09:00:01Z","notifications":[{"method":"notifications/progress","params":{"progress":1,"total":2}},{"method":"notifications/message","params":{"level":"info","data":"looking"}}],"outcome":{"result":{"content":[{"type":"text","text":"shipped"}]}}}"#,
             r#"{"seq":2,"method":"tools/call","params":{"name":"refund","arguments":{"order_id":"o1","amount":12.5}},"virtual_time":"2026-01-15T09:00:01Z","outcome":{"error":{"code":-32602,"message":"amount too large","data":{"max":10}}}}"#,
             "",
@@ -267,7 +267,7 @@ fn damaged_or_missing_blobs_are_reported() {
     )]);
     fs::write(&path, text).unwrap();
     let error = Cassette::load(&path).unwrap_err();
-    assert!(error.to_string().ends_with("unknown field `nothing` in `outcome`; expected `result` or `error` (in the outcome's blob file)"), "{error}");
+    assert!(error.to_string().ends_with("unknown field `nothing` in `outcome`; expected `result`, `error` or `cancelled` (in the outcome's blob file)"), "{error}");
 }
 
 #[test]
@@ -439,4 +439,24 @@ fn no_secret_reaches_any_file() {
 fn writer_is_send() {
     fn send<T: Send>() {}
     send::<CassetteWriter>();
+}
+
+#[test]
+fn a_cancelled_call_is_marked_and_reads_back_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut hang = call("hang", json!({}), Value::Null);
+    hang.outcome = RecordedOutcome::cancelled("tools/call was cancelled by the client");
+    hang.notifications = vec![Notification {
+        method: "notifications/progress".into(),
+        params: json!({"progress": 1}),
+    }];
+    let path = write(dir.path(), "cancelled", vec![hang]);
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains(r#""outcome":{"cancelled":true,"error":{"code":-32800,"message":"tools/call was cancelled by the client"}}"#),
+        "{text}"
+    );
+    let cassette = Cassette::load(&path).unwrap();
+    assert!(cassette.interactions[0].outcome.is_cancelled());
+    assert_eq!(cassette.interactions[0].notifications.len(), 1);
 }

@@ -8,6 +8,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rmcp::model::RequestParamsMeta as _;
@@ -122,6 +123,92 @@ async fn session_transcript(session: &Session) -> Vec<String> {
     out
 }
 
+/// Every line the server wrote to the client, as it was written, before
+/// the client parsed it.
+#[derive(Clone, Default)]
+struct Frames(Arc<Mutex<Vec<String>>>);
+
+impl Frames {
+    fn all(&self) -> Vec<String> {
+        self.0.lock().expect("frames").clone()
+    }
+
+    /// The notifications among the frames, as `(method, params)`.
+    fn notifications(&self) -> Vec<(String, Value)> {
+        self.all()
+            .iter()
+            .map(|frame| serde_json::from_str::<Value>(frame).expect("a JSON frame"))
+            .filter(|m| m.get("id").is_none())
+            .map(|m| {
+                (
+                    m["method"].as_str().unwrap_or("").to_owned(),
+                    m["params"].clone(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Like `connect_command`, but keeps every frame the server writes.
+async fn connect_tapped(program: &str, args: &[String], client: TestClient) -> (Session, Frames) {
+    use rmcp::ServiceExt as _;
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .env_remove("SANDBAR_LOG")
+        .env_remove("SANDBAR_DATA")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the stdio server");
+    let stdin = child.stdin.take().expect("stdin");
+    let stdout = child.stdout.take().expect("stdout");
+    let (mut to_client, from_tap) = tokio::io::duplex(1 << 20);
+    let frames = Frames::default();
+    let tap = frames.clone();
+    // The child lives as long as its stdout: until the client has closed
+    // its stdin and the server has ended.
+    tokio::spawn(async move {
+        let _child = child;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            tap.0.lock().expect("frames").push(line.clone());
+            if to_client
+                .write_all(format!("{line}\n").as_bytes())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let session = client
+        .serve((from_tap, stdin))
+        .await
+        .expect("connect over stdio");
+    (session, frames)
+}
+
+/// The notifications a run's store says the agent was sent, in order, as
+/// `(method, params)`.
+fn stored_notifications(run: &Value) -> Vec<(String, Value)> {
+    run["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["kind"] == "notification" && e["direction"] == "to_client")
+        .map(|e| {
+            (
+                e["method"].as_str().unwrap_or("").to_owned(),
+                e["payload"].clone(),
+            )
+        })
+        .collect()
+}
+
 async fn with_timeout<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(60), f)
         .await
@@ -139,11 +226,12 @@ async fn a_stdio_upstream_is_recorded_and_replayed_offline_byte_for_byte() {
         &dir.path().join("data"),
         &["--record", &cassettes.display().to_string()],
     );
-    let live = with_timeout("the live session", async {
-        let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
-        let transcript = session_transcript(&session).await;
+    let (live, live_frames) = with_timeout("the live session", async {
+        let (session, frames) = connect_tapped(&sandbar_path(), &args, TestClient::default()).await;
+        let mut transcript = session_transcript(&session).await;
+        transcript.push(progress_call(&session, "agent-token").await.to_string());
         session.cancel().await.expect("close");
-        transcript
+        (transcript, frames)
     })
     .await;
     // The upstream really answered: echo and get-sum are its tools.
@@ -171,15 +259,57 @@ async fn a_stdio_upstream_is_recorded_and_replayed_offline_byte_for_byte() {
         "--data".into(),
         dir.path().join("replay-data").display().to_string(),
     ];
-    let (replayed, unrecorded) = with_timeout("the replayed session", async {
-        let session = connect_command("unshare", &replay_args, TestClient::default()).await;
-        let transcript = session_transcript(&session).await;
+    let (replayed, replayed_frames, unrecorded) = with_timeout("the replayed session", async {
+        let (session, frames) =
+            connect_tapped("unshare", &replay_args, TestClient::default()).await;
+        let mut transcript = session_transcript(&session).await;
+        transcript.push(progress_call(&session, "agent-token").await.to_string());
+        let replayed_frames = frames.all();
         let unrecorded = call(&session, "echo", json!({"message": "hullo"})).await;
         session.cancel().await.expect("close");
-        (transcript, unrecorded)
+        (transcript, replayed_frames, unrecorded)
     })
     .await;
     assert_eq!(live, replayed, "the replay must give the recorded bytes");
+    // Byte for byte on the wire: every frame the agent got, the
+    // initialize answer (and the capabilities it advertises) and every
+    // notification included, in the same order.
+    let live_frames_all = live_frames.all();
+    assert_eq!(
+        live_frames_all.join("\n"),
+        replayed_frames.join("\n"),
+        "the replay must send the recorded frames"
+    );
+    // The session opens the upstream on its first call, and the upstream
+    // then says its tool list changed (four times); the agent hears of it
+    // before the answer, live and replayed alike.
+    let echo_answer = live_frames_all
+        .iter()
+        .position(|f| f.contains("Echo: hello"))
+        .expect("the echo answer");
+    let changed = live_frames_all[..echo_answer]
+        .iter()
+        .filter(|f| f.contains("\"notifications/tools/list_changed\""))
+        .count();
+    assert!(changed > 0, "{live_frames_all:#?}");
+    assert!(
+        live_frames_all[0].contains("\"tools\":{\"listChanged\":true}"),
+        "{}",
+        live_frames_all[0]
+    );
+    // Whole progress values stay integers on the wire.
+    let progress: Vec<&String> = live_frames_all
+        .iter()
+        .filter(|f| f.contains("notifications/progress"))
+        .collect();
+    assert_eq!(progress.len(), 3, "{live_frames_all:#?}");
+    assert!(progress[0].contains("\"progress\":1,"), "{}", progress[0]);
+    // What the stores say the agent was sent is what it was sent.
+    let sent = live_frames.notifications();
+    assert_eq!(
+        stored_notifications(&newest_run(&dir.path().join("data"))),
+        sent
+    );
 
     // A call the recording does not hold: a tool error that shows the
     // closest recorded call and the field that differs.
@@ -197,6 +327,7 @@ async fn a_stdio_upstream_is_recorded_and_replayed_offline_byte_for_byte() {
         .collect();
     assert_eq!(divergences.len(), 1, "{run}");
     assert_eq!(divergences[0]["payload"]["candidates"][0]["tool"], "echo");
+    assert_eq!(stored_notifications(&run), sent);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1202,6 +1333,162 @@ upstreams:
         session.cancel().await.expect("close");
     })
     .await;
+}
+
+/// Sends `tools/call hang` and returns its handle once `reached` says the
+/// call got where it was going.
+async fn send_hang(
+    session: &Session,
+    reached: impl Fn() -> bool,
+) -> rmcp::service::RequestHandle<rmcp::RoleClient> {
+    use rmcp::model::{CallToolRequest, CallToolRequestParams, ClientRequest};
+    use rmcp::service::PeerRequestOptions;
+
+    let request =
+        ClientRequest::CallToolRequest(CallToolRequest::new(CallToolRequestParams::new("hang")));
+    let handle = session
+        .peer()
+        .send_request_with_option(request, PeerRequestOptions::no_options())
+        .await
+        .expect("send");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !reached() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the call never got there"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    handle
+}
+
+/// Whether a frame answers the request with this id.
+fn answers(frame: &str, id: &rmcp::model::RequestId) -> bool {
+    let message: Value = serde_json::from_str(frame).expect("a JSON frame");
+    message.get("method").is_none()
+        && message.get("id") == Some(&serde_json::to_value(id).expect("id"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_call_is_recorded_as_cancelled_and_replayed_unanswered_until_cancelled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = repo().join("crates/upstream/tests/scripted_server.cjs");
+    let received = dir.path().join("received.jsonl");
+    let scenario = write_scenario(
+        dir.path(),
+        "scenario.yaml",
+        &format!(
+            r#"
+version: 1
+name: cancelling
+upstreams:
+  - name: scripted
+    command: node
+    args: ["{}"]
+    env: {{RECORD: "{}"}}
+"#,
+            script.display(),
+            received.display()
+        ),
+    );
+    let cassettes = dir.path().join("cassettes");
+    let args = stdio_args(
+        "serve",
+        &scenario,
+        &dir.path().join("data"),
+        &["--record", &cassettes.display().to_string()],
+    );
+    let upstream_got = |what: &str| {
+        std::fs::read_to_string(&received)
+            .unwrap_or_default()
+            .contains(what)
+    };
+    let live_frames = with_timeout("the live session", async {
+        let (session, frames) = connect_tapped(&sandbar_path(), &args, TestClient::default()).await;
+        let handle = send_hang(&session, || upstream_got("\"hang\"")).await;
+        let id = handle.id.clone();
+        handle
+            .cancel(Some("the user gave up".into()))
+            .await
+            .expect("cancel");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !upstream_got("notifications/cancelled") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the upstream was not told"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let after = call(&session, "a", json!({})).await;
+        assert_eq!(text(&after), "no tool a", "{after}");
+        session.cancel().await.expect("close");
+        let frames = frames.all();
+        assert!(!frames.iter().any(|f| answers(f, &id)), "{frames:#?}");
+        frames
+    })
+    .await;
+
+    // The cassette says the call was cancelled, not that the agent was
+    // answered.
+    let cassette = only_cassette(&cassettes);
+    let lines: Vec<Value> = std::fs::read_to_string(&cassette)
+        .expect("cassette")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let hang = lines
+        .iter()
+        .find(|l| l["params"]["name"] == "hang")
+        .expect("the cancelled call is recorded");
+    assert_eq!(hang["outcome"]["cancelled"], true, "{hang}");
+    assert_eq!(hang["outcome"]["error"]["code"], -32800, "{hang}");
+    assert!(hang["outcome"].get("result").is_none(), "{hang}");
+
+    // Replayed, the call is not answered until the client cancels it, and
+    // then not at all; the session goes on.
+    let replay_args = stdio_args("replay", &cassette, &dir.path().join("replay-data"), &[]);
+    let replay_frames = with_timeout("the replayed session", async {
+        let (session, frames) =
+            connect_tapped(&sandbar_path(), &replay_args, TestClient::default()).await;
+        let handle = send_hang(&session, || true).await;
+        let id = handle.id.clone();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            !frames.all().iter().any(|f| answers(f, &id)),
+            "a cancelled recording was answered: {:#?}",
+            frames.all()
+        );
+        handle
+            .cancel(Some("the user gave up".into()))
+            .await
+            .expect("cancel");
+        let after = call(&session, "a", json!({})).await;
+        assert_eq!(text(&after), "no tool a", "{after}");
+        session.cancel().await.expect("close");
+        let frames = frames.all();
+        assert!(!frames.iter().any(|f| answers(f, &id)), "{frames:#?}");
+        frames
+    })
+    .await;
+    assert_eq!(live_frames, replay_frames);
+    // The replayed run records the client's cancel and the call ending
+    // cancelled, as the recorded one did. (Which of the two comes first is
+    // not fixed: the SDK hands the cancel to the call and to the handler
+    // that records it on tasks of their own.)
+    let run = newest_run(&dir.path().join("replay-data"));
+    let events = run["events"].as_array().expect("events");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["method"] == "notifications/cancelled" && e["direction"] == "to_server"),
+        "{run}"
+    );
+    assert!(
+        events.iter().any(|e| e["kind"] == "error"
+            && e["method"] == "tools/call"
+            && e["payload"]["error"]["code"] == -32800),
+        "{run}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,14 +33,23 @@ pub(crate) struct Relay<'a> {
     /// in what the agent answers (upstream traffic whose tool masks).
     pub mask: bool,
     pub collected: Mutex<Vec<(String, Value)>>,
+    /// Hold list-changed notifications back (see `held`): an upstream's
+    /// are, a replayed recording's are not, since the recording already
+    /// has them where the agent got them.
+    pub hold: bool,
     /// List-changed notifications from the upstream, held back until the
     /// offer has taken the new lists in (so an agent that lists again at
-    /// once sees them).
+    /// once sees them), then passed on by [`Relay::release`].
     pub held: Mutex<Vec<(String, Value)>>,
 }
 
+/// The JSON-RPC error code a call the client cancelled ends with (the
+/// stub route's too). The client gets no answer to a cancelled request,
+/// and a cassette marks an outcome with this code as cancelled.
+pub(crate) const CANCELLED: i32 = -32800;
+
 /// The notifications by which a server says one of its lists changed.
-const LIST_CHANGED: [&str; 3] = [
+pub(crate) const LIST_CHANGED: [&str; 3] = [
     "notifications/tools/list_changed",
     "notifications/prompts/list_changed",
     "notifications/resources/list_changed",
@@ -54,12 +63,14 @@ impl<'a> Relay<'a> {
             record: false,
             mask: false,
             collected: Mutex::new(Vec::new()),
+            hold: false,
             held: Mutex::new(Vec::new()),
         }
     }
 
-    /// A relay over this one that also records events, and masks what
-    /// passes when `mask` says so.
+    /// A relay over this one for an upstream's traffic: records events,
+    /// masks what passes when `mask` says so, and holds list-changed
+    /// notifications back until [`Relay::release`].
     pub fn recording(&'a self, mask: bool) -> Relay<'a> {
         Relay {
             run: self.run,
@@ -67,13 +78,37 @@ impl<'a> Relay<'a> {
             record: true,
             mask,
             collected: Mutex::new(Vec::new()),
+            hold: true,
             held: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A relay over this one for a recording's traffic: records events
+    /// and passes everything on at once, in the recorded order.
+    pub fn replaying(&'a self) -> Relay<'a> {
+        Relay {
+            hold: false,
+            ..self.recording(false)
         }
     }
 
     /// The held list-changed notifications.
     pub fn take_held(&self) -> Vec<(String, Value)> {
         std::mem::take(&mut *self.held.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Passes on a notification [`Relay::take_held`] gave back. It is
+    /// recorded now, when the agent is sent it, so that the run's events
+    /// keep the order the agent saw.
+    pub async fn release(&self, method: &str, params: Value) -> Result<(), ClientError> {
+        self.run.record(
+            EventKind::Notification,
+            Direction::ToClient,
+            Some(method),
+            None,
+            params.clone(),
+        );
+        self.inner.notify(method, params).await
     }
 
     /// The notifications that passed, in order.
@@ -90,6 +125,13 @@ impl Client for Relay<'_> {
         } else if self.record {
             privacy::redact_secrets(self.run, &mut params);
         }
+        if self.hold && LIST_CHANGED.contains(&method) {
+            self.held
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((method.to_owned(), params));
+            return Ok(());
+        }
         if self.record {
             self.run.record(
                 EventKind::Notification,
@@ -98,13 +140,6 @@ impl Client for Relay<'_> {
                 None,
                 params.clone(),
             );
-            if LIST_CHANGED.contains(&method) {
-                self.held
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push((method.to_owned(), params));
-                return Ok(());
-            }
         } else {
             self.collected
                 .lock()
@@ -226,12 +261,25 @@ pub(crate) async fn forward(
                 }),
             );
             let message = e.to_string();
-            if method == "tools/call" {
+            if e.kind == UpstreamErrorKind::Cancelled {
+                Outcome::Error(ProtocolError::new(CANCELLED, message))
+            } else if method == "tools/call" {
                 Outcome::tool_error(message)
             } else {
                 Outcome::Error(ProtocolError::internal(message))
             }
         }
+    };
+    // The client cancelled: whatever came back, it is not answered (the
+    // front drops a cancelled request's response), and the recording must
+    // not say it was.
+    let outcome = match outcome {
+        Outcome::Error(e) if e.code == CANCELLED => Outcome::Error(e),
+        _ if call.cancel.is_cancelled() => Outcome::Error(ProtocolError::new(
+            CANCELLED,
+            format!("{method} was cancelled by the client"),
+        )),
+        outcome => outcome,
     };
     if mask {
         privacy::mask_outcome(run, outcome)
@@ -270,11 +318,14 @@ async fn try_forward(
             timeout: spec.timeout,
         })
         .await;
+    // A list change reaches the agent once the offer has it; from a
+    // connection that died meanwhile there is no new list to take in, so
+    // it is not passed on (nor recorded as sent).
     let changed = recording.take_held();
     if !changed.is_empty() && !session.is_closed() {
         refresh(run, index, &session).await;
         for (method, params) in changed {
-            let _ = client.notify(&method, params).await;
+            let _ = recording.release(&method, params).await;
         }
     }
     if result.is_err() && session.is_closed() {

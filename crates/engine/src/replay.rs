@@ -3,9 +3,11 @@
 //! Replay answers a call from the engine's cassette: the call is redacted
 //! exactly as recordings are (so a recorded placeholder matches the value
 //! it stands for), matched by the run's [`Replayer`], and answered with the
-//! recorded outcome and notifications, byte for byte. A call the cassette
-//! cannot answer is a divergence: an event with the closest recorded calls,
-//! then whatever the miss policy says.
+//! recorded outcome and notifications, byte for byte: the notifications
+//! in the order the agent got them, list-changed ones included, and a call
+//! the recorded agent cancelled is not answered until this one cancels it
+//! too. A call the cassette cannot answer is a divergence: an event with
+//! the closest recorded calls, then whatever the miss policy says.
 //!
 //! A run that records writes one cassette: every interaction the agent had
 //! with the sandbox when recording everything (`serve --record`), or those
@@ -22,9 +24,9 @@ use sandbar_cassette::{
 use sandbar_redact::Sink;
 use sandbar_store::{Direction, EventKind};
 
-use crate::call::{Outcome, ProtocolError};
+use crate::call::{Call, Outcome, ProtocolError};
 use crate::client::Client as _;
-use crate::forward::Relay;
+use crate::forward::{LIST_CHANGED, Relay};
 use crate::run::{Engine, Run, format_time};
 
 /// The JSON-RPC error code for a non-tool call the recording cannot answer
@@ -57,7 +59,7 @@ pub(crate) async fn answer(
     method: &str,
     mut subject: Value,
     client: &Relay<'_>,
-    progress_token: Option<&Value>,
+    call: &Call,
 ) -> Replayed {
     let Some(replayer) = &run.replayer else {
         return Replayed::NoCassette;
@@ -69,13 +71,16 @@ pub(crate) async fn answer(
         .redact_json(&mut subject);
     match replayer.0.answer(method, &subject) {
         Ok(interaction) => {
-            let recording = client.recording(false);
+            // The recording holds the notifications where the agent got
+            // them (list-changed ones after the upstream's lists were taken
+            // in), so they are sent as they come, none held back.
+            let recording = client.replaying();
             for n in &interaction.notifications {
                 let mut params = n.params.clone();
                 if n.method == "notifications/progress" {
                     // Progress goes to the token the replaying client asked
                     // with; a client that asked for none gets none.
-                    let Some(token) = progress_token else {
+                    let Some(token) = &call.progress_token else {
                         continue;
                     };
                     if let Value::Object(m) = &mut params {
@@ -83,6 +88,11 @@ pub(crate) async fn answer(
                     }
                 }
                 let _ = recording.notify(&n.method, params).await;
+            }
+            // The recorded agent cancelled this call and got no answer: this
+            // one gets none either until it cancels too (or goes away).
+            if interaction.outcome.is_cancelled() {
+                call.cancel.cancelled().await;
             }
             Replayed::Hit(match &interaction.outcome {
                 RecordedOutcome::Result(v) => Outcome::Result(v.clone()),
@@ -98,6 +108,26 @@ pub(crate) async fn answer(
             })
         }
         Err(miss) => Replayed::Miss(Box::new(miss)),
+    }
+}
+
+impl Engine {
+    /// Whether the offered lists may change during a session, so that a
+    /// server says it will tell (`listChanged`): with upstreams, whose
+    /// lists may change; and when replaying a recording whose server had
+    /// upstreams, or whose agent was told a list changed, since a replay
+    /// says what the recorded server said.
+    pub fn lists_may_change(&self) -> bool {
+        self.has_upstreams()
+            || self.cassette.as_ref().is_some_and(|cassette| {
+                !cassette.header.upstreams.is_empty()
+                    || cassette.interactions.iter().any(|i| {
+                        i.upstream.is_some()
+                            || i.notifications
+                                .iter()
+                                .any(|n| LIST_CHANGED.contains(&n.method.as_str()))
+                    })
+            })
     }
 }
 

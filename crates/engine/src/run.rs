@@ -198,12 +198,14 @@ impl Engine {
         let seed_twin = Twin::from_seed(&scenario.tables);
         // Tools whose calls never talk to the client: stubs without steps or
         // hang faults, and replayed tools whose recordings carry no
-        // notifications and whose misses fail (a miss is a tool error).
+        // notifications nor a cancelled call (which waits for the client's
+        // cancel) and whose misses fail (a miss is a tool error).
         let talks_in_recording = |name: &str| {
             options.cassette.as_ref().is_none_or(|c| {
-                c.interactions
-                    .iter()
-                    .any(|i| i.tool() == Some(name) && !i.notifications.is_empty())
+                c.interactions.iter().any(|i| {
+                    i.tool() == Some(name)
+                        && (!i.notifications.is_empty() || i.outcome.is_cancelled())
+                })
             })
         };
         let mut quiet_tools: std::collections::HashSet<String> = offer
@@ -973,7 +975,7 @@ impl Run {
     {
         let method = call.method.name();
         let params = call.method.params();
-        match replay::answer(self, method, params, client, call.progress_token.as_ref()).await {
+        match replay::answer(self, method, params, client, call).await {
             Replayed::Hit(outcome) => outcome,
             Replayed::NoCassette => Outcome::Error(ProtocolError::internal(
                 "this call is in replay mode but Sandbar was given no cassette",

@@ -15,12 +15,12 @@ use tokio_util::sync::CancellationToken;
 use async_trait::async_trait;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CancelledNotificationParam, CompleteRequestParams,
-    CompleteResult, CustomRequest, CustomResult, ErrorCode, GetPromptRequestParams,
-    GetPromptResponse, Implementation, InitializeRequestParams, InitializeResult,
-    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
-    ServerConfig, ServerNotification, ServerRequest, SetLevelRequestParams, SubscribeRequestParams,
-    UnsubscribeRequestParams,
+    CompleteResult, CustomNotification, CustomRequest, CustomResult, ErrorCode,
+    GetPromptRequestParams, GetPromptResponse, Implementation, InitializeRequestParams,
+    InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ServerCapabilities, ServerConfig, ServerNotification, ServerRequest, SetLevelRequestParams,
+    SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, Peer, RequestContext, RoleServer};
 use rmcp::{ErrorData as McpError, ServerHandler};
@@ -58,6 +58,9 @@ pub struct Shared {
     direct_calls: Mutex<HashMap<(Arc<str>, String), CancellationToken>>,
     /// Who may connect.
     access: Access,
+    /// Whether the offered lists may change while a client is connected,
+    /// so the server says it will tell (`listChanged`).
+    lists_change: bool,
 }
 
 /// Who may connect, and as whom.
@@ -86,6 +89,7 @@ impl Shared {
     ) -> Arc<Shared> {
         Arc::new(Shared {
             access,
+            lists_change: engine.lists_may_change(),
             engine,
             transport,
             seed,
@@ -281,7 +285,7 @@ impl SandbarServer {
         {
             let answers = ["sampling", "elicitation", "roots"]
                 .iter()
-                .any(|c| PeerClient { peer: peer.clone() }.supports(c));
+                .any(|c| PeerClient::new(peer.clone(), self.shared.transport).supports(c));
             self.shared.bind_session(id, run, answers);
         }
     }
@@ -342,9 +346,7 @@ impl SandbarServer {
                 .and_then(|t| serde_json::to_value(t).ok()),
             cancel: context.ct.clone(),
         };
-        let client = PeerClient {
-            peer: context.peer.clone(),
-        };
+        let client = PeerClient::new(context.peer.clone(), self.shared.transport);
         into_result(run.handle(call, &client).await)
     }
 }
@@ -425,8 +427,9 @@ impl ServerHandler for SandbarServer {
             .enable_completions()
             .build();
         // The lists change only when an upstream's do (its list-changed
-        // notifications are passed on once the offer has taken them in).
-        let changes = self.shared.engine.has_upstreams();
+        // notifications are passed on once the offer has taken them in);
+        // a replayed recording says what the recorded server said.
+        let changes = self.shared.lists_change;
         if let Some(tools) = capabilities.tools.as_mut() {
             tools.list_changed = Some(changes);
         }
@@ -701,18 +704,45 @@ impl ServerHandler for SandbarServer {
 }
 
 /// The engine's way back to the client, over the SDK's peer. Messages come
-/// in MCP's JSON shape and are parsed into the SDK's types here.
+/// in MCP's JSON shape and are parsed into the SDK's types here — except
+/// notifications over stdio, which go as they are (see [`PeerClient::notify`]).
 struct PeerClient {
     peer: Peer<RoleServer>,
+    /// Send notifications as the engine wrote them rather than through the
+    /// SDK's types.
+    verbatim: bool,
+}
+
+impl PeerClient {
+    fn new(peer: Peer<RoleServer>, transport: &str) -> PeerClient {
+        PeerClient {
+            peer,
+            verbatim: transport == "stdio",
+        }
+    }
 }
 
 #[async_trait]
 impl Client for PeerClient {
+    /// The SDK's notification types would change what the agent is sent:
+    /// they hold `progress` and `total` as floats (so the `1` an upstream
+    /// sent, and the cassette keeps, would reach the agent as `1.0`) and
+    /// drop fields they do not know. Over stdio there is one stream and
+    /// nothing to route, so a notification goes as the engine wrote it,
+    /// byte for byte what the run recorded; only a cancellation goes
+    /// typed, since the SDK acts on it. Over Streamable HTTP the SDK's
+    /// session routes a progress notification to its request's stream by
+    /// its type, so notifications stay typed there.
     async fn notify(&self, method: &str, params: Value) -> Result<(), ClientError> {
         let notification: ServerNotification =
-            serde_json::from_value(json!({"method": method, "params": params})).map_err(|e| {
-                ClientError::Transport(format!("malformed {method} notification: {e}"))
-            })?;
+            if self.verbatim && method != "notifications/cancelled" {
+                let params = (!params.is_null()).then_some(params);
+                ServerNotification::CustomNotification(CustomNotification::new(method, params))
+            } else {
+                serde_json::from_value(json!({"method": method, "params": params})).map_err(
+                    |e| ClientError::Transport(format!("malformed {method} notification: {e}")),
+                )?
+            };
         self.peer
             .send_notification(notification)
             .await
