@@ -1196,6 +1196,55 @@ async fn secrets_never_reach_a_cassette_and_replay_still_matches_them() {
     .await;
 }
 
+/// `sandbar replay` knows no scenario, so no scenario secret: a value the
+/// recording redacted by its name (`[REDACTED:secret:NAME]`) is redacted
+/// there by a detector (`[REDACTED:token]`), and the call still matches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_carrying_a_scenario_secret_matches_on_a_replay_without_the_scenario() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = "st_live_0123456789abcdefSECRET";
+    let scenario = everything_scenario(
+        dir.path(),
+        &format!("secrets:\n  search_token: \"{secret}\""),
+    );
+    let cassettes = dir.path().join("cassettes");
+    let args = stdio_args(
+        "serve",
+        &scenario,
+        &dir.path().join("data"),
+        &["--record", &cassettes.display().to_string()],
+    );
+    let message = json!({"message": format!("my token is {secret} ok")});
+    let live = with_timeout("the live session", async {
+        let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
+        let result = call(&session, "echo", message.clone()).await;
+        session.cancel().await.expect("close");
+        result
+    })
+    .await;
+    assert_eq!(
+        text(&live),
+        "Echo: my token is [REDACTED:secret:search_token] ok"
+    );
+    let cassette = only_cassette(&cassettes);
+
+    let args = stdio_args("replay", &cassette, &dir.path().join("replay-data"), &[]);
+    with_timeout("the replay", async {
+        let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
+        let result = call(&session, "echo", message.clone()).await;
+        assert_eq!(result["isError"], Value::Null, "{result}");
+        assert_eq!(
+            result, live,
+            "replay gives the agent what it was given live"
+        );
+        // Another value where the secret was is another call.
+        let other = call(&session, "echo", json!({"message": "my token is none ok"})).await;
+        assert_eq!(other["isError"], Value::Bool(true), "{other}");
+        session.cancel().await.expect("close");
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_list_change_upstream_reaches_the_agent_after_the_offer_has_it() {
     let dir = tempfile::tempdir().expect("tempdir");
