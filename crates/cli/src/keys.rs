@@ -15,24 +15,11 @@ pub const DEFAULT_TENANT: &str = "default";
 /// DATA/keys/mask.key (created with 32 random bytes, readable by its owner
 /// only, the first time).
 pub fn master_key(file: Option<&Path>, data: &Path) -> Result<[u8; 32], String> {
-    if let Some(file) = file {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| format!("cannot read the key file {}: {e}", file.display()))?;
-        return parse_key(&text).map_err(|e| format!("{}: {e}", file.display()));
-    }
-    if let Ok(text) = std::env::var("SANDBAR_MASK_KEY") {
-        return parse_key(&text).map_err(|e| format!("SANDBAR_MASK_KEY: {e}"));
+    if let Some(key) = existing_master_key(file, data)? {
+        return Ok(key);
     }
     let path = data.join("keys").join("mask.key");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => return parse_key(&text).map_err(|e| format!("{}: {e}", path.display())),
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(format!("cannot read {}: {e}", path.display()));
-        }
-        Err(_) => {}
-    }
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| format!("cannot draw a random key: {e}"))?;
+    let bytes = random_key()?;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     std::fs::create_dir_all(path.parent().unwrap_or(data))
         .map_err(|e| format!("cannot create {}: {e}", data.display()))?;
@@ -51,6 +38,37 @@ pub fn master_key(file: Option<&Path>, data: &Path) -> Result<[u8; 32], String> 
     }
 }
 
+/// The master masking key if there is one: `file`, else SANDBAR_MASK_KEY,
+/// else DATA/keys/mask.key if it exists. Creates nothing.
+fn existing_master_key(file: Option<&Path>, data: &Path) -> Result<Option<[u8; 32]>, String> {
+    if let Some(file) = file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read the key file {}: {e}", file.display()))?;
+        return parse_key(&text)
+            .map(Some)
+            .map_err(|e| format!("{}: {e}", file.display()));
+    }
+    if let Ok(text) = std::env::var("SANDBAR_MASK_KEY") {
+        return parse_key(&text)
+            .map(Some)
+            .map_err(|e| format!("SANDBAR_MASK_KEY: {e}"));
+    }
+    let path = data.join("keys").join("mask.key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse_key(&text)
+            .map(Some)
+            .map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+fn random_key() -> Result<[u8; 32], String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| format!("cannot draw a random key: {e}"))?;
+    Ok(bytes)
+}
+
 /// The key of `tenant`, derived from the master key.
 pub fn tenant_key(file: Option<&Path>, data: &Path, tenant: &str) -> Result<MaskKey, String> {
     Ok(MaskKey::derive(&master_key(file, data)?, tenant))
@@ -64,6 +82,24 @@ pub fn install_privacy(
     policy: PrivacyPolicy,
 ) -> anyhow::Result<()> {
     let key = tenant_key(None, data, DEFAULT_TENANT).map_err(anyhow::Error::msg)?;
+    redactor.set_privacy(Some(Privacy::new(key, policy)));
+    Ok(())
+}
+
+/// [`install_privacy`] for a command that only reads the data directory:
+/// it uses the directory's key when there is one and creates none. Without
+/// one, nothing in the directory was masked under it, so a key held in
+/// memory for this process alone masks what the command prints.
+pub fn install_privacy_read_only(
+    redactor: &SharedRedactor,
+    data: &Path,
+    policy: PrivacyPolicy,
+) -> anyhow::Result<()> {
+    let master = match existing_master_key(None, data).map_err(anyhow::Error::msg)? {
+        Some(key) => key,
+        None => random_key().map_err(anyhow::Error::msg)?,
+    };
+    let key = MaskKey::derive(&master, DEFAULT_TENANT);
     redactor.set_privacy(Some(Privacy::new(key, policy)));
     Ok(())
 }

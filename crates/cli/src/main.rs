@@ -144,24 +144,31 @@ fn main() -> std::process::ExitCode {
     );
     // Commands that write runs, cassettes or exports mask personal data in
     // them (the scenario's policy replaces this default once it is loaded).
-    if matches!(
-        cli.command,
+    // Those that only read the data directory create no key in it.
+    let privacy = match &cli.command {
+        Command::Runs(runs) if !runs.writes_data() => Some(keys::install_privacy_read_only(
+            &redactor,
+            &cli.global.data,
+            sandbar_redact::PrivacyPolicy::default(),
+        )),
         Command::Serve(_)
-            | Command::Replay(_)
-            | Command::Runs(_)
-            | Command::Demo(_)
-            | Command::Unmask(_)
-            | Command::Secret(_)
-            | Command::Audit(_)
-            | Command::Token(_)
-            | Command::Approvals(_)
-            | Command::Approve(_)
-            | Command::Deny(_)
-    ) && let Err(e) = keys::install_privacy(
-        &redactor,
-        &cli.global.data,
-        sandbar_redact::PrivacyPolicy::default(),
-    ) {
+        | Command::Replay(_)
+        | Command::Runs(_)
+        | Command::Demo(_)
+        | Command::Unmask(_)
+        | Command::Secret(_)
+        | Command::Audit(_)
+        | Command::Token(_)
+        | Command::Approvals(_)
+        | Command::Approve(_)
+        | Command::Deny(_) => Some(keys::install_privacy(
+            &redactor,
+            &cli.global.data,
+            sandbar_redact::PrivacyPolicy::default(),
+        )),
+        Command::Validate(_) | Command::Schema | Command::Scan(_) | Command::Mask(_) => None,
+    };
+    if let Some(Err(e)) = privacy {
         eprintln!("sandbar: {e:#}");
         return ExitCode::Failure.into();
     }

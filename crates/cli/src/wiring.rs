@@ -46,8 +46,6 @@ pub fn upstreams(scenario: &Scenario) -> Vec<Arc<dyn Upstream>> {
         .collect()
 }
 
-/// Loads and validates a cassette, with a message naming the file when it
-/// cannot.
 /// Opens the store in `data`, its writes redacted for the store's sink.
 pub async fn open_store(data: &Path, redactor: &SharedRedactor) -> anyhow::Result<Store> {
     use anyhow::Context as _;
@@ -76,7 +74,15 @@ pub fn check_mask_key(cassette: &Cassette, path: &Path, redactor: &SharedRedacto
     }
 }
 
+/// Loads and validates a cassette, with a message naming the file when it
+/// cannot.
 pub fn load_cassette(path: &Path) -> Result<Arc<Cassette>, String> {
+    if std::fs::metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        return Err(format!(
+            "{}: the cassette does not exist (no such file)",
+            path.display()
+        ));
+    }
     Cassette::load(path)
         .map(Arc::new)
         .map_err(|e| e.to_string())

@@ -49,7 +49,7 @@ pub enum EngineError {
     Secret(String),
     #[error("the store failed: {0}")]
     Store(#[from] sandbar_store::StoreError),
-    #[error("cannot list what {0}")]
+    #[error("{0}")]
     Upstream(#[from] UpstreamError),
     #[error("{0}")]
     Setup(String),
@@ -102,7 +102,16 @@ pub struct Engine {
     tenant: String,
     /// Recent calls of each token, for token rates.
     pub(crate) token_rates: crate::access::TokenRates,
+    /// Upstreams left out of the offer because they could not be listed,
+    /// by index, each with the attempt to list it again under way, if one
+    /// is (it says `true` when it ends).
+    down: Mutex<HashMap<usize, Option<tokio::sync::watch::Receiver<bool>>>>,
 }
+
+/// How long a run that starts waits for upstreams that were down to be
+/// listed again; an attempt still going then goes on, and its upstream's
+/// items are offered from when it succeeds.
+const RELIST_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl Engine {
     /// Takes a scenario without upstreams in: registers its secrets with
@@ -146,6 +155,10 @@ impl Engine {
             )));
         }
         let mut catalogs = Vec::with_capacity(scenario.upstreams.len());
+        // Upstreams that cannot be listed now are left out of the offer
+        // rather than stopping the whole sandbox; each run that starts
+        // tries them again (see `list_upstreams_down`).
+        let mut down = Vec::new();
         for (i, spec) in scenario.upstreams.iter().enumerate() {
             let catalog = if options.replay_only
                 || offer::upstream_mode(&scenario, i) == Mode::Replay
@@ -169,14 +182,101 @@ impl Engine {
                     }
                 }
             } else {
-                let session = options.upstreams[i].connect().await?;
-                let catalog = session.catalog().await;
-                session.close().await;
-                catalog?
+                match list_upstream(options.upstreams[i].as_ref()).await {
+                    Ok(catalog) => catalog,
+                    Err(e) => {
+                        down.push((i, e));
+                        Catalog::default()
+                    }
+                }
             };
             catalogs.push(catalog);
         }
-        Engine::assemble(scenario, store, redactor, options, catalogs)
+        let engine = Engine::assemble(scenario, store, redactor, options, catalogs)?;
+        if down.is_empty() {
+            return Ok(engine);
+        }
+        let offer = &engine.current().offer;
+        if offer.tools.is_empty()
+            && offer.prompts.is_empty()
+            && offer.resources.is_empty()
+            && offer.resource_templates.is_empty()
+        {
+            let reasons: Vec<String> = down.iter().map(|(_, e)| e.to_string()).collect();
+            return Err(EngineError::Setup(format!(
+                "{}; the scenario offers nothing else, so there is nothing to serve",
+                reasons.join("; ")
+            )));
+        }
+        let mut left_out = engine.down.lock().unwrap_or_else(|p| p.into_inner());
+        for (i, error) in down {
+            engine.upstreams[i].unavailable(&error);
+            left_out.insert(i, None);
+        }
+        drop(left_out);
+        Ok(engine)
+    }
+
+    /// Tries again to list the upstreams that could not be listed, and
+    /// offers the items of those that answer. One attempt per upstream at a
+    /// time, shared by the runs that start meanwhile; the run waits for it
+    /// at most [`RELIST_WAIT`].
+    async fn list_upstreams_down(self: &Arc<Self>) {
+        let attempts: Vec<tokio::sync::watch::Receiver<bool>> = {
+            let mut down = self.down.lock().unwrap_or_else(|p| p.into_inner());
+            if down.is_empty() {
+                return;
+            }
+            down.iter_mut()
+                .map(|(&index, attempt)| {
+                    attempt
+                        .get_or_insert_with(|| self.list_again(index))
+                        .clone()
+                })
+                .collect()
+        };
+        let ended = async {
+            for mut attempt in attempts {
+                let _ = attempt.wait_for(|ended| *ended).await;
+            }
+        };
+        let _ = tokio::time::timeout(RELIST_WAIT, ended).await;
+    }
+
+    /// Starts listing upstream `index` again; the receiver says when the
+    /// attempt has ended.
+    fn list_again(self: &Arc<Self>, index: usize) -> tokio::sync::watch::Receiver<bool> {
+        let (ended, receiver) = tokio::sync::watch::channel(false);
+        let engine = Arc::clone(self);
+        tokio::spawn(async move {
+            let upstream = &engine.upstreams[index];
+            let listed = match list_upstream(upstream.as_ref()).await {
+                Ok(catalog) => engine.refresh_catalog(index, catalog).map_err(|message| {
+                    UpstreamError::new(
+                        upstream.name(),
+                        crate::upstream::UpstreamErrorKind::Protocol,
+                        message,
+                    )
+                }),
+                Err(e) => Err(e),
+            };
+            let mut down = engine.down.lock().unwrap_or_else(|p| p.into_inner());
+            match listed {
+                Ok(()) => {
+                    down.remove(&index);
+                    upstream.available_again();
+                }
+                // Still down; the next run to start tries again.
+                Err(_) => {
+                    if let Some(attempt) = down.get_mut(&index) {
+                        *attempt = None;
+                    }
+                }
+            }
+            drop(down);
+            let _ = ended.send(true);
+        });
+        receiver
     }
 
     fn assemble(
@@ -270,6 +370,7 @@ impl Engine {
             store,
             tenant: DEFAULT_TENANT.to_owned(),
             token_rates: crate::access::TokenRates::default(),
+            down: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -355,6 +456,7 @@ impl Engine {
 
     /// Starts a run; it is in the store when this returns.
     pub async fn start_run(self: &Arc<Self>, options: RunOptions) -> Result<Arc<Run>, EngineError> {
+        self.list_upstreams_down().await;
         // A token bound to one run names it; its first session starts it.
         let bound = options.principal.as_ref().and_then(|p| p.run.clone());
         let id = bound.clone().unwrap_or_else(new_run_id);
@@ -420,6 +522,9 @@ impl Engine {
             ended: AtomicBool::new(false),
             finishing: tokio::sync::Mutex::new(false),
         });
+        // What the run is offered, as its cassette's header says it, so
+        // that the stored run exports as that cassette (`transcript.rs`).
+        let (server, upstreams) = crate::transcript::offered(self);
         run.record(
             EventKind::Lifecycle,
             Direction::Internal,
@@ -432,6 +537,8 @@ impl Engine {
                 "clock_start": format_time(clock_start),
                 "transport": options.transport,
                 "token": run.principal.as_ref().map(|p| &p.token_id),
+                "server": server,
+                "upstreams": upstreams,
             }),
         );
         Ok(run)
@@ -655,14 +762,20 @@ impl Run {
                 replay::interaction(
                     method,
                     call.method.params(),
-                    routed.upstream,
+                    routed.upstream.clone(),
                     format_time(self.now()),
                     relay.take_notifications(),
                     &routed.outcome,
                 ),
             );
         }
-        self.respond(method, request_id, routed.outcome).await
+        self.respond(
+            method,
+            request_id,
+            routed.outcome,
+            routed.upstream.as_deref(),
+        )
+        .await
     }
 
     /// Records an exchange a front answered itself (for example
@@ -681,7 +794,7 @@ impl Run {
             request_id.clone(),
             params,
         );
-        self.respond(method, request_id, outcome).await
+        self.respond(method, request_id, outcome, None).await
     }
 
     /// Records a notification the client sent.
@@ -695,18 +808,33 @@ impl Run {
         );
     }
 
-    async fn respond(&self, method: &str, request_id: Option<String>, outcome: Outcome) -> Outcome {
+    /// Records the outcome (with the upstream that answered, if one did)
+    /// and returns it once it is durable.
+    async fn respond(
+        &self,
+        method: &str,
+        request_id: Option<String>,
+        outcome: Outcome,
+        upstream: Option<&str>,
+    ) -> Outcome {
         let kind = match &outcome {
             Outcome::Result(_) => EventKind::Response,
             Outcome::Error(_) => EventKind::Error,
         };
+        let mut payload = outcome.to_record();
+        if let (Some(upstream), Value::Object(m)) = (upstream, &mut payload) {
+            m.insert(
+                crate::transcript::UPSTREAM_KEY.to_owned(),
+                Value::from(upstream),
+            );
+        }
         let store = &self.engine.store;
         let waiting = self.append_with(
             kind,
             Direction::ToClient,
             Some(method),
             request_id,
-            outcome.to_record(),
+            payload,
             |event| store.append_waited(event),
         );
         match waiting.durable().await {
@@ -1120,6 +1248,15 @@ impl Routed {
             upstream,
         }
     }
+}
+
+/// What an upstream offers now: a connection opened for the listing and
+/// closed after it.
+async fn list_upstream(upstream: &dyn Upstream) -> Result<Catalog, UpstreamError> {
+    let session = upstream.connect().await?;
+    let catalog = session.catalog().await;
+    session.close().await;
+    catalog
 }
 
 fn register_secrets(scenario: &Scenario, redactor: &SharedRedactor) -> Result<(), EngineError> {

@@ -12,16 +12,62 @@
 //! concurrently may therefore attribute a notification to a neighbour; the
 //! store keeps the exact order either way). `initialize` is the protocol
 //! SDK's handshake, not a call, so it is left out, as live recording does.
+//!
+//! What a cassette's header holds beyond the run's record comes from the
+//! run's `run/start` event, which keeps what the run was offered when it
+//! started ([`offered`]: the server's introduction and list results, each
+//! upstream's catalog); which upstream answered a call comes from its
+//! response event (an `upstream` beside the outcome). So a stored run
+//! exports as the cassette the run would have recorded live.
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use sandbar_cassette::{Cassette, Header, Interaction, Notification, RecordedOutcome, ScenarioRef};
 use sandbar_store::{
     Direction, EventKind, EventRecord, NewEvent, NewRun, RunRecord, RunStatus, Store,
 };
 
-use crate::run::{DEFAULT_TENANT, format_time, new_run_id};
+use crate::run::{DEFAULT_TENANT, Engine, format_time, new_run_id};
+
+/// The key, beside `result` or `error` in a response event, that names the
+/// upstream that answered the call.
+pub(crate) const UPSTREAM_KEY: &str = "upstream";
+
+/// What a run is offered as it starts, as a cassette header says it: how
+/// the server introduces itself with its list results (`server`), and
+/// each upstream's catalog by name (`upstreams`). The run's `run/start`
+/// event keeps both, redacted like every event. The header of a cassette
+/// recorded live (`replay::RunCassette::create`) holds the same.
+pub(crate) fn offered(engine: &Engine) -> (Value, Value) {
+    let scenario = engine.scenario();
+    let current = engine.current();
+    let server = json!({
+        "info": {
+            "name": scenario.server.name,
+            "version": scenario.server.version,
+            "instructions": scenario.server.instructions,
+        },
+        "listings": {
+            "tools": current.listings.tools,
+            "resources": current.listings.resources,
+            "resource_templates": current.listings.resource_templates,
+            "prompts": current.listings.prompts,
+        },
+    });
+    let upstreams: Map<String, Value> = current
+        .catalogs
+        .iter()
+        .zip(&scenario.upstreams)
+        .map(|(catalog, spec)| {
+            (
+                spec.name.clone(),
+                serde_json::to_value(catalog).unwrap_or_default(),
+            )
+        })
+        .collect();
+    (server, Value::Object(upstreams))
+}
 
 /// The interactions of a run's events.
 pub fn interactions(events: &[EventRecord]) -> Vec<Interaction> {
@@ -70,7 +116,9 @@ pub fn interactions(events: &[EventRecord]) -> Vec<Interaction> {
                     continue;
                 };
                 let mut finished = open.remove(at).interaction;
-                finished.outcome = recorded_outcome(&event.payload);
+                let (outcome, upstream) = recorded_outcome(&event.payload);
+                finished.outcome = outcome;
+                finished.upstream = upstream;
                 done.push(finished);
             }
             _ => {}
@@ -82,17 +130,46 @@ pub fn interactions(events: &[EventRecord]) -> Vec<Interaction> {
     done
 }
 
-/// The outcome as the store keeps it (`{"result": ...}` or `{"error": ...}`).
-fn recorded_outcome(payload: &Value) -> RecordedOutcome {
-    RecordedOutcome::from_json(payload).unwrap_or_else(|message| RecordedOutcome::Error {
+/// The outcome as the store keeps it (`{"result": ...}` or `{"error": ...}`),
+/// and the upstream that answered, when the event names one.
+fn recorded_outcome(payload: &Value) -> (RecordedOutcome, Option<String>) {
+    let upstream = payload
+        .get(UPSTREAM_KEY)
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let read = match payload {
+        Value::Object(map) if map.contains_key(UPSTREAM_KEY) => {
+            let mut outcome = map.clone();
+            outcome.remove(UPSTREAM_KEY);
+            RecordedOutcome::from_json(&Value::Object(outcome))
+        }
+        _ => RecordedOutcome::from_json(payload),
+    };
+    let outcome = read.unwrap_or_else(|message| RecordedOutcome::Error {
         code: i64::from(crate::call::ProtocolError::INTERNAL_ERROR),
         message: format!("unreadable recorded outcome: {message}"),
         data: None,
-    })
+    });
+    (outcome, upstream)
 }
 
-/// A stored run as a cassette.
+/// The payload of a run's `run/start` event, if it has one.
+fn run_start(events: &[EventRecord]) -> Option<&Value> {
+    events
+        .iter()
+        .find(|e| e.kind == EventKind::Lifecycle && e.method.as_deref() == Some("run/start"))
+        .map(|e| &e.payload)
+}
+
+/// A stored run as a cassette: the header the run would have recorded
+/// live (from its `run/start` event), and its interactions.
 pub fn cassette_of_run(run: &RunRecord, events: &[EventRecord]) -> Cassette {
+    let start = run_start(events);
+    let started = |key: &str| start.and_then(|p| p.get(key)).filter(|v| !v.is_null());
+    // A run imported from a cassette keeps when that was recorded.
+    let recorded_at = started("recorded_at")
+        .and_then(Value::as_str)
+        .map_or_else(|| format_time(run.started_at), str::to_owned);
     let mut header = Header::new(
         ScenarioRef {
             name: run.scenario_name.clone(),
@@ -100,11 +177,22 @@ pub fn cassette_of_run(run: &RunRecord, events: &[EventRecord]) -> Cassette {
         },
         run.seed,
         format_time(run.clock_start),
-        format_time(run.started_at),
+        recorded_at,
     );
     header.run_id = Some(run.id.clone());
     let interactions = interactions(events);
-    header.server = Some(server_of_run(events, &interactions));
+    // Runs recorded before `run/start` kept what they were offered show it
+    // only through what the agent asked for.
+    header.server = Some(match started("server") {
+        Some(server) => server.clone(),
+        None => server_of_run(events, &interactions),
+    });
+    if let Some(Value::Object(upstreams)) = started("upstreams") {
+        header.upstreams = upstreams
+            .iter()
+            .map(|(name, catalog)| (name.clone(), catalog.clone()))
+            .collect();
+    }
     Cassette {
         header,
         interactions,
@@ -113,7 +201,7 @@ pub fn cassette_of_run(run: &RunRecord, events: &[EventRecord]) -> Cassette {
 }
 
 /// How the server introduced itself and what it listed, as far as the
-/// run shows it: the `initialize` answer, and the last answer to each list
+/// events of a run without them in its `run/start` show it: the `initialize` answer, and the last answer to each list
 /// method (a list the agent never asked for stays empty), so that serving
 /// the exported cassette offers what the agent saw.
 fn server_of_run(events: &[EventRecord], interactions: &[Interaction]) -> Value {
@@ -162,7 +250,41 @@ pub fn run_of_cassette(cassette: &Cassette, label: &str) -> (RunRecord, Vec<Even
     let clock_start = parse(&header.clock_start).unwrap_or_default();
     let recorded_at = parse(&header.recorded_at).unwrap_or(clock_start);
     let id = header.run_id.clone().unwrap_or_else(|| label.to_owned());
-    let mut events = Vec::new();
+    // The header's offer and catalogs as a `run/start` event, as a run
+    // recorded live keeps them, so an imported cassette exports whole.
+    let mut start = json!({
+        "scenario": header.scenario.name,
+        "scenario_hash": header.scenario.hash,
+        "seed": header.seed,
+        "clock_start": header.clock_start,
+        "transport": "cassette",
+        "recorded_at": header.recorded_at,
+    });
+    if let Value::Object(m) = &mut start {
+        if let Some(server) = &header.server {
+            m.insert("server".to_owned(), server.clone());
+        }
+        if !header.upstreams.is_empty() {
+            let upstreams: Map<String, Value> = header
+                .upstreams
+                .iter()
+                .map(|(name, catalog)| (name.clone(), catalog.clone()))
+                .collect();
+            m.insert("upstreams".to_owned(), Value::Object(upstreams));
+        }
+    }
+    let mut events = vec![EventRecord {
+        run_id: id.clone(),
+        tenant: DEFAULT_TENANT.to_owned(),
+        seq: 1,
+        kind: EventKind::Lifecycle,
+        direction: Direction::Internal,
+        method: Some("run/start".to_owned()),
+        request_id: None,
+        virtual_time: clock_start,
+        wall_time: recorded_at,
+        payload: start,
+    }];
     for i in &cassette.interactions {
         let at = parse(&i.virtual_time).unwrap_or(clock_start);
         let mut push = |kind, direction, method: &str, request_id: Option<String>, payload| {
@@ -200,13 +322,11 @@ pub fn run_of_cassette(cassette: &Cassette, label: &str) -> (RunRecord, Vec<Even
             RecordedOutcome::Result(_) => EventKind::Response,
             RecordedOutcome::Error { .. } => EventKind::Error,
         };
-        push(
-            kind,
-            Direction::ToClient,
-            &i.method,
-            request_id,
-            i.outcome.to_json(),
-        );
+        let mut outcome = i.outcome.to_json();
+        if let (Some(upstream), Value::Object(m)) = (&i.upstream, &mut outcome) {
+            m.insert(UPSTREAM_KEY.to_owned(), Value::from(upstream.as_str()));
+        }
+        push(kind, Direction::ToClient, &i.method, request_id, outcome);
     }
     let run = RunRecord {
         id,

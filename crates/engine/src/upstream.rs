@@ -91,6 +91,18 @@ pub trait Upstream: Send + Sync + fmt::Debug {
     /// Opens a connection (spawns the process, or opens the HTTP session)
     /// and completes the MCP handshake.
     async fn connect(&self) -> Result<Arc<dyn UpstreamSession>, UpstreamError>;
+
+    /// Told that the upstream could not be listed (`error` says why), so
+    /// what it offers is left out of the offer until a later listing
+    /// succeeds; the engine tries again each time a run starts. Told once
+    /// per outage, not at every failed attempt. The engine writes no log of
+    /// its own: an implementation tells the operator where it tells them
+    /// anything (`sandbar-upstream` warns on stderr).
+    fn unavailable(&self, _error: &UpstreamError) {}
+
+    /// Told that the upstream was listed again after being
+    /// [`Upstream::unavailable`]: what it offers is offered again.
+    fn available_again(&self) {}
 }
 
 /// One open connection to an upstream. A run holds one per upstream it

@@ -220,19 +220,21 @@ fn close(mut rx: mpsc::UnboundedReceiver<Message>) -> mpsc::UnboundedReceiver<Me
 
 fn response_body(id: &Value, outcome: Outcome) -> Value {
     match outcome {
-        Outcome::Result(value) => match serde_json::from_value::<CallToolResult>(value) {
-            Ok(result) => {
-                // Sessions always speak a version before 2026-07-28; give the
-                // result the shape the SDK gives it for those peers.
-                let mut result = ServerResult::CallToolResult(result);
-                result.strip_result_type_for_legacy_peer();
-                result.strip_non_object_output_for_legacy_peer();
-                json!({"jsonrpc": "2.0", "id": id, "result": result})
+        Outcome::Result(value) => {
+            match sandbar_upstream::parse_result::<CallToolResult>("tools/call", &value) {
+                Ok(result) => {
+                    // Sessions always speak a version before 2026-07-28; give the
+                    // result the shape the SDK gives it for those peers.
+                    let mut result = ServerResult::CallToolResult(result);
+                    result.strip_result_type_for_legacy_peer();
+                    result.strip_non_object_output_for_legacy_peer();
+                    json!({"jsonrpc": "2.0", "id": id, "result": result})
+                }
+                Err(e) => {
+                    json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32603, "message": format!("sandbar produced a malformed result: {e}")}})
+                }
             }
-            Err(e) => {
-                json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32603, "message": format!("sandbar produced a malformed result: {e}")}})
-            }
-        },
+        }
         Outcome::Error(e) => json!({"jsonrpc": "2.0", "id": id, "error": e.to_json()}),
     }
 }

@@ -337,6 +337,7 @@ impl SandbarServer {
     ) -> Result<T, McpError> {
         let run = self.run_for(&context).await?;
         self.learn_session(&context.extensions, &context.peer);
+        let name = method.name();
         let call = Call {
             method,
             request_id: Some(request_id_text(&context)),
@@ -347,7 +348,7 @@ impl SandbarServer {
             cancel: context.ct.clone(),
         };
         let client = PeerClient::new(context.peer.clone(), self.shared.transport);
-        into_result(run.handle(call, &client).await)
+        into_result(name, run.handle(call, &client).await)
     }
 }
 
@@ -405,10 +406,14 @@ fn params_problem(method: &str, params: Value) -> Option<String> {
     })
 }
 
-/// Turns an outcome into the SDK's result type, or a JSON-RPC error.
-fn into_result<T: DeserializeOwned>(outcome: Outcome) -> Result<T, McpError> {
+/// Turns an outcome into the SDK's result type, or a JSON-RPC error. A
+/// result is checked by the same rule `sandbar-upstream` applies to what
+/// upstreams answer (`sandbar_upstream::parse_result`), so a forwarded
+/// answer the front could not send was already refused, and recorded as
+/// refused, before it got here.
+fn into_result<T: DeserializeOwned>(method: &str, outcome: Outcome) -> Result<T, McpError> {
     match outcome {
-        Outcome::Result(value) => serde_json::from_value(value).map_err(|e| {
+        Outcome::Result(value) => sandbar_upstream::parse_result(method, &value).map_err(|e| {
             McpError::internal_error(format!("sandbar produced a malformed result: {e}"), None)
         }),
         Outcome::Error(e) => Err(McpError::new(ErrorCode(e.code), e.message, e.data)),

@@ -44,9 +44,9 @@ pub use custom::CustomRule;
 pub use error::RedactError;
 pub use privacy::{Privacy, PrivacyPolicy, Sink, SinkPolicy};
 pub use redactor::{Finding, Redactor, RedactorBuilder};
-pub use scan::generalize_placeholders;
 /// The masking operators and kinds a [`PrivacyPolicy`] names.
 pub use sandbar_mask;
+pub use scan::generalize_placeholders;
 pub use shared::{SharedRedactor, SinkRedactor};
 pub use writer::{RedactingMakeWriter, RedactingWriter};
 

@@ -17,11 +17,11 @@ pub mod model;
 pub mod path;
 pub mod templates;
 
-pub use compile::{Place, Problem, key_text};
+pub use compile::{Place, PlaceSegment, Problem, key_text};
 pub use condition::{CelCondition, ConditionVariable, compile_condition};
 pub use load::{
     LoadError, LocatedProblem, MAX_SCENARIO_BYTES, load_path, load_path_with_vault, load_str,
-    load_str_with_vault,
+    load_str_with_vault, locate,
 };
 pub use model::*;
 

@@ -284,8 +284,10 @@ fn strip_location_prefix(message: &str) -> String {
 
 /// Finds line and column for each problem by walking a position-annotated
 /// copy of the document. This second parse only happens when something is
-/// wrong, so the happy path pays nothing for it.
-fn locate(text: &str, problems: Vec<Problem>) -> Vec<LocatedProblem> {
+/// wrong, so the happy path pays nothing for it. Public for problems found
+/// after loading, with what the scenario refers to (`sandbar validate`
+/// checks the cassette it replays).
+pub fn locate(text: &str, problems: Vec<Problem>) -> Vec<LocatedProblem> {
     let tree: Option<Spanned<Node>> = serde_saphyr::from_str_with_options(text, options()).ok();
     problems
         .into_iter()

@@ -50,13 +50,30 @@ pub(crate) async fn connect_stdio(
     );
     let handshake = UpstreamHandler::new(Arc::clone(&router)).serve(transport);
     match tokio::time::timeout(config.connect_timeout, handshake).await {
-        Ok(Ok(service)) => Ok(Arc::new(McpSession::new(
-            name,
-            service,
-            router,
-            Link::Process(process),
-            config.timeout,
-        ))),
+        Ok(Ok(service)) => {
+            // From here on stdout carries answers the session waits for:
+            // output that is not MCP breaks the session off at once, rather
+            // than leave a request waiting out its timeout for an answer
+            // that went astray.
+            process.expect_only_mcp();
+            let garbage = process.garbage();
+            let broken = Arc::clone(&router);
+            tokio::spawn(async move {
+                if let Some(line) = garbage.await {
+                    broken.break_off(format!(
+                        "the process wrote something that is not MCP to stdout: `{line}`; \
+                         it is restarted for the next call"
+                    ));
+                }
+            });
+            Ok(Arc::new(McpSession::new(
+                name,
+                service,
+                router,
+                Link::Process(process),
+                config.timeout,
+            )))
+        }
         Ok(Err(error)) => match process.exit(EXIT_STATUS_WAIT).await {
             Some(how) => Err(fail(explain(
                 format!("the process {how} before answering initialize"),
@@ -106,6 +123,7 @@ pub(crate) async fn connect_http(
     let name = config.name.as_str();
     let fail = |message: String| UpstreamError::new(name, UpstreamErrorKind::Connect, message);
     let headers = header_map(headers).map_err(fail)?;
+    reachable(url, config.connect_timeout).await.map_err(fail)?;
     let router = Router::new(name);
     let client = http_client().map_err(fail)?;
     let session_id = Arc::new(SessionId::default());
@@ -138,6 +156,52 @@ pub(crate) async fn connect_http(
             "no answer to initialize from {url} within {}",
             human(config.connect_timeout)
         ))),
+    }
+}
+
+/// Whether the endpoint's host takes a TCP connection, tried before the
+/// SDK's handshake. An endpoint that is down is the common failure, and the
+/// SDK's transport worker logs its failure to send `initialize` as an error
+/// of its own (the HTTP client's whole debug output, at the default log
+/// level) besides returning it; found out here, the failure is only ever
+/// reported in the agent's words. Skipped when a proxy is configured (the
+/// HTTP client would go through it, not to the host) and for URLs this
+/// cannot read, which the SDK then reports.
+async fn reachable(url: &str, bound: Duration) -> Result<(), String> {
+    const PROXY_VARIABLES: [&str; 6] = [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ];
+    if PROXY_VARIABLES
+        .iter()
+        .any(|v| std::env::var_os(v).is_some())
+    {
+        return Ok(());
+    }
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return Ok(());
+    };
+    let Some(host) = uri.host() else {
+        return Ok(());
+    };
+    let port = match (uri.port_u16(), uri.scheme_str()) {
+        (Some(port), _) => port,
+        (None, Some("https")) => 443,
+        (None, _) => 80,
+    };
+    // `[::1]` in a URL is `::1` to the resolver.
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match tokio::time::timeout(bound, tokio::net::TcpStream::connect((host, port))).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            Err(format!("connection refused at {url}"))
+        }
+        Ok(Err(e)) => Err(format!("could not reach {url}: {}", io_message(&e))),
+        Err(_) => Err(format!("connecting to {url} timed out")),
     }
 }
 

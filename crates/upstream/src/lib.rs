@@ -21,7 +21,10 @@ mod http;
 mod process;
 mod routing;
 mod session;
+mod shape;
 mod wire;
+
+pub use shape::{parse_result, result_problem};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -109,5 +112,31 @@ impl Upstream for McpUpstream {
                 connect::connect_http(&self.config, url, headers).await
             }
         }
+    }
+
+    /// Said once per outage, at the default log level: the operator
+    /// started a sandbox that offers less than its scenario says.
+    fn unavailable(&self, error: &UpstreamError) {
+        let name = &self.config.name;
+        let address = match &self.config.transport {
+            Transport::Stdio { command, .. } => format!("`{command}`"),
+            Transport::Http { url, .. } => url.clone(),
+        };
+        // An HTTP failure already names the address.
+        let named = if error.message.contains(&address) {
+            String::new()
+        } else {
+            format!(" ({address})")
+        };
+        tracing::warn!(target: "sandbar::upstream",
+            "upstream {name}{named} is unavailable: {}; its tools, prompts and resources \
+             are not offered until it answers (it is tried again each time a session starts)",
+            error.message);
+    }
+
+    fn available_again(&self) {
+        tracing::info!(target: "sandbar::upstream",
+            "upstream {} answers again; its tools, prompts and resources are offered",
+            self.config.name);
     }
 }

@@ -1,14 +1,17 @@
 //! Child processes that speak MCP over their stdin and stdout: spawning,
-//! capturing stderr, noticing non-MCP noise on stdout, and reaping.
+//! capturing stderr, noticing non-MCP output on stdout (harmless noise
+//! before the handshake, a broken session after it), and reaping.
 //!
 //! The process is spawned here rather than by the SDK so that a failure can
 //! be explained in the agent's terms: how the process ended and what it said
 //! on stderr last. The SDK only frames JSON-RPC over the two pipes.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
 use std::io;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -29,8 +32,8 @@ const STDERR_TAIL_LINES: usize = 40;
 const MAX_KEPT_LINE: usize = 2000;
 /// Bytes of stdout read (and buffered for the SDK) at a time.
 const STDOUT_BUFFER: usize = 64 * 1024;
-/// Longest piece of non-MCP stdout quoted in an error.
-const MAX_QUOTED_NOISE: usize = 200;
+/// Longest piece of non-MCP stdout quoted in an error, in bytes.
+const MAX_QUOTED_NOISE: usize = 100;
 
 /// The command line of a stdio upstream.
 #[derive(Debug, Clone)]
@@ -60,6 +63,10 @@ pub(crate) struct ChildProcess {
     stderr_done: watch::Receiver<bool>,
     stdout_done: watch::Receiver<bool>,
     noise: Arc<Mutex<Option<String>>>,
+    /// Set once the handshake is done: from then on a stdout line that is
+    /// not MCP is reported on `garbage`.
+    strict: Arc<AtomicBool>,
+    garbage: watch::Receiver<Option<String>>,
     stop: CancellationToken,
     _stop_on_drop: DropGuard,
 }
@@ -117,13 +124,19 @@ pub(crate) fn spawn(upstream: &str, line: &CommandLine<'_>) -> Result<Spawned, U
     tokio::spawn(reap(upstream.to_owned(), child, stop.clone(), exit_tx));
 
     let noise = Arc::new(Mutex::new(None));
+    let strict = Arc::new(AtomicBool::new(false));
+    let (garbage_tx, garbage) = watch::channel(None);
     let (stdout_done_tx, stdout_done) = watch::channel(false);
     let (to_sdk, from_pump) = tokio::io::duplex(STDOUT_BUFFER);
     tokio::spawn(pump_stdout(
         upstream.to_owned(),
         stdout,
         to_sdk,
-        Arc::clone(&noise),
+        Noise {
+            last: Arc::clone(&noise),
+            strict: Arc::clone(&strict),
+            garbage: garbage_tx,
+        },
         stdout_done_tx,
     ));
 
@@ -137,6 +150,8 @@ pub(crate) fn spawn(upstream: &str, line: &CommandLine<'_>) -> Result<Spawned, U
             stderr_done,
             stdout_done,
             noise,
+            strict,
+            garbage,
             _stop_on_drop: stop.clone().drop_guard(),
             stop,
         },
@@ -272,6 +287,29 @@ impl ChildProcess {
             .clone()
     }
 
+    /// From now on a stdout line that is not MCP is not skipped but
+    /// reported (see [`ChildProcess::garbage`]). Called once the handshake
+    /// is done: a banner before it is common and harmless, while after it
+    /// the process owes an answer to whatever it was asked, and output the
+    /// SDK skips would leave the request waiting for its whole timeout.
+    pub fn expect_only_mcp(&self) {
+        self.strict.store(true, Ordering::SeqCst);
+    }
+
+    /// Resolves with the first stdout line that is not MCP written after
+    /// [`ChildProcess::expect_only_mcp`] (its beginning), or `None` once
+    /// stdout has ended without one.
+    pub fn garbage(&self) -> impl Future<Output = Option<String>> + Send + 'static {
+        let mut garbage = self.garbage.clone();
+        async move {
+            garbage
+                .wait_for(Option::is_some)
+                .await
+                .ok()
+                .and_then(|line| line.clone())
+        }
+    }
+
     /// Stops the process (stdin should already be closed) and waits until
     /// it has been reaped.
     pub async fn stop(&self) {
@@ -342,17 +380,28 @@ async fn read_stderr(
     let _ = done.send(true);
 }
 
-/// Copies the process's stdout to the SDK, watching for lines that are not
-/// JSON at all (a banner, a stray `console.log`, a usage message). The SDK
-/// skips those, as the other official SDKs do; remembering the last one
-/// lets a failed handshake say why it got no answer. The copy goes on after
-/// the SDK stops reading, so output written just before an exit is still
-/// seen.
+/// Where the pump reports stdout lines that are not MCP.
+struct Noise {
+    /// The last one, quoted when connecting fails.
+    last: Arc<Mutex<Option<String>>>,
+    /// Whether the handshake is done (see [`ChildProcess::expect_only_mcp`]).
+    strict: Arc<AtomicBool>,
+    /// The first one after the handshake.
+    garbage: watch::Sender<Option<String>>,
+}
+
+/// Copies the process's stdout to the SDK, watching for lines that cannot
+/// be MCP messages (a banner, a stray `console.log`, a usage message, a
+/// message cut short). The SDK skips those, as the other official SDKs do;
+/// remembering the last one lets a failed handshake say why it got no
+/// answer, and after the handshake the first one is reported so the
+/// session can end at once. The copy goes on after the SDK stops reading,
+/// so output written just before an exit is still seen.
 async fn pump_stdout(
     upstream: String,
     mut stdout: ChildStdout,
     mut to_sdk: DuplexStream,
-    noise: Arc<Mutex<Option<String>>>,
+    noise: Noise,
     done: watch::Sender<bool>,
 ) {
     let mut scan = LineScan::default();
@@ -365,8 +414,17 @@ async fn pump_stdout(
         };
         for line in scan.feed(&chunk[..n]) {
             tracing::debug!(target: "sandbar::upstream", upstream = %upstream,
-                stdout = %line, "ignored a stdout line that is not JSON-RPC");
-            *noise.lock().unwrap_or_else(PoisonError::into_inner) = Some(line);
+                stdout = %line, "a stdout line that is not JSON-RPC");
+            if noise.strict.load(Ordering::SeqCst) {
+                noise.garbage.send_if_modified(|first| {
+                    let unset = first.is_none();
+                    if unset {
+                        *first = Some(line.clone());
+                    }
+                    unset
+                });
+            }
+            *noise.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(line);
         }
         // Waiting for the SDK to read keeps its back-pressure on the process.
         if sdk_reading && to_sdk.write_all(&chunk[..n]).await.is_err() {
@@ -378,12 +436,18 @@ async fn pump_stdout(
     let _ = done.send(true);
 }
 
-/// Splits a byte stream into lines and picks out those that cannot be JSON:
-/// their first non-blank character is neither `{` nor `[`.
+/// Splits a byte stream into lines and picks out those that cannot be a
+/// JSON-RPC message: their first non-blank character is neither `{` nor
+/// `[`, or their last is neither `}` nor `]` (a message cut short). Lines
+/// that pass are not parsed here (the SDK does that once); JSON that is
+/// well-formed at both ends but not JSON-RPC is the SDK's to refuse.
 #[derive(Debug, Default)]
 struct LineScan {
     state: ScanState,
+    /// The beginning of the current line.
     noise: Vec<u8>,
+    /// The last non-blank byte of the current JSON line so far.
+    last: u8,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -405,7 +469,12 @@ impl LineScan {
             match self.state {
                 ScanState::Start => match byte {
                     b'\n' => {}
-                    b'{' | b'[' => self.state = ScanState::Json,
+                    b'{' | b'[' => {
+                        self.state = ScanState::Json;
+                        self.noise.clear();
+                        self.noise.push(byte);
+                        self.last = byte;
+                    }
                     // Blanks and the bytes of a UTF-8 byte order mark.
                     b' ' | b'\t' | b'\r' | 0xEF | 0xBB | 0xBF => {}
                     _ => {
@@ -415,9 +484,22 @@ impl LineScan {
                     }
                 },
                 ScanState::Json => {
-                    // Skip to the end of a JSON line in one step.
-                    match bytes.iter().position(|b| *b == b'\n') {
+                    // Skip to the end of a JSON line in one step, keeping
+                    // only its beginning and its last non-blank byte.
+                    let end = bytes.iter().position(|b| *b == b'\n');
+                    let segment = &bytes[..end.unwrap_or(bytes.len())];
+                    let room = MAX_QUOTED_NOISE.saturating_sub(self.noise.len());
+                    self.noise
+                        .extend_from_slice(&segment[..room.min(segment.len())]);
+                    if let Some(&last) = segment.iter().rev().find(|b| !b.is_ascii_whitespace()) {
+                        self.last = last;
+                    }
+                    match end {
                         Some(end) => {
+                            if !matches!(self.last, b'}' | b']') {
+                                let text = String::from_utf8_lossy(&self.noise);
+                                found.push(text.trim_end().to_owned());
+                            }
                             bytes = &bytes[end + 1..];
                             self.state = ScanState::Start;
                         }
@@ -473,7 +555,13 @@ mod tests {
         check_scan(&["ban", "ner\n{\"x\"", ":1}\nend\n"], &["banner", "end"]);
         check_scan(&["\u{feff}{\"a\":1}\n"], &[]);
         check_scan(&["no newline yet"], &[]);
-        check_scan(&["{\"a\":\n", "oops\n"], &["oops"]);
+        check_scan(&["{\"a\":\n", "oops\n"], &["{\"a\":", "oops"]);
+        check_scan(&["{\"a\":1}\r\n", "[1,", "2]  \n"], &[]);
+        check_scan(&["{\"half\":", "\n"], &["{\"half\":"]);
+        check_scan(
+            &["this is not json\n{\"half\":\n"],
+            &["this is not json", "{\"half\":"],
+        );
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub(crate) enum Inbound {
         params: Value,
         reply: oneshot::Sender<Result<Value, ClientError>>,
     },
+    /// The session broke (see [`Router::break_off`]): the request ends with
+    /// this reason instead of waiting for an answer.
+    Broken(String),
 }
 
 /// Names one request in flight. It travels in the SDK request's extensions
@@ -77,6 +80,8 @@ struct State {
     /// by the upstream's JSON-RPC id: how to learn that it withdrew one.
     questions: HashMap<RequestId, CancellationToken>,
     closed: bool,
+    /// Why the session was broken off, if it was.
+    broken: Option<String>,
 }
 
 /// The registry of requests in flight on one connection.
@@ -282,6 +287,29 @@ impl Router {
     /// Records that the connection is gone.
     pub fn mark_closed(&self) {
         self.lock().closed = true;
+    }
+
+    /// Ends the session while its transport is still open, because the
+    /// upstream can no longer be trusted to answer (it wrote something
+    /// that is not MCP, or stopped answering): every request in flight ends
+    /// now with `reason`, and the session counts as closed, so the engine
+    /// opens a new one (a new process) for the next call. The first reason
+    /// stands.
+    pub fn break_off(&self, reason: String) {
+        let mut state = self.lock();
+        state.closed = true;
+        if state.broken.is_some() {
+            return;
+        }
+        for entry in state.inflight.values() {
+            let _ = entry.inbound.send(Inbound::Broken(reason.clone()));
+        }
+        state.broken = Some(reason);
+    }
+
+    /// Why the session was broken off, if it was.
+    pub fn broken(&self) -> Option<String> {
+        self.lock().broken.clone()
     }
 
     pub fn is_closed(&self) -> bool {

@@ -6,6 +6,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -43,6 +44,12 @@ const CANCEL_SEND_BOUND: Duration = Duration::from_secs(1);
 const EXIT_STATUS_WAIT: Duration = Duration::from_secs(1);
 /// How long closing waits for the SDK to shut the connection down.
 const CLOSE_BOUND: Duration = Duration::from_secs(5);
+/// How long a process whose call timed out has to answer a `ping` before
+/// it counts as wedged (at most the call's own timeout).
+const PING_BOUND: Duration = Duration::from_secs(2);
+/// After this many calls in a row without an answer, a process counts as
+/// wedged whatever its answer to `ping`.
+const MAX_TIMEOUTS_IN_A_ROW: u32 = 3;
 
 /// What the connection runs over.
 #[derive(Debug)]
@@ -62,6 +69,8 @@ pub(crate) struct McpSession {
     link: Link,
     /// For the catalog's list requests, which no agent request bounds.
     list_timeout: Duration,
+    /// Calls in a row that got no answer within their timeout.
+    timeouts: AtomicU32,
 }
 
 impl fmt::Debug for McpSession {
@@ -79,6 +88,8 @@ enum Ending<A> {
     Answer(A),
     Cancelled,
     Timeout,
+    /// The session was broken off (see `Router::break_off`).
+    Broken(String),
 }
 
 /// What the SDK's request handle gives.
@@ -99,6 +110,7 @@ impl McpSession {
             router,
             link,
             list_timeout,
+            timeouts: AtomicU32::new(0),
         }
     }
 
@@ -108,6 +120,9 @@ impl McpSession {
 
     /// The connection is gone: says how, as precisely as is known.
     async fn closed_error(&self) -> UpstreamError {
+        if let Some(reason) = self.router.broken() {
+            return self.error(UpstreamErrorKind::Protocol, reason);
+        }
         self.router.mark_closed();
         let message = match &self.link {
             Link::Process(process) => {
@@ -279,6 +294,8 @@ impl McpSession {
                     let _ = reply.send(Err(ClientError::Unsupported(capability)));
                 }
             }
+            // Taken by the caller before it gets here.
+            Inbound::Broken(_) => {}
         }
     }
 
@@ -323,9 +340,10 @@ impl McpSession {
                 // delivered before the next read.
                 biased;
                 () = cancel.cancelled() => break Ending::Cancelled,
-                Some(message) = inflight.inbound.recv() => {
-                    self.pass_on(message, client, &mut questions).await;
-                }
+                Some(message) = inflight.inbound.recv() => match message {
+                    Inbound::Broken(reason) => break Ending::Broken(reason),
+                    message => self.pass_on(message, client, &mut questions).await,
+                },
                 step = exchange.next() => match step {
                     Ok(Step::Answer(answer)) => break Ending::Answer(Ok(answer)),
                     Ok(Step::Message(message)) => self.take(link, &id, message),
@@ -355,6 +373,7 @@ impl McpSession {
         };
         Some(match ending {
             Ending::Answer(Ok(answer)) => {
+                self.timeouts.store(0, Ordering::Relaxed);
                 exchange.finish();
                 match answer {
                     Ok(result) => self.answer(method, &result),
@@ -377,6 +396,7 @@ impl McpSession {
                     format!("no answer within {}", human(timeout)),
                 ))
             }
+            Ending::Broken(reason) => Err(self.error(UpstreamErrorKind::Protocol, reason)),
         })
     }
 
@@ -419,14 +439,24 @@ impl McpSession {
         }
     }
 
-    /// A result as the engine takes it.
+    /// A result as the engine takes it. One that is not what `method`
+    /// answers (`{"content": "text"}` for `tools/call`, or `null`) is the
+    /// upstream's failure, worded for the agent, rather than a result the
+    /// run records and the front then cannot send.
     fn answer(&self, method: &str, result: &ServerResult) -> Result<Outcome, UpstreamError> {
-        wire::result_json(result).map(Outcome::Result).map_err(|e| {
+        let value = wire::result_json(result).map_err(|e| {
             self.error(
                 UpstreamErrorKind::Protocol,
                 format!("the answer to {method} cannot be represented: {e}"),
             )
-        })
+        })?;
+        if let Some(problem) = crate::shape::result_problem(method, &value) {
+            return Err(self.error(
+                UpstreamErrorKind::Protocol,
+                format!("answered {method} with a malformed result: {problem}"),
+            ));
+        }
+        Ok(Outcome::Result(value))
     }
 
     /// The SDK's way: the request goes through its service, and what the
@@ -467,9 +497,10 @@ impl McpSession {
                 // so draining them first keeps the upstream's order.
                 biased;
                 () = cancel.cancelled() => break Ending::Cancelled,
-                Some(message) = inflight.inbound.recv() => {
-                    self.pass_on(message, client, &mut questions).await;
-                }
+                Some(message) = inflight.inbound.recv() => match message {
+                    Inbound::Broken(reason) => break Ending::Broken(reason),
+                    message => self.pass_on(message, client, &mut questions).await,
+                },
                 answer = &mut handle.rx => break Ending::Answer(Box::new(answer)),
                 Some((reply, answer)) = questions.next(), if !questions.is_empty() => {
                     let _ = reply.send(answer);
@@ -484,6 +515,7 @@ impl McpSession {
         match ending {
             Ending::Answer(answer) => {
                 inflight.settled();
+                self.timeouts.store(0, Ordering::Relaxed);
                 match *answer {
                     Ok(Ok(result)) => self.answer(method, &result),
                     Ok(Err(ServiceError::McpError(e))) => {
@@ -505,12 +537,68 @@ impl McpSession {
             Ending::Timeout => {
                 inflight.settled();
                 cancel_upstream(handle, "timed out").await;
+                let wedged = self.wedged(timeout).await.unwrap_or_default();
                 Err(self.error(
                     UpstreamErrorKind::Timeout,
-                    format!("no answer within {}", human(timeout)),
+                    format!("no answer within {}{wedged}", human(timeout)),
                 ))
             }
+            Ending::Broken(reason) => {
+                inflight.settled();
+                Err(self.error(UpstreamErrorKind::Protocol, reason))
+            }
         }
+    }
+
+    /// After a call to a process timed out: whether the process is wedged,
+    /// and if so the rest of the call's error, saying why (the session is
+    /// then broken off, so the engine starts the process again for the
+    /// next call). It is wedged when it does not
+    /// answer a `ping` within [`PING_BOUND`] (or the call's timeout, if
+    /// shorter), or when this was the [`MAX_TIMEOUTS_IN_A_ROW`]th call in a
+    /// row without an answer. Over HTTP a new session would not help a
+    /// wedged server, so nothing is done.
+    async fn wedged(&self, timeout: Duration) -> Option<String> {
+        let Link::Process(_) = &self.link else {
+            return None;
+        };
+        let in_a_row = self.timeouts.fetch_add(1, Ordering::Relaxed) + 1;
+        let why = if in_a_row >= MAX_TIMEOUTS_IN_A_ROW {
+            format!("{in_a_row} calls in a row got no answer")
+        } else {
+            let bound = PING_BOUND.min(timeout);
+            if self.answers_ping(bound).await {
+                return None;
+            }
+            format!("nor did a ping within {}", human(bound))
+        };
+        const RESTART: &str = "the process is restarted for the next call";
+        self.router
+            .break_off(format!("it stopped answering ({why}); {RESTART}"));
+        Some(format!(" ({why}); {RESTART}"))
+    }
+
+    /// Whether the upstream answers `ping` within `bound`. Any answer
+    /// will do, an error too: a server that does not know `ping` is still
+    /// reading what it is sent.
+    async fn answers_ping(&self, bound: Duration) -> bool {
+        let Ok(ping) = wire::client_request("ping", Value::Null) else {
+            return false;
+        };
+        let answered = async {
+            let Ok(handle) = self
+                .peer
+                .send_request_with_option(ping, PeerRequestOptions::with_timeout(bound))
+                .await
+            else {
+                return false;
+            };
+            matches!(
+                handle.await_response().await,
+                Ok(_) | Err(ServiceError::McpError(_))
+            )
+        };
+        tokio::time::timeout(bound, answered).await.unwrap_or(false)
     }
 }
 

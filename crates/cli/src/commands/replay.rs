@@ -13,7 +13,7 @@ use sandbar_engine::{Engine, EngineOptions};
 use sandbar_redact::SharedRedactor;
 use sandbar_scenario::Scenario;
 
-use crate::commands::serve::{FrontArgs, serve_engine};
+use crate::commands::serve::{FrontArgs, Served, serve_engine};
 use crate::exit::ExitCode;
 use crate::wiring;
 
@@ -82,5 +82,10 @@ pub async fn run(
         }
     };
     let label = args.cassette.display().to_string();
-    serve_engine(engine, store, &args.front, None, &label, data).await
+    let served = Served {
+        label: &label,
+        data,
+        cassettes: None,
+    };
+    serve_engine(engine, store, &args.front, None, served).await
 }

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use sandbar_engine::{Engine, EngineOptions};
 use sandbar_mcp::{Access, HttpOptions, Shared, serve_http, serve_stdio};
 use sandbar_redact::SharedRedactor;
+use sandbar_scenario::Mode;
 use sandbar_store::Store;
 
 use crate::exit::ExitCode;
@@ -108,15 +109,24 @@ pub async fn run(
         None => None,
     };
     let store = crate::wiring::open_store(data, &redactor).await?;
+    let record_dir = match (&args.record, &scenario.record_dir) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(dir)) => dir.clone(),
+        (None, None) => data.join("cassettes"),
+    };
+    let records = |m: Option<Mode>| m == Some(Mode::Record);
+    // Where runs' cassettes go, when runs write them: always with
+    // `--record`, else when something is in `record` mode.
+    let cassettes = (args.record.is_some()
+        || records(scenario.mode)
+        || scenario.upstreams.iter().any(|u| records(u.mode))
+        || scenario.tools.iter().any(|t| records(t.mode)))
+    .then(|| record_dir.clone());
     let options = EngineOptions {
         upstreams: wiring::upstreams(&scenario),
         cassette,
         replay_only: false,
-        record_dir: Some(match (&args.record, &scenario.record_dir) {
-            (Some(dir), _) => dir.clone(),
-            (None, Some(dir)) => dir.clone(),
-            (None, None) => data.join("cassettes"),
-        }),
+        record_dir: Some(record_dir),
         record_everything: args.record.is_some(),
     };
     let engine = match Engine::build(scenario, store.clone(), &redactor, options).await {
@@ -128,19 +138,41 @@ pub async fn run(
         }
     };
     let label = args.scenario.display().to_string();
-    serve_engine(engine, store, &args.front, args.seed, &label, data).await
+    let served = Served {
+        label: &label,
+        data,
+        cassettes: cassettes.as_deref(),
+    };
+    serve_engine(engine, store, &args.front, args.seed, served).await
+}
+
+/// What is served, for what the server says on stderr.
+pub struct Served<'a> {
+    /// The scenario or cassette served.
+    pub label: &'a str,
+    /// The data directory runs are recorded in.
+    pub data: &'a Path,
+    /// Where runs write their cassettes, when they write them.
+    pub cassettes: Option<&'a Path>,
 }
 
 /// Serves an engine over the chosen front until interrupted (HTTP) or
-/// until the client leaves (stdio).
+/// until the client leaves (stdio). Once the runs have ended, says where
+/// their cassettes are, if they wrote any.
 pub async fn serve_engine(
     engine: Arc<Engine>,
     store: Store,
     front: &FrontArgs,
     seed: Option<u64>,
-    label: &str,
-    data: &Path,
+    served: Served<'_>,
 ) -> anyhow::Result<ExitCode> {
+    // A little before now: the store may keep start times less precisely.
+    let since = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let Served {
+        label,
+        data,
+        cassettes,
+    } = served;
     let mut access = Access {
         required: front.auth == AuthMode::Required,
         stdio_principal: None,
@@ -179,6 +211,9 @@ pub async fn serve_engine(
     if front.stdio {
         tracing::info!("serving {label} over stdio");
         serve_stdio(shared).await?;
+        if let Some(dir) = cassettes {
+            report_cassettes(&store, dir, since).await;
+        }
         store.close().await?;
         return Ok(ExitCode::Success);
     }
@@ -205,8 +240,11 @@ pub async fn serve_engine(
         );
     }
     out!("listening on http://{address}/mcp");
+    let cassettes_to = cassettes
+        .map(|dir| format!(" (cassettes to {}/RUN_ID.jsonl)", dir.display()))
+        .unwrap_or_default();
     eprintln!(
-        "sandbar: serving {label} ({}) at http://{address}/mcp, recording to {}; {}",
+        "sandbar: serving {label} ({}) at http://{address}/mcp, recording to {}{cassettes_to}; {}",
         shared.engine().scenario().name,
         data.display(),
         if shared.auth_required() {
@@ -222,8 +260,49 @@ pub async fn serve_engine(
         signal.cancel();
     });
     serve_http(listener, shared, options, shutdown).await?;
+    if let Some(dir) = cassettes {
+        report_cassettes(&store, dir, since).await;
+    }
     store.close().await?;
     Ok(ExitCode::Success)
+}
+
+/// Most cassettes named one by one when a server stops; past this many
+/// the rest are counted.
+const CASSETTES_NAMED: usize = 20;
+
+/// Says on stderr where the runs started since `since` wrote their
+/// cassettes (`DIR/RUN_ID.jsonl`, as the engine names them), once they
+/// have ended.
+async fn report_cassettes(store: &Store, dir: &Path, since: chrono::DateTime<chrono::Utc>) {
+    let runs = match store.list_runs(crate::keys::DEFAULT_TENANT, None).await {
+        Ok(runs) => runs,
+        Err(e) => {
+            eprintln!(
+                "sandbar: cannot list the runs to find their cassettes in {}: {e}",
+                dir.display()
+            );
+            return;
+        }
+    };
+    // Newest first; the oldest of this server's runs is named first.
+    let mut written: Vec<(String, PathBuf)> = runs
+        .iter()
+        .take_while(|run| run.started_at >= since)
+        .map(|run| (run.id.clone(), dir.join(format!("{}.jsonl", run.id))))
+        .filter(|(_, path)| path.is_file())
+        .collect();
+    written.reverse();
+    for (id, path) in written.iter().take(CASSETTES_NAMED) {
+        eprintln!("sandbar: run {id} wrote its cassette to {}", path.display());
+    }
+    if written.len() > CASSETTES_NAMED {
+        eprintln!(
+            "sandbar: and {} more runs wrote theirs to {}",
+            written.len() - CASSETTES_NAMED,
+            dir.display()
+        );
+    }
 }
 
 async fn wait_for_signal() {

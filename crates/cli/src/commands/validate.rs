@@ -1,5 +1,6 @@
 //! `sandbar validate FILE...`: loads each file through the same path
-//! `serve` uses and reports every problem.
+//! `serve` uses and reports every problem, including those of the cassette
+//! it replays from (loaded and checked as `serve` loads it).
 
 use std::path::PathBuf;
 
@@ -7,7 +8,9 @@ use clap::Args;
 use serde_json::json;
 
 use sandbar_redact::SharedRedactor;
-use sandbar_scenario::{LoadError, load_path_with_vault};
+use sandbar_scenario::{
+    LoadError, Mode, Place, PlaceSegment, Problem, Scenario, load_path_with_vault,
+};
 
 use crate::exit::ExitCode;
 
@@ -43,7 +46,7 @@ pub async fn run(
     let mut all_valid = true;
     let mut report = Vec::new();
     for file in &args.files {
-        match load_path_with_vault(file, vault.as_ref()) {
+        match load_path_with_vault(file, vault.as_ref()).and_then(|s| with_cassette(file, s)) {
             Ok(scenario) => {
                 if !args.json {
                     out!(
@@ -78,6 +81,70 @@ pub async fn run(
         ExitCode::Success
     } else {
         ExitCode::Failure
+    })
+}
+
+/// What `serve` would refuse about the cassette the scenario replays
+/// from: one that cannot be loaded (missing, malformed, of a newer major
+/// version), or that lacks the catalog of an upstream in `replay` mode.
+fn cassette_problems(scenario: &Scenario) -> Vec<Problem> {
+    let Some(path) = scenario
+        .replay
+        .cassette
+        .as_ref()
+        .filter(|_| scenario.uses_replay())
+    else {
+        return Vec::new();
+    };
+    let place = Place(vec![
+        PlaceSegment::Key("replay".to_owned()),
+        PlaceSegment::Key("cassette".to_owned()),
+    ]);
+    let problem = |message: String| Problem {
+        place: place.clone(),
+        message,
+    };
+    let cassette = match crate::wiring::load_cassette(path) {
+        Ok(cassette) => cassette,
+        Err(message) => return vec![problem(message)],
+    };
+    // An upstream's items are replayed when its mode, or else the
+    // scenario's, is `replay` (as the engine's offer decides); the engine
+    // then offers them from the cassette's catalog of it.
+    scenario
+        .upstreams
+        .iter()
+        .filter(|u| u.mode.or(scenario.mode) == Some(Mode::Replay))
+        .filter_map(|u| match cassette.header.upstreams.get(&u.name) {
+            None => Some(problem(format!(
+                "{}: upstream {} is in replay mode but the cassette has no catalog of it; record a run with it first",
+                path.display(),
+                u.name
+            ))),
+            Some(catalog) => serde_json::from_value::<sandbar_engine::Catalog>(catalog.clone())
+                .err()
+                .map(|e| {
+                    problem(format!(
+                        "{}: the cassette's catalog of upstream {} is malformed: {e}",
+                        path.display(),
+                        u.name
+                    ))
+                }),
+        })
+        .collect()
+}
+
+/// The scenario, or the problems of the cassette it replays from, each
+/// with its line and column in the scenario file.
+fn with_cassette(file: &std::path::Path, scenario: Scenario) -> Result<Scenario, LoadError> {
+    let problems = cassette_problems(&scenario);
+    if problems.is_empty() {
+        return Ok(scenario);
+    }
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    Err(LoadError::Invalid {
+        file: file.display().to_string(),
+        problems: sandbar_scenario::locate(&text, problems),
     })
 }
 
