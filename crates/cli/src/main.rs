@@ -138,10 +138,13 @@ fn main() -> std::process::ExitCode {
         }
     };
     let redactor = sandbar_redact::SharedRedactor::new(sandbar_redact::Redactor::new());
-    logging::init(
+    if let Err(e) = logging::init(
         &cli.global.log,
         redactor.for_sink(sandbar_redact::Sink::Logs),
-    );
+    ) {
+        eprintln!("sandbar: {e}");
+        return ExitCode::Usage.into();
+    }
     // Commands that write runs, cassettes or exports mask personal data in
     // them (the scenario's policy replaces this default once it is loaded).
     // Those that only read the data directory create no key in it.

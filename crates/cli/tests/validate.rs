@@ -1094,6 +1094,26 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn a_log_filter_that_does_not_parse_is_a_usage_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = write_scenario(dir.path(), "good.yaml", "version: 1\nname: good\n");
+    let out = sandbar_bounded(&[
+        "--log",
+        "sandbar=loud",
+        "validate",
+        good.to_str().expect("UTF-8 path"),
+    ]);
+    assert_eq!(out.code, Some(2), "{}", out.output());
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    assert!(
+        out.stderr
+            .starts_with("sandbar: invalid log filter \"sandbar=loud\" (--log or SANDBAR_LOG): "),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn a_valid_file_exits_0_and_says_ok() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = write_scenario(
