@@ -30,6 +30,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rmcp::model::{CallToolResult, ServerResult};
+use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -42,8 +43,8 @@ use crate::server::Shared;
 enum Message {
     /// A notification, as a whole JSON-RPC message.
     Notify(Value),
-    /// The response, as a whole JSON-RPC message; always last.
-    Done(Value),
+    /// The response, as a whole serialized JSON-RPC message; always last.
+    Done(String),
 }
 
 /// The way back to a client that cannot be asked anything: notifications
@@ -133,7 +134,7 @@ pub(crate) async fn answer(
         return Some(forward(shared, session, run, call, id).await);
     }
     let outcome = run.handle(call, &DetachedClient).await;
-    Some(json_response(&response_body(&id, outcome)))
+    Some(json_response(response_body(&id, outcome)))
 }
 
 /// A forwarded call: JSON if the answer comes first, else an event stream.
@@ -164,25 +165,24 @@ async fn forward(
     match first {
         Some(Message::Done(body)) => {
             untrack();
-            json_response(&body)
+            json_response(body)
         }
         Some(Message::Notify(first)) => {
             let events = futures::stream::unfold(
                 (Some(first), rx, Some(untrack)),
                 |(pending, mut rx, mut untrack)| async move {
-                    let message = match pending {
-                        Some(n) => n,
+                    let (message, done) = match pending {
+                        Some(n) => (n.to_string(), false),
                         None => match rx.recv().await? {
-                            Message::Notify(n) => n,
+                            Message::Notify(n) => (n.to_string(), false),
                             Message::Done(body) => {
                                 if let Some(untrack) = untrack.take() {
                                     untrack();
                                 }
-                                body
+                                (body, true)
                             }
                         },
                     };
-                    let done = message.get("id").is_some();
                     let event = format!("event: message\ndata: {message}\n\n");
                     // After the answer the stream ends.
                     let rx = if done { close(rx) } else { rx };
@@ -205,7 +205,7 @@ async fn forward(
         None => {
             untrack();
             json_response(
-                &json!({"jsonrpc": "2.0", "id": Value::Null, "error": {"code": -32603, "message": "the call ended without an answer"}}),
+                json!({"jsonrpc": "2.0", "id": Value::Null, "error": {"code": -32603, "message": "the call ended without an answer"}}).to_string(),
             )
         }
     }
@@ -218,7 +218,17 @@ fn close(mut rx: mpsc::UnboundedReceiver<Message>) -> mpsc::UnboundedReceiver<Me
     rx
 }
 
-fn response_body(id: &Value, outcome: Outcome) -> Value {
+/// The whole JSON-RPC response to a call, serialized.
+fn response_body(id: &Value, outcome: Outcome) -> String {
+    /// A response whose result is serialized straight from its type, in
+    /// the order `json!` would give it, without a `Value` in between.
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        jsonrpc: &'static str,
+        id: &'a Value,
+        result: ServerResult,
+    }
+    let error = |error: Value| json!({"jsonrpc": "2.0", "id": id, "error": error}).to_string();
     match outcome {
         Outcome::Result(value) => {
             match sandbar_upstream::parse_result::<CallToolResult>("tools/call", &value) {
@@ -228,22 +238,29 @@ fn response_body(id: &Value, outcome: Outcome) -> Value {
                     let mut result = ServerResult::CallToolResult(result);
                     result.strip_result_type_for_legacy_peer();
                     result.strip_non_object_output_for_legacy_peer();
-                    json!({"jsonrpc": "2.0", "id": id, "result": result})
+                    let answer = Answer {
+                        jsonrpc: "2.0",
+                        id,
+                        result,
+                    };
+                    serde_json::to_string(&answer).unwrap_or_else(|e| {
+                        error(json!({"code": -32603, "message": format!("sandbar could not serialize a result: {e}")}))
+                    })
                 }
-                Err(e) => {
-                    json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32603, "message": format!("sandbar produced a malformed result: {e}")}})
-                }
+                Err(e) => error(
+                    json!({"code": -32603, "message": format!("sandbar produced a malformed result: {e}")}),
+                ),
             }
         }
-        Outcome::Error(e) => json!({"jsonrpc": "2.0", "id": id, "error": e.to_json()}),
+        Outcome::Error(e) => error(e.to_json()),
     }
 }
 
-fn json_response(body: &Value) -> Response {
+fn json_response(body: String) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
+        body,
     )
         .into_response()
 }

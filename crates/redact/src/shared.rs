@@ -142,6 +142,19 @@ impl SinkRedactor {
         self.sink
     }
 
+    /// Whether `other` applies exactly this: the same redactor, the same
+    /// personal-data policy, the same sink. What one redacted stays valid
+    /// for the other, so a result can be kept for as long as this holds.
+    pub fn same_as(&self, other: &SinkRedactor) -> bool {
+        self.sink == other.sink
+            && Arc::ptr_eq(&self.secrets, &other.secrets)
+            && match (&self.privacy, &other.privacy) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+    }
+
     /// The secrets-and-rules part.
     pub fn secrets(&self) -> &Redactor {
         &self.secrets

@@ -18,8 +18,8 @@
 //! connection, whose every statement is a round trip to a worker thread.
 //! Readers still use sqlx.
 
-use std::cell::Cell;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -31,7 +31,7 @@ use rusqlite::{Connection, ErrorCode};
 use tokio::sync::{oneshot, watch};
 
 use crate::model::{NewEvent, RunStatus, write_db_time};
-use sandbar_redact::SharedRedactor;
+use sandbar_redact::{SharedRedactor, SinkRedactor};
 
 use crate::inbox::{Inbox, Work};
 use crate::journal::Journal;
@@ -295,6 +295,7 @@ pub(crate) fn prepare_known(
     tenant: Arc<str>,
     redactor: &SharedRedactor,
 ) -> Row {
+    let redactor = redactor.snapshot();
     redactor.redact_json(&mut event.payload);
     let mut time = String::with_capacity(32);
     let mut stamp = |t: &chrono::DateTime<chrono::Utc>| {
@@ -314,7 +315,7 @@ pub(crate) fn prepare_known(
         method: event
             .method
             .as_deref()
-            .map(|m| Arc::from(redactor.redact_str(m))),
+            .map(|m| redacted_method(&redactor, m)),
         request_id: event
             .request_id
             .as_deref()
@@ -323,6 +324,40 @@ pub(crate) fn prepare_known(
         wall_time: stamp(&event.wall_time),
         journaled: false,
     }
+}
+
+/// How many methods a thread keeps the redaction of.
+const METHODS_KEPT: usize = 64;
+
+/// The redaction a thread's methods were made with, and what it made of them.
+type MethodMemo = Option<(SinkRedactor, HashMap<String, Arc<str>>)>;
+
+thread_local! {
+    /// The redaction of the methods this thread prepared last, and the
+    /// redaction they were made with. A run's events carry a handful of
+    /// methods (`tools/call` on every call), so this spares a redaction
+    /// per event; a new redactor (a secret added) starts it afresh.
+    static METHODS: RefCell<MethodMemo> = const { RefCell::new(None) };
+}
+
+/// `method` as `redactor` redacts it, from this thread's memo if it holds it.
+fn redacted_method(redactor: &SinkRedactor, method: &str) -> Arc<str> {
+    METHODS.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        let methods = match &mut *memo {
+            Some((made_by, methods)) if made_by.same_as(redactor) => methods,
+            stale => &mut stale.insert((redactor.clone(), HashMap::new())).1,
+        };
+        if let Some(done) = methods.get(method) {
+            return Arc::clone(done);
+        }
+        let done: Arc<str> = Arc::from(redactor.redact_str(method));
+        if methods.len() >= METHODS_KEPT {
+            methods.clear();
+        }
+        methods.insert(method.to_owned(), Arc::clone(&done));
+        done
+    })
 }
 
 /// The last key seen and what redaction made of it. Consecutive events
@@ -1397,6 +1432,44 @@ mod tests {
         check(300, &[256, 32, 8, 4]);
         check(512, &[256, 256]);
         check(513, &[256, 256, 1]);
+    }
+
+    #[test]
+    fn a_method_redacted_from_memory_follows_the_redactor_in_force() {
+        use crate::model::{Direction, EventKind};
+        let redactor = SharedRedactor::default();
+        let event = || NewEvent {
+            run_id: "r1".to_owned(),
+            tenant: "default".to_owned(),
+            seq: 1,
+            kind: EventKind::Request,
+            direction: Direction::ToServer,
+            method: Some("tools/call-hunter2-q8Zr5Lm".to_owned()),
+            request_id: Some("7".to_owned()),
+            virtual_time: chrono::Utc::now(),
+            wall_time: chrono::Utc::now(),
+            payload: serde_json::json!({}),
+        };
+        let method = |redactor: &SharedRedactor| {
+            prepare_known(event(), Arc::from("r1"), Arc::from("default"), redactor)
+                .method
+                .unwrap()
+        };
+        // Twice, so the second comes from the memo.
+        assert_eq!(&*method(&redactor), "tools/call-hunter2-q8Zr5Lm");
+        assert_eq!(&*method(&redactor), "tools/call-hunter2-q8Zr5Lm");
+        // A secret learnt later is redacted from the next event on, though
+        // this thread redacted the same method before it was known.
+        redactor
+            .add_secrets([("test_secret", "hunter2-q8Zr5Lm")])
+            .unwrap();
+        let after = method(&redactor);
+        assert!(!after.contains("hunter2-q8Zr5Lm"), "{after}");
+        assert_eq!(method(&redactor), after);
+        // Another handle with its own redactor does not read this one's memo.
+        let other = SharedRedactor::default();
+        assert_eq!(&*method(&other), "tools/call-hunter2-q8Zr5Lm");
+        assert_eq!(method(&redactor), after);
     }
 
     #[test]
