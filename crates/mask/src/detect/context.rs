@@ -344,6 +344,12 @@ fn key_value(text: &str, start: usize, end: usize, out: &mut Vec<Candidate>) -> 
     while ks > lower && is_key_byte(hay[ks - 1]) {
         ks -= 1;
     }
+    // A key glued to asterisks is what masking left of a longer word
+    // (`******name:` from `Streetname:`), not a key: read as one, it would
+    // mask on a second masking what the first left alone.
+    if ks > 0 && hay[ks - 1] == b'*' {
+        return None;
+    }
     for _ in 0..2 {
         if ks < 2 || hay[ks - 1] != b' ' || !hay[ks - 2].is_ascii_alphabetic() {
             break;
