@@ -264,3 +264,71 @@ fn json_response(body: String) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+// Tests fail by panicking; unwrapping is how they say so.
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use sandbar_engine::ProtocolError;
+
+    /// The body as it was built before: the SDK's result turned into a
+    /// `Value`, put in a `json!` envelope, and printed.
+    fn through_a_value(id: &Value, result: &Value) -> String {
+        let result =
+            sandbar_upstream::parse_result::<CallToolResult>("tools/call", result).unwrap();
+        let mut result = ServerResult::CallToolResult(result);
+        result.strip_result_type_for_legacy_peer();
+        result.strip_non_object_output_for_legacy_peer();
+        json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string()
+    }
+
+    #[test]
+    fn a_result_serialized_straight_has_the_bytes_it_had_through_a_value() {
+        let results = [
+            json!({"content": [{"type": "text", "text": "Echo: hi"}]}),
+            json!({"content": [], "isError": true}),
+            json!({
+                "content": [
+                    {"type": "text", "text": "ünïcode \"quoted\"\n", "annotations": {"audience": ["user"], "priority": 0.5}},
+                    {"type": "image", "data": "aGk=", "mimeType": "image/png"},
+                    {"type": "resource_link", "uri": "file:///a", "name": "a"}
+                ],
+                "structuredContent": {"z": 1, "a": [1.5, null, {"k": "v"}]},
+                "_meta": {"trace": "t-1"}
+            }),
+            json!({"content": [{"type": "text", "text": "x"}], "structuredContent": [1, 2]}),
+        ];
+        for id in [json!(7), json!("req-1"), json!(u64::MAX)] {
+            for result in &results {
+                let straight = response_body(&id, Outcome::Result(result.clone()));
+                assert_eq!(straight, through_a_value(&id, result), "{result}");
+            }
+        }
+    }
+
+    #[test]
+    fn errors_and_malformed_results_are_json_rpc_errors() {
+        let id = json!(3);
+        let body: Value = serde_json::from_str(&response_body(
+            &id,
+            Outcome::Error(ProtocolError::internal("boom")),
+        ))
+        .unwrap();
+        assert_eq!(body["id"], id);
+        assert_eq!(body["error"]["message"], "boom");
+        let body: Value = serde_json::from_str(&response_body(
+            &id,
+            Outcome::Result(json!({"content": "not a list"})),
+        ))
+        .unwrap();
+        assert_eq!(body["error"]["code"], -32603);
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("malformed result"),
+            "{body}"
+        );
+    }
+}
