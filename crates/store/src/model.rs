@@ -356,11 +356,18 @@ mod tests {
         #[test]
         fn db_times_agree_with_chrono(
             secs in -62_167_219_200i64..253_402_300_800i64,
-            nanos in 0u32..2_000_000_000u32,
+            nanos in 0u32..1_000_000_000u32,
+            leap in proptest::bool::weighted(0.2),
         ) {
-            let Some(t) = Utc.timestamp_opt(secs, nanos).single() else {
-                return Ok(());
+            // chrono takes a leap second only at a minute's last second.
+            let (secs, nanos) = if leap {
+                (secs - secs.rem_euclid(60) + 59, nanos + 1_000_000_000)
+            } else {
+                (secs, nanos)
             };
+            let t = Utc.timestamp_opt(secs, nanos).single();
+            proptest::prop_assert!(t.is_some(), "{secs} s {nanos} ns");
+            let t = t.unwrap();
             let s = db_time(&t);
             proptest::prop_assert_eq!(&s, &t.to_rfc3339_opts(SecondsFormat::Nanos, true));
             proptest::prop_assert_eq!(parse_db_time(&s), Some(t));
