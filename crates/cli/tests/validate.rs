@@ -671,6 +671,15 @@ privacy:
 ",
             &["privacy.sinks.logs.kinds.email", "1 to 64"],
         ),
+        case(
+            "a mask character that is a space",
+            "version: 1
+name: x
+privacy:
+  personal: {op: mask, char: ' '}
+",
+            &["privacy.personal", "a mask `char` must be visible"],
+        ),
         case("an empty file", "", &["{file}:1:1", "end of input"]),
         case(
             "two documents",

@@ -63,12 +63,27 @@ impl Masker {
             default: operator,
             per_kind: Vec::new(),
         }
+        .with_own_mask_chars()
     }
 
     /// Uses `operator` for `kind` instead of the default.
     pub fn with_operator(mut self, kind: PersonalKind, operator: Operator) -> Masker {
         self.per_kind.retain(|(k, _)| *k != kind);
         self.per_kind.push((kind, operator));
+        self.with_own_mask_chars()
+    }
+
+    /// Adds the characters this masker writes to those its detector knows
+    /// (see [`Detector::with_mask_chars`]), so that it does not read what
+    /// masking left as something to mask again.
+    fn with_own_mask_chars(mut self) -> Masker {
+        let mut chars = self.detector.mask_chars().to_vec();
+        for op in std::iter::once(&self.default).chain(self.per_kind.iter().map(|(_, op)| op)) {
+            if let Operator::Mask { char, .. } = op {
+                chars.push(*char);
+            }
+        }
+        self.detector = self.detector.with_mask_chars(&chars);
         self
     }
 

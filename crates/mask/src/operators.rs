@@ -57,8 +57,11 @@ pub enum Operator {
 fn default_keep() -> usize {
     4
 }
+/// The character [`Operator::Mask`] writes unless told another.
+pub(crate) const DEFAULT_MASK_CHAR: char = '*';
+
 fn default_char() -> char {
-    '*'
+    DEFAULT_MASK_CHAR
 }
 fn default_length() -> usize {
     16

@@ -1065,10 +1065,22 @@ impl<'a> Compiler<'a> {
             OperatorName::Redact => Operator::Redact,
             OperatorName::Pseudonymize => Operator::Pseudonymize,
             OperatorName::Tokenize => Operator::Tokenize,
-            OperatorName::Mask => Operator::Mask {
-                keep: keep.unwrap_or(4),
-                char: char.unwrap_or('*'),
-            },
+            OperatorName::Mask => {
+                let char = char.unwrap_or('*');
+                // A space or a control character in place of letters would
+                // reshape the text (a masked word turned into blanks or a
+                // line break) instead of hiding it.
+                if char.is_whitespace() || char.is_control() {
+                    self.problem(
+                        place,
+                        format!("a mask `char` must be visible, not {char:?}"),
+                    );
+                }
+                Operator::Mask {
+                    keep: keep.unwrap_or(4),
+                    char,
+                }
+            }
             OperatorName::Hash => {
                 let length = length.unwrap_or(16);
                 if !(1..=64).contains(&length) {

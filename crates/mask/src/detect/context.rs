@@ -200,7 +200,8 @@ const NUMBER_WINDOW: usize = 24;
 const MAX_KEY: usize = 40;
 const MAX_VALUE: usize = 300;
 
-/// The compiled cue automaton.
+/// The compiled cue automaton (cheap to clone: the automaton is shared).
+#[derive(Clone)]
 pub(crate) struct Cues {
     automaton: AhoCorasick,
 }
@@ -217,12 +218,18 @@ impl Cues {
     }
 
     /// Runs the context pass over `text`, adding candidates to `out`.
-    pub(crate) fn scan(&self, text: &str, holes: &[(usize, usize)], out: &mut Vec<Candidate>) {
+    pub(crate) fn scan(
+        &self,
+        text: &str,
+        holes: &[(usize, usize)],
+        mask_chars: &[char],
+        out: &mut Vec<Candidate>,
+    ) {
         let found = self
             .automaton
             .find_iter(text.as_bytes())
             .map(|m| (m.start(), m.end(), m.pattern().as_usize()));
-        scan_matches(text, found, holes, out);
+        scan_matches(text, found, holes, mask_chars, out);
     }
 }
 
@@ -253,10 +260,13 @@ pub(crate) fn leftmost_longest(mut all: Vec<(usize, usize, usize)>) -> Vec<(usiz
 /// into the cue words) as a leftmost-longest search finds them. A cue that
 /// overlaps a placeholder (`holes`: `[REDACTED:postal_address]`) is no
 /// context: the placeholder's kind says what was there, not what follows.
+/// `mask_chars` are the characters a masker writes in place of letters (see
+/// [`key_value`]).
 fn scan_matches(
     text: &str,
     found: impl Iterator<Item = (usize, usize, usize)>,
     holes: &[(usize, usize)],
+    mask_chars: &[char],
     out: &mut Vec<Candidate>,
 ) {
     let hay = text.as_bytes();
@@ -270,7 +280,7 @@ fn scan_matches(
         let Some(&(_, cue)) = CUES.get(index) else {
             continue;
         };
-        if let Some(done) = key_value(text, start, end, out) {
+        if let Some(done) = key_value(text, start, end, mask_chars, out) {
             handled_to = done;
             continue;
         }
@@ -286,12 +296,14 @@ pub(crate) fn scan_found(
     text: &str,
     found: &[(usize, usize, usize)],
     holes: &[(usize, usize)],
+    mask_chars: &[char],
     out: &mut Vec<Candidate>,
 ) {
     scan_matches(
         text,
         leftmost_longest(found.to_vec()).into_iter(),
         holes,
+        mask_chars,
         out,
     );
 }
@@ -299,6 +311,14 @@ pub(crate) fn scan_found(
 fn word_bounded(hay: &[u8], start: usize, end: usize) -> bool {
     !before(hay, start).is_some_and(|b| b.is_ascii_alphanumeric() || b >= 0x80)
         && !at(hay, end).is_some_and(|b| b.is_ascii_alphanumeric() || b >= 0x80)
+}
+
+/// How many asterisks, up to four, start at `i`: Markdown bold is two (or
+/// three with italics); more is not emphasis.
+fn stars(hay: &[u8], i: usize) -> usize {
+    hay.get(i..).map_or(0, |rest| {
+        rest.iter().take(4).take_while(|&&b| b == b'*').count()
+    })
 }
 
 fn is_key_byte(b: u8) -> bool {
@@ -321,7 +341,21 @@ fn quote_at(hay: &[u8], i: usize) -> Option<(usize, u8)> {
 
 /// If the cue is part of a key followed by `:` or `=`, classifies the key
 /// and checks its value; returns where the value ends.
-fn key_value(text: &str, start: usize, end: usize, out: &mut Vec<Candidate>) -> Option<usize> {
+///
+/// A key in Markdown bold (`**Name:** Ada`, `**Name**: Ada`) is a key. A key
+/// glued to a character a masker writes (`******name:`, `######name:`,
+/// `______name:`) is what masking left of a longer word (`Streetname:`), not
+/// a key: read as one, it would mask on a second masking what the first
+/// left alone. The two meet when the mask character is `*`: bold is one to
+/// three asterisks before the key closed by as many after it, and masking a
+/// key that was bold adds asterisks before it, so that the runs differ.
+fn key_value(
+    text: &str,
+    start: usize,
+    end: usize,
+    mask_chars: &[char],
+    out: &mut Vec<Candidate>,
+) -> Option<usize> {
     let hay = text.as_bytes();
     // Forward over the rest of the key first: in prose no `:` or `=`
     // follows, and that is seen before anything else is read.
@@ -329,7 +363,8 @@ fn key_value(text: &str, start: usize, end: usize, out: &mut Vec<Candidate>) -> 
     while ke < hay.len() && ke - end < MAX_KEY && is_key_byte(hay[ke]) {
         ke += 1;
     }
-    let mut probe = ke;
+    let bold_inside = stars(hay, ke);
+    let mut probe = ke + bold_inside;
     if let Some((after, _)) = quote_at(hay, probe) {
         probe = after;
     }
@@ -337,18 +372,17 @@ fn key_value(text: &str, start: usize, end: usize, out: &mut Vec<Candidate>) -> 
     if !matches!(at(hay, probe), Some(b':' | b'=')) {
         return None;
     }
+    let bold_after = if bold_inside == 0 {
+        stars(hay, probe + 1)
+    } else {
+        0
+    };
     // The key: back over key bytes, then over up to two more words of
     // letters before it (`Date of birth`, `Customer name`).
     let lower = start.saturating_sub(MAX_KEY);
     let mut ks = start;
     while ks > lower && is_key_byte(hay[ks - 1]) {
         ks -= 1;
-    }
-    // A key glued to asterisks is what masking left of a longer word
-    // (`******name:` from `Streetname:`), not a key: read as one, it would
-    // mask on a second masking what the first left alone.
-    if ks > 0 && hay[ks - 1] == b'*' {
-        return None;
     }
     for _ in 0..2 {
         if ks < 2 || hay[ks - 1] != b' ' || !hay[ks - 2].is_ascii_alphabetic() {
@@ -376,7 +410,27 @@ fn key_value(text: &str, start: usize, end: usize, out: &mut Vec<Candidate>) -> 
         }
         ks = w;
     }
-    let mut i = ke;
+    let mut bold_before = 0;
+    while bold_before < ks && hay[ks - 1 - bold_before] == b'*' {
+        bold_before += 1;
+    }
+    let bold = (1..=3).contains(&bold_before) && bold_before == bold_inside.max(bold_after);
+    if bold_inside > 0 && !bold {
+        return None;
+    }
+    // `ks` may fall inside a character where the look back stopped.
+    let glued = text
+        .get(..ks)
+        .and_then(|head| head.chars().next_back())
+        .is_some_and(|c| mask_chars.contains(&c))
+        || text
+            .get(ks..)
+            .and_then(|tail| tail.chars().next())
+            .is_some_and(|c| mask_chars.contains(&c));
+    if glued && !bold {
+        return None;
+    }
+    let mut i = ke + bold_inside;
     if let Some((after, _)) = quote_at(hay, i) {
         i = after;
     }
@@ -390,6 +444,9 @@ fn key_value(text: &str, start: usize, end: usize, out: &mut Vec<Candidate>) -> 
             }
         }
         _ => return None,
+    }
+    if bold {
+        i += bold_after;
     }
     i = skip_blanks(hay, i, 4);
     let quote = match quote_at(hay, i) {

@@ -185,12 +185,16 @@ pub struct Detector {
 struct Inner {
     enabled: [bool; PersonalKind::ALL.len()],
     cues: context::Cues,
+    /// The characters a masker writes in place of letters: a key glued to
+    /// one is what masking left of a longer word.
+    mask_chars: Vec<char>,
 }
 
 impl fmt::Debug for Detector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Detector")
             .field("kinds", &self.kinds())
+            .field("mask_chars", &self.inner.mask_chars)
             .finish()
     }
 }
@@ -239,8 +243,35 @@ impl Detector {
             inner: Arc::new(Inner {
                 enabled,
                 cues: context::Cues::new(),
+                mask_chars: vec![crate::operators::DEFAULT_MASK_CHAR],
             }),
         }
+    }
+
+    /// This detector, told which characters the masker whose output it may
+    /// read again writes in place of letters (`*` unless told otherwise).
+    /// A key glued to one of them (`######name:`, what masking left of
+    /// `Streetname:`) is not read as a key, so that masking twice gives
+    /// what masking once gave.
+    pub fn with_mask_chars(&self, chars: &[char]) -> Detector {
+        let mut mask_chars = chars.to_vec();
+        mask_chars.sort_unstable();
+        mask_chars.dedup();
+        if mask_chars == self.inner.mask_chars {
+            return self.clone();
+        }
+        Detector {
+            inner: Arc::new(Inner {
+                enabled: self.inner.enabled,
+                cues: self.inner.cues.clone(),
+                mask_chars,
+            }),
+        }
+    }
+
+    /// The characters set by [`Detector::with_mask_chars`].
+    pub fn mask_chars(&self) -> &[char] {
+        &self.inner.mask_chars
     }
 
     /// The kinds this detector reports.
@@ -340,8 +371,11 @@ impl Detector {
     ) {
         self.structural(text.as_bytes(), out);
         match cues {
-            Some(cues) => context::scan_found(text, cues, holes, out),
-            None => self.inner.cues.scan(text, holes, out),
+            Some(cues) => context::scan_found(text, cues, holes, &self.inner.mask_chars, out),
+            None => self
+                .inner
+                .cues
+                .scan(text, holes, &self.inner.mask_chars, out),
         }
     }
 

@@ -379,6 +379,51 @@ fn names_in_prose() {
     );
 }
 
+/// Keys in Markdown bold, as models and chat tools write them.
+#[test]
+fn keys_in_markdown_bold() {
+    check("**Name:** Ada Lovelace", "**Name:** <person_name>");
+    check("- **Name**: Grace Hopper", "- **Name**: <person_name>");
+    check(
+        "***Customer name:*** Ngozi Okafor",
+        "***Customer name:*** <person_name>",
+    );
+    check(
+        "| **Date of birth:** 3 February 1990 |",
+        "| **Date of birth:** <date_of_birth> |",
+    );
+    check("**Email:** ada@example.org", "**Email:** <email>");
+    // Not closed where a key closes, or closed by another run: not a key.
+    unchanged("**Name: Ada Lovelace");
+    unchanged("**Name:* Ada Lovelace");
+    unchanged("****Name:** Ada Lovelace");
+}
+
+/// What a masker left of a longer word (`Streetname:` with its first six
+/// letters masked) is not a key when the detector knows the masker's
+/// characters; a key after another character is.
+#[test]
+fn keys_glued_to_mask_characters() {
+    for mask in ['*', '#', '~', 'X', '•', '_', '-'] {
+        let detector = Detector::new().with_mask_chars(&['*', mask]);
+        let masked: String = std::iter::repeat_n(mask, 6).collect();
+        for text in [
+            format!("Sincerely,\n{masked}name: Ada Lovelace"),
+            format!("{masked}name=Ada Lovelace"),
+        ] {
+            assert_eq!(
+                render(&text, &detector.find(&text)),
+                text,
+                "mask character {mask:?}"
+            );
+        }
+    }
+    // `#` is nobody's mask character here: `#name:` is a key.
+    check("######name: Ada Lovelace", "######name: <person_name>");
+    check("#name: Ada Lovelace", "#name: <person_name>");
+    unchanged("******name: Ada Lovelace");
+}
+
 #[test]
 fn not_names() {
     unchanged("Dear Customer,");
