@@ -99,9 +99,13 @@ proptest! {
     }
 
     #[test]
-    fn masking_is_idempotent_on_rich_text(text in rich_text(), seed in any::<u8>()) {
+    fn masking_is_idempotent_on_rich_text(
+        text in rich_text(),
+        seed in any::<u8>(),
+        mask in prop::sample::select(vec!['*', '#', 'X', '•', '_', '-', '~']),
+    ) {
         let key = MaskKey::from_bytes([seed; 32]);
-        for op in [Operator::Pseudonymize, Operator::Redact, Operator::Hash { length: 16 }, Operator::Mask { keep: 4, char: '*' }] {
+        for op in [Operator::Pseudonymize, Operator::Redact, Operator::Hash { length: 16 }, Operator::Mask { keep: 4, char: mask }] {
             let m = Masker::new(Detector::new(), key.clone(), op.clone());
             let once = m.mask(&text);
             prop_assert_eq!(m.mask(&once), once.clone(), "{:?} on {:?}", op, text);
