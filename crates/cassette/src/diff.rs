@@ -355,6 +355,9 @@ fn notifications_json(interaction: &Interaction) -> Value {
                     Value::String(notification.method.clone()),
                 );
                 map.insert("params".to_owned(), notification.params.clone());
+                if let Some(answer) = &notification.answer {
+                    map.insert("answer".to_owned(), answer.to_json());
+                }
                 Value::Object(map)
             })
             .collect(),

@@ -167,10 +167,7 @@ fn changed_entries_list_their_fields() {
 
 #[test]
 fn notifications_count() {
-    let progress = |n: u64| Notification {
-        method: "notifications/progress".into(),
-        params: json!({"progress": n}),
-    };
+    let progress = |n: u64| Notification::new("notifications/progress", json!({"progress": n}));
     let mut a = lookup("o1");
     a.notifications = vec![progress(1), progress(2)];
     let mut b = lookup("o1");

@@ -51,7 +51,7 @@ pub const FORMAT: &str = "sandbar-cassette";
 pub const VERSION_MAJOR: u32 = 1;
 /// The minor version this crate writes. A file with a higher minor version
 /// is read, ignoring the fields this version does not know.
-pub const VERSION_MINOR: u32 = 2;
+pub const VERSION_MINOR: u32 = 3;
 
 #[cfg(test)]
 mod proptests;

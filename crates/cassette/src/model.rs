@@ -160,14 +160,40 @@ pub(crate) fn tool_of<'a>(method: &str, params: &'a Value) -> Option<&'a str> {
     }
 }
 
-/// A notification the agent received.
+/// A message the agent received while a request was answered: a
+/// notification, or (format 1.3) a request the server put to the agent's
+/// client — a question for its model or its user (`sampling/createMessage`,
+/// `elicitation/create`) or for its roots (`roots/list`) — with the answer
+/// it gave.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
-    /// `notifications/progress`, `notifications/message`...
+    /// `notifications/progress`, `notifications/message`,
+    /// `sampling/createMessage`...
     pub method: String,
     /// Its params (`null` when it had none).
     #[serde(default)]
     pub params: Value,
+    /// For a request to the client, what the client answered (an error when
+    /// it could not or would not); `None` for a notification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<RecordedOutcome>,
+}
+
+impl Notification {
+    /// A notification.
+    pub fn new(method: impl Into<String>, params: Value) -> Notification {
+        Notification {
+            method: method.into(),
+            params,
+            answer: None,
+        }
+    }
+
+    /// Whether this is a request the client answered rather than a
+    /// notification.
+    pub fn is_request(&self) -> bool {
+        self.answer.is_some()
+    }
 }
 
 /// The error code of a call the client cancelled (JSON-RPC's

@@ -74,8 +74,17 @@ fn interaction() -> impl Strategy<Value = Interaction> {
         Just("ping".to_owned()),
         "[a-z]{1,5}/[a-z]{1,5}",
     ];
-    let notification = ("notifications/[a-z]{1,8}", json())
-        .prop_map(|(method, params)| Notification { method, params });
+    let notification = prop_oneof![
+        ("notifications/[a-z]{1,8}", json())
+            .prop_map(|(method, params)| Notification::new(method, params)),
+        ("[a-z]{1,8}/[a-z]{1,8}", json(), outcome()).prop_map(|(method, params, answer)| {
+            Notification {
+                method,
+                params,
+                answer: Some(answer),
+            }
+        }),
+    ];
     (
         method,
         prop_oneof![Just(Value::Null), object()],

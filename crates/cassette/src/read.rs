@@ -52,7 +52,7 @@ const INTERACTION_FIELDS: &[&str] = &[
     "notifications",
     "outcome",
 ];
-const NOTIFICATION_FIELDS: &[&str] = &["method", "params"];
+const NOTIFICATION_FIELDS: &[&str] = &["method", "params", "answer"];
 
 impl Cassette {
     /// Reads and validates the cassette at `path`, resolving blobs from the
@@ -477,7 +477,17 @@ fn read_notification(
         "the notification's method, such as \"notifications/progress\"",
     )?;
     let params = fields.take("params").unwrap_or(Value::Null);
-    Ok(Notification { method, params })
+    let answer = match fields.take("answer") {
+        None => None,
+        Some(answer) => Some(
+            outcome_from_json(&answer, &format!("{label}.answer"), strict).map_err(format_error)?,
+        ),
+    };
+    Ok(Notification {
+        method,
+        params,
+        answer,
+    })
 }
 
 #[cfg(test)]

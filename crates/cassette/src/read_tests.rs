@@ -353,7 +353,21 @@ fn interaction_errors() {
     check(
         &t(&[&l(json!({"notifications": [{"method": "a", "x": 1}]}))]),
         Format,
-        "c.jsonl:2: unknown field `x` in `notifications[0]`; expected one of `method`, `params`",
+        "c.jsonl:2: unknown field `x` in `notifications[0]`; expected one of `method`, `params`, `answer`",
+    );
+    check(
+        &t(&[&l(
+            json!({"notifications": [{"method": "sampling/createMessage", "answer": 1}]}),
+        )]),
+        Format,
+        "c.jsonl:2: `notifications[0].answer` must be an object with either `result` or `error`, found 1",
+    );
+    check(
+        &t(&[&l(
+            json!({"notifications": [{"method": "elicitation/create", "answer": {"error": {"code": 1}}}]}),
+        )]),
+        Format,
+        "c.jsonl:2: `notifications[0].answer.error.message` is missing; expected a string",
     );
     check(
         &t(&[&l(json!({"params": {"$blob": "sha256:12"}}))]),

@@ -307,7 +307,7 @@ impl LineWriter {
         // for the reader must be caught before it is serialized.
         let notifications_depth = notifications
             .iter()
-            .map(|n| depth(&n.params, MAX_DEPTH))
+            .map(|n| depth(&n.params, MAX_DEPTH).max(n.answer.as_ref().map_or(0, outcome_depth)))
             .max()
             .unwrap_or(0);
         if notifications_depth + 3 > MAX_DEPTH {
@@ -317,13 +317,7 @@ impl LineWriter {
         if params_depth > MAX_DEPTH {
             return Err(too_deep(&seq_for("params")));
         }
-        // The outcome's JSON wraps the result in one object, the data in two.
-        let outcome_depth = match &outcome {
-            RecordedOutcome::Result(result) => depth(result, MAX_DEPTH) + 1,
-            RecordedOutcome::Error { data, .. } => {
-                data.as_ref().map_or(0, |data| depth(data, MAX_DEPTH)) + 2
-            }
-        };
+        let outcome_depth = outcome_depth(&outcome);
         if outcome_depth > MAX_DEPTH {
             return Err(too_deep(&seq_for("outcome")));
         }
@@ -453,6 +447,17 @@ impl Body {
     }
 }
 
+/// How deep an outcome's JSON nests: it wraps the result in one object, the
+/// error's data in two.
+fn outcome_depth(outcome: &RecordedOutcome) -> usize {
+    match outcome {
+        RecordedOutcome::Result(result) => depth(result, MAX_DEPTH) + 1,
+        RecordedOutcome::Error { data, .. } => {
+            data.as_ref().map_or(0, |data| depth(data, MAX_DEPTH)) + 2
+        }
+    }
+}
+
 fn notifications_json(notifications: Vec<Notification>) -> Value {
     Value::Array(
         notifications
@@ -461,6 +466,9 @@ fn notifications_json(notifications: Vec<Notification>) -> Value {
                 let mut map = serde_json::Map::new();
                 map.insert("method".to_owned(), Value::String(notification.method));
                 map.insert("params".to_owned(), notification.params);
+                if let Some(answer) = notification.answer {
+                    map.insert("answer".to_owned(), answer.to_json());
+                }
                 Value::Object(map)
             })
             .collect(),
@@ -551,8 +559,15 @@ fn redact_interaction(interaction: &mut Interaction, redactor: &SinkRedactor) {
     for notification in &mut interaction.notifications {
         redact_string(&mut notification.method, redactor);
         redactor.redact_json(&mut notification.params);
+        if let Some(answer) = &mut notification.answer {
+            redact_outcome(answer, redactor);
+        }
     }
-    match &mut interaction.outcome {
+    redact_outcome(&mut interaction.outcome, redactor);
+}
+
+fn redact_outcome(outcome: &mut RecordedOutcome, redactor: &SinkRedactor) {
+    match outcome {
         RecordedOutcome::Result(value) => redactor.redact_json(value),
         RecordedOutcome::Error { message, data, .. } => {
             redact_string(message, redactor);

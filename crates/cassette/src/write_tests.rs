@@ -25,13 +25,26 @@ fn sample() -> Vec<Interaction> {
     );
     lookup.upstream = Some("everything".into());
     lookup.notifications = vec![
+        Notification::new("notifications/progress", json!({"progress": 1, "total": 2})),
+        Notification::new(
+            "notifications/message",
+            json!({"level": "info", "data": "looking"}),
+        ),
         Notification {
-            method: "notifications/progress".into(),
-            params: json!({"progress": 1, "total": 2}),
+            method: "sampling/createMessage".into(),
+            params: json!({"messages": [{"role": "user", "content": {"type": "text", "text": "Which carrier?"}}], "maxTokens": 20}),
+            answer: Some(RecordedOutcome::Result(
+                json!({"role": "assistant", "model": "m", "content": {"type": "text", "text": "DHL"}}),
+            )),
         },
         Notification {
-            method: "notifications/message".into(),
-            params: json!({"level": "info", "data": "looking"}),
+            method: "elicitation/create".into(),
+            params: json!({"message": "Confirm?", "requestedSchema": {"type": "object"}}),
+            answer: Some(RecordedOutcome::Error {
+                code: -32601,
+                message: "the client does not support elicitation".into(),
+                data: None,
+            }),
         },
     ];
     let mut refund = call(
@@ -80,8 +93,8 @@ fn writes_the_documented_bytes() {
     assert_eq!(
         lines,
         [
-            format!(r#"{{"format":"sandbar-cassette","version":"1.2","scenario":{{"name":"support-desk","hash":"{}"}},"seed":42,"clock_start":"2026-01-15T09:00:00Z","recorded_at":"2026-11-27T07:00:00Z"}}"#, "ab".repeat(32)).as_str(),
-            r#"{"seq":1,"method":"tools/call","params":{"name":"lookup_order","arguments":{"order_id":"o1"}},"upstream":"everything","virtual_time":"2026-01-15T09:00:01Z","notifications":[{"method":"notifications/progress","params":{"progress":1,"total":2}},{"method":"notifications/message","params":{"level":"info","data":"looking"}}],"outcome":{"result":{"content":[{"type":"text","text":"shipped"}]}}}"#,
+            format!(r#"{{"format":"sandbar-cassette","version":"1.3","scenario":{{"name":"support-desk","hash":"{}"}},"seed":42,"clock_start":"2026-01-15T09:00:00Z","recorded_at":"2026-11-27T07:00:00Z"}}"#, "ab".repeat(32)).as_str(),
+            r#"{"seq":1,"method":"tools/call","params":{"name":"lookup_order","arguments":{"order_id":"o1"}},"upstream":"everything","virtual_time":"2026-01-15T09:00:01Z","notifications":[{"method":"notifications/progress","params":{"progress":1,"total":2}},{"method":"notifications/message","params":{"level":"info","data":"looking"}},{"method":"sampling/createMessage","params":{"messages":[{"role":"user","content":{"type":"text","text":"Which carrier?"}}],"maxTokens":20},"answer":{"result":{"role":"assistant","model":"m","content":{"type":"text","text":"DHL"}}}},{"method":"elicitation/create","params":{"message":"Confirm?","requestedSchema":{"type":"object"}},"answer":{"error":{"code":-32601,"message":"the client does not support elicitation"}}}],"outcome":{"result":{"content":[{"type":"text","text":"shipped"}]}}}"#,
             r#"{"seq":2,"method":"tools/call","params":{"name":"refund","arguments":{"order_id":"o1","amount":12.5}},"virtual_time":"2026-01-15T09:00:01Z","outcome":{"error":{"code":-32602,"message":"amount too large","data":{"max":10}}}}"#,
             "",
         ]
@@ -316,10 +329,7 @@ fn deep_bodies_go_to_blobs_or_are_refused() {
         )
     );
     let mut noisy = request("c", json!({}), json!({}));
-    noisy.notifications.push(Notification {
-        method: "n".into(),
-        params: nest(126),
-    });
+    noisy.notifications.push(Notification::new("n", nest(126)));
     assert_eq!(
         writer.append(noisy).unwrap_err().kind(),
         CassetteErrorKind::TooLarge
@@ -382,9 +392,14 @@ fn no_secret_reaches_any_file() {
         json!({"url": format!("https://x.test/?key={url_encoded}"), "auth": format!("Basic {base64}"), "raw": SECRET}),
         json!({"content": [{"type": "text", "text": format!("key is {SECRET}")}], "echo": base64}),
     );
+    planted.notifications.push(Notification::new(
+        "notifications/message",
+        json!({"data": format!("using {SECRET} and {url_encoded}")}),
+    ));
     planted.notifications.push(Notification {
-        method: "notifications/message".into(),
-        params: json!({"data": format!("using {SECRET} and {url_encoded}")}),
+        method: "sampling/createMessage".into(),
+        params: json!({"messages": [{"role": "user", "content": {"type": "text", "text": format!("is {SECRET} valid?")}}]}),
+        answer: Some(RecordedOutcome::Result(json!({"content": {"type": "text", "text": format!("yes, {base64}")}}))),
     });
     let mut failed = call("fetch", json!({"raw": SECRET}), Value::Null);
     failed.outcome = RecordedOutcome::Error {
@@ -446,10 +461,10 @@ fn a_cancelled_call_is_marked_and_reads_back_cancelled() {
     let dir = tempfile::tempdir().unwrap();
     let mut hang = call("hang", json!({}), Value::Null);
     hang.outcome = RecordedOutcome::cancelled("tools/call was cancelled by the client");
-    hang.notifications = vec![Notification {
-        method: "notifications/progress".into(),
-        params: json!({"progress": 1}),
-    }];
+    hang.notifications = vec![Notification::new(
+        "notifications/progress",
+        json!({"progress": 1}),
+    )];
     let path = write(dir.path(), "cancelled", vec![hang]);
     let text = fs::read_to_string(&path).unwrap();
     assert!(

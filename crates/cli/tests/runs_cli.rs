@@ -28,7 +28,7 @@ fn everything() -> String {
 fn hand_cassette(dir: &Path, name: &str, answer: &str) -> PathBuf {
     let header = json!({
         "format": "sandbar-cassette",
-        "version": "1.2",
+        "version": "1.3",
         "scenario": {"name": "hand", "hash": "ab".repeat(32)},
         "seed": 3,
         "clock_start": "2026-01-15T09:00:00Z",

@@ -963,6 +963,173 @@ async fn upstream_progress_passes_through_is_recorded_and_replayed() {
     );
 }
 
+/// The questions a run's store says were put to the client, in order, as
+/// `(method, params, answer)` with the answer's event kind and payload.
+fn stored_questions(run: &Value) -> Vec<(String, Value, String, Value)> {
+    let events = run["events"].as_array().expect("events");
+    events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e["kind"] == "request" && e["direction"] == "to_client")
+        .map(|(i, e)| {
+            let answer = events[i + 1..]
+                .iter()
+                .find(|a| a["direction"] == "to_server" && a["method"] == e["method"])
+                .expect("an answer");
+            (
+                e["method"].as_str().unwrap_or("").to_owned(),
+                e["payload"].clone(),
+                answer["kind"].as_str().unwrap_or("").to_owned(),
+                answer["payload"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn questions_an_upstream_puts_to_the_client_are_recorded_and_put_again_on_replay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = everything_scenario(dir.path(), "");
+    let cassettes = dir.path().join("cassettes");
+    let args = stdio_args(
+        "serve",
+        &scenario,
+        &dir.path().join("data"),
+        &["--record", &cassettes.display().to_string()],
+    );
+    let declining = || TestClient {
+        elicitation_reply: json!({"action": "decline"}),
+        ..TestClient::default()
+    };
+    async fn ask_both(session: &Session) -> Vec<Value> {
+        vec![
+            call(
+                session,
+                "trigger-sampling-request",
+                json!({"prompt": "which carrier ships order o1?", "maxTokens": 20}),
+            )
+            .await,
+            call(session, "trigger-elicitation-request", json!({})).await,
+        ]
+    }
+    let client = declining();
+    let inbox = client.inbox.clone();
+    let (live, live_frames) = with_timeout("the live session", async {
+        let (session, frames) = connect_tapped(&sandbar_path(), &args, client).await;
+        let answers = ask_both(&session).await;
+        session.cancel().await.expect("close");
+        (answers, frames)
+    })
+    .await;
+    // The upstream asked the agent's client through Sandbar and used its
+    // answers.
+    assert!(
+        text(&live[0]).contains("a reply from the model"),
+        "{}",
+        live[0]
+    );
+    assert!(text(&live[1]).contains("decline"), "{}", live[1]);
+    let asked = inbox.of("sampling/createMessage");
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(inbox.of("elicitation/create").len(), 1);
+    // The cassette keeps each question where the client got it, with the
+    // answer.
+    let cassette = only_cassette(&cassettes);
+    let recorded = sandbar_cassette::Cassette::load(&cassette).expect("the cassette loads");
+    let questions: Vec<&sandbar_cassette::Notification> = recorded
+        .interactions
+        .iter()
+        .flat_map(|i| i.notifications.iter().filter(|n| n.is_request()))
+        .collect();
+    assert_eq!(questions.len(), 2, "{questions:?}");
+    assert_eq!(questions[0].method, "sampling/createMessage");
+    assert!(
+        questions[0]
+            .params
+            .to_string()
+            .contains("which carrier ships order o1?"),
+        "{:?}",
+        questions[0]
+    );
+    assert!(
+        questions[0]
+            .answer
+            .as_ref()
+            .expect("answered")
+            .to_json()
+            .to_string()
+            .contains("a reply from the model"),
+        "{:?}",
+        questions[0]
+    );
+    assert_eq!(questions[1].method, "elicitation/create");
+    let live_run = newest_run(&dir.path().join("data"));
+    let live_questions = stored_questions(&live_run);
+    assert_eq!(live_questions.len(), 2, "{live_run}");
+
+    // Replayed with no upstream and no network, the client is asked the
+    // same questions in the same places, on the wire byte for byte.
+    let replay_args: Vec<String> = vec![
+        "-rn".into(),
+        sandbar_path(),
+        "replay".into(),
+        cassette.display().to_string(),
+        "--stdio".into(),
+        "--data".into(),
+        dir.path().join("replay-data").display().to_string(),
+    ];
+    let client = declining();
+    let inbox = client.inbox.clone();
+    let (replayed, replayed_frames) = with_timeout("the replayed session", async {
+        let (session, frames) = connect_tapped("unshare", &replay_args, client).await;
+        let answers = ask_both(&session).await;
+        session.cancel().await.expect("close");
+        (answers, frames)
+    })
+    .await;
+    assert_eq!(live, replayed);
+    assert_eq!(
+        live_frames.all().join("\n"),
+        replayed_frames.all().join("\n"),
+        "the replay must send the recorded frames, questions included"
+    );
+    assert_eq!(inbox.of("sampling/createMessage"), asked);
+    assert_eq!(inbox.of("elicitation/create").len(), 1);
+    let replay_run = newest_run(&dir.path().join("replay-data"));
+    assert_eq!(stored_questions(&replay_run), live_questions);
+
+    // A stored run exports as the cassette it recorded, questions and
+    // answers included.
+    let export = dir.path().join("export.jsonl");
+    let run_id = live_run["run"]["id"].as_str().expect("run id").to_owned();
+    let (code, _, err) = cli(
+        &dir.path().join("data"),
+        &[
+            "runs",
+            "export",
+            &run_id,
+            "--format",
+            "cassette",
+            "-o",
+            &export.display().to_string(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    // And the run and its cassette are the same, questions included.
+    let (code, out, err) = cli(
+        &dir.path().join("data"),
+        &["runs", "diff", &run_id, &export.display().to_string()],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let exported = sandbar_cassette::Cassette::load(&export).expect("the export loads");
+    let exported_questions: Vec<&sandbar_cassette::Notification> = exported
+        .interactions
+        .iter()
+        .flat_map(|i| i.notifications.iter().filter(|n| n.is_request()))
+        .collect();
+    assert_eq!(exported_questions, questions);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_names_follow_the_prefixing_rule_and_can_be_hidden_or_renamed() {
     let dir = tempfile::tempdir().expect("tempdir");

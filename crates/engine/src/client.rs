@@ -21,6 +21,36 @@ pub enum ClientError {
     Transport(String),
 }
 
+impl ClientError {
+    /// The error as a JSON-RPC error: its code and message. A client's own
+    /// error keeps its code and message; the others are worded here.
+    pub fn code_and_message(&self) -> (i32, String) {
+        use crate::call::ProtocolError;
+        match self {
+            ClientError::Unsupported(_) => (ProtocolError::METHOD_NOT_FOUND, self.to_string()),
+            ClientError::Rejected { code, message } => (*code, message.clone()),
+            ClientError::Transport(_) => (ProtocolError::INTERNAL_ERROR, self.to_string()),
+        }
+    }
+
+    /// The payload of the error event a failed question is recorded as.
+    pub fn event_payload(&self) -> Value {
+        let (code, message) = self.code_and_message();
+        serde_json::json!({"code": code, "message": message})
+    }
+}
+
+/// The capability a client declares to be asked `method`, for the requests
+/// a server may put to a client.
+pub fn capability_for(method: &str) -> Option<&'static str> {
+    match method {
+        "sampling/createMessage" => Some("sampling"),
+        "elicitation/create" => Some("elicitation"),
+        "roots/list" => Some("roots"),
+        _ => None,
+    }
+}
+
 /// A channel to the client of one request.
 #[async_trait]
 pub trait Client: Send + Sync {

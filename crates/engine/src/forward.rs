@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
+use sandbar_cassette::{Notification, RecordedOutcome};
 use sandbar_store::{Direction, EventKind};
 
 use crate::call::{Call, Outcome, ProtocolError};
@@ -20,7 +21,8 @@ use crate::run::Run;
 use crate::upstream::{UpstreamError, UpstreamErrorKind, UpstreamRequest, UpstreamSession};
 
 /// The client a call talks through: passes everything on to the agent's
-/// client, keeps the notifications for the run's cassette, and — for
+/// client, keeps the notifications and the questions put to the client
+/// (with its answers) for the run's cassette, and — for
 /// traffic that comes from an upstream rather than from Sandbar's own stub
 /// code — records it as events.
 pub(crate) struct Relay<'a> {
@@ -32,7 +34,8 @@ pub(crate) struct Relay<'a> {
     /// Mask what passes before the agent sees it, and restore pseudonyms
     /// in what the agent answers (upstream traffic whose tool masks).
     pub mask: bool,
-    pub collected: Mutex<Vec<(String, Value)>>,
+    /// What passed to the client, in order, as the cassette keeps it.
+    pub collected: Mutex<Vec<Notification>>,
     /// Hold list-changed notifications back (see `held`): an upstream's
     /// are, a replayed recording's are not, since the recording already
     /// has them where the agent got them.
@@ -111,8 +114,8 @@ impl<'a> Relay<'a> {
         self.inner.notify(method, params).await
     }
 
-    /// The notifications that passed, in order.
-    pub fn take_notifications(&self) -> Vec<(String, Value)> {
+    /// The notifications and questions that passed, in order.
+    pub fn take_notifications(&self) -> Vec<Notification> {
         std::mem::take(&mut *self.collected.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
@@ -144,7 +147,7 @@ impl Client for Relay<'_> {
             self.collected
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push((method.to_owned(), params.clone()));
+                .push(Notification::new(method, params.clone()));
         }
         self.inner.notify(method, params).await
     }
@@ -177,7 +180,38 @@ impl Client for Relay<'_> {
                 params.clone(),
             );
         }
+        // The cassette keeps the question where the client got it, among
+        // the notifications, and the answer once it comes; a call that ends
+        // first (cancelled) leaves it unanswered.
+        let slot = (!self.record).then(|| {
+            let mut collected = self.collected.lock().unwrap_or_else(|p| p.into_inner());
+            collected.push(Notification {
+                method: method.to_owned(),
+                params: params.clone(),
+                answer: Some(crate::transcript::unanswered(method)),
+            });
+            collected.len() - 1
+        });
         let mut answer = self.inner.request(method, params).await;
+        if let Some(at) = slot
+            && let Some(question) = self
+                .collected
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(at)
+        {
+            question.answer = Some(match &answer {
+                Ok(result) => RecordedOutcome::Result(result.clone()),
+                Err(e) => {
+                    let (code, message) = e.code_and_message();
+                    RecordedOutcome::Error {
+                        code: i64::from(code),
+                        message,
+                        data: None,
+                    }
+                }
+            });
+        }
         if self.record {
             match &answer {
                 Ok(result) => self.run.record(
@@ -192,7 +226,7 @@ impl Client for Relay<'_> {
                     Direction::ToServer,
                     Some(method),
                     None,
-                    json!({"message": e.to_string()}),
+                    e.event_payload(),
                 ),
             };
         }

@@ -25,7 +25,7 @@ use sandbar_redact::Sink;
 use sandbar_store::{Direction, EventKind};
 
 use crate::call::{Call, Outcome, ProtocolError};
-use crate::client::Client as _;
+use crate::client::{Client as _, capability_for};
 use crate::forward::{LIST_CHANGED, Relay};
 use crate::run::{Engine, Run, format_time};
 
@@ -76,6 +76,26 @@ pub(crate) async fn answer(
             // in), so they are sent as they come, none held back.
             let recording = client.replaying();
             for n in &interaction.notifications {
+                if n.is_request() {
+                    // A question the recorded server put to the client is
+                    // put to this one, in the same place (unless it did not
+                    // declare the capability, as the recorded server would
+                    // not have asked it then); its answer is recorded, and
+                    // the recorded outcome stands whatever it says.
+                    if capability_for(&n.method).is_some_and(|c| !recording.supports(c)) {
+                        continue;
+                    }
+                    tokio::select! {
+                        _ = recording.request(&n.method, n.params.clone()) => {}
+                        () = call.cancel.cancelled() => {
+                            return Replayed::Hit(Outcome::Error(ProtocolError::new(
+                                crate::forward::CANCELLED,
+                                "request cancelled",
+                            )));
+                        }
+                    }
+                    continue;
+                }
                 let mut params = n.params.clone();
                 if n.method == "notifications/progress" {
                     // Progress goes to the token the replaying client asked
@@ -262,7 +282,7 @@ pub(crate) fn interaction(
     params: Value,
     upstream: Option<String>,
     virtual_time: String,
-    notifications: Vec<(String, Value)>,
+    notifications: Vec<Notification>,
     outcome: &Outcome,
 ) -> Interaction {
     Interaction {
@@ -271,10 +291,7 @@ pub(crate) fn interaction(
         params,
         upstream,
         virtual_time,
-        notifications: notifications
-            .into_iter()
-            .map(|(method, params)| Notification { method, params })
-            .collect(),
+        notifications,
         outcome: match outcome {
             Outcome::Result(v) => RecordedOutcome::Result(v.clone()),
             Outcome::Error(e) => RecordedOutcome::Error {

@@ -487,7 +487,7 @@ async fn ask(
                 Direction::ToServer,
                 Some(method),
                 None,
-                json!({"message": e.to_string()}),
+                e.event_payload(),
             );
             Err(match e {
                 ClientError::Unsupported(what) => {

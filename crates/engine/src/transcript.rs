@@ -28,6 +28,7 @@ use sandbar_store::{
     Direction, EventKind, EventRecord, NewEvent, NewRun, RunRecord, RunStatus, Store,
 };
 
+use crate::call::ProtocolError;
 use crate::run::{DEFAULT_TENANT, Engine, format_time, new_run_id};
 
 /// The key, beside `result` or `error` in a response event, that names the
@@ -69,12 +70,43 @@ pub(crate) fn offered(engine: &Engine) -> (Value, Value) {
     (server, Value::Object(upstreams))
 }
 
+/// The answer of a question the call ended before the client answered (the
+/// live recording's words).
+pub(crate) fn unanswered(method: &str) -> RecordedOutcome {
+    RecordedOutcome::Error {
+        code: i64::from(ProtocolError::INTERNAL_ERROR),
+        message: format!("the call ended before the client answered {method}"),
+        data: None,
+    }
+}
+
+/// The error a client answered a question with, from its event's payload
+/// (`{"code", "message"}`; runs recorded before the code was kept have the
+/// message alone).
+fn client_error(payload: &Value) -> RecordedOutcome {
+    RecordedOutcome::Error {
+        code: payload
+            .get("code")
+            .and_then(Value::as_i64)
+            .unwrap_or(i64::from(ProtocolError::INTERNAL_ERROR)),
+        message: payload
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        data: None,
+    }
+}
+
 /// The interactions of a run's events.
 pub fn interactions(events: &[EventRecord]) -> Vec<Interaction> {
     struct Open {
         method: String,
         request_id: Option<String>,
         interaction: Interaction,
+        /// Questions put to the client that it has not answered yet
+        /// (indexes into the notifications).
+        asked: Vec<usize>,
     }
     let mut open: Vec<Open> = Vec::new();
     let mut done: Vec<Interaction> = Vec::new();
@@ -98,14 +130,44 @@ pub fn interactions(events: &[EventRecord]) -> Vec<Interaction> {
                         notifications: Vec::new(),
                         outcome: RecordedOutcome::Result(json!({})),
                     },
+                    asked: Vec::new(),
                 });
             }
             (EventKind::Notification, Direction::ToClient) => {
                 if let Some(last) = open.last_mut() {
+                    last.interaction
+                        .notifications
+                        .push(Notification::new(method, event.payload.clone()));
+                }
+            }
+            (EventKind::Request, Direction::ToClient) => {
+                if let Some(last) = open.last_mut() {
+                    last.asked.push(last.interaction.notifications.len());
                     last.interaction.notifications.push(Notification {
-                        method,
+                        method: method.clone(),
                         params: event.payload.clone(),
+                        answer: Some(unanswered(&method)),
                     });
+                }
+            }
+            (EventKind::Response | EventKind::Error, Direction::ToServer) => {
+                // The answer to the latest question of this method that is
+                // still waiting for one.
+                let waiting = open.iter_mut().rev().find_map(|o| {
+                    let at = o
+                        .asked
+                        .iter()
+                        .rposition(|&i| o.interaction.notifications[i].method == method)?;
+                    Some((o, at))
+                });
+                if let Some((o, at)) = waiting {
+                    let index = o.asked.remove(at);
+                    o.interaction.notifications[index].answer =
+                        Some(if event.kind == EventKind::Response {
+                            RecordedOutcome::Result(event.payload.clone())
+                        } else {
+                            client_error(&event.payload)
+                        });
                 }
             }
             (EventKind::Response | EventKind::Error, Direction::ToClient) => {
@@ -310,13 +372,33 @@ pub fn run_of_cassette(cassette: &Cassette, label: &str) -> (RunRecord, Vec<Even
             i.params.clone(),
         );
         for n in &i.notifications {
-            push(
-                EventKind::Notification,
-                Direction::ToClient,
-                &n.method,
-                None,
-                n.params.clone(),
-            );
+            match &n.answer {
+                None => push(
+                    EventKind::Notification,
+                    Direction::ToClient,
+                    &n.method,
+                    None,
+                    n.params.clone(),
+                ),
+                // A question to the client and its answer, as the live run
+                // recorded them.
+                Some(answer) => {
+                    push(
+                        EventKind::Request,
+                        Direction::ToClient,
+                        &n.method,
+                        None,
+                        n.params.clone(),
+                    );
+                    let (kind, payload) = match answer {
+                        RecordedOutcome::Result(result) => (EventKind::Response, result.clone()),
+                        RecordedOutcome::Error { code, message, .. } => {
+                            (EventKind::Error, json!({"code": code, "message": message}))
+                        }
+                    };
+                    push(kind, Direction::ToServer, &n.method, None, payload);
+                }
+            }
         }
         let kind = match i.outcome {
             RecordedOutcome::Result(_) => EventKind::Response,
