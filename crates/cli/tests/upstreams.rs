@@ -1131,6 +1131,80 @@ async fn questions_an_upstream_puts_to_the_client_are_recorded_and_put_again_on_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stubs_question_is_replayed_and_the_recorded_answer_stands_whatever_the_client_says() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = write_scenario(
+        dir.path(),
+        "scenario.yaml",
+        r#"
+version: 1
+name: asks-the-model
+seed: 1
+clock: 2026-01-15T09:00:00Z
+tools:
+  - name: summarize
+    input_schema: {type: object, properties: {topic: {type: string}}, required: [topic]}
+    respond:
+      - steps:
+          - sample: {as: s, prompt: "Summarize {{ args.topic }}", max_tokens: 50}
+        text: "summary: {{ answers.s.text }}"
+"#,
+    );
+    let cassettes = dir.path().join("cassettes");
+    let args = stdio_args(
+        "serve",
+        &scenario,
+        &dir.path().join("data"),
+        &["--record", &cassettes.display().to_string()],
+    );
+    let live = with_timeout("the live session", async {
+        let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
+        let answer = call(&session, "summarize", json!({"topic": "the release notes"})).await;
+        session.cancel().await.expect("close");
+        answer
+    })
+    .await;
+    assert_eq!(text(&live), "summary: a reply from the model");
+
+    // The replaying client's model says something else: it is asked the
+    // same question, its answer is recorded, and the call gets what the
+    // recording says.
+    let replay_args = stdio_args(
+        "replay",
+        &only_cassette(&cassettes),
+        &dir.path().join("replay-data"),
+        &[],
+    );
+    let client = TestClient {
+        sampling_reply: "another reply".into(),
+        ..TestClient::default()
+    };
+    let inbox = client.inbox.clone();
+    let replayed = with_timeout("the replayed session", async {
+        let session = connect_command(&sandbar_path(), &replay_args, client).await;
+        let answer = call(&session, "summarize", json!({"topic": "the release notes"})).await;
+        session.cancel().await.expect("close");
+        answer
+    })
+    .await;
+    assert_eq!(live, replayed);
+    let asked = inbox.of("sampling/createMessage");
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert!(
+        asked[0].to_string().contains("Summarize the release notes"),
+        "{asked:?}"
+    );
+    let questions = stored_questions(&newest_run(&dir.path().join("replay-data")));
+    assert_eq!(questions.len(), 1, "{questions:?}");
+    assert_eq!(questions[0].0, "sampling/createMessage");
+    assert_eq!(questions[0].2, "response");
+    assert!(
+        questions[0].3.to_string().contains("another reply"),
+        "{questions:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_names_follow_the_prefixing_rule_and_can_be_hidden_or_renamed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let everything = everything();
