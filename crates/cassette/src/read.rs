@@ -479,6 +479,13 @@ fn read_notification(
     let params = fields.take("params").unwrap_or(Value::Null);
     let answer = match fields.take("answer") {
         None => None,
+        // A notification gets no answer: replaying one with an answer would
+        // send the client a request by a notification's name.
+        Some(_) if method.starts_with("notifications/") => {
+            return Err(format_error(format!(
+                "`{label}` is a notification ({method}) and has no `answer`; only a request to the client has one"
+            )));
+        }
         Some(answer) => Some(
             outcome_from_json(&answer, &format!("{label}.answer"), strict).map_err(format_error)?,
         ),

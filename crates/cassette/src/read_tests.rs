@@ -357,6 +357,13 @@ fn interaction_errors() {
     );
     check(
         &t(&[&l(
+            json!({"notifications": [{"method": "notifications/progress", "answer": {"result": {}}}]}),
+        )]),
+        Format,
+        "c.jsonl:2: `notifications[0]` is a notification (notifications/progress) and has no `answer`; only a request to the client has one",
+    );
+    check(
+        &t(&[&l(
             json!({"notifications": [{"method": "sampling/createMessage", "answer": 1}]}),
         )]),
         Format,

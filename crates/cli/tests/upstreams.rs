@@ -1202,6 +1202,53 @@ tools:
         questions[0].3.to_string().contains("another reply"),
         "{questions:?}"
     );
+
+    // A client that declared no sampling is not asked, as the recorded
+    // server would not have asked it; the call still gets its answer.
+    let bare_args = stdio_args(
+        "replay",
+        &only_cassette(&cassettes),
+        &dir.path().join("bare-data"),
+        &[],
+    );
+    let unasked = with_timeout("the replay to a client that cannot be asked", async {
+        use rmcp::ServiceExt as _;
+        let mut child = tokio::process::Command::new(sandbar_path())
+            .args(&bare_args)
+            .env_remove("SANDBAR_LOG")
+            .env_remove("SANDBAR_DATA")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn sandbar replay");
+        let transport = (
+            child.stdout.take().expect("stdout"),
+            child.stdin.take().expect("stdin"),
+        );
+        let session = ().serve(transport).await.expect("connect");
+        let answer = session
+            .call_tool(
+                rmcp::model::CallToolRequestParams::new("summarize").with_arguments(
+                    json!({"topic": "the release notes"})
+                        .as_object()
+                        .cloned()
+                        .expect("object"),
+                ),
+            )
+            .await
+            .expect("the call is answered");
+        session.cancel().await.expect("close");
+        let _ = child.wait().await;
+        serde_json::to_value(answer).expect("json")
+    })
+    .await;
+    assert_eq!(unasked, live);
+    assert_eq!(
+        stored_questions(&newest_run(&dir.path().join("bare-data"))),
+        []
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
