@@ -1203,6 +1203,35 @@ tools:
         "{questions:?}"
     );
 
+    // Over Streamable HTTP, the question goes to the client on the call's
+    // stream just the same.
+    let server = Server::start_command(
+        "replay",
+        only_cassette(&cassettes).to_str().expect("path"),
+        &dir.path().join("http-data"),
+        &[],
+    );
+    let client = TestClient {
+        sampling_reply: "a third reply".into(),
+        ..TestClient::default()
+    };
+    let inbox = client.inbox.clone();
+    let over_http = with_timeout("the replay over HTTP", async {
+        let session = connect_http(&server.url, client).await;
+        let answer = call(&session, "summarize", json!({"topic": "the release notes"})).await;
+        session.cancel().await.expect("close");
+        answer
+    })
+    .await;
+    server.stop();
+    assert_eq!(over_http, live);
+    assert_eq!(inbox.of("sampling/createMessage"), asked);
+    let questions = stored_questions(&newest_run(&dir.path().join("http-data")));
+    assert!(
+        questions.len() == 1 && questions[0].3.to_string().contains("a third reply"),
+        "{questions:?}"
+    );
+
     // A client that declared no sampling is not asked, as the recorded
     // server would not have asked it; the call still gets its answer.
     let bare_args = stdio_args(
