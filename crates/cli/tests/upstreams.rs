@@ -76,6 +76,19 @@ fn stdio_args(command: &str, target: &Path, data: &Path, extra: &[&str]) -> Vec<
     args
 }
 
+/// `sandbar serve SCENARIO --stdio --data DIR/data --record DIR/cassettes`
+/// as arguments, and the cassettes' folder.
+fn recording_args(dir: &Path, scenario: &Path) -> (Vec<String>, PathBuf) {
+    let cassettes = dir.join("cassettes");
+    let args = stdio_args(
+        "serve",
+        scenario,
+        &dir.join("data"),
+        &["--record", &cassettes.display().to_string()],
+    );
+    (args, cassettes)
+}
+
 /// The one cassette in `dir`.
 fn only_cassette(dir: &Path) -> PathBuf {
     let files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -219,13 +232,7 @@ async fn with_timeout<T>(what: &str, f: impl std::future::Future<Output = T>) ->
 async fn a_stdio_upstream_is_recorded_and_replayed_offline_byte_for_byte() {
     let dir = tempfile::tempdir().expect("tempdir");
     let scenario = everything_scenario(dir.path(), "");
-    let cassettes = dir.path().join("cassettes");
-    let args: Vec<String> = stdio_args(
-        "serve",
-        &scenario,
-        &dir.path().join("data"),
-        &["--record", &cassettes.display().to_string()],
-    );
+    let (args, cassettes) = recording_args(dir.path(), &scenario);
     let (live, live_frames) = with_timeout("the live session", async {
         let (session, frames) = connect_tapped(&sandbar_path(), &args, TestClient::default()).await;
         let mut transcript = session_transcript(&session).await;
@@ -899,13 +906,7 @@ async fn progress_call(session: &Session, token: &str) -> Value {
 async fn upstream_progress_passes_through_is_recorded_and_replayed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let scenario = everything_scenario(dir.path(), "");
-    let cassettes = dir.path().join("cassettes");
-    let args = stdio_args(
-        "serve",
-        &scenario,
-        &dir.path().join("data"),
-        &["--record", &cassettes.display().to_string()],
-    );
+    let (args, cassettes) = recording_args(dir.path(), &scenario);
     let client = TestClient::default();
     let inbox = client.inbox.clone();
     let live = with_timeout("the live session", async {
@@ -990,13 +991,7 @@ fn stored_questions(run: &Value) -> Vec<(String, Value, String, Value)> {
 async fn questions_an_upstream_puts_to_the_client_are_recorded_and_put_again_on_replay() {
     let dir = tempfile::tempdir().expect("tempdir");
     let scenario = everything_scenario(dir.path(), "");
-    let cassettes = dir.path().join("cassettes");
-    let args = stdio_args(
-        "serve",
-        &scenario,
-        &dir.path().join("data"),
-        &["--record", &cassettes.display().to_string()],
-    );
+    let (args, cassettes) = recording_args(dir.path(), &scenario);
     let declining = || TestClient {
         elicitation_reply: json!({"action": "decline"}),
         ..TestClient::default()
@@ -1150,13 +1145,7 @@ tools:
         text: "summary: {{ answers.s.text }}"
 "#,
     );
-    let cassettes = dir.path().join("cassettes");
-    let args = stdio_args(
-        "serve",
-        &scenario,
-        &dir.path().join("data"),
-        &["--record", &cassettes.display().to_string()],
-    );
+    let (args, cassettes) = recording_args(dir.path(), &scenario);
     let live = with_timeout("the live session", async {
         let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
         let answer = call(&session, "summarize", json!({"topic": "the release notes"})).await;
@@ -1447,13 +1436,7 @@ async fn secrets_never_reach_a_cassette_and_replay_still_matches_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     let secret = "sk-sandbar-cassette-canary-7f3a9c";
     let scenario = everything_scenario(dir.path(), &format!("secrets:\n  api_key: \"{secret}\""));
-    let cassettes = dir.path().join("cassettes");
-    let args = stdio_args(
-        "serve",
-        &scenario,
-        &dir.path().join("data"),
-        &["--record", &cassettes.display().to_string()],
-    );
+    let (args, cassettes) = recording_args(dir.path(), &scenario);
     let live = with_timeout("the live session", async {
         let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
         // The upstream echoes the secret back: it is in the request and
@@ -1524,13 +1507,7 @@ async fn a_call_carrying_a_scenario_secret_matches_on_a_replay_without_the_scena
         dir.path(),
         &format!("secrets:\n  search_token: \"{secret}\""),
     );
-    let cassettes = dir.path().join("cassettes");
-    let args = stdio_args(
-        "serve",
-        &scenario,
-        &dir.path().join("data"),
-        &["--record", &cassettes.display().to_string()],
-    );
+    let (args, cassettes) = recording_args(dir.path(), &scenario);
     let message = json!({"message": format!("my token is {secret} ok")});
     let live = with_timeout("the live session", async {
         let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
@@ -1757,13 +1734,7 @@ upstreams:
             received.display()
         ),
     );
-    let cassettes = dir.path().join("cassettes");
-    let args = stdio_args(
-        "serve",
-        &scenario,
-        &dir.path().join("data"),
-        &["--record", &cassettes.display().to_string()],
-    );
+    let (args, cassettes) = recording_args(dir.path(), &scenario);
     let upstream_got = |what: &str| {
         std::fs::read_to_string(&received)
             .unwrap_or_default()
