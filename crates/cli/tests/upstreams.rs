@@ -89,6 +89,14 @@ fn recording_args(dir: &Path, scenario: &Path) -> (Vec<String>, PathBuf) {
     (args, cassettes)
 }
 
+/// `unshare -rn sandbar replay CASSETTE --stdio --data DATA` as arguments:
+/// a replay inside a network namespace without interfaces (loopback down).
+fn offline_replay_args(cassette: &Path, data: &Path) -> Vec<String> {
+    let mut args = vec!["-rn".to_owned(), sandbar_path()];
+    args.extend(stdio_args("replay", cassette, data, &[]));
+    args
+}
+
 /// The one cassette in `dir`.
 fn only_cassette(dir: &Path) -> PathBuf {
     let files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -257,15 +265,7 @@ async fn a_stdio_upstream_is_recorded_and_replayed_offline_byte_for_byte() {
 
     // Replay with no network at all: a network namespace without
     // interfaces (loopback down), and no upstream declared anywhere.
-    let replay_args: Vec<String> = vec![
-        "-rn".into(),
-        sandbar_path(),
-        "replay".into(),
-        cassette.display().to_string(),
-        "--stdio".into(),
-        "--data".into(),
-        dir.path().join("replay-data").display().to_string(),
-    ];
+    let replay_args = offline_replay_args(&cassette, &dir.path().join("replay-data"));
     let (replayed, replayed_frames, unrecorded) = with_timeout("the replayed session", async {
         let (session, frames) =
             connect_tapped("unshare", &replay_args, TestClient::default()).await;
@@ -501,15 +501,7 @@ upstreams:
     // under the recording's key; the replay uses the same key, as a team
     // sharing cassettes shares it.
     carry_mask_key(&dir.path().join("data"), &dir.path().join("replay-data"));
-    let replay_args = vec![
-        "-rn".to_owned(),
-        sandbar_path(),
-        "replay".into(),
-        cassette.display().to_string(),
-        "--stdio".into(),
-        "--data".into(),
-        dir.path().join("replay-data").display().to_string(),
-    ];
+    let replay_args = offline_replay_args(&cassette, &dir.path().join("replay-data"));
     let replayed = with_timeout("the replayed session", async {
         session_calls(connect_command("unshare", &replay_args, TestClient::default()).await).await
     })
@@ -1064,15 +1056,7 @@ async fn questions_an_upstream_puts_to_the_client_are_recorded_and_put_again_on_
 
     // Replayed with no upstream and no network, the client is asked the
     // same questions in the same places, on the wire byte for byte.
-    let replay_args: Vec<String> = vec![
-        "-rn".into(),
-        sandbar_path(),
-        "replay".into(),
-        cassette.display().to_string(),
-        "--stdio".into(),
-        "--data".into(),
-        dir.path().join("replay-data").display().to_string(),
-    ];
+    let replay_args = offline_replay_args(&cassette, &dir.path().join("replay-data"));
     let client = declining();
     let inbox = client.inbox.clone();
     let (replayed, replayed_frames) = with_timeout("the replayed session", async {
@@ -1125,6 +1109,19 @@ async fn questions_an_upstream_puts_to_the_client_are_recorded_and_put_again_on_
     assert_eq!(exported_questions, questions);
 }
 
+/// A test client whose model answers `reply`.
+fn model_saying(reply: &str) -> TestClient {
+    TestClient {
+        sampling_reply: reply.into(),
+        ..TestClient::default()
+    }
+}
+
+/// The call of the `summarize` stub below.
+async fn summarize(session: &Session) -> Value {
+    call(session, "summarize", json!({"topic": "the release notes"})).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stubs_question_is_replayed_and_the_recorded_answer_stands_whatever_the_client_says() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -1148,7 +1145,7 @@ tools:
     let (args, cassettes) = recording_args(dir.path(), &scenario);
     let live = with_timeout("the live session", async {
         let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
-        let answer = call(&session, "summarize", json!({"topic": "the release notes"})).await;
+        let answer = summarize(&session).await;
         session.cancel().await.expect("close");
         answer
     })
@@ -1164,14 +1161,11 @@ tools:
         &dir.path().join("replay-data"),
         &[],
     );
-    let client = TestClient {
-        sampling_reply: "another reply".into(),
-        ..TestClient::default()
-    };
+    let client = model_saying("another reply");
     let inbox = client.inbox.clone();
     let replayed = with_timeout("the replayed session", async {
         let session = connect_command(&sandbar_path(), &replay_args, client).await;
-        let answer = call(&session, "summarize", json!({"topic": "the release notes"})).await;
+        let answer = summarize(&session).await;
         session.cancel().await.expect("close");
         answer
     })
@@ -1200,14 +1194,11 @@ tools:
         &dir.path().join("http-data"),
         &[],
     );
-    let client = TestClient {
-        sampling_reply: "a third reply".into(),
-        ..TestClient::default()
-    };
+    let client = model_saying("a third reply");
     let inbox = client.inbox.clone();
     let over_http = with_timeout("the replay over HTTP", async {
         let session = connect_http(&server.url, client).await;
-        let answer = call(&session, "summarize", json!({"topic": "the release notes"})).await;
+        let answer = summarize(&session).await;
         session.cancel().await.expect("close");
         answer
     })
