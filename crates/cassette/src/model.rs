@@ -163,8 +163,7 @@ pub(crate) fn tool_of<'a>(method: &str, params: &'a Value) -> Option<&'a str> {
 /// A message the agent received while a request was answered: a
 /// notification, or (format 1.3) a request the server put to the agent's
 /// client — a question for its model or its user (`sampling/createMessage`,
-/// `elicitation/create`) or for its roots (`roots/list`) — with the answer
-/// it gave.
+/// `elicitation/create`) — with the answer it gave.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
     /// `notifications/progress`, `notifications/message`,
