@@ -45,6 +45,19 @@ pub async fn run(
             return Ok(ExitCode::Failure);
         }
     };
+    // The demo is the first run, with nothing to install: its scripted
+    // client drives stubs. Upstreams are real servers to start or reach,
+    // which `serve` does.
+    if !scenario.upstreams.is_empty() {
+        let names: Vec<&str> = scenario.upstreams.iter().map(|u| u.name.as_str()).collect();
+        eprintln!(
+            "sandbar: {} declares upstreams ({}), real MCP servers that the demo does not start; serve it with `sandbar serve {}` and point an MCP client at it",
+            args.scenario.display(),
+            names.join(", "),
+            args.scenario.display()
+        );
+        return Ok(ExitCode::Usage);
+    }
     crate::keys::install_privacy(&redactor, data, scenario.privacy.policy.clone())?;
     let store = crate::wiring::open_store(data, &redactor).await?;
     let engine = Engine::new(scenario.clone(), store.clone(), &redactor)?;
