@@ -32,12 +32,6 @@ impl ClientError {
             ClientError::Transport(_) => (ProtocolError::INTERNAL_ERROR, self.to_string()),
         }
     }
-
-    /// The payload of the error event a failed question is recorded as.
-    pub fn event_payload(&self) -> Value {
-        let (code, message) = self.code_and_message();
-        serde_json::json!({"code": code, "message": message})
-    }
 }
 
 /// The capability a client declares to be asked `method`, for the requests

@@ -11,13 +11,14 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use sandbar_cassette::{Notification, RecordedOutcome};
+use sandbar_cassette::Notification;
 use sandbar_store::{Direction, EventKind};
 
 use crate::call::{Call, Outcome, ProtocolError};
 use crate::client::{Client, ClientError};
 use crate::privacy;
 use crate::run::Run;
+use crate::transcript;
 use crate::upstream::{UpstreamError, UpstreamErrorKind, UpstreamRequest, UpstreamSession};
 
 /// The client a call talks through: passes everything on to the agent's
@@ -50,6 +51,11 @@ pub(crate) struct Relay<'a> {
 /// stub route's too). The client gets no answer to a cancelled request,
 /// and a cassette marks an outcome with this code as cancelled.
 pub(crate) const CANCELLED: i32 = -32800;
+
+/// What a call the client cancelled ends with.
+pub(crate) fn cancelled() -> Outcome {
+    Outcome::Error(ProtocolError::new(CANCELLED, "request cancelled"))
+}
 
 /// The notifications by which a server says one of its lists changed.
 pub(crate) const LIST_CHANGED: [&str; 3] = [
@@ -188,11 +194,17 @@ impl Client for Relay<'_> {
             collected.push(Notification {
                 method: method.to_owned(),
                 params: params.clone(),
-                answer: Some(crate::transcript::unanswered(method)),
+                answer: Some(transcript::unanswered(method)),
             });
             collected.len() - 1
         });
         let mut answer = self.inner.request(method, params).await;
+        let given = transcript::answer_outcome(&answer);
+        if self.record {
+            let (kind, payload) = transcript::answer_event(&given);
+            self.run
+                .record(kind, Direction::ToServer, Some(method), None, payload);
+        }
         if let Some(at) = slot
             && let Some(question) = self
                 .collected
@@ -200,35 +212,7 @@ impl Client for Relay<'_> {
                 .unwrap_or_else(|p| p.into_inner())
                 .get_mut(at)
         {
-            question.answer = Some(match &answer {
-                Ok(result) => RecordedOutcome::Result(result.clone()),
-                Err(e) => {
-                    let (code, message) = e.code_and_message();
-                    RecordedOutcome::Error {
-                        code: i64::from(code),
-                        message,
-                        data: None,
-                    }
-                }
-            });
-        }
-        if self.record {
-            match &answer {
-                Ok(result) => self.run.record(
-                    EventKind::Response,
-                    Direction::ToServer,
-                    Some(method),
-                    None,
-                    result.clone(),
-                ),
-                Err(e) => self.run.record(
-                    EventKind::Error,
-                    Direction::ToServer,
-                    Some(method),
-                    None,
-                    e.event_payload(),
-                ),
-            };
+            question.answer = Some(given);
         }
         if self.mask
             && let Ok(result) = &mut answer

@@ -88,10 +88,7 @@ pub(crate) async fn answer(
                     tokio::select! {
                         _ = recording.request(&n.method, n.params.clone()) => {}
                         () = call.cancel.cancelled() => {
-                            return Replayed::Hit(Outcome::Error(ProtocolError::new(
-                                crate::forward::CANCELLED,
-                                "request cancelled",
-                            )));
+                            return Replayed::Hit(crate::forward::cancelled());
                         }
                     }
                     continue;

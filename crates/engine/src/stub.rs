@@ -18,10 +18,12 @@ use sandbar_store::{Direction, EventKind};
 
 use crate::call::{Call, CompletionRef, Outcome, ProtocolError};
 use crate::client::{Client, ClientError};
+use crate::forward::cancelled;
 use crate::matcher;
 use crate::render::{RenderError, Scope};
 use crate::rng::Stream;
 use crate::run::{Run, format_time, resource_not_found};
+use crate::transcript;
 use crate::twin::Changes;
 
 /// Most values `completion/complete` returns, as the specification caps it.
@@ -317,10 +319,6 @@ fn advance(run: &Run, by: Duration, scope: &mut Scope) {
     scope.set_now(format_time(now));
 }
 
-fn cancelled() -> Outcome {
-    Outcome::Error(ProtocolError::new(-32800, "request cancelled"))
-}
-
 fn template_failure(e: RenderError) -> Outcome {
     Outcome::Error(ProtocolError::internal(format!("scenario error: {e}")))
 }
@@ -470,33 +468,14 @@ async fn ask(
         a = client.request(method, params) => a,
         _ = call.cancel.cancelled() => return Err(cancelled()),
     };
-    match answer {
-        Ok(result) => {
-            run.record(
-                EventKind::Response,
-                Direction::ToServer,
-                Some(method),
-                None,
-                result.clone(),
-            );
-            Ok(result)
+    let (kind, payload) = transcript::answer_event(&transcript::answer_outcome(&answer));
+    run.record(kind, Direction::ToServer, Some(method), None, payload);
+    answer.map_err(|e| match e {
+        ClientError::Unsupported(what) => {
+            Outcome::tool_error(format!("the client does not support {what}"))
         }
-        Err(e) => {
-            run.record(
-                EventKind::Error,
-                Direction::ToServer,
-                Some(method),
-                None,
-                e.event_payload(),
-            );
-            Err(match e {
-                ClientError::Unsupported(what) => {
-                    Outcome::tool_error(format!("the client does not support {what}"))
-                }
-                other => Outcome::tool_error(format!("{method} failed: {other}")),
-            })
-        }
-    }
+        other => Outcome::tool_error(format!("{method} failed: {other}")),
+    })
 }
 
 /// Applies effects to a copy of the twin and swaps it in only if all of

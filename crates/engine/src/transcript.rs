@@ -29,6 +29,7 @@ use sandbar_store::{
 };
 
 use crate::call::ProtocolError;
+use crate::client::ClientError;
 use crate::run::{DEFAULT_TENANT, Engine, format_time, new_run_id};
 
 /// The key, beside `result` or `error` in a response event, that names the
@@ -77,6 +78,34 @@ pub(crate) fn unanswered(method: &str) -> RecordedOutcome {
         code: i64::from(ProtocolError::INTERNAL_ERROR),
         message: format!("the call ended before the client answered {method}"),
         data: None,
+    }
+}
+
+/// What the client answered a question, as a cassette keeps it: its
+/// result, or its error worded as a JSON-RPC error.
+pub(crate) fn answer_outcome(answer: &Result<Value, ClientError>) -> RecordedOutcome {
+    match answer {
+        Ok(result) => RecordedOutcome::Result(result.clone()),
+        Err(e) => {
+            let (code, message) = e.code_and_message();
+            RecordedOutcome::Error {
+                code: i64::from(code),
+                message,
+                data: None,
+            }
+        }
+    }
+}
+
+/// The event (to the server) a question's answer is recorded as: a
+/// response with the result, or an error `{"code", "message"}`, which
+/// [`client_error`] reads back.
+pub(crate) fn answer_event(answer: &RecordedOutcome) -> (EventKind, Value) {
+    match answer {
+        RecordedOutcome::Result(result) => (EventKind::Response, result.clone()),
+        RecordedOutcome::Error { code, message, .. } => {
+            (EventKind::Error, json!({"code": code, "message": message}))
+        }
     }
 }
 
@@ -390,12 +419,7 @@ pub fn run_of_cassette(cassette: &Cassette, label: &str) -> (RunRecord, Vec<Even
                         None,
                         n.params.clone(),
                     );
-                    let (kind, payload) = match answer {
-                        RecordedOutcome::Result(result) => (EventKind::Response, result.clone()),
-                        RecordedOutcome::Error { code, message, .. } => {
-                            (EventKind::Error, json!({"code": code, "message": message}))
-                        }
-                    };
+                    let (kind, payload) = answer_event(answer);
                     push(kind, Direction::ToServer, &n.method, None, payload);
                 }
             }
