@@ -265,7 +265,7 @@ async fn quiet_calls_are_answered_in_one_piece_and_idle_sessions_expire() {
         answer,
         json!({"jsonrpc": "2.0", "id": 2, "result": {"content": [{"type": "text", "text": "echo: hi"}]}})
     );
-    // A tool with steps streams over SSE through the SDK.
+    // A tool with steps streams its messages, then the answer, over SSE.
     let (status, content_type, body, _) =
         raw_post(&client, &server.url, Some(&session), &call(3, "chatty")).await;
     assert_eq!(
@@ -274,6 +274,36 @@ async fn quiet_calls_are_answered_in_one_piece_and_idle_sessions_expire() {
         "{body}"
     );
     assert!(body.contains("done at"), "{body}");
+
+    // A call still going is activity: the session outlives the idle
+    // timeout while a call hangs, and the call ends when cancelled.
+    let stuck = {
+        let (client, url, session) = (client.clone(), server.url.clone(), session.clone());
+        tokio::spawn(
+            async move { raw_post(&client, &url, Some(&session), &call(9, "stuck")).await },
+        )
+    };
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (status, _, body, _) =
+        raw_post(&client, &server.url, Some(&session), &call(10, "echo")).await;
+    assert_eq!(
+        status, 200,
+        "a session with a call in flight expired: {body}"
+    );
+    let (status, _, _, _) = raw_post(
+        &client,
+        &server.url,
+        Some(&session),
+        r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":9}}"#,
+    )
+    .await;
+    assert_eq!(status, 202);
+    let (status, _, body, _) = tokio::time::timeout(Duration::from_secs(10), stuck)
+        .await
+        .expect("the cancelled call ends")
+        .expect("task");
+    assert_eq!(status, 200);
+    assert!(body.contains("-32800"), "{body}");
 
     // Quiet for longer than the idle timeout: the session is gone.
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -299,5 +329,5 @@ async fn quiet_calls_are_answered_in_one_piece_and_idle_sessions_expire() {
         .iter()
         .filter(|e| e["method"] == json!("tools/call") && e["kind"] == json!("response"))
         .count();
-    assert_eq!(calls, 2, "both answered calls are recorded");
+    assert_eq!(calls, 3, "every answered call is recorded");
 }

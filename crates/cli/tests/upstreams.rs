@@ -2079,3 +2079,321 @@ upstreams:
     );
     drop(server);
 }
+
+/// Opens a session over raw HTTP as a client that declares sampling and
+/// elicitation; returns its id.
+async fn asking_session(http: &reqwest::Client, url: &str) -> String {
+    let (status, _, session, body) = post_rpc(
+        http,
+        url,
+        None,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {"sampling": {}, "elicitation": {}},
+            "clientInfo": {"name": "asking", "version": "1"}}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let session = session.unwrap_or_else(|| panic!("no session: {body}"));
+    let (status, _, _, _) = post_rpc(
+        http,
+        url,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await;
+    assert_eq!(status, 202);
+    session
+}
+
+/// POSTs `message` and reads its answer as it comes: every message of an
+/// event stream (or the one JSON body), as the bytes sent. A question put
+/// to the client on the stream is answered at once with a POST of the
+/// response `reply(question)` gives (`{"result": …}` or `{"error": …}`),
+/// which the server must accept (202).
+async fn call_answering(
+    http: &reqwest::Client,
+    url: &str,
+    session: &str,
+    message: Value,
+    reply: impl Fn(&Value) -> Value,
+) -> Vec<String> {
+    let mut response = http
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("mcp-session-id", session)
+        .body(message.to_string())
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 200);
+    let streamed = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let mut messages = Vec::new();
+    let mut buffer = String::new();
+    while let Some(chunk) = response.chunk().await.expect("read the answer") {
+        buffer.push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+        if !streamed {
+            continue;
+        }
+        while let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            // (A priming event, SEP-1699, carries no message.)
+            for data in event
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(str::trim_start)
+                .filter(|d| !d.is_empty())
+            {
+                let parsed: Value = serde_json::from_str(data).expect("event JSON");
+                if parsed.get("method").is_some() && parsed.get("id").is_some() {
+                    let mut answer = reply(&parsed);
+                    answer["jsonrpc"] = json!("2.0");
+                    answer["id"] = parsed["id"].clone();
+                    let (status, _, _, body) = post_rpc(http, url, Some(session), answer).await;
+                    assert_eq!(status, 202, "the answer to {data}: {body}");
+                }
+                messages.push(data.to_owned());
+            }
+        }
+    }
+    if !streamed {
+        messages.push(buffer);
+    }
+    messages
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http_a_client_that_can_be_asked_gets_a_calls_messages_on_its_stream_as_recorded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = everything_scenario(dir.path(), "");
+    let cassettes = dir.path().join("cassettes");
+    let http = reqwest::Client::new();
+    // The model's reply, and the person declining to answer the form.
+    let reply = |question: &Value| match question["method"].as_str() {
+        Some("sampling/createMessage") => {
+            json!({"result": {"role": "assistant", "model": "test-model",
+            "content": {"type": "text", "text": "a reply over HTTP"}, "stopReason": "endTurn"}})
+        }
+        _ => json!({"result": {"action": "decline"}}),
+    };
+    let calls = [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+               "params": {"name": "trigger-long-running-operation",
+                          "arguments": {"duration": 0.3, "steps": 3},
+                          "_meta": {"progressToken": "mine"}}}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+               "params": {"name": "trigger-sampling-request",
+                          "arguments": {"prompt": "which carrier ships order o1?", "maxTokens": 20}}}),
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+               "params": {"name": "trigger-elicitation-request", "arguments": {}}}),
+    ];
+    async fn session_of(
+        http: &reqwest::Client,
+        url: &str,
+        calls: &[Value],
+        reply: &(dyn Fn(&Value) -> Value + Sync),
+    ) -> Vec<Vec<String>> {
+        let session = asking_session(http, url).await;
+        let mut out = Vec::new();
+        for message in calls {
+            out.push(call_answering(http, url, &session, message.clone(), reply).await);
+        }
+        let closed = http
+            .delete(url)
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", "2025-06-18")
+            .send()
+            .await
+            .expect("DELETE");
+        assert!(closed.status().is_success(), "{}", closed.status());
+        out
+    }
+
+    let server = Server::start(
+        &scenario,
+        &dir.path().join("data"),
+        &["--record", cassettes.to_str().expect("path")],
+    );
+    let live = with_timeout(
+        "the live session",
+        session_of(&http, &server.url, &calls, &reply),
+    )
+    .await;
+    server.stop();
+
+    // Progress reaches the client on the call's own stream as the upstream
+    // sent it: whole numbers stay whole.
+    let progress: Vec<Value> = live[0]
+        .iter()
+        .map(|m| serde_json::from_str::<Value>(m).expect("JSON"))
+        .filter(|m| m["method"] == "notifications/progress")
+        .collect();
+    assert_eq!(progress.len(), 3, "{:?}", live[0]);
+    for (step, p) in progress.iter().enumerate() {
+        assert_eq!(p["params"]["progressToken"], "mine", "{p}");
+        assert_eq!(
+            p["params"]["progress"].as_u64(),
+            Some(step as u64 + 1),
+            "{p}"
+        );
+    }
+    assert!(
+        live[0].iter().all(|m| !m.contains("\"progress\":1.0")),
+        "{:?}",
+        live[0]
+    );
+    // The questions came on their calls' streams, and the upstream used the
+    // answers the client POSTed.
+    let question = |messages: &[String]| -> Value {
+        messages
+            .iter()
+            .map(|m| serde_json::from_str::<Value>(m).expect("JSON"))
+            .find(|m| m.get("method").is_some() && m.get("id").is_some())
+            .unwrap_or_else(|| panic!("no question in {messages:?}"))
+    };
+    assert_eq!(question(&live[1])["method"], "sampling/createMessage");
+    assert_eq!(question(&live[2])["method"], "elicitation/create");
+    let last = |messages: &[String]| -> Value {
+        serde_json::from_str(messages.last().expect("an answer")).expect("JSON")
+    };
+    assert_eq!(last(&live[1])["id"], 2);
+    assert!(
+        text(&last(&live[1])["result"]).contains("a reply over HTTP"),
+        "{:?}",
+        live[1]
+    );
+    assert!(
+        text(&last(&live[2])["result"]).contains("decline"),
+        "{:?}",
+        live[2]
+    );
+
+    // Replayed with the upstream gone, the same client gets the same
+    // messages, byte for byte, and is asked the same questions.
+    let cassette = only_cassette(&cassettes);
+    let server = Server::start_command(
+        "replay",
+        cassette.to_str().expect("path"),
+        &dir.path().join("replay-data"),
+        &[],
+    );
+    let replayed = with_timeout(
+        "the replayed session",
+        session_of(&http, &server.url, &calls, &reply),
+    )
+    .await;
+    server.stop();
+    assert_eq!(live, replayed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_question_over_http_refused_or_left_unanswered_never_holds_the_call() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = write_scenario(
+        dir.path(),
+        "scenario.yaml",
+        r#"
+version: 1
+name: asks-the-model
+tools:
+  - name: summarize
+    input_schema: {type: object, properties: {topic: {type: string}}, required: [topic]}
+    respond:
+      - steps:
+          - sample: {as: s, prompt: "Summarize {{ args.topic }}", max_tokens: 50}
+        text: "summary: {{ answers.s.text }}"
+"#,
+    );
+    let data = dir.path().join("data");
+    let server = Server::start(&scenario, &data, &[]);
+    let http = reqwest::Client::new();
+    let summarize = |id: u64| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+               "params": {"name": "summarize", "arguments": {"topic": "the notes"}}})
+    };
+
+    // The client refuses to sample: the call ends, and says why.
+    let session = asking_session(&http, &server.url).await;
+    let refused = with_timeout(
+        "the refused question",
+        call_answering(
+            &http,
+            &server.url,
+            &session,
+            summarize(1),
+            |_| json!({"error": {"code": -1, "message": "the user said no"}}),
+        ),
+    )
+    .await;
+    let answer: Value = serde_json::from_str(refused.last().expect("an answer")).expect("JSON");
+    assert_eq!(answer["id"], 1, "{refused:?}");
+    assert!(answer.to_string().contains("the user said no"), "{answer}");
+
+    // An answer to a question nobody asked is not taken for one.
+    let (status, _, _, _) = post_rpc(
+        &http,
+        &server.url,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "id": "sandbar-41", "result": {}}),
+    )
+    .await;
+    assert_ne!(status, 500);
+
+    // The client goes away with the question open: the call ends with the
+    // session, and the run keeps it as cancelled.
+    let mut response = http
+        .post(&server.url)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("mcp-session-id", &session)
+        .body(summarize(2).to_string())
+        .send()
+        .await
+        .expect("POST");
+    let mut seen = String::new();
+    with_timeout("the question", async {
+        while !seen.contains("sampling/createMessage") {
+            let chunk = response.chunk().await.expect("read").expect("more");
+            seen.push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+        }
+    })
+    .await;
+    let closed = http
+        .delete(&server.url)
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .expect("DELETE");
+    assert!(closed.status().is_success(), "{}", closed.status());
+    with_timeout("the call's stream to end", async {
+        while let Some(chunk) = response.chunk().await.ok().flatten() {
+            seen.push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+        }
+    })
+    .await;
+    server.stop();
+    let run = newest_run(&data);
+    let ends: Vec<&Value> = run["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["method"] == "tools/call" && e["direction"] == "to_client")
+        .collect();
+    assert_eq!(ends.len(), 2, "both calls end in the run: {run}");
+    assert_eq!(ends[1]["kind"], "error", "{run}");
+    assert_eq!(ends[1]["payload"]["error"]["code"], -32800, "{run}");
+    // And the run's end comes after it.
+    let last = run["events"]
+        .as_array()
+        .and_then(|e| e.last())
+        .expect("events");
+    assert_eq!(last["method"], "run/end", "{run}");
+}

@@ -35,7 +35,7 @@ mod upstream;
 
 pub use access::{AuthError, Principal, ScopeSpec};
 pub use call::{Call, CompletionRef, Method, Outcome, ProtocolError};
-pub use client::{Client, ClientError, DetachedClient};
+pub use client::{Client, ClientError, DetachedClient, capability_for};
 pub use render::RenderError;
 pub use replay::NOT_RECORDED;
 pub use rng::Stream;

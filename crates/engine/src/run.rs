@@ -521,6 +521,8 @@ impl Engine {
             sequence: Mutex::new(0),
             ended: AtomicBool::new(false),
             finishing: tokio::sync::Mutex::new(false),
+            in_flight: Mutex::new(InFlight::default()),
+            settled: tokio::sync::Notify::new(),
         });
         // What the run is offered, as its cassette's header says it, so
         // that the stored run exports as that cassette (`transcript.rs`).
@@ -592,6 +594,11 @@ pub struct Run {
     ended: AtomicBool,
     /// Held while the run is being ended; true once it has been.
     finishing: tokio::sync::Mutex<bool>,
+    /// The calls being handled, so that ending the run can cancel them and
+    /// wait for their last events (see [`Run::finish`]).
+    in_flight: Mutex<InFlight>,
+    /// Told when the last call in flight has ended.
+    settled: tokio::sync::Notify,
     /// Hands out recorded answers, when the engine has a cassette.
     pub(crate) replayer: Option<replay::RunReplayer>,
     /// The cassette this run writes, when it records.
@@ -685,6 +692,7 @@ impl Run {
     /// Walks a call through the pipeline and returns its outcome once the
     /// outcome is durable.
     pub async fn handle(&self, call: Call, client: &dyn Client) -> Outcome {
+        let _in_flight = InFlightCall::enter(self, &call.cancel);
         {
             let step = self.engine.scenario.clock.step;
             let mut state = self.state();
@@ -1178,6 +1186,7 @@ impl Run {
         }
         *finished = true;
         self.ended.store(true, Ordering::SeqCst);
+        self.settle().await;
         let ticket = self.record(
             EventKind::Lifecycle,
             Direction::Internal,
@@ -1222,6 +1231,78 @@ impl Run {
     /// Whether [`Run::finish`] was called.
     pub fn is_finished(&self) -> bool {
         self.ended.load(Ordering::SeqCst)
+    }
+
+    /// Cancels the calls still in flight and waits until they have recorded
+    /// how they ended, so that `run/end` is the run's last event. Calls
+    /// that do not end within [`SETTLE_LIMIT`] of their cancellation are
+    /// not waited for longer (ending the run never hangs); a `run/unsettled`
+    /// event says how many were left.
+    async fn settle(&self) {
+        let settled = self.settled.notified();
+        let calls: Vec<tokio_util::sync::CancellationToken> = {
+            let in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            if in_flight.calls.is_empty() {
+                return;
+            }
+            in_flight.calls.values().cloned().collect()
+        };
+        for call in calls {
+            call.cancel();
+        }
+        if tokio::time::timeout(SETTLE_LIMIT, settled).await.is_err() {
+            // Said in the run, just before its end.
+            let left = self
+                .in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .calls
+                .len();
+            self.record(
+                EventKind::Lifecycle,
+                Direction::Internal,
+                Some("run/unsettled"),
+                None,
+                json!({"calls": left, "waited_ms": SETTLE_LIMIT.as_millis()}),
+            );
+        }
+    }
+}
+
+/// How long ending a run waits for the calls it cancelled to end.
+const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The calls a run is handling, each by a number of its own, with its
+/// cancellation.
+#[derive(Debug, Default)]
+struct InFlight {
+    next: u64,
+    calls: HashMap<u64, tokio_util::sync::CancellationToken>,
+}
+
+/// One call in flight, for as long as it is handled.
+struct InFlightCall<'a> {
+    run: &'a Run,
+    number: u64,
+}
+
+impl<'a> InFlightCall<'a> {
+    fn enter(run: &'a Run, cancel: &tokio_util::sync::CancellationToken) -> InFlightCall<'a> {
+        let mut in_flight = run.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let number = in_flight.next;
+        in_flight.next += 1;
+        in_flight.calls.insert(number, cancel.clone());
+        InFlightCall { run, number }
+    }
+}
+
+impl Drop for InFlightCall<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = self.run.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        in_flight.calls.remove(&self.number);
+        if in_flight.calls.is_empty() {
+            self.run.settled.notify_waiters();
+        }
     }
 }
 

@@ -464,9 +464,13 @@ async fn ask(
         None,
         params.clone(),
     );
+    // A call cancelled while the client is asked ends cancelled, even if
+    // the question failed at the same moment (a session that ends does
+    // both).
     let answer = tokio::select! {
-        a = client.request(method, params) => a,
+        biased;
         _ = call.cancel.cancelled() => return Err(cancelled()),
+        a = client.request(method, params) => a,
     };
     let (kind, payload) = transcript::answer_event(&transcript::answer_outcome(&answer));
     run.record(kind, Direction::ToServer, Some(method), None, payload);

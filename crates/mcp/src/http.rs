@@ -6,9 +6,10 @@
 //! the allowed list (403) — the DNS-rebinding checks; a body over the limit
 //! (413); a body that is not JSON (400, JSON-RPC -32700) or not a single
 //! JSON-RPC message (400, -32600); and a `DELETE` for a session that does
-//! not exist (404). A quiet `tools/call` inside a session is answered in one
-//! piece (`direct.rs`); everything else passes to the SDK unchanged. The
-//! guard also expires idle sessions, since the SDK cannot see the requests
+//! not exist (404). A `tools/call` inside a session is answered by the
+//! guard (`direct.rs`), and so is the client's answer to a question such a
+//! call put to it; everything else passes to the SDK unchanged. The guard
+//! also expires idle sessions, since the SDK cannot see the requests
 //! answered directly. See `README.md` next to this crate for why each
 //! answer is what it is.
 
@@ -158,7 +159,9 @@ async fn expire_idle_sessions(guard: Arc<Guard>, shutdown: CancellationToken) {
                 .map(|(id, _)| id.clone())
                 .collect()
         };
-        for id in idle {
+        // A session with a call still going (an upstream taking its time,
+        // a person yet to answer an elicitation) is not idle.
+        for id in idle.into_iter().filter(|id| !guard.shared.session_busy(id)) {
             tracing::info!(session = %id, "closing an idle session");
             let _ = guard.sessions.close_session(&id).await;
             guard
@@ -411,7 +414,21 @@ impl Guard {
         {
             return response;
         }
-        // A cancellation of a call answered in one piece reaches it here;
+        // The client's answer to a question a call put to it without the
+        // SDK (`direct.rs`) goes to that call; any other response is the
+        // SDK's.
+        if session_live
+            && message.get("method").is_none()
+            && let Some(session) = parts
+                .headers
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok())
+            && let Some(asker) = self.shared.session_asker(session)
+            && asker.answer(&message)
+        {
+            return StatusCode::ACCEPTED.into_response();
+        }
+        // A cancellation of a call the guard answers reaches it here;
         // the SDK, which does not know the call, still records the
         // notification.
         if message.get("method").and_then(Value::as_str) == Some("notifications/cancelled")

@@ -35,6 +35,8 @@ use sandbar_engine::{
 use sandbar_scenario::LogLevel;
 use sandbar_store::RunStatus;
 
+use crate::direct::Asker;
+
 /// The header that names the shared run a stateless request belongs to.
 pub const RUN_HEADER: &str = "x-sandbar-run";
 
@@ -49,12 +51,12 @@ pub struct Shared {
     stateless_runs: tokio::sync::Mutex<HashMap<String, Arc<Run>>>,
     /// Every run this server started, so shutdown can end them all.
     live_runs: Mutex<Vec<Weak<Run>>>,
-    /// HTTP session id to its run, for answering in one piece (`direct.rs`),
-    /// and whether its client can be asked anything (declared sampling,
-    /// elicitation or roots).
+    /// HTTP session id to its run, for answering calls without the SDK
+    /// (`direct.rs`), and what its client can be asked.
     session_runs: std::sync::RwLock<HashMap<Arc<str>, SessionEntry>>,
-    /// Calls answered in one piece that wait on an upstream, by session and
-    /// request id, so a `notifications/cancelled` can reach them.
+    /// Calls answered without the SDK that may wait (on an upstream, the
+    /// client, a step), by session and request id, so a
+    /// `notifications/cancelled` or the session's end can reach them.
     direct_calls: Mutex<HashMap<(Arc<str>, String), CancellationToken>>,
     /// Who may connect.
     access: Access,
@@ -169,11 +171,19 @@ impl Shared {
         map.get(id).and_then(|entry| entry.run.upgrade())
     }
 
-    /// Whether the session's client declared a capability by which a
-    /// server may ask it something (sampling, elicitation, roots).
-    pub fn session_client_answers(&self, id: &str) -> bool {
+    /// The run of an HTTP session and what its client can be asked, once
+    /// its handler has seen the session id.
+    pub(crate) fn session_client(&self, id: &str) -> Option<(Arc<Run>, Arc<Asker>)> {
         let map = self.session_runs.read().unwrap_or_else(|p| p.into_inner());
-        map.get(id).is_none_or(|entry| entry.client_answers)
+        let entry = map.get(id)?;
+        Some((entry.run.upgrade()?, entry.asker.clone()))
+    }
+
+    /// What the session's client can be asked, and the questions it has
+    /// yet to answer.
+    pub(crate) fn session_asker(&self, id: &str) -> Option<Arc<Asker>> {
+        let map = self.session_runs.read().unwrap_or_else(|p| p.into_inner());
+        map.get(id).map(|entry| entry.asker.clone())
     }
 
     /// The token a session's run was started with, if it has one.
@@ -194,18 +204,18 @@ impl Shared {
         })
     }
 
-    fn bind_session(&self, id: Arc<str>, run: &Arc<Run>, client_answers: bool) {
+    fn bind_session(&self, id: Arc<str>, run: &Arc<Run>, asker: Asker) {
         let mut map = self.session_runs.write().unwrap_or_else(|p| p.into_inner());
         map.insert(
             id,
             SessionEntry {
                 run: Arc::downgrade(run),
-                client_answers,
+                asker: Arc::new(asker),
             },
         );
     }
 
-    /// Registers a call answered in one piece; cancelled by [`Shared::cancel_direct`].
+    /// Registers a call the guard answers; cancelled by [`Shared::cancel_direct`].
     pub(crate) fn track_direct(&self, session: &str, request_id: &str) -> CancellationToken {
         let token = CancellationToken::new();
         let mut calls = self.direct_calls.lock().unwrap_or_else(|p| p.into_inner());
@@ -218,7 +228,13 @@ impl Shared {
         calls.remove(&(Arc::from(session), request_id.to_owned()));
     }
 
-    /// Cancels a call answered in one piece, if it is one; true when it was.
+    /// Whether a call of the session that the guard answers is in flight.
+    pub(crate) fn session_busy(&self, session: &str) -> bool {
+        let calls = self.direct_calls.lock().unwrap_or_else(|p| p.into_inner());
+        calls.keys().any(|(s, _)| &**s == session)
+    }
+
+    /// Cancels a call the guard answers, if it is one; true when it was.
     pub(crate) fn cancel_direct(&self, session: &str, request_id: &str) -> bool {
         let calls = self.direct_calls.lock().unwrap_or_else(|p| p.into_inner());
         match calls.get(&(Arc::from(session), request_id.to_owned())) {
@@ -230,17 +246,33 @@ impl Shared {
         }
     }
 
+    /// The session is over: its questions stop waiting and its calls are
+    /// cancelled, as the SDK cancels the requests it handles.
     fn unbind_session(&self, id: &str) {
-        let mut map = self.session_runs.write().unwrap_or_else(|p| p.into_inner());
-        map.remove(id);
+        let entry = self
+            .session_runs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        {
+            let calls = self.direct_calls.lock().unwrap_or_else(|p| p.into_inner());
+            for ((session, _), token) in calls.iter() {
+                if &**session == id {
+                    token.cancel();
+                }
+            }
+        }
+        if let Some(entry) = entry {
+            entry.asker.close();
+        }
     }
 }
 
-/// An HTTP session's run, and whether its client can be asked anything.
+/// An HTTP session's run, and what its client can be asked.
 #[derive(Debug)]
 struct SessionEntry {
     run: Weak<Run>,
-    client_answers: bool,
+    asker: Arc<Asker>,
 }
 
 /// One MCP handler. A session (stdio, or Streamable HTTP with
@@ -283,10 +315,9 @@ impl SandbarServer {
         if let Some(id) = id
             && self.session_id.set(id.clone()).is_ok()
         {
-            let answers = ["sampling", "elicitation", "roots"]
-                .iter()
-                .any(|c| PeerClient::new(peer.clone(), self.shared.transport).supports(c));
-            self.shared.bind_session(id, run, answers);
+            let client = PeerClient::new(peer.clone(), self.shared.transport);
+            self.shared
+                .bind_session(id, run, Asker::new(|c| client.supports(c)));
         }
     }
 
