@@ -287,7 +287,7 @@ fn scan_matches(
         if !word_bounded(hay, start, end) {
             continue;
         }
-        prose(text, cue, start, end, out);
+        prose(text, cue, start, end, mask_chars, out);
     }
 }
 
@@ -462,6 +462,12 @@ fn key_value(
     let Some(kind) = hint.kind else {
         return Some(value_start.max(end));
     };
+    // The key's value is what a masker wrote in its place: handled, and
+    // not a reason to read on as prose (which, on a second masking, would
+    // find what the value's first reading took the cue away from).
+    if quote.is_none() && masker_output_at(text, value_start, mask_chars) {
+        return Some(value_start.max(end));
+    }
     let limit = (value_start + MAX_VALUE).min(hay.len());
     let found_from = out.len();
     match quote {
@@ -480,6 +486,33 @@ fn key_value(
         return None;
     }
     Some(value_start.max(end))
+}
+
+/// Whether what starts at `i` is a masker's output: a placeholder
+/// (`[REDACTED:postal_address]`), a mask character (`****4539`), or a word
+/// of eight or more lower-case hex digits, letters and digits both (a
+/// hash).
+fn masker_output_at(text: &str, i: usize, mask_chars: &[char]) -> bool {
+    let Some(rest) = text.get(i..) else {
+        return false;
+    };
+    if rest.starts_with(super::PLACEHOLDER)
+        || rest.chars().next().is_some_and(|c| mask_chars.contains(&c))
+    {
+        return true;
+    }
+    // Digits and letters both: a number or a date is no hash.
+    let word = &rest.as_bytes()[..rest
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+        .count()];
+    word.len() >= 8
+        && word.iter().any(u8::is_ascii_digit)
+        && word.iter().any(u8::is_ascii_lowercase)
+        && !rest
+            .as_bytes()
+            .get(word.len())
+            .is_some_and(|&b| is_alnum(b) || b >= 0x80)
 }
 
 /// Reads an unquoted value (`name=Ada Lovelace email=...`, `DOB: 3 Feb
@@ -549,7 +582,14 @@ fn unquoted(
 }
 
 /// Reads what a prose cue announces.
-fn prose(text: &str, cue: Cue, start: usize, end: usize, out: &mut Vec<Candidate>) {
+fn prose(
+    text: &str,
+    cue: Cue,
+    start: usize,
+    end: usize,
+    mask_chars: &[char],
+    out: &mut Vec<Candidate>,
+) {
     let hay = text.as_bytes();
     match cue {
         Cue::Title => {
@@ -595,7 +635,8 @@ fn prose(text: &str, cue: Cue, start: usize, end: usize, out: &mut Vec<Candidate
         }
         Cue::KeyOnly => {}
         Cue::Birth => within(
-            hay,
+            text,
+            mask_chars,
             end,
             BIRTH_WINDOW,
             |j| {
@@ -626,7 +667,8 @@ fn prose(text: &str, cue: Cue, start: usize, end: usize, out: &mut Vec<Candidate
                 return;
             }
             within(
-                hay,
+                text,
+                mask_chars,
                 end,
                 ADDRESS_WINDOW,
                 |j| {
@@ -637,14 +679,16 @@ fn prose(text: &str, cue: Cue, start: usize, end: usize, out: &mut Vec<Candidate
             );
         }
         Cue::Ssn => within(
-            hay,
+            text,
+            mask_chars,
             end,
             NUMBER_WINDOW,
             |j| ssn::any_at(hay, j).map(|e| Candidate::new(PersonalKind::UsSsn, j, e, 3)),
             out,
         ),
         Cue::Phone => within(
-            hay,
+            text,
+            mask_chars,
             end,
             NUMBER_WINDOW,
             |j| {
@@ -716,19 +760,30 @@ fn name_after(text: &str, i: usize, mode: NameMode, out: &mut Vec<Candidate>) {
 /// not change what a second masking finds: a pseudonym has as many words
 /// as what it replaced, not as many bytes (`phone born Dear Streetcustomer
 /// 2002000000` and `phone born Dear Sven 2002000000` are read alike).
+///
+/// The search stops at a masker's output (see [`masker_output_at`]): what
+/// the cue announced was found and masked there by an earlier masking, and
+/// reading past it would find something else on a second one.
 fn within(
-    hay: &[u8],
+    text: &str,
+    mask_chars: &[char],
     from: usize,
     window: usize,
     find: impl Fn(usize) -> Option<Candidate>,
     out: &mut Vec<Candidate>,
 ) {
+    let hay = text.as_bytes();
     let limit = (from + window * 3).min(hay.len());
     let max_words = window / 5;
     let mut words = 0;
     let mut j = from;
     while j < limit {
         let b = hay[j];
+        let word_start = !b.is_ascii_whitespace()
+            && (j == from || before(hay, j).is_some_and(|p| p.is_ascii_whitespace()));
+        if word_start && masker_output_at(text, j, mask_chars) {
+            return;
+        }
         if !b.is_ascii_whitespace() && before(hay, j).is_some_and(|p| p.is_ascii_whitespace()) {
             words += 1;
             if words > max_words {

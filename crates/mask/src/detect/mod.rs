@@ -439,7 +439,10 @@ impl Detector {
                         i += 1;
                         continue;
                     };
-                    if last_token != Some(s) && !before(hay, s).is_some_and(is_alnum) {
+                    // Not the end of a word, in any script (`straße::1`).
+                    if last_token != Some(s)
+                        && !before(hay, s).is_some_and(|b| is_alnum(b) || b >= 0x80)
+                    {
                         last_token = Some(s);
                         if let Some(e) = self.network_at(hay, s, out) {
                             i = e;
@@ -604,7 +607,7 @@ fn holes(text: &str) -> Vec<(usize, usize)> {
 }
 
 /// How a placeholder of the redactors starts.
-const PLACEHOLDER: &str = "[REDACTED:";
+pub(crate) const PLACEHOLDER: &str = "[REDACTED:";
 
 /// The start of the token that contains the digit at `i`: back over letters
 /// and digits. `None` when the token is longer than any parser reads, or

@@ -564,3 +564,38 @@ fn hyphenated_surnames_with_a_mac_part() {
     check("Dear McKay-O'Neill,", "Dear <person_name>,");
     unchanged("Dear OwusuMacLeod,");
 }
+
+#[test]
+fn a_keys_value_a_masker_replaced_is_not_read_on_as_prose() {
+    // The key's value was read as an address the first time; what
+    // replaced it must not send the cue on to the street after it.
+    for masked in [
+        "address: [REDACTED:postal_address] +44 Streetborn Dr. ",
+        "address: ****************4539 +44 Streetborn Dr. ",
+        "address: 3fa9c0d1e2b4a5c6 +44 Streetborn Dr. ",
+    ] {
+        unchanged(masked);
+    }
+    // A value that is none of these still lets the cue read on.
+    check(
+        "address: see 12 Main Street",
+        "address: see <postal_address>",
+    );
+    // And a cue in prose stops at what a masker wrote after it.
+    for masked in [
+        "lives at [REDACTED:postal_address] +44 Streetborn Dr. ",
+        "lives at ****************4539 +44 Streetborn Dr. ",
+        "lives at 3fa9c0d1e2b4a5c6 +44 Streetborn Dr. ",
+    ] {
+        unchanged(masked);
+    }
+    // A number is no hash.
+    check("SSN#: 234567890.", "SSN#: <us_ssn>.");
+}
+
+#[test]
+fn an_ipv6_address_does_not_start_inside_a_word_of_any_script() {
+    check("host fe80::1 up", "host <ip_address> up");
+    unchanged("Dear ********raße::DE89 ");
+    unchanged("Straße::de89");
+}
