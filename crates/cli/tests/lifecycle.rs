@@ -331,3 +331,106 @@ async fn quiet_calls_are_answered_in_one_piece_and_idle_sessions_expire() {
         .count();
     assert_eq!(calls, 3, "every answered call is recorded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_loses_a_calls_stream_picks_it_up_again_after_the_last_event_it_saw() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&scenario(), &dir.path().join("data"), &[]);
+    let client = reqwest::Client::new();
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{"sampling":{}},"clientInfo":{"name":"raw","version":"1"}}}"#;
+    let (status, _, _, session) = raw_post(&client, &server.url, None, init).await;
+    assert_eq!(status, 200);
+    let session = session.expect("a session id");
+    let (status, _, _, _) = raw_post(
+        &client,
+        &server.url,
+        Some(&session),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    )
+    .await;
+    assert_eq!(status, 202);
+
+    // The call asks the model: read its stream up to the question, then
+    // lose the connection.
+    let mut response = client
+        .post(&server.url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .body(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"ask_model","arguments":{"topic":"tides"}}}"#)
+        .send()
+        .await
+        .expect("POST");
+    let mut seen = String::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !seen.contains("sampling/createMessage") {
+            let chunk = response.chunk().await.expect("read").expect("more");
+            seen.push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+        }
+    })
+    .await
+    .expect("the question");
+    drop(response);
+    let events: Vec<&str> = seen.split("\n\n").filter(|e| !e.is_empty()).collect();
+    // A priming event first: an id, a retry hint, no message.
+    assert!(
+        events[0].starts_with("id: ")
+            && events[0].contains("\nretry: ")
+            && events[0].ends_with("data: "),
+        "{seen:?}"
+    );
+    let question_event = events.last().expect("the question's event");
+    let last_id = question_event
+        .lines()
+        .find_map(|l| l.strip_prefix("id: "))
+        .unwrap_or_else(|| panic!("the question has no event id: {seen:?}"));
+    let question: serde_json::Value = serde_json::from_str(
+        question_event
+            .lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .expect("data"),
+    )
+    .expect("JSON");
+
+    // The client answers, then picks the stream up after the question.
+    let answer = json!({"jsonrpc": "2.0", "id": question["id"], "result": {
+        "role": "assistant", "model": "m", "content": {"type": "text", "text": "the tide turns"}}});
+    let (status, _, body, _) =
+        raw_post(&client, &server.url, Some(&session), &answer.to_string()).await;
+    assert_eq!(status, 202, "{body}");
+    let resume = || {
+        client
+            .get(&server.url)
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", "2025-06-18")
+            .header("last-event-id", last_id)
+            .send()
+    };
+    let resumed = tokio::time::timeout(Duration::from_secs(10), async {
+        let response = resume().await.expect("GET");
+        assert_eq!(response.status().as_u16(), 200);
+        response.text().await.expect("body")
+    })
+    .await
+    .expect("the rest of the stream");
+    let messages: Vec<serde_json::Value> = resumed
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).expect("JSON"))
+        .collect();
+    assert_eq!(
+        messages.len(),
+        1,
+        "only what came after the question: {resumed:?}"
+    );
+    assert_eq!(messages[0]["id"], 7, "{resumed:?}");
+    assert_eq!(
+        messages[0]["result"]["content"][0]["text"],
+        "model said: the tide turns"
+    );
+    // Delivered to the end, the stream is not kept.
+    let again = resume().await.expect("GET");
+    assert_eq!(again.status().as_u16(), 404);
+}

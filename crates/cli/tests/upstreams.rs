@@ -1972,9 +1972,11 @@ async fn forwarded_calls_of_a_client_that_cannot_be_asked_are_answered_in_one_pi
         content_type.starts_with("text/event-stream"),
         "{content_type}"
     );
+    // (The priming event, first, carries no message.)
     let messages: Vec<Value> = body
         .lines()
         .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| !d.is_empty())
         .map(|d| serde_json::from_str(d).expect("event JSON"))
         .collect();
     let progress: Vec<&Value> = messages

@@ -18,10 +18,19 @@
 //! `1` into `1.0`), and every message of a call rides the call's own
 //! stream. A question gets an id of this session's own (`sandbar-N`, never
 //! a number the SDK would use), and the client's answer, POSTed like any
-//! response, is taken by the guard ([`Asker::answer`]) before the SDK sees
-//! it. A `notifications/cancelled` for the call reaches it through
+//! response, is taken by the guard ([`SessionLink::answer`]) before the SDK
+//! sees it. A `notifications/cancelled` for the call reaches it through
 //! [`Shared::cancel_direct`]; a session that ends cancels its calls and
 //! the questions they wait on.
+//!
+//! Like the SDK's streams, a call's stream opens with a priming event (an
+//! id and a `retry` hint, SEP-1699), gives every message an event id
+//! (`sandbar-S-N`: the session's stream S, its N-th event), and sends an SSE
+//! comment every 15 s while the call is quiet, so that nothing between the
+//! two ends takes a long call for a dead connection. What a call sends is
+//! kept until a stream has delivered its answer (or the session ends): a
+//! client that lost the stream picks it up again with a `GET` carrying
+//! `Last-Event-ID` ([`resume`]), from the event after that one.
 //!
 //! Everything else — any other method, a session whose handler has not yet
 //! been seen, a client that accepts no event stream for a call that may
@@ -30,6 +39,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::body::Body;
@@ -38,43 +48,113 @@ use axum::response::{IntoResponse, Response};
 use rmcp::model::{CallToolResult, ServerResult};
 use serde::Serialize;
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use sandbar_engine::{Call, Client, ClientError, DetachedClient, Method, Outcome, capability_for};
 
 use crate::server::Shared;
 
-/// What a call sends towards the client, in order.
-enum Message {
-    /// A notification or a request, as a whole JSON-RPC message.
-    Send(Value),
-    /// The response, as a whole serialized JSON-RPC message; always last.
-    Done(String),
-}
+/// How often a quiet call's stream carries an SSE comment.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// What one HTTP session's client can be asked, and the questions put to
-/// it that wait for an answer.
+/// The reconnection delay a stream's priming event suggests, in ms.
+const RETRY_MS: u64 = 3000;
+
+/// What the guard keeps of one HTTP session: what its client can be asked,
+/// the questions put to it that wait for an answer, and what its calls'
+/// streams have to deliver.
 #[derive(Debug, Default)]
-pub(crate) struct Asker {
+pub(crate) struct SessionLink {
     sampling: bool,
     elicitation: bool,
     roots: bool,
-    next_id: AtomicU64,
+    next_question: AtomicU64,
     /// Questions waiting for the client's answer, by their id; `None` once
     /// the session has ended.
     waiting: Mutex<Option<HashMap<String, oneshot::Sender<Value>>>>,
+    next_stream: AtomicU64,
+    /// Calls' messages not yet delivered to the end, by stream number.
+    streams: Mutex<HashMap<u64, Arc<Sent>>>,
 }
 
-impl Asker {
-    /// A session's asker, from the capabilities its client declared.
-    pub(crate) fn new(declared: impl Fn(&str) -> bool) -> Asker {
-        Asker {
+/// What one call has sent towards the client, in order, its answer last.
+#[derive(Debug, Default)]
+struct Sent {
+    state: Mutex<SentState>,
+    more: Notify,
+}
+
+#[derive(Debug, Default)]
+struct SentState {
+    messages: Vec<String>,
+    /// The last message is the answer.
+    done: bool,
+}
+
+impl Sent {
+    /// Adds a message; nothing comes after the answer.
+    fn push(&self, message: String, answer: bool) {
+        {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if state.done {
+                return;
+            }
+            state.messages.push(message);
+            state.done = answer;
+        }
+        self.more.notify_waiters();
+    }
+
+    fn is_done(&self) -> bool {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).done
+    }
+
+    /// The message at `index` once there is one, and whether it is the
+    /// answer.
+    async fn message(&self, index: usize) -> (String, bool) {
+        loop {
+            let more = self.more.notified();
+            {
+                let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(message) = state.messages.get(index) {
+                    return (
+                        message.clone(),
+                        state.done && index + 1 == state.messages.len(),
+                    );
+                }
+            }
+            more.await;
+        }
+    }
+}
+
+/// Answers the call with an internal error if it ends without an answer
+/// (its task was dropped), so that no stream waits for ever.
+struct Unanswered {
+    sent: Arc<Sent>,
+    id: Value,
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if !self.sent.is_done() {
+            let error = json!({"jsonrpc": "2.0", "id": self.id,
+                "error": {"code": -32603, "message": "the call ended without an answer"}});
+            self.sent.push(error.to_string(), true);
+        }
+    }
+}
+
+impl SessionLink {
+    /// A session's link, from the capabilities its client declared.
+    pub(crate) fn new(declared: impl Fn(&str) -> bool) -> SessionLink {
+        SessionLink {
             sampling: declared("sampling"),
             elicitation: declared("elicitation"),
             roots: declared("roots"),
-            next_id: AtomicU64::new(0),
             waiting: Mutex::new(Some(HashMap::new())),
+            ..SessionLink::default()
         }
     }
 
@@ -109,17 +189,50 @@ impl Asker {
         }
     }
 
-    /// Ends every wait: the session is over.
+    /// Ends every wait and lets go of what was kept: the session is over.
     pub(crate) fn close(&self) {
         self.waiting
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
+        self.streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// A new stream for a call's messages.
+    fn open_stream(&self) -> (u64, Arc<Sent>) {
+        let number = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        let sent = Arc::new(Sent::default());
+        self.streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(number, sent.clone());
+        (number, sent)
+    }
+
+    fn stream(&self, number: u64) -> Option<Arc<Sent>> {
+        self.streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&number)
+            .cloned()
+    }
+
+    fn forget_stream(&self, number: u64) {
+        self.streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&number);
     }
 
     /// Registers a question; its id, and where its answer will come.
     fn ask(&self) -> Option<(String, oneshot::Receiver<Value>)> {
-        let id = format!("sandbar-{}", self.next_id.fetch_add(1, Ordering::Relaxed));
+        let id = format!(
+            "sandbar-{}",
+            self.next_question.fetch_add(1, Ordering::Relaxed)
+        );
         let (tx, rx) = oneshot::channel();
         self.waiting
             .lock()
@@ -144,51 +257,46 @@ impl Asker {
 /// The way back to the client of one call: everything goes to the call's
 /// response, in order.
 struct StreamClient {
-    tx: mpsc::UnboundedSender<Message>,
-    asker: Arc<Asker>,
-}
-
-impl StreamClient {
-    fn send(&self, message: Value) -> Result<(), ClientError> {
-        self.tx
-            .send(Message::Send(message))
-            .map_err(|_| ClientError::Transport("the client's response is closed".to_owned()))
-    }
+    sent: Arc<Sent>,
+    link: Arc<SessionLink>,
 }
 
 /// Forgets a question whose call stopped waiting (cancelled), so a late
 /// answer goes nowhere.
 struct Pending<'a> {
-    asker: &'a Asker,
+    link: &'a SessionLink,
     id: &'a str,
 }
 
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
-        self.asker.forget(self.id);
+        self.link.forget(self.id);
     }
 }
 
 #[async_trait]
 impl Client for StreamClient {
     async fn notify(&self, method: &str, params: Value) -> Result<(), ClientError> {
-        self.send(json!({"jsonrpc": "2.0", "method": method, "params": params}))
+        let message = json!({"jsonrpc": "2.0", "method": method, "params": params});
+        self.sent.push(message.to_string(), false);
+        Ok(())
     }
 
     async fn request(&self, method: &str, params: Value) -> Result<Value, ClientError> {
-        if capability_for(method).is_none_or(|c| !self.asker.supports(c)) {
+        if capability_for(method).is_none_or(|c| !self.link.supports(c)) {
             return Err(ClientError::Transport(format!(
                 "the client declared no capability to answer {method}"
             )));
         }
-        let (id, answer) = self.asker.ask().ok_or_else(|| {
+        let (id, answer) = self.link.ask().ok_or_else(|| {
             ClientError::Transport("the session ended before the question was put".to_owned())
         })?;
         let _pending = Pending {
-            asker: &self.asker,
+            link: &self.link,
             id: &id,
         };
-        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))?;
+        let question = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.sent.push(question.to_string(), false);
         let reply = answer.await.map_err(|_| {
             ClientError::Transport(format!(
                 "the session ended before the client answered {method}"
@@ -215,7 +323,7 @@ impl Client for StreamClient {
     }
 
     fn supports(&self, capability: &str) -> bool {
-        self.asker.supports(capability)
+        self.link.supports(capability)
     }
 }
 
@@ -245,7 +353,7 @@ pub(crate) async fn answer(
     let session = headers
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())?;
-    let (run, asker) = shared.session_client(session)?;
+    let (run, link) = shared.session_client(session)?;
     let params = message.get("params")?.as_object()?;
     let name = params.get("name")?.as_str()?;
     let arguments = match params.get("arguments") {
@@ -278,7 +386,7 @@ pub(crate) async fn answer(
         cancel: CancellationToken::new(),
     };
     if !quiet {
-        return Some(stream(shared, session, run, asker, call, id).await);
+        return Some(stream(shared, session, run, link, call, id).await);
     }
     let outcome = run.handle(call, &DetachedClient).await;
     Some(json_response(response_body(&id, outcome)))
@@ -290,64 +398,133 @@ async fn stream(
     shared: &Arc<Shared>,
     session: &str,
     run: Arc<sandbar_engine::Run>,
-    asker: Arc<Asker>,
+    link: Arc<SessionLink>,
     mut call: Call,
     id: Value,
 ) -> Response {
     let request_id = call.request_id.clone().unwrap_or_default();
     call.cancel = shared.track_direct(session, &request_id);
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (number, sent) = link.open_stream();
     // The call runs to its end whatever happens to the HTTP response: its
     // events are recorded and its upstream request completes or is
     // cancelled, never dropped half-way.
-    let shared = shared.clone();
-    let session = session.to_owned();
-    tokio::spawn(async move {
+    {
+        let shared = shared.clone();
+        let session = session.to_owned();
         let client = StreamClient {
-            tx: tx.clone(),
-            asker,
+            sent: sent.clone(),
+            link: link.clone(),
         };
-        let outcome = run.handle(call, &client).await;
-        shared.untrack_direct(&session, &request_id);
-        let _ = tx.send(Message::Done(response_body(&id, outcome)));
-    });
-    match rx.recv().await {
-        Some(Message::Done(body)) => json_response(body),
-        Some(Message::Send(first)) => {
-            let events = futures::stream::unfold((Some(first), rx), |(pending, mut rx)| async move {
-                let (message, done) = match pending {
-                    Some(n) => (n.to_string(), false),
-                    None => match rx.recv().await? {
-                        Message::Send(n) => (n.to_string(), false),
-                        Message::Done(body) => (body, true),
-                    },
-                };
-                let event = format!("event: message\ndata: {message}\n\n");
-                // After the answer the stream ends.
-                let rx = if done { close(rx) } else { rx };
-                Some((Ok::<_, std::convert::Infallible>(event), (None, rx)))
-            });
-            (
-                StatusCode::OK,
-                [
-                    (header::CONTENT_TYPE, "text/event-stream"),
-                    (header::CACHE_CONTROL, "no-cache"),
-                ],
-                Body::from_stream(events),
-            )
-                .into_response()
+        tokio::spawn(async move {
+            let unanswered = Unanswered {
+                sent: client.sent.clone(),
+                id: id.clone(),
+            };
+            let outcome = run.handle(call, &client).await;
+            shared.untrack_direct(&session, &request_id);
+            unanswered.sent.push(response_body(&id, outcome), true);
+        });
+    }
+    match sent.message(0).await {
+        (body, true) => {
+            link.forget_stream(number);
+            json_response(body)
         }
-        None => json_response(
-            json!({"jsonrpc": "2.0", "id": Value::Null, "error": {"code": -32603, "message": "the call ended without an answer"}}).to_string(),
-        ),
+        (_, false) => event_stream(link, number, sent, 0),
     }
 }
 
-/// A receiver that yields nothing more.
-fn close(mut rx: mpsc::UnboundedReceiver<Message>) -> mpsc::UnboundedReceiver<Message> {
-    rx.close();
-    while rx.try_recv().is_ok() {}
-    rx
+/// The id of a stream's `index`-th event (0 is the priming event).
+fn event_id(stream: u64, index: usize) -> String {
+    format!("sandbar-{stream}-{index}")
+}
+
+/// The stream and index an event id of [`event_id`] names.
+fn parse_event_id(id: &str) -> Option<(u64, usize)> {
+    let (stream, index) = id.strip_prefix("sandbar-")?.split_once('-')?;
+    Some((stream.parse().ok()?, index.parse().ok()?))
+}
+
+/// A call's messages from the `from`-th on as an event stream, which ends
+/// with the answer. A fresh stream (`from` 0) opens with a priming event.
+fn event_stream(link: Arc<SessionLink>, number: u64, sent: Arc<Sent>, from: usize) -> Response {
+    struct Reader {
+        link: Arc<SessionLink>,
+        number: u64,
+        sent: Arc<Sent>,
+        next: usize,
+        prime: bool,
+        over: bool,
+    }
+    let reader = Reader {
+        link,
+        number,
+        sent,
+        next: from,
+        prime: from == 0,
+        over: false,
+    };
+    let events = futures::stream::unfold(reader, |mut r| async move {
+        if r.over {
+            return None;
+        }
+        if r.prime {
+            r.prime = false;
+            let priming = format!(
+                "id: {}\nretry: {RETRY_MS}\ndata: \n\n",
+                event_id(r.number, 0)
+            );
+            return Some((Ok::<_, std::convert::Infallible>(priming), r));
+        }
+        let (message, answer) = tokio::select! {
+            got = r.sent.message(r.next) => got,
+            () = tokio::time::sleep(KEEP_ALIVE) => {
+                return Some((Ok(": keep-alive\n\n".to_owned()), r));
+            }
+        };
+        r.next += 1;
+        if answer {
+            // Delivered to the end: nothing is left to pick up again.
+            r.over = true;
+            r.link.forget_stream(r.number);
+        }
+        let event = format!(
+            "id: {}\nevent: message\ndata: {message}\n\n",
+            event_id(r.number, r.next)
+        );
+        Some((Ok(event), r))
+    });
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(events),
+    )
+        .into_response()
+}
+
+/// A `GET` that picks up a call's stream again after the event its
+/// `Last-Event-ID` names; `None` for anything that is not one of these
+/// streams (the SDK's own, or a `GET` without the header).
+pub(crate) fn resume(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    let last = headers.get("last-event-id")?.to_str().ok()?;
+    let (number, index) = parse_event_id(last)?;
+    let session = headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())?;
+    let link = shared.session_link(session)?;
+    Some(match link.stream(number) {
+        Some(sent) => event_stream(link, number, sent, index),
+        None => (
+            StatusCode::NOT_FOUND,
+            format!(
+                "no stream to resume after event {last}: its answer was delivered, or it never was"
+            ),
+        )
+            .into_response(),
+    })
 }
 
 /// The whole JSON-RPC response to a call, serialized.
@@ -437,6 +614,94 @@ mod tests {
                 assert_eq!(straight, through_a_value(&id, result), "{result}");
             }
         }
+    }
+
+    #[test]
+    fn event_ids_name_their_stream_and_place_and_nothing_else_parses_as_one() {
+        for (stream, index) in [(0, 0), (3, 17), (u64::MAX, usize::MAX)] {
+            assert_eq!(
+                parse_event_id(&event_id(stream, index)),
+                Some((stream, index))
+            );
+        }
+        for other in [
+            "",
+            "0/3",
+            "sandbar-",
+            "sandbar-1",
+            "sandbar-x-1",
+            "sandbar-1-",
+            "sandbar--1-2",
+            "other-1-2",
+        ] {
+            assert_eq!(parse_event_id(other), None, "{other:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_calls_messages_are_read_in_order_and_nothing_follows_its_answer() {
+        let sent = Arc::new(Sent::default());
+        let reader = {
+            let sent = sent.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                for index in 0.. {
+                    let (message, answer) = sent.message(index).await;
+                    got.push(message);
+                    if answer {
+                        return got;
+                    }
+                }
+                got
+            })
+        };
+        sent.push("one".to_owned(), false);
+        tokio::task::yield_now().await;
+        sent.push("two".to_owned(), false);
+        sent.push("answer".to_owned(), true);
+        sent.push("late".to_owned(), false);
+        assert_eq!(reader.await.unwrap(), ["one", "two", "answer"]);
+        assert_eq!(sent.message(2).await, ("answer".to_owned(), true));
+    }
+
+    #[tokio::test]
+    async fn a_call_dropped_without_an_answer_still_ends_its_stream() {
+        let sent = Arc::new(Sent::default());
+        sent.push("progress".to_owned(), false);
+        drop(Unanswered {
+            sent: sent.clone(),
+            id: json!(4),
+        });
+        let (last, answer) = sent.message(1).await;
+        assert!(answer);
+        let last: Value = serde_json::from_str(&last).unwrap();
+        assert_eq!(last["id"], 4);
+        assert_eq!(last["error"]["code"], -32603);
+    }
+
+    #[test]
+    fn answers_go_to_the_questions_the_session_asked_and_only_once() {
+        let link = SessionLink::new(|c| c == "sampling");
+        assert!(link.supports("sampling"));
+        assert!(!link.supports("elicitation"));
+        let (id, mut rx) = link.ask().unwrap();
+        assert_eq!(id, "sandbar-0");
+        assert!(
+            !link.answer(&json!({"id": 0, "result": {}})),
+            "a number is the SDK's"
+        );
+        assert!(!link.answer(&json!({"id": "sandbar-9", "result": {}})));
+        assert!(link.answer(&json!({"id": "sandbar-0", "result": {"x": 1}})));
+        assert_eq!(rx.try_recv().unwrap()["result"]["x"], 1);
+        assert!(
+            !link.answer(&json!({"id": "sandbar-0", "result": {}})),
+            "answered once"
+        );
+        // Once the session is over, nothing waits and nothing is asked.
+        let (_, mut waiting) = link.ask().unwrap();
+        link.close();
+        assert!(waiting.try_recv().is_err());
+        assert!(link.ask().is_none());
     }
 
     #[test]

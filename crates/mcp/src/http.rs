@@ -269,6 +269,11 @@ async fn guard_request(
             }
             response
         }
+        // A call's stream picked up again after a lost connection.
+        Method::GET if live => match direct::resume(&guard.shared, request.headers()) {
+            Some(response) => response,
+            None => next.run(request).await,
+        },
         _ => next.run(request).await,
     };
     // A new session shows its id on the answer to `initialize`.
@@ -423,8 +428,8 @@ impl Guard {
                 .headers
                 .get("mcp-session-id")
                 .and_then(|v| v.to_str().ok())
-            && let Some(asker) = self.shared.session_asker(session)
-            && asker.answer(&message)
+            && let Some(link) = self.shared.session_link(session)
+            && link.answer(&message)
         {
             return StatusCode::ACCEPTED.into_response();
         }

@@ -35,7 +35,7 @@ use sandbar_engine::{
 use sandbar_scenario::LogLevel;
 use sandbar_store::RunStatus;
 
-use crate::direct::Asker;
+use crate::direct::SessionLink;
 
 /// The header that names the shared run a stateless request belongs to.
 pub const RUN_HEADER: &str = "x-sandbar-run";
@@ -173,17 +173,17 @@ impl Shared {
 
     /// The run of an HTTP session and what its client can be asked, once
     /// its handler has seen the session id.
-    pub(crate) fn session_client(&self, id: &str) -> Option<(Arc<Run>, Arc<Asker>)> {
+    pub(crate) fn session_client(&self, id: &str) -> Option<(Arc<Run>, Arc<SessionLink>)> {
         let map = self.session_runs.read().unwrap_or_else(|p| p.into_inner());
         let entry = map.get(id)?;
-        Some((entry.run.upgrade()?, entry.asker.clone()))
+        Some((entry.run.upgrade()?, entry.link.clone()))
     }
 
-    /// What the session's client can be asked, and the questions it has
-    /// yet to answer.
-    pub(crate) fn session_asker(&self, id: &str) -> Option<Arc<Asker>> {
+    /// What the guard keeps of a session: what its client can be asked,
+    /// the questions it has yet to answer, its calls' streams.
+    pub(crate) fn session_link(&self, id: &str) -> Option<Arc<SessionLink>> {
         let map = self.session_runs.read().unwrap_or_else(|p| p.into_inner());
-        map.get(id).map(|entry| entry.asker.clone())
+        map.get(id).map(|entry| entry.link.clone())
     }
 
     /// The token a session's run was started with, if it has one.
@@ -204,13 +204,13 @@ impl Shared {
         })
     }
 
-    fn bind_session(&self, id: Arc<str>, run: &Arc<Run>, asker: Asker) {
+    fn bind_session(&self, id: Arc<str>, run: &Arc<Run>, link: SessionLink) {
         let mut map = self.session_runs.write().unwrap_or_else(|p| p.into_inner());
         map.insert(
             id,
             SessionEntry {
                 run: Arc::downgrade(run),
-                asker: Arc::new(asker),
+                link: Arc::new(link),
             },
         );
     }
@@ -263,16 +263,16 @@ impl Shared {
             }
         }
         if let Some(entry) = entry {
-            entry.asker.close();
+            entry.link.close();
         }
     }
 }
 
-/// An HTTP session's run, and what its client can be asked.
+/// An HTTP session's run, and what the guard keeps of it.
 #[derive(Debug)]
 struct SessionEntry {
     run: Weak<Run>,
-    asker: Arc<Asker>,
+    link: Arc<SessionLink>,
 }
 
 /// One MCP handler. A session (stdio, or Streamable HTTP with
@@ -317,7 +317,7 @@ impl SandbarServer {
         {
             let client = PeerClient::new(peer.clone(), self.shared.transport);
             self.shared
-                .bind_session(id, run, Asker::new(|c| client.supports(c)));
+                .bind_session(id, run, SessionLink::new(|c| client.supports(c)));
         }
     }
 
