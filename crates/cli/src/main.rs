@@ -145,6 +145,20 @@ fn main() -> std::process::ExitCode {
         eprintln!("sandbar: {e}");
         return ExitCode::Usage.into();
     }
+    // A scenario or cassette that cannot be read is said before anything is
+    // created in the data directory (a mistyped path leaves no key behind).
+    let input = match &cli.command {
+        Command::Serve(args) => Some(args.input()),
+        Command::Replay(args) => Some(args.input()),
+        Command::Demo(args) => Some(args.input()),
+        _ => None,
+    };
+    if let Some(path) = input
+        && let Err(e) = std::fs::File::open(path)
+    {
+        eprintln!("sandbar: {}: cannot read: {e}", path.display());
+        return ExitCode::Failure.into();
+    }
     // Commands that write runs, cassettes or exports mask personal data in
     // them (the scenario's policy replaces this default once it is loaded).
     // Those that only read the data directory create no key in it.

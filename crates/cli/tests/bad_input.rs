@@ -916,3 +916,32 @@ fn stdio_survives_bad_lines_and_stdout_carries_only_json_rpc() {
     assert_eq!(seen.len(), 10, "one line per answer:\n{}", seen.join("\n"));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn a_scenario_or_cassette_that_is_not_there_is_said_and_nothing_is_created() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("no-such-file");
+    let missing = missing.to_str().expect("UTF-8 path");
+    for (i, command) in [
+        vec!["serve", missing],
+        vec!["serve", missing, "--stdio"],
+        vec!["replay", missing],
+        vec!["demo", missing],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let data = dir.path().join(format!("data-{i}"));
+        let (code, _, err) = cli(&data, &command);
+        assert_eq!(code, 1, "{command:?}: {err}");
+        assert!(
+            err.contains("no-such-file") && err.contains("cannot read"),
+            "{command:?}: {err}"
+        );
+        assert!(
+            !data.exists(),
+            "{command:?} created {} for a file that is not there",
+            data.display()
+        );
+    }
+}

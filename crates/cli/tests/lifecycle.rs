@@ -430,7 +430,20 @@ async fn a_client_that_loses_a_calls_stream_picks_it_up_again_after_the_last_eve
         messages[0]["result"]["content"][0]["text"],
         "model said: the tide turns"
     );
-    // Delivered to the end, the stream is not kept.
+    // Picked up again from the same place, it gives the same rest (the
+    // answer may have been lost with the connection again).
     let again = resume().await.expect("GET");
-    assert_eq!(again.status().as_u16(), 404);
+    assert_eq!(again.status().as_u16(), 200);
+    assert_eq!(again.text().await.expect("body"), resumed);
+    // A stream the session never had is not found.
+    let unknown = client
+        .get(&server.url)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("last-event-id", "sandbar-99-1")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(unknown.status().as_u16(), 404);
 }

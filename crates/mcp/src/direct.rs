@@ -28,9 +28,11 @@
 //! (`sandbar-S-N`: the session's stream S, its N-th event), and sends an SSE
 //! comment every 15 s while the call is quiet, so that nothing between the
 //! two ends takes a long call for a dead connection. What a call sends is
-//! kept until a stream has delivered its answer (or the session ends): a
-//! client that lost the stream picks it up again with a `GET` carrying
-//! `Last-Event-ID` ([`resume`]), from the event after that one.
+//! kept until its answer has been sent (and for the session's last 16
+//! streams after that, since an answer may be lost with the connection), or
+//! the session ends: a client that lost the stream picks it up again with a
+//! `GET` carrying `Last-Event-ID` ([`resume`]), from the event after that
+//! one.
 //!
 //! Everything else — any other method, a session whose handler has not yet
 //! been seen, a client that accepts no event stream for a call that may
@@ -74,9 +76,22 @@ pub(crate) struct SessionLink {
     /// the session has ended.
     waiting: Mutex<Option<HashMap<String, oneshot::Sender<Value>>>>,
     next_stream: AtomicU64,
-    /// Calls' messages not yet delivered to the end, by stream number.
-    streams: Mutex<HashMap<u64, Arc<Sent>>>,
+    /// Calls' messages, by stream number.
+    streams: Mutex<Streams>,
 }
+
+/// The streams of a session's calls that a client may pick up again: every
+/// one whose answer no reader has reached yet, and the last
+/// [`KEPT_DELIVERED`] whose answer one has (it may have been lost on the
+/// way, with the connection).
+#[derive(Debug, Default)]
+struct Streams {
+    sent: HashMap<u64, Arc<Sent>>,
+    delivered: std::collections::VecDeque<u64>,
+}
+
+/// How many streams a session keeps after their answer was sent.
+const KEPT_DELIVERED: usize = 16;
 
 /// What one call has sent towards the client, in order, its answer last.
 #[derive(Debug, Default)]
@@ -195,10 +210,7 @@ impl SessionLink {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        self.streams
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        *self.streams.lock().unwrap_or_else(|p| p.into_inner()) = Streams::default();
     }
 
     /// A new stream for a call's messages.
@@ -208,6 +220,7 @@ impl SessionLink {
         self.streams
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .sent
             .insert(number, sent.clone());
         (number, sent)
     }
@@ -216,14 +229,31 @@ impl SessionLink {
         self.streams
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .sent
             .get(&number)
             .cloned()
     }
 
-    fn forget_stream(&self, number: u64) {
+    /// A stream whose answer a reader has sent: kept among the last few.
+    fn delivered(&self, number: u64) {
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        if streams.delivered.contains(&number) {
+            return;
+        }
+        streams.delivered.push_back(number);
+        while streams.delivered.len() > KEPT_DELIVERED {
+            if let Some(oldest) = streams.delivered.pop_front() {
+                streams.sent.remove(&oldest);
+            }
+        }
+    }
+
+    /// A stream never shown as one (its answer went as one JSON body).
+    fn drop_stream(&self, number: u64) {
         self.streams
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .sent
             .remove(&number);
     }
 
@@ -427,7 +457,7 @@ async fn stream(
     }
     match sent.message(0).await {
         (body, true) => {
-            link.forget_stream(number);
+            link.drop_stream(number);
             json_response(body)
         }
         (_, false) => event_stream(link, number, sent, 0),
@@ -484,9 +514,8 @@ fn event_stream(link: Arc<SessionLink>, number: u64, sent: Arc<Sent>, from: usiz
         };
         r.next += 1;
         if answer {
-            // Delivered to the end: nothing is left to pick up again.
             r.over = true;
-            r.link.forget_stream(r.number);
+            r.link.delivered(r.number);
         }
         let event = format!(
             "id: {}\nevent: message\ndata: {message}\n\n",
@@ -520,7 +549,7 @@ pub(crate) fn resume(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
         None => (
             StatusCode::NOT_FOUND,
             format!(
-                "no stream to resume after event {last}: its answer was delivered, or it never was"
+                "no stream to resume after event {last}: this session keeps no such stream (it never was, or many were answered since)"
             ),
         )
             .into_response(),
@@ -702,6 +731,27 @@ mod tests {
         link.close();
         assert!(waiting.try_recv().is_err());
         assert!(link.ask().is_none());
+    }
+
+    #[test]
+    fn a_session_keeps_its_unanswered_streams_and_its_last_answered_ones() {
+        let link = SessionLink::new(|_| false);
+        let numbers: Vec<u64> = (0..KEPT_DELIVERED + 5)
+            .map(|_| link.open_stream().0)
+            .collect();
+        let open = link.open_stream().0;
+        for &n in &numbers {
+            link.delivered(n);
+            link.delivered(n);
+        }
+        assert!(link.stream(open).is_some(), "an unanswered stream stays");
+        for (i, &n) in numbers.iter().enumerate() {
+            assert_eq!(link.stream(n).is_some(), i >= 5, "stream {n}");
+        }
+        link.drop_stream(open);
+        assert!(link.stream(open).is_none());
+        link.close();
+        assert!(link.stream(numbers[10]).is_none());
     }
 
     #[test]

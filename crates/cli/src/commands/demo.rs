@@ -33,6 +33,13 @@ pub struct DemoArgs {
     scenario: PathBuf,
 }
 
+impl DemoArgs {
+    /// The file the command reads first: the scenario.
+    pub fn input(&self) -> &std::path::Path {
+        &self.scenario
+    }
+}
+
 pub async fn run(
     args: DemoArgs,
     data: &Path,

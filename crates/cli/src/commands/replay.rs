@@ -34,6 +34,13 @@ pub struct ReplayArgs {
     front: FrontArgs,
 }
 
+impl ReplayArgs {
+    /// The file the command reads first: the cassette.
+    pub fn input(&self) -> &std::path::Path {
+        &self.cassette
+    }
+}
+
 pub async fn run(
     args: ReplayArgs,
     data: &Path,

@@ -34,6 +34,13 @@ pub struct ServeArgs {
     front: FrontArgs,
 }
 
+impl ServeArgs {
+    /// The file the command reads first: the scenario.
+    pub fn input(&self) -> &std::path::Path {
+        &self.scenario
+    }
+}
+
 /// How MCP clients reach the sandbox.
 #[derive(Debug, Args)]
 pub struct FrontArgs {
