@@ -228,24 +228,33 @@ async fn raw_post(
     )
 }
 
+/// Opens a session over raw HTTP as a client declaring `capabilities` (a
+/// JSON object); returns its id.
+async fn open_session(client: &reqwest::Client, url: &str, capabilities: &str) -> String {
+    let init = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"protocolVersion":"2025-06-18","capabilities":{capabilities},"clientInfo":{{"name":"raw","version":"1"}}}}}}"#
+    );
+    let (status, _, _, session) = raw_post(client, url, None, &init).await;
+    assert_eq!(status, 200);
+    let session = session.expect("a session id");
+    let (status, _, _, _) = raw_post(
+        client,
+        url,
+        Some(&session),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    )
+    .await;
+    assert_eq!(status, 202);
+    session
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quiet_calls_are_answered_in_one_piece_and_idle_sessions_expire() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let server = Server::start(&scenario(), &data, &["--session-idle", "1"]);
     let client = reqwest::Client::new();
-    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
-    let (status, _, _, session) = raw_post(&client, &server.url, None, init).await;
-    assert_eq!(status, 200);
-    let session = session.expect("a session id");
-    let (status, _, _, _) = raw_post(
-        &client,
-        &server.url,
-        Some(&session),
-        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-    )
-    .await;
-    assert_eq!(status, 202);
+    let session = open_session(&client, &server.url, "{}").await;
 
     // A tool without steps: one JSON answer, the same result as over SSE.
     let call = |id: u32, tool: &str| {
@@ -337,18 +346,7 @@ async fn a_client_that_loses_a_calls_stream_picks_it_up_again_after_the_last_eve
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(&scenario(), &dir.path().join("data"), &[]);
     let client = reqwest::Client::new();
-    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{"sampling":{}},"clientInfo":{"name":"raw","version":"1"}}}"#;
-    let (status, _, _, session) = raw_post(&client, &server.url, None, init).await;
-    assert_eq!(status, 200);
-    let session = session.expect("a session id");
-    let (status, _, _, _) = raw_post(
-        &client,
-        &server.url,
-        Some(&session),
-        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-    )
-    .await;
-    assert_eq!(status, 202);
+    let session = open_session(&client, &server.url, r#"{"sampling":{}}"#).await;
 
     // The call asks the model: read its stream up to the question, then
     // lose the connection.

@@ -1889,13 +1889,19 @@ async fn post_rpc(
 /// Opens a session over raw HTTP as a client that declares no capability
 /// (nothing a server could ask it); returns its id.
 async fn plain_session(http: &reqwest::Client, url: &str) -> String {
+    raw_session(http, url, json!({})).await
+}
+
+/// Opens a session over raw HTTP as a client that declares `capabilities`;
+/// returns its id.
+async fn raw_session(http: &reqwest::Client, url: &str, capabilities: Value) -> String {
     let (status, _, session, body) = post_rpc(
         http,
         url,
         None,
         json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "plain", "version": "1"}}}),
+            "protocolVersion": "2025-06-18", "capabilities": capabilities,
+            "clientInfo": {"name": "raw", "version": "1"}}}),
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -2085,27 +2091,7 @@ upstreams:
 /// Opens a session over raw HTTP as a client that declares sampling and
 /// elicitation; returns its id.
 async fn asking_session(http: &reqwest::Client, url: &str) -> String {
-    let (status, _, session, body) = post_rpc(
-        http,
-        url,
-        None,
-        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {"sampling": {}, "elicitation": {}},
-            "clientInfo": {"name": "asking", "version": "1"}}}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let session = session.unwrap_or_else(|| panic!("no session: {body}"));
-    let (status, _, _, _) = post_rpc(
-        http,
-        url,
-        Some(&session),
-        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-    )
-    .await;
-    assert_eq!(status, 202);
-    session
+    raw_session(http, url, json!({"sampling": {}, "elicitation": {}})).await
 }
 
 /// POSTs `message` and reads its answer as it comes: every message of an
