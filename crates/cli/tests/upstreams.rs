@@ -1117,18 +1117,8 @@ fn model_saying(reply: &str) -> TestClient {
     }
 }
 
-/// The call of the `summarize` stub below.
-async fn summarize(session: &Session) -> Value {
-    call(session, "summarize", json!({"topic": "the release notes"})).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stubs_question_is_replayed_and_the_recorded_answer_stands_whatever_the_client_says() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let scenario = write_scenario(
-        dir.path(),
-        "scenario.yaml",
-        r#"
+/// A stub that asks the client's model before it answers.
+const ASKS_THE_MODEL: &str = r#"
 version: 1
 name: asks-the-model
 seed: 1
@@ -1140,8 +1130,17 @@ tools:
       - steps:
           - sample: {as: s, prompt: "Summarize {{ args.topic }}", max_tokens: 50}
         text: "summary: {{ answers.s.text }}"
-"#,
-    );
+"#;
+
+/// The call of the `summarize` stub ([`ASKS_THE_MODEL`]).
+async fn summarize(session: &Session) -> Value {
+    call(session, "summarize", json!({"topic": "the release notes"})).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stubs_question_is_replayed_and_the_recorded_answer_stands_whatever_the_client_says() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = write_scenario(dir.path(), "scenario.yaml", ASKS_THE_MODEL);
     let (args, cassettes) = recording_args(dir.path(), &scenario);
     let live = with_timeout("the live session", async {
         let session = connect_command(&sandbar_path(), &args, TestClient::default()).await;
@@ -2283,21 +2282,7 @@ async fn over_http_a_client_that_can_be_asked_gets_a_calls_messages_on_its_strea
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_question_over_http_refused_or_left_unanswered_never_holds_the_call() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let scenario = write_scenario(
-        dir.path(),
-        "scenario.yaml",
-        r#"
-version: 1
-name: asks-the-model
-tools:
-  - name: summarize
-    input_schema: {type: object, properties: {topic: {type: string}}, required: [topic]}
-    respond:
-      - steps:
-          - sample: {as: s, prompt: "Summarize {{ args.topic }}", max_tokens: 50}
-        text: "summary: {{ answers.s.text }}"
-"#,
-    );
+    let scenario = write_scenario(dir.path(), "scenario.yaml", ASKS_THE_MODEL);
     let data = dir.path().join("data");
     let server = Server::start(&scenario, &data, &[]);
     let http = reqwest::Client::new();
