@@ -156,7 +156,8 @@ fn main() -> std::process::ExitCode {
     if let Some(path) = input
         && let Err(e) = std::fs::File::open(path)
     {
-        eprintln!("sandbar: {}: cannot read: {e}", path.display());
+        let message = format!("{}: cannot read: {e}", path.display());
+        eprintln!("sandbar: {}", redactor.redact_str(&message));
         return ExitCode::Failure.into();
     }
     // Commands that write runs, cassettes or exports mask personal data in

@@ -175,10 +175,7 @@ async fn connect_tapped(program: &str, args: &[String], client: TestClient) -> (
     use rmcp::ServiceExt as _;
     use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 
-    let mut child = tokio::process::Command::new(program)
-        .args(args)
-        .env_remove("SANDBAR_LOG")
-        .env_remove("SANDBAR_DATA")
+    let mut child = stdio_command(program, args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -1221,21 +1218,14 @@ async fn a_stubs_question_is_replayed_and_the_recorded_answer_stands_whatever_th
     );
     let unasked = with_timeout("the replay to a client that cannot be asked", async {
         use rmcp::ServiceExt as _;
-        let mut child = tokio::process::Command::new(sandbar_path())
-            .args(&bare_args)
-            .env_remove("SANDBAR_LOG")
-            .env_remove("SANDBAR_DATA")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn sandbar replay");
-        let transport = (
-            child.stdout.take().expect("stdout"),
-            child.stdin.take().expect("stdin"),
-        );
-        let session = ().serve(transport).await.expect("connect");
+        // A client with no capability at all (not the test client's).
+        let session = ()
+            .serve(
+                rmcp::transport::TokioChildProcess::new(stdio_command(&sandbar_path(), &bare_args))
+                    .expect("spawn sandbar replay"),
+            )
+            .await
+            .expect("connect");
         let answer = session
             .call_tool(
                 rmcp::model::CallToolRequestParams::new("summarize").with_arguments(
@@ -1248,7 +1238,6 @@ async fn a_stubs_question_is_replayed_and_the_recorded_answer_stands_whatever_th
             .await
             .expect("the call is answered");
         session.cancel().await.expect("close");
-        let _ = child.wait().await;
         serde_json::to_value(answer).expect("json")
     })
     .await;

@@ -20,7 +20,7 @@
 //! a number the SDK would use), and the client's answer, POSTed like any
 //! response, is taken by the guard ([`SessionLink::answer`]) before the SDK
 //! sees it. A `notifications/cancelled` for the call reaches it through
-//! [`Shared::cancel_direct`]; a session that ends cancels its calls and
+//! [`SessionLink::cancel`]; a session that ends cancels its calls and
 //! the questions they wait on.
 //!
 //! Like the SDK's streams, a call's stream opens with a priming event (an
@@ -64,13 +64,17 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const RETRY_MS: u64 = 3000;
 
 /// What the guard keeps of one HTTP session: what its client can be asked,
-/// the questions put to it that wait for an answer, and what its calls'
-/// streams have to deliver.
+/// its calls in flight, the questions put to it that wait for an answer,
+/// and what its calls' streams have to deliver.
 #[derive(Debug, Default)]
 pub(crate) struct SessionLink {
     sampling: bool,
     elicitation: bool,
     roots: bool,
+    /// Calls that may wait (on an upstream, the client, a step), by request
+    /// id, so that a `notifications/cancelled` or the session's end reaches
+    /// them.
+    calls: Mutex<HashMap<String, CancellationToken>>,
     next_question: AtomicU64,
     /// Questions waiting for the client's answer, by their id; `None` once
     /// the session has ended.
@@ -204,8 +208,57 @@ impl SessionLink {
         }
     }
 
-    /// Ends every wait and lets go of what was kept: the session is over.
+    /// Registers a call in flight; its cancellation.
+    fn track(&self, request_id: &str) -> CancellationToken {
+        let token = CancellationToken::new();
+        self.calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(request_id.to_owned(), token.clone());
+        token
+    }
+
+    fn untrack(&self, request_id: &str) {
+        self.calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(request_id);
+    }
+
+    /// Whether a call of the session is in flight.
+    pub(crate) fn busy(&self) -> bool {
+        !self
+            .calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    /// Cancels the call with this request id, if it is in flight.
+    pub(crate) fn cancel(&self, request_id: &str) {
+        if let Some(token) = self
+            .calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(request_id)
+        {
+            token.cancel();
+        }
+    }
+
+    /// The session is over: its calls are cancelled (as the SDK cancels
+    /// the requests it handles), then every wait ends and what was kept is
+    /// let go. Cancelling first makes a call waiting on the client end
+    /// cancelled rather than with a failed question.
     pub(crate) fn close(&self) {
+        for token in self
+            .calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            token.cancel();
+        }
         self.waiting
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -416,7 +469,7 @@ pub(crate) async fn answer(
         cancel: CancellationToken::new(),
     };
     if !quiet {
-        return Some(stream(shared, session, run, link, call, id).await);
+        return Some(stream(run, link, call, id).await);
     }
     let outcome = run.handle(call, &DetachedClient).await;
     Some(json_response(response_body(&id, outcome)))
@@ -425,22 +478,18 @@ pub(crate) async fn answer(
 /// A call that may talk to the client: JSON if the answer comes first,
 /// else an event stream.
 async fn stream(
-    shared: &Arc<Shared>,
-    session: &str,
     run: Arc<sandbar_engine::Run>,
     link: Arc<SessionLink>,
     mut call: Call,
     id: Value,
 ) -> Response {
     let request_id = call.request_id.clone().unwrap_or_default();
-    call.cancel = shared.track_direct(session, &request_id);
+    call.cancel = link.track(&request_id);
     let (number, sent) = link.open_stream();
     // The call runs to its end whatever happens to the HTTP response: its
     // events are recorded and its upstream request completes or is
     // cancelled, never dropped half-way.
     {
-        let shared = shared.clone();
-        let session = session.to_owned();
         let client = StreamClient {
             sent: sent.clone(),
             link: link.clone(),
@@ -451,7 +500,7 @@ async fn stream(
                 id: id.clone(),
             };
             let outcome = run.handle(call, &client).await;
-            shared.untrack_direct(&session, &request_id);
+            client.link.untrack(&request_id);
             unanswered.sent.push(response_body(&id, outcome), true);
         });
     }

@@ -161,7 +161,12 @@ async fn expire_idle_sessions(guard: Arc<Guard>, shutdown: CancellationToken) {
         };
         // A session with a call still going (an upstream taking its time,
         // a person yet to answer an elicitation) is not idle.
-        for id in idle.into_iter().filter(|id| !guard.shared.session_busy(id)) {
+        for id in idle.into_iter().filter(|id| {
+            !guard
+                .shared
+                .session_link(id)
+                .is_some_and(|link| link.busy())
+        }) {
             tracing::info!(session = %id, "closing an idle session");
             let _ = guard.sessions.close_session(&id).await;
             guard
@@ -419,43 +424,36 @@ impl Guard {
         {
             return response;
         }
-        // The client's answer to a question a call put to it without the
-        // SDK (`direct.rs`) goes to that call; any other response is the
-        // SDK's.
-        if session_live
-            && message.get("method").is_none()
-            && let Some(session) = parts
-                .headers
-                .get("mcp-session-id")
-                .and_then(|v| v.to_str().ok())
-            && let Some(link) = self.shared.session_link(session)
-            && link.answer(&message)
-        {
-            return StatusCode::ACCEPTED.into_response();
-        }
-        // A cancellation of a call the guard answers reaches it here;
-        // the SDK, which does not know the call, still records the
-        // notification.
-        if message.get("method").and_then(Value::as_str) == Some("notifications/cancelled")
-            && let Some(session) = parts
-                .headers
-                .get("mcp-session-id")
-                .and_then(|v| v.to_str().ok())
-            && let Some(id) = message.pointer("/params/requestId")
-        {
-            let id = match id {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            self.shared.cancel_direct(session, &id);
-        }
-        let opens_session =
-            message.get("method").and_then(Value::as_str) == Some("notifications/initialized");
         let session = parts
             .headers
             .get("mcp-session-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let link = session
+            .as_deref()
+            .filter(|_| session_live)
+            .and_then(|s| self.shared.session_link(s));
+        let method = message.get("method").and_then(Value::as_str);
+        if let Some(link) = &link {
+            // The client's answer to a question a call put to it without
+            // the SDK (`direct.rs`) goes to that call; any other response
+            // is the SDK's.
+            if method.is_none() && link.answer(&message) {
+                return StatusCode::ACCEPTED.into_response();
+            }
+            // A cancellation of a call the guard answers reaches it here;
+            // the SDK, which does not know the call, still records the
+            // notification.
+            if method == Some("notifications/cancelled")
+                && let Some(id) = message.pointer("/params/requestId")
+            {
+                link.cancel(&match id {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                });
+            }
+        }
+        let opens_session = method == Some("notifications/initialized");
         let response = next
             .run(Request::from_parts(parts, Body::from(bytes)))
             .await;

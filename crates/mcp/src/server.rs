@@ -10,8 +10,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
-use tokio_util::sync::CancellationToken;
-
 use async_trait::async_trait;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CancelledNotificationParam, CompleteRequestParams,
@@ -54,10 +52,6 @@ pub struct Shared {
     /// HTTP session id to its run, for answering calls without the SDK
     /// (`direct.rs`), and what its client can be asked.
     session_runs: std::sync::RwLock<HashMap<Arc<str>, SessionEntry>>,
-    /// Calls answered without the SDK that may wait (on an upstream, the
-    /// client, a step), by session and request id, so a
-    /// `notifications/cancelled` or the session's end can reach them.
-    direct_calls: Mutex<HashMap<(Arc<str>, String), CancellationToken>>,
     /// Who may connect.
     access: Access,
     /// Whether the offered lists may change while a client is connected,
@@ -98,7 +92,6 @@ impl Shared {
             stateless_runs: tokio::sync::Mutex::new(HashMap::new()),
             live_runs: Mutex::new(Vec::new()),
             session_runs: std::sync::RwLock::new(HashMap::new()),
-            direct_calls: Mutex::new(HashMap::new()),
         })
     }
 
@@ -215,53 +208,14 @@ impl Shared {
         );
     }
 
-    /// Registers a call the guard answers; cancelled by [`Shared::cancel_direct`].
-    pub(crate) fn track_direct(&self, session: &str, request_id: &str) -> CancellationToken {
-        let token = CancellationToken::new();
-        let mut calls = self.direct_calls.lock().unwrap_or_else(|p| p.into_inner());
-        calls.insert((Arc::from(session), request_id.to_owned()), token.clone());
-        token
-    }
-
-    pub(crate) fn untrack_direct(&self, session: &str, request_id: &str) {
-        let mut calls = self.direct_calls.lock().unwrap_or_else(|p| p.into_inner());
-        calls.remove(&(Arc::from(session), request_id.to_owned()));
-    }
-
-    /// Whether a call of the session that the guard answers is in flight.
-    pub(crate) fn session_busy(&self, session: &str) -> bool {
-        let calls = self.direct_calls.lock().unwrap_or_else(|p| p.into_inner());
-        calls.keys().any(|(s, _)| &**s == session)
-    }
-
-    /// Cancels a call the guard answers, if it is one; true when it was.
-    pub(crate) fn cancel_direct(&self, session: &str, request_id: &str) -> bool {
-        let calls = self.direct_calls.lock().unwrap_or_else(|p| p.into_inner());
-        match calls.get(&(Arc::from(session), request_id.to_owned())) {
-            Some(token) => {
-                token.cancel();
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// The session is over: its questions stop waiting and its calls are
-    /// cancelled, as the SDK cancels the requests it handles.
+    /// The session is over: its calls are cancelled and its questions stop
+    /// waiting ([`SessionLink::close`]).
     fn unbind_session(&self, id: &str) {
         let entry = self
             .session_runs
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
-        {
-            let calls = self.direct_calls.lock().unwrap_or_else(|p| p.into_inner());
-            for ((session, _), token) in calls.iter() {
-                if &**session == id {
-                    token.cancel();
-                }
-            }
-        }
         if let Some(entry) = entry {
             entry.link.close();
         }

@@ -266,14 +266,20 @@ pub async fn connect_stdio(scenario: &Path, data: &Path, client: TestClient) -> 
 /// Starts `PROGRAM ARGS...` (a `sandbar` command line, possibly wrapped,
 /// e.g. in `unshare`) as a child speaking MCP on stdio and connects to it.
 pub async fn connect_command(program: &str, args: &[String], client: TestClient) -> Session {
+    client
+        .serve(TokioChildProcess::new(stdio_command(program, args)).expect("spawn stdio server"))
+        .await
+        .expect("connect over stdio")
+}
+
+/// `PROGRAM ARGS...` as a command to run as an MCP server on stdio, without
+/// the environment of the test's own shell.
+pub fn stdio_command(program: &str, args: &[String]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .env_remove("SANDBAR_LOG")
         .env_remove("SANDBAR_DATA");
-    client
-        .serve(TokioChildProcess::new(cmd).expect("spawn stdio server"))
-        .await
-        .expect("connect over stdio")
+    cmd
 }
 
 /// The path of the `sandbar` binary under test.
